@@ -1,0 +1,29 @@
+# slak_mm: two commands set up a fresh machine (Python 3.11 + a compiler):
+#   make demo   venv + install, synthetic ADE20K, train UperNet+SLaK on CPU,
+#               evaluate (mIoU) and write prediction images
+#   make test   venv + install, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= data/synthetic
+WORK_DIR ?= work_dirs/demo_upernet_slak
+DEMO_CONFIG ?= configs/demo/upernet_slak_demo_synthetic_ade20k.py
+PYTEST_ARGS ?=
+
+.PHONY: install demo test clean-demo
+
+install:
+	bash tools/setup_env.sh $(VENV)
+
+demo: install
+	$(PY) tools/generate_synthetic_data.py $(DATA) --datasets ade20k
+	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(WORK_DIR) \
+		--cfg-options data_root=$(DATA)/ADEChallengeData2016
+	$(PY) tools/test.py $(DEMO_CONFIG) $$(cat $(WORK_DIR)/last_checkpoint) \
+		--work-dir $(WORK_DIR) --show-dir $(WORK_DIR)/predictions \
+		--cfg-options data_root=$(DATA)/ADEChallengeData2016
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean-demo:
+	rm -rf $(DATA) $(WORK_DIR)

@@ -1,0 +1,114 @@
+"""Train and test entry points behind ``tools/train.py`` / ``tools/test.py``.
+
+One pair of functions serves segmentation and detection: the config's
+``default_scope`` (``mmseg`` or ``mmdet``) selects the registries, models,
+datasets and metrics.
+"""
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Optional
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from .config import (adapt_to_device, check_datasets, enable_visualization,
+                     set_work_dir)
+
+
+def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
+             launcher: str) -> None:
+    cfg.launcher = launcher
+    set_work_dir(cfg, config_path, work_dir)
+    adapt_to_device(cfg)
+
+
+def train(cfg: Config,
+          config_path: str,
+          work_dir: Optional[str] = None,
+          resume: Optional[str] = None,
+          amp: bool = False,
+          launcher: str = 'none') -> Runner:
+    """Train a segmentor or detector described by ``cfg``.
+
+    Args:
+        cfg (Config): Loaded config (``--cfg-options`` applied).
+        config_path (str): The config file, for the default work_dir.
+        work_dir (str, optional): Where logs and checkpoints go.
+        resume (str, optional): ``'auto'`` resumes from the latest
+            checkpoint in work_dir, a path resumes from that file.
+        amp (bool): Mixed precision (``AmpOptimWrapper``, CUDA only).
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+
+    Returns:
+        Runner: The runner after training.
+    """
+    _prepare(cfg, config_path, work_dir, launcher)
+    check_datasets(cfg, ('train', 'val') if cfg.get('val_cfg') else
+                   ('train', ))
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def write_json_atomic(data: dict, path: str) -> None:
+    """Write ``data`` as JSON so that readers never see a partial file."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)),
+                               suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def test(cfg: Config,
+         config_path: str,
+         checkpoint: str,
+         work_dir: Optional[str] = None,
+         show_dir: Optional[str] = None,
+         launcher: str = 'none') -> Dict[str, float]:
+    """Evaluate ``checkpoint`` on the config's test set.
+
+    Metrics (mIoU/aAcc/mAcc for segmentation, bbox mAP for VOC, bbox and
+    segm AP for COCO) are logged and written to
+    ``WORK_DIR/test_metrics.json``.
+
+    Args:
+        cfg (Config): Loaded config.
+        config_path (str): The config file, for the default work_dir.
+        checkpoint (str): Model checkpoint to evaluate.
+        work_dir (str, optional): Where logs and metrics go.
+        show_dir (str, optional): Save painted predictions here.
+        launcher (str): Job launcher.
+
+    Returns:
+        dict: Metric name to value.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    _prepare(cfg, config_path, work_dir, launcher)
+    check_datasets(cfg, ('test', ))
+    cfg.load_from = checkpoint
+    if show_dir:
+        enable_visualization(cfg, show_dir)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    metrics = {k: float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float))}
+    if runner.rank == 0:
+        out = osp.join(cfg.work_dir, 'test_metrics.json')
+        write_json_atomic(
+            dict(config=config_path, checkpoint=checkpoint, metrics=metrics),
+            out)
+        print_log(f'Test metrics written to {out}: {metrics}',
+                  logger='current')
+    return metrics

@@ -1,0 +1,303 @@
+"""SLaK backbone (Sparse Large Kernel Network, ICLR 2023) for mmseg / mmdet.
+
+Parameter names follow the official SLaK checkpoints (``downsample_layers``,
+``stages``, ``large_kernel.LoRA1`` ...), which keep ConvNeXt's layout, so the
+published ImageNet weights load unchanged and mm's ConvNeXt layer-decay rules
+apply.
+"""
+from functools import partial
+from typing import Dict, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from timm.layers import DropPath, LayerNorm2d, trunc_normal_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from slak_mm.registry import register_model
+from ..layers import LargeKernelConv
+from ..utils import load_pretrained_backbone
+
+
+def _norm_module(norm_cfg: dict, channels: int) -> nn.Module:
+    return build_norm_layer(norm_cfg, channels)[1]
+
+
+class SLaKBlock(nn.Module):
+    """One SLaK block: large-kernel depthwise conv, then a ConvNeXt MLP.
+
+    ``x + drop_path(gamma * pwconv2(gelu(pwconv1(norm(large_kernel(x))))))``,
+    with the MLP applied channels-last.
+
+    Args:
+        dim (int): Number of channels.
+        kernel_size (int): Large kernel side ``M``.
+        small_kernel (int): Short kernel side ``N``.
+        decompose (bool): Three-branch decomposed kernel (SLaK) or one dense
+            ``M x M`` branch (RepLKNet).
+        norm_cfg (dict): Config of the branch norms.
+        drop_path_rate (float): Stochastic depth rate. Default: 0.
+        layer_scale_init_value (float): Initial value of ``gamma``; 0 or less
+            disables layer scale. Default: 1e-6.
+        with_cp (bool): Gradient checkpointing of the block. Default: False.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 kernel_size: int,
+                 small_kernel: int,
+                 decompose: bool,
+                 norm_cfg: dict,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 with_cp: bool = False):
+        super().__init__()
+        self.with_cp = with_cp
+        self.large_kernel = LargeKernelConv(
+            dim,
+            kernel_size,
+            small_kernel,
+            decompose=decompose,
+            norm_layer=partial(_norm_module, norm_cfg))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(
+            torch.full((dim, ), float(layer_scale_init_value))
+        ) if layer_scale_init_value > 0 else None
+        self.drop_path = DropPath(
+            drop_path_rate) if drop_path_rate > 0. else nn.Identity()
+
+    def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.large_kernel(x).permute(0, 2, 3, 1)
+        x = self.pwconv2(self.act(self.pwconv1(self.norm(x))))
+        if self.gamma is not None:
+            x = self.gamma * x
+        return shortcut + self.drop_path(x.permute(0, 3, 1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        return self._inner_forward(x)
+
+
+@register_model
+class SLaK(BaseModule):
+    """SLaK backbone with multi-scale outputs for dense prediction.
+
+    A ConvNeXt macro design whose 7x7 depthwise convs are replaced by
+    decomposed large kernels (``M x N + N x M + N x N``, each branch with its
+    own BatchNorm), channels widened by ``width_factor``. Registered in both
+    ``mmseg.registry.MODELS`` and ``mmdet.registry.MODELS``.
+
+    Args:
+        arch (str | dict): ``'tiny'``, ``'small'``, ``'base'``, or a dict with
+            ``depths`` (4 ints) and ``dims`` (4 ints, before
+            ``width_factor``). Default: ``'tiny'``.
+        in_channels (int): Input image channels. Default: 3.
+        kernel_size (Sequence[int]): Large kernel side per stage, odd.
+            Default: (51, 49, 47, 13).
+        small_kernel (int): Short side ``N`` of the decomposed kernels, odd
+            and smaller than every large kernel. Default: 5.
+        width_factor (float): Channel multiplier: stage ``i`` has
+            ``int(dims[i] * width_factor)`` channels. Default: 1.3.
+        decompose (bool): Decomposed ``M x N + N x M + N x N`` kernels (SLaK)
+            or one dense ``M x M`` + ``N x N`` (RepLKNet). Default: True.
+        drop_path_rate (float): Stochastic depth rate, increasing linearly
+            over the blocks. Default: 0.
+        layer_scale_init_value (float): Initial layer scale. Default: 1e-6.
+        out_indices (Sequence[int]): Stages (0-3) whose features are output,
+            each through its own LayerNorm ``norm{i}``; strides 4, 8, 16, 32.
+            Default: (0, 1, 2, 3).
+        frozen_stages (int): Freeze (no gradients, norms in eval) the stem
+            and stages ``0 .. frozen_stages - 1``; -1 or 0 freezes nothing.
+            Default: -1.
+        norm_eval (bool): Keep the branch BatchNorms in eval mode during
+            training (running statistics frozen). Default: False.
+        with_cp (bool): Gradient checkpointing per block, trading compute
+            for memory. Default: False.
+        norm_cfg (dict): Config of the branch norms; the real configs use
+            ``SyncBN``. Default: ``dict(type='BN', requires_grad=True)``.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint=PATH)`` loads an official SLaK ImageNet checkpoint or
+            an mm checkpoint; None initialises randomly. Default: None.
+    """
+
+    arch_settings: Dict[str, dict] = {
+        'tiny': dict(depths=[3, 3, 9, 3], dims=[96, 192, 384, 768]),
+        'small': dict(depths=[3, 3, 27, 3], dims=[96, 192, 384, 768]),
+        'base': dict(depths=[3, 3, 27, 3], dims=[128, 256, 512, 1024]),
+    }
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 kernel_size: Sequence[int] = (51, 49, 47, 13),
+                 small_kernel: int = 5,
+                 width_factor: float = 1.3,
+                 decompose: bool = True,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 init_cfg: Union[dict, None] = None):
+        super().__init__(init_cfg=init_cfg)
+        depths, base_dims = self._parse_arch(arch)
+        self.kernel_size = self._check_kernel_sizes(kernel_size, small_kernel)
+        self.small_kernel = small_kernel
+        self.out_indices = self._check_out_indices(out_indices)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, '
+                             f'{self.num_stages}], got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.dims = [int(d * width_factor) for d in base_dims]
+        self.depths = depths
+
+        self.downsample_layers = nn.ModuleList([
+            nn.Sequential(
+                nn.Conv2d(in_channels, self.dims[0], kernel_size=4, stride=4),
+                LayerNorm2d(self.dims[0], eps=1e-6))
+        ])
+        for i in range(1, self.num_stages):
+            self.downsample_layers.append(
+                nn.Sequential(
+                    LayerNorm2d(self.dims[i - 1], eps=1e-6),
+                    nn.Conv2d(
+                        self.dims[i - 1], self.dims[i], kernel_size=2,
+                        stride=2)))
+
+        dp_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        for i in range(self.num_stages):
+            first = sum(depths[:i])
+            self.stages.append(
+                nn.Sequential(*[
+                    SLaKBlock(
+                        self.dims[i],
+                        self.kernel_size[i],
+                        small_kernel,
+                        decompose=decompose,
+                        norm_cfg=norm_cfg,
+                        drop_path_rate=dp_rates[first + j],
+                        layer_scale_init_value=layer_scale_init_value,
+                        with_cp=with_cp) for j in range(depths[i])
+                ]))
+
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', LayerNorm2d(self.dims[i], eps=1e-6))
+        self._freeze_stages()
+
+    # ----------------------------------------------------------- validation
+    def _parse_arch(self, arch) -> Tuple[list, list]:
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise ValueError(
+                    f'Unknown SLaK arch {arch!r}; choose one of '
+                    f'{sorted(self.arch_settings)} or pass a dict with '
+                    f'"depths" and "dims" (4 ints each).')
+            arch = self.arch_settings[arch]
+        if not isinstance(arch, dict) or not {'depths', 'dims'} <= set(arch):
+            raise ValueError('A custom SLaK arch must be a dict with keys '
+                             f'"depths" and "dims", got {arch!r}')
+        depths, dims = list(arch['depths']), list(arch['dims'])
+        if len(depths) != self.num_stages or len(dims) != self.num_stages:
+            raise ValueError(
+                f'arch "depths" and "dims" need {self.num_stages} entries '
+                f'(one per stage), got depths={depths}, dims={dims}')
+        return depths, dims
+
+    def _check_kernel_sizes(self, kernel_size, small_kernel) -> list:
+        kernel_size = list(kernel_size)
+        if len(kernel_size) != self.num_stages:
+            raise ValueError(
+                f'kernel_size needs {self.num_stages} values (one per stage, '
+                f'e.g. (51, 49, 47, 13)), got {kernel_size}; the short side '
+                f'goes in small_kernel')
+        for k in kernel_size + [small_kernel]:
+            if k < 1 or k % 2 == 0:
+                raise ValueError(
+                    f'Kernel sizes must be odd positive integers so that '
+                    f'"same" padding keeps the map size; got kernel_size='
+                    f'{kernel_size}, small_kernel={small_kernel}')
+        if any(small_kernel >= k for k in kernel_size):
+            raise ValueError(
+                f'small_kernel ({small_kernel}) must be smaller than every '
+                f'large kernel size {kernel_size}')
+        return kernel_size
+
+    def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        out_indices = tuple(out_indices)
+        bad = [i for i in out_indices if not 0 <= i < self.num_stages]
+        if bad or not out_indices:
+            raise ValueError(
+                f'out_indices must be non-empty stage indices in '
+                f'0..{self.num_stages - 1}, got {out_indices}')
+        return out_indices
+
+    # ------------------------------------------------------- init / freezing
+    def init_weights(self):
+        """Load ``init_cfg``'s pretrained checkpoint, or initialise randomly
+        (truncated normal, std 0.02, for conv and linear weights)."""
+        if self.init_cfg is not None and self.init_cfg.get(
+                'type') == 'Pretrained':
+            load_pretrained_backbone(
+                self,
+                self.init_cfg['checkpoint'],
+                map_location=self.init_cfg.get('map_location', 'cpu'))
+            return
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if self.init_cfg is not None:
+            super().init_weights()
+
+    def _freeze_stages(self):
+        for i in range(max(self.frozen_stages, 0)):
+            for module in (self.downsample_layers[i], self.stages[i]):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # --------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return the normalised features of the stages in ``out_indices``.
+
+        Args:
+            x (torch.Tensor): Images, shape (N, C, H, W), H and W >= 32.
+
+        Returns:
+            tuple[torch.Tensor]: One (N, dims[i], H_i, W_i) map per entry of
+            ``out_indices``, at stride 4, 8, 16, 32 for stages 0-3.
+        """
+        if x.dim() != 4 or min(x.shape[-2:]) < 32:
+            raise ValueError(
+                f'SLaK expects (N, C, H, W) input with H, W >= 32 (four '
+                f'downsamplings, stride 32); got shape {tuple(x.shape)}')
+        outs = []
+        for i in range(self.num_stages):
+            x = self.stages[i](self.downsample_layers[i](x))
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+        return tuple(outs)

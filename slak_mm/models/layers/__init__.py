@@ -1,0 +1,4 @@
+"""Framework-free building blocks (torch and timm only)."""
+from .large_kernel_conv import ConvBN, LargeKernelConv
+
+__all__ = ['ConvBN', 'LargeKernelConv']

@@ -1,0 +1,195 @@
+"""Reading official SLaK checkpoints (and mm checkpoints) into the backbone.
+
+The official ImageNet files are ``torch.save`` dicts with ``model`` (the
+state dict), ``optimizer``, ``epoch``, ``scaler``, ``args`` (an
+``argparse.Namespace``) and sometimes ``model_ema``. They are read with
+``torch.load(weights_only=True)``, allow-listing only ``argparse.Namespace``:
+no arbitrary object is ever unpickled.
+"""
+import argparse
+import os.path as osp
+import pickle
+from collections import OrderedDict
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+#: Types beyond tensors and containers that official SLaK files contain.
+SAFE_CHECKPOINT_GLOBALS = (argparse.Namespace, )
+#: Key prefixes added by DDP (``module.``) or by mm detectors/segmentors.
+_WRAPPER_PREFIXES = ('module.', 'backbone.')
+#: The ImageNet classifier's final norm and head: not part of a backbone.
+_CLASSIFIER_PREFIXES = ('norm.', 'head.')
+#: Branch names used by official files before 2022-07-12.
+_LEGACY_RENAMES = (('.Decom1.', '.LoRA1.'), ('.Decom2.', '.LoRA2.'))
+
+
+def load_checkpoint_file(path: str, map_location='cpu') -> dict:
+    """Read a checkpoint file safely (``weights_only=True``).
+
+    Args:
+        path (str): Local path of the checkpoint.
+        map_location: Passed to ``torch.load``. Default: ``'cpu'``.
+
+    Returns:
+        dict: The unpickled checkpoint.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        RuntimeError: If the file needs types outside the allow-list.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'SLaK checkpoint not found: {path!r}. Download the official '
+            f'ImageNet checkpoint and set the config variable `checkpoint` '
+            f'(or --cfg-options model.backbone.init_cfg.checkpoint=PATH).')
+    try:
+        with torch.serialization.safe_globals(list(SAFE_CHECKPOINT_GLOBALS)):
+            return torch.load(
+                path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise RuntimeError(
+            f'Refused to load {path!r}: it contains Python objects other '
+            f'than tensors, containers and argparse.Namespace, and loading '
+            f'them would run arbitrary code ({err}). If you trust the file, '
+            f'convert it once to a plain state dict, e.g. '
+            f'`torch.save(torch.load(path, weights_only=False)["model"], '
+            f'out)`, and load that.') from err
+
+
+def extract_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:
+    """Pick the model weights out of a checkpoint dict.
+
+    Args:
+        checkpoint (dict): A loaded checkpoint: ``{'model': ...}``,
+            ``{'state_dict': ...}`` or a bare state dict.
+        use_ema (bool): Take ``model_ema`` instead of ``model``.
+
+    Returns:
+        dict: The state dict.
+    """
+    if use_ema:
+        if 'model_ema' not in checkpoint:
+            raise KeyError(
+                'use_ema=True but the checkpoint has no "model_ema" entry; '
+                f'its keys are {sorted(checkpoint)[:10]}')
+        return checkpoint['model_ema']
+    for key in ('state_dict', 'model'):
+        if key in checkpoint and isinstance(checkpoint[key], dict):
+            return checkpoint[key]
+    if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint
+    raise KeyError('No weights found in the checkpoint: expected a "model" '
+                   'or "state_dict" entry or a bare state dict; found keys '
+                   f'{sorted(checkpoint)[:10]}')
+
+
+def to_backbone_state_dict(state_dict: dict) -> 'OrderedDict[str, torch.Tensor]':
+    """Map official or mm key names onto :class:`SLaK`'s parameter names.
+
+    Strips ``module.``/``backbone.`` prefixes (keeping only ``backbone.*``
+    keys when an mm model's state dict is given), drops the classifier's
+    ``norm.*`` / ``head.*`` and renames the legacy ``Decom1``/``Decom2``
+    branches to ``LoRA1``/``LoRA2``.
+
+    Args:
+        state_dict (dict): Keys and tensors as stored in the file.
+
+    Returns:
+        OrderedDict: Backbone keys and tensors.
+    """
+    items = [(k[len('module.'):] if k.startswith('module.') else k, v)
+             for k, v in state_dict.items()]
+    if any(k.startswith('backbone.') for k, _ in items):
+        items = [(k[len('backbone.'):], v) for k, v in items
+                 if k.startswith('backbone.')]
+    out = OrderedDict()
+    for key, value in items:
+        if key.startswith(_CLASSIFIER_PREFIXES):
+            continue
+        for old, new in _LEGACY_RENAMES:
+            key = key.replace(old, new)
+        out[key] = value
+    return out
+
+
+def _check_compatible(path: str, state_dict: dict, model_state: dict):
+    file_dense = any('.lkb_origin.' in k for k in state_dict)
+    model_dense = any('.lkb_origin.' in k for k in model_state)
+    if file_dense != model_dense:
+        file_kind, fix = (('non-decomposed (one dense M x M "lkb_origin" '
+                           'branch)', 'decompose=False') if file_dense else
+                          ('decomposed (LoRA1/LoRA2/small_conv)',
+                           'decompose=True'))
+        raise ValueError(
+            f'Checkpoint {path!r} holds a {file_kind} SLaK model, which does '
+            f'not fit this backbone; build it with {fix}.')
+    mismatched = [(k, tuple(v.shape), tuple(model_state[k].shape))
+                  for k, v in state_dict.items()
+                  if k in model_state and v.shape != model_state[k].shape]
+    if mismatched:
+        lines = '\n'.join(f'  {k}: checkpoint {a} vs model {b}'
+                          for k, a, b in mismatched[:5])
+        raise ValueError(
+            f'Checkpoint {path!r} does not fit the model ({len(mismatched)} '
+            f'shape mismatches; check arch, kernel_size, small_kernel and '
+            f'width_factor). Nothing was loaded. First mismatches:\n{lines}')
+
+
+def weight_density(state_dict: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    """Fraction of non-zero entries of every 2-D and 4-D weight.
+
+    Args:
+        state_dict (dict): Names and tensors.
+
+    Returns:
+        dict: Name to density in [0, 1].
+    """
+    return {
+        k: float(v.count_nonzero()) / v.numel()
+        for k, v in state_dict.items() if v.dim() in (2, 4) and v.numel()
+    }
+
+
+def load_pretrained_backbone(model: nn.Module,
+                             path: str,
+                             map_location='cpu',
+                             use_ema: bool = False) -> Tuple[List[str],
+                                                             List[str]]:
+    """Load an official SLaK or mm checkpoint into a SLaK backbone.
+
+    All keys are checked before anything is copied, so a file that does not
+    fit the model is refused whole. A report (loaded / missing / unexpected
+    keys and weight density) goes to the current mmengine logger.
+
+    Args:
+        model (nn.Module): The backbone.
+        path (str): Checkpoint path.
+        map_location: Passed to ``torch.load``.
+        use_ema (bool): Load the ``model_ema`` weights.
+
+    Returns:
+        tuple[list[str], list[str]]: Missing and unexpected keys.
+    """
+    state_dict = to_backbone_state_dict(
+        extract_state_dict(load_checkpoint_file(path, map_location), use_ema))
+    model_state = model.state_dict()
+    _check_compatible(path, state_dict, model_state)
+    missing = [k for k in model_state if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in model_state]
+    model.load_state_dict(state_dict, strict=False)
+
+    density = weight_density(
+        {k: v
+         for k, v in state_dict.items() if k in model_state})
+    mean_density = sum(density.values()) / max(len(density), 1)
+    print_log(
+        f'Loaded SLaK backbone weights from {path}: '
+        f'{len(state_dict) - len(unexpected)} keys loaded, {len(missing)} '
+        f'missing {missing}, {len(unexpected)} unexpected {unexpected}; '
+        f'mean density of the {len(density)} conv/linear weights '
+        f'{mean_density:.3f}',
+        logger='current')
+    return missing, unexpected

@@ -1,0 +1,47 @@
+"""Evaluate a SLaK model: ``python tools/test.py CONFIG CHECKPOINT``.
+
+Prints and writes (``WORK_DIR/test_metrics.json``) mIoU/aAcc/mAcc for
+segmentation configs, bbox mAP for VOC, bbox and segm AP for COCO.
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+from slak_mm.apis import load_config, test
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a SLaK model')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='dir for logs and metrics')
+    parser.add_argument(
+        '--show-dir', help='save images with predictions drawn here')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    metrics = test(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
+                   show_dir=args.show_dir, launcher=args.launcher)
+    for name, value in metrics.items():
+        print(f'{name}: {value:.4f}')
+
+
+if __name__ == '__main__':
+    main()
