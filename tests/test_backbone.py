@@ -1,0 +1,198 @@
+"""SLaK backbone: shapes, official layout, arguments, freezing, checkpointing."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import slak_mm  # noqa: F401  (registers SLaK)
+from slak_mm.models import SLaK
+
+REF = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), '..', 'shared',
+    'reference', 'slak_official_state_dict_keys.json')
+SMALL = dict(
+    arch=dict(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32]),
+    kernel_size=(9, 7, 7, 5),
+    small_kernel=3,
+    width_factor=1.0)
+
+
+@pytest.mark.parametrize('arch,dims', [
+    ('tiny', [124, 249, 499, 998]),
+    ('small', [124, 249, 499, 998]),
+    ('base', [166, 332, 665, 1331]),
+])
+@pytest.mark.parametrize('size', [(64, 64), (70, 45)])
+def test_output_shapes(arch, dims, size):
+    model = SLaK(arch=arch).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, *size))
+    assert len(outs) == 4
+    for i, (out, dim) in enumerate(zip(outs, dims)):
+        stride = 4 * 2**i
+        assert out.shape == (1, dim, size[0] // stride, size[1] // stride)
+
+
+def test_state_dict_matches_official_keys_and_shapes():
+    with open(REF) as f:
+        ref = json.load(f)
+    for arch in ('tiny', 'small', 'base'):
+        official = {
+            k: tuple(shape)
+            for k, shape, _ in ref[arch] if not k.startswith(('norm.', 'head.'))
+        }
+        ours = {
+            k: tuple(v.shape)
+            for k, v in SLaK(arch=arch).state_dict().items()
+            if not k.startswith('norm')
+        }
+        assert ours == official, arch
+
+
+def _official_forward(sd, x, depths, kernel, small):
+    """Independent functional re-implementation of the official forward."""
+
+    def ln_cf(x, w, b):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        return w[:, None, None] * ((x - u) / torch.sqrt(s + 1e-6)) + b[:, None,
+                                                                          None]
+
+    def conv_bn(x, p, kh, kw):
+        y = F.conv2d(x, sd[p + '.conv.weight'], None, 1, (kh // 2, kw // 2), 1,
+                     x.shape[1])
+        return F.batch_norm(y, sd[p + '.bn.running_mean'],
+                            sd[p + '.bn.running_var'], sd[p + '.bn.weight'],
+                            sd[p + '.bn.bias'], False, 0., 1e-5)
+
+    outs = []
+    for i in range(4):
+        d = f'downsample_layers.{i}'
+        if i == 0:
+            x = F.conv2d(x, sd[d + '.0.weight'], sd[d + '.0.bias'], 4)
+            x = ln_cf(x, sd[d + '.1.weight'], sd[d + '.1.bias'])
+        else:
+            x = ln_cf(x, sd[d + '.0.weight'], sd[d + '.0.bias'])
+            x = F.conv2d(x, sd[d + '.1.weight'], sd[d + '.1.bias'], 2)
+        for j in range(depths[i]):
+            p = f'stages.{i}.{j}'
+            m = kernel[i]
+            y = (conv_bn(x, p + '.large_kernel.LoRA1', m, small) +
+                 conv_bn(x, p + '.large_kernel.LoRA2', small, m) +
+                 conv_bn(x, p + '.large_kernel.small_conv', small, small))
+            y = y.permute(0, 2, 3, 1)
+            y = F.layer_norm(y, (y.shape[-1], ), sd[p + '.norm.weight'],
+                             sd[p + '.norm.bias'], 1e-6)
+            y = F.linear(y, sd[p + '.pwconv1.weight'], sd[p + '.pwconv1.bias'])
+            y = F.linear(
+                F.gelu(y), sd[p + '.pwconv2.weight'], sd[p + '.pwconv2.bias'])
+            x = x + (sd[p + '.gamma'] * y).permute(0, 3, 1, 2)
+        outs.append(ln_cf(x, sd[f'norm{i}.weight'], sd[f'norm{i}.bias']))
+    return outs
+
+
+def test_matches_official_forward_with_same_weights():
+    torch.manual_seed(0)
+    model = SLaK(**SMALL, layer_scale_init_value=0.5)
+    model.init_weights()
+    for m in model.modules():  # non-trivial BN statistics and affine
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.randn(2, 3, 96, 80)
+    with torch.no_grad():
+        ours = model(x)
+        ref = _official_forward(model.state_dict(), x, [1, 1, 2, 1],
+                                (9, 7, 7, 5), 3)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_non_decomposed_branch_layout():
+    model = SLaK(**SMALL, decompose=False)
+    keys = model.state_dict().keys()
+    assert 'stages.0.0.large_kernel.lkb_origin.conv.weight' in keys
+    assert not any('LoRA' in k for k in keys)
+    assert model.stages[0][0].large_kernel.lkb_origin.conv.weight.shape == (
+        8, 1, 9, 9)
+    out = model(torch.randn(1, 3, 64, 64))
+    assert out[0].shape == (1, 8, 16, 16)
+
+
+def test_out_indices_subset_builds_only_those_norms():
+    model = SLaK(**SMALL, out_indices=(1, 3))
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [16, 32]
+    assert hasattr(model, 'norm1') and not hasattr(model, 'norm0')
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(arch='huge'), 'Unknown SLaK arch'),
+    (dict(arch=dict(depths=[1, 1, 1])), 'depths'),
+    (dict(kernel_size=(51, 49, 47)), 'kernel_size needs 4'),
+    (dict(kernel_size=(51, 48, 47, 13)), 'odd'),
+    (dict(small_kernel=4), 'odd'),
+    (dict(kernel_size=(51, 49, 47, 5), small_kernel=5), 'smaller'),
+    (dict(out_indices=(0, 4)), 'out_indices'),
+    (dict(frozen_stages=5), 'frozen_stages'),
+])
+def test_invalid_arguments_raise_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SLaK(**kwargs)
+
+
+def test_too_small_input_is_refused():
+    with pytest.raises(ValueError, match='H, W >= 32'):
+        SLaK(**SMALL)(torch.randn(1, 3, 16, 64))
+
+
+def test_frozen_stages_and_norm_eval():
+    model = SLaK(**SMALL, frozen_stages=2, norm_eval=True)
+    model.train()
+    for i in range(2):
+        assert not any(p.requires_grad
+                       for p in model.downsample_layers[i].parameters())
+        assert not any(p.requires_grad for p in model.stages[i].parameters())
+        assert not model.stages[i].training
+    assert all(p.requires_grad for p in model.stages[2].parameters())
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)
+    # running statistics stay untouched in training mode
+    before = bns[-1].running_mean.clone()
+    model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(before, bns[-1].running_mean)
+    assert model.stages[3].training
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    ref = SLaK(**SMALL, drop_path_rate=0.0)
+    ref.init_weights()
+    cp_model = SLaK(**SMALL, with_cp=True)
+    cp_model.load_state_dict(ref.state_dict())
+    ref.eval(), cp_model.eval()  # deterministic BN, checkpointing still on
+    x1 = torch.randn(2, 3, 64, 64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    out1, out2 = ref(x1), cp_model(x2)
+    for a, b in zip(out1, out2):
+        torch.testing.assert_close(a, b)
+    sum(o.square().mean() for o in out1).backward()
+    sum(o.square().mean() for o in out2).backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    for (name, p1), p2 in zip(ref.named_parameters(), cp_model.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
+
+
+def test_registered_in_both_scopes():
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    assert SEG.get('SLaK') is SLaK and DET.get('SLaK') is SLaK
+    for registry in (SEG, DET):
+        model = registry.build(dict(type='SLaK', **SMALL))
+        assert isinstance(model, SLaK)

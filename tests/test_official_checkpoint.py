@@ -1,0 +1,111 @@
+"""Loading official-format SLaK checkpoints (built here, never downloaded)."""
+import argparse
+import logging
+
+import pytest
+import torch
+
+import slak_mm  # noqa: F401
+from slak_mm.models import SLaK
+from slak_mm.models.utils import load_pretrained_backbone
+
+SMALL = dict(
+    arch=dict(depths=[1, 1, 1, 1], dims=[8, 16, 24, 32]),
+    kernel_size=(9, 7, 7, 5),
+    small_kernel=3,
+    width_factor=1.0)
+
+
+def official_file(path, model, prefix='', rename=None, sparsity=0.4):
+    """Write a checkpoint laid out like the official ImageNet files."""
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.startswith('norm') and not key.startswith('norm.'):
+            continue  # dense-prediction output norms are not in the file
+        value = torch.randn(value.shape, generator=gen).to(value.dtype) \
+            if value.is_floating_point() else value.clone()
+        if value.dim() in (2, 4):
+            value[torch.rand(value.shape, generator=gen) < sparsity] = 0
+        if rename:
+            key = key.replace(*rename)
+        state[prefix + key] = value
+    state[prefix + 'norm.weight'] = torch.ones(32)
+    state[prefix + 'head.weight'] = torch.zeros(1000, 32)
+    torch.save(
+        dict(
+            model=state,
+            optimizer={'state': {}},
+            epoch=299,
+            scaler={'scale': 65536.0},
+            args=argparse.Namespace(model='SLaK_tiny', kernel_size=[9, 7, 7,
+                                                                    5, 3])),
+        path)
+    return state
+
+
+@pytest.mark.parametrize('prefix,rename', [('', None), ('module.', None),
+                                           ('', ('LoRA', 'Decom'))])
+def test_official_file_loads(tmp_path, prefix, rename):
+    model = SLaK(**SMALL)
+    path = str(tmp_path / 'slak.pth')
+    state = official_file(path, model, prefix, rename)
+    missing, unexpected = load_pretrained_backbone(model, path)
+    assert sorted(missing) == sorted(
+        f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias'))
+    assert unexpected == []
+    key = 'stages.0.0.large_kernel.LoRA1.conv.weight'
+    src = state[prefix + (key.replace(*rename) if rename else key)]
+    assert torch.equal(model.state_dict()[key], src)
+    zeros = (model.stages[0][0].pwconv1.weight == 0).float().mean().item()
+    assert 0.3 < zeros < 0.5
+
+
+def test_init_cfg_pretrained_path(tmp_path):
+    path = str(tmp_path / 'slak.pth')
+    state = official_file(path, SLaK(**SMALL), 'module.')
+    model = SLaK(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    assert torch.equal(model.downsample_layers[0][0].weight,
+                       state['module.downsample_layers.0.0.weight'])
+
+
+def test_shape_mismatch_refused_and_nothing_loaded(tmp_path):
+    path = str(tmp_path / 'big.pth')
+    official_file(path, SLaK(**dict(SMALL, kernel_size=(11, 7, 7, 5))))
+    model = SLaK(**SMALL)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as err:
+        load_pretrained_backbone(model, path)
+    msg = str(err.value)
+    assert 'stages.0.0.large_kernel.LoRA1.conv.weight' in msg
+    assert '(8, 1, 11, 3)' in msg and '(8, 1, 9, 3)' in msg
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_non_decomposed_file_is_recognised(tmp_path):
+    path = str(tmp_path / 'dense.pth')
+    official_file(path, SLaK(**SMALL, decompose=False))
+    with pytest.raises(ValueError, match='decompose=False'):
+        load_pretrained_backbone(SLaK(**SMALL), path)
+    missing, _ = load_pretrained_backbone(SLaK(**SMALL, decompose=False), path)
+    assert not any('lkb_origin' in k for k in missing)
+
+
+class Payload:
+
+    def __reduce__(self):
+        return (print, ('arbitrary code ran',))
+
+
+def test_arbitrary_pickled_object_refused(tmp_path):
+    path = str(tmp_path / 'evil.pth')
+    torch.save(dict(model=SLaK(**SMALL).state_dict(), extra=Payload()), path)
+    with pytest.raises(RuntimeError, match='Refused to load'):
+        load_pretrained_backbone(SLaK(**SMALL), path)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        load_pretrained_backbone(SLaK(**SMALL), str(tmp_path / 'nope.pth'))
