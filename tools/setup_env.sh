@@ -25,8 +25,10 @@ pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
   pip_install $TORCH_SPEC
 }
 
-# mmcv's own dependencies first, so that its ops can be checked on import.
-"$PY" -c 'import mmengine' 2>/dev/null || pip_install "onedl-mmengine>=0.10.12"
+# mmcv's own dependencies first (as its wheel metadata lists them), so that
+# its ops can be checked on import whichever way it is installed.
+"$PY" -c 'import mmengine, cv2, yapf, addict' 2>/dev/null ||
+  pip_install "onedl-mmengine>=0.10.12" opencv-python addict yapf packaging pyyaml Pillow
 
 mmcv_ok() { "$PY" -c 'import mmcv, mmcv.ops; from mmcv.ops import nms, RoIAlign' 2>/dev/null; }
 if ! mmcv_ok; then
