@@ -21,7 +21,7 @@ DEMO = osp.join(ROOT, 'configs', 'demo',
 MIN_MIOU = 40.0
 
 
-def run_tool(*args, timeout=1200):
+def run_tool(*args, timeout=2400):
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)

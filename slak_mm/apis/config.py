@@ -38,7 +38,12 @@ def _replace_values(node: Any, old: Any, new: Any) -> Any:
         return node
     if isinstance(node, (list, tuple)):
         return type(node)(_replace_values(v, old, new) for v in node)
-    return new if isinstance(node, str) and node == old else node
+    if isinstance(node, str):
+        if node == old:
+            return new
+        if node.startswith(old.rstrip('/') + '/'):  # e.g. data_root + '/ann'
+            return new.rstrip('/') + node[len(old.rstrip('/')):]
+    return node
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -46,7 +51,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
     A top-level string variable named in ``cfg_options`` (for example
     ``checkpoint`` or ``data_root``) is replaced everywhere its old value was
-    used, not only at the top level.
+    used, also as the leading path of longer strings
+    (``data_root + '/annotations/...'``), not only at the top level.
 
     Args:
         path (str): Config file.
