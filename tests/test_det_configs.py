@@ -5,6 +5,7 @@ The full configs keep their real architecture (SLaK-T, 51x51 kernels, 256-ch
 FPN and heads); only the backbone's pretrained ``init_cfg`` is dropped (no
 file in tests) and the input is one small image.
 """
+import ast
 import os.path as osp
 
 import numpy as np
@@ -61,6 +62,14 @@ def _norm_types(node):
         for d in _walk_dicts(node)
         if isinstance(d.get('type'), str) and d['type'] in ('BN', 'SyncBN')
     }
+
+
+def _first_variable(rel):
+    """Name of the first top-level variable a config file assigns."""
+    with open(_path(rel)) as f:
+        tree = ast.parse(f.read())
+    first = next(n for n in tree.body if isinstance(n, ast.Assign))
+    return first.targets[0].id
 
 
 def _det_sample(size, num_classes, with_mask):
@@ -205,8 +214,9 @@ def test_cfg_options_rebind_data_root(rel):
 
 
 def test_voc_config_settings():
-    cfg = Config.fromfile(_path('configs/faster_rcnn_slak_t_fpn_voc0712.py'))
-    assert list(cfg.keys())[0] == 'checkpoint'
+    rel = 'configs/faster_rcnn_slak_t_fpn_voc0712.py'
+    assert _first_variable(rel) == 'checkpoint'
+    cfg = Config.fromfile(_path(rel))
     assert cfg.model.type == 'FasterRCNN'
     bb = cfg.model.backbone
     assert (bb.arch, bb.kernel_size, bb.small_kernel, bb.width_factor) == (
@@ -236,9 +246,9 @@ def test_voc_config_settings():
 
 
 def test_coco_config_settings():
-    cfg = Config.fromfile(
-        _path('configs/cascade_mask_rcnn_slak_t_fpn_3x_coco.py'))
-    assert list(cfg.keys())[0] == 'checkpoint'
+    rel = 'configs/cascade_mask_rcnn_slak_t_fpn_3x_coco.py'
+    assert _first_variable(rel) == 'checkpoint'
+    cfg = Config.fromfile(_path(rel))
     assert cfg.model.type == 'CascadeRCNN'
     bb = cfg.model.backbone
     assert (bb.arch, bb.kernel_size, bb.width_factor) == (

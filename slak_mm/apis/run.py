@@ -5,11 +5,14 @@ One pair of functions serves segmentation and detection: the config's
 datasets and metrics.
 """
 import json
+import numbers
 import os
 import os.path as osp
 import tempfile
 from typing import Dict, Optional
 
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -18,11 +21,25 @@ from .config import (adapt_to_device, check_datasets, enable_visualization,
                      set_work_dir)
 
 
+def _init_cpu_distributed(launcher: str) -> None:
+    """Start the gloo process group for a CPU-only ``pytorch`` launch.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally,
+    which fails without a GPU; once a process group exists the Runner uses it
+    and skips its own initialisation.
+    """
+    if (launcher != 'pytorch' or torch.cuda.is_available()
+            or torch_dist.is_initialized()):
+        return
+    torch_dist.init_process_group(backend='gloo')
+
+
 def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
              launcher: str) -> None:
     cfg.launcher = launcher
     set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
+    _init_cpu_distributed(launcher)
 
 
 def train(cfg: Config,
@@ -102,8 +119,9 @@ def test(cfg: Config,
         enable_visualization(cfg, show_dir)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
+    # numpy scalars (np.float32 from mmseg) are numbers.Real, not float
     metrics = {k: float(v) for k, v in metrics.items()
-               if isinstance(v, (int, float))}
+               if isinstance(v, numbers.Real)}
     if runner.rank == 0:
         out = osp.join(cfg.work_dir, 'test_metrics.json')
         write_json_atomic(
