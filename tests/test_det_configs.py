@@ -189,6 +189,35 @@ def test_config_trains_one_step_and_predicts(rel):
         assert tuple(inst.masks.shape[-2:]) == (size, size)
 
 
+def test_roi_features_do_not_depend_on_memory_layout():
+    """The RoI heads see the same features as from contiguous NCHW maps.
+
+    mmcv's RoIAlign indexes its input as contiguous NCHW memory. SLaK's
+    output LayerNorms (permute, normalise, permute back) give channels_last
+    strided maps, which the FPN convs keep; RoIAlign then reads scrambled
+    features and the box/mask heads cannot learn (a from-scratch demo stays
+    near 0 mAP). The backbone must hand out contiguous feature maps.
+    """
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(_path(DEMO_CONFIGS[0]))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    with torch.no_grad():
+        backbone_outs = model.backbone(torch.randn(1, 3, 64, 64))
+        feats = model.neck(backbone_outs)
+        extractor = model.roi_head.bbox_roi_extractor
+        rois = torch.tensor([[0., 4., 6., 40., 50.], [0., 10., 10., 60., 30.]])
+        got = extractor(feats[:extractor.num_inputs], rois)
+        want = extractor(
+            tuple(f.contiguous() for f in feats[:extractor.num_inputs]), rois)
+    torch.testing.assert_close(
+        got, want, msg='RoI features depend on the memory layout of the '
+        'SLaK/FPN feature maps (SLaK must return contiguous outputs)')
+    assert all(out.is_contiguous() for out in backbone_outs)
+
+
 @pytest.mark.parametrize('rel', FULL_CONFIGS, ids=osp.basename)
 def test_cfg_options_rebind_checkpoint(rel):
     cfg = load_config(_path(rel), {'checkpoint': '/tmp/x.pth'})
@@ -211,6 +240,11 @@ def test_cfg_options_rebind_data_root(rel):
             assert ds.data_root == '/data/somewhere', split
     old = list(_leaf_datasets(default.train_dataloader.dataset))
     assert all(ds.data_root == default.data_root for ds in old)
+    for split in ('val', 'test'):  # CocoMetric reads the json itself
+        evaluator = cfg[f'{split}_evaluator']
+        if evaluator.type == 'CocoMetric':
+            assert evaluator.ann_file == (
+                '/data/somewhere/annotations/instances_val2017.json')
 
 
 def test_voc_config_settings():

@@ -15,7 +15,7 @@ _base_ = [
     '../_base_/schedules/det_adamw_3x.py'
 ]
 img_scale = (160, 160)
-max_epochs = 12
+max_epochs = 24
 warmup_iters = 50
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(

@@ -299,5 +299,7 @@ class SLaK(BaseModule):
         for i in range(self.num_stages):
             x = self.stages[i](self.downsample_layers[i](x))
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x))
+                # timm's LayerNorm2d returns channels-last strides; mmcv's
+                # RoIAlign reads its input as contiguous NCHW
+                outs.append(getattr(self, f'norm{i}')(x).contiguous())
         return tuple(outs)
