@@ -8,6 +8,10 @@ DATA ?= data/synthetic
 WORK_DIR ?= work_dirs/demo_upernet_slak
 DEMO_CONFIG ?= configs/demo/upernet_slak_demo_synthetic_ade20k.py
 PYTEST_ARGS ?=
+# torch's OpenMP threads spin-wait; on a small CPU shared with any other busy
+# process that made CPU training ~40x slower (measured). One thread is steady.
+OMP_NUM_THREADS ?= 1
+export OMP_NUM_THREADS
 
 .PHONY: install demo test clean-demo
 
