@@ -4,11 +4,9 @@ One pair of functions serves segmentation and detection: the config's
 ``default_scope`` (``mmseg`` or ``mmdet``) selects the registries, models,
 datasets and metrics.
 """
-import json
 import numbers
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, Optional
 
 import torch
@@ -17,6 +15,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from slak_mm.utils import write_json_atomic
 from .config import (adapt_to_device, check_datasets, enable_visualization,
                      set_work_dir)
 
@@ -75,16 +74,6 @@ def train(cfg: Config,
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
-
-
-def write_json_atomic(data: dict, path: str) -> None:
-    """Write ``data`` as JSON so that readers never see a partial file."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)),
-                               suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def test(cfg: Config,

@@ -21,7 +21,8 @@ model = dict(
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,
         out_indices=(0, 1, 2, 3),
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+        sparse=True),
     decode_head=dict(
         type='UPerHead',
         in_channels=[124, 249, 499, 998],
@@ -49,3 +50,6 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
+# sparse=True: the pretrained zeros (or, from scratch, random ERK masks at
+# 40%) stay zero during fine-tuning; the hook logs the density.
+custom_hooks = [dict(type='SparseMaskHook', interval=1000)]

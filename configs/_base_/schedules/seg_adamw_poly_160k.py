@@ -30,7 +30,12 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # atomic_local (slak_mm.utils): a checkpoint is never left half-written
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=3),
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=16000,
+        max_keep_ckpts=3,
+        backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))

@@ -5,6 +5,7 @@ Parameter names follow the official SLaK checkpoints (``downsample_layers``,
 published ImageNet weights load unchanged and mm's ConvNeXt layer-decay rules
 apply.
 """
+import logging
 from functools import partial
 from typing import Dict, Sequence, Tuple, Union
 
@@ -12,11 +13,14 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from timm.layers import DropPath, LayerNorm2d, trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from slak_mm.registry import register_model
+from slak_mm.sparse import (MASKS_KEPT_ATTR, SPARSE_INIT_METHODS, attach_masks,
+                            init_random_masks)
 from ..layers import LargeKernelConv
 from ..utils import load_pretrained_backbone
 
@@ -122,6 +126,16 @@ class SLaK(BaseModule):
             for memory. Default: False.
         norm_cfg (dict): Config of the branch norms; the real configs use
             ``SyncBN``. Default: ``dict(type='BN', requires_grad=True)``.
+        sparse (bool): Keep the conv and linear weights (every parameter
+            with 2 or 4 dims) sparse: each gets a bool ``<name>_mask``
+            buffer, saved in checkpoints, taken from the pretrained
+            weights' zeros (or drawn at ``sparsity`` without a checkpoint).
+            ``SparseMaskHook`` keeps masked weights at zero during training.
+            Default: False.
+        sparsity (float): Fraction of zeros when masks are drawn at random
+            (no pretrained checkpoint), in [0, 1). Default: 0.4 (SLaK).
+        sparse_init (str): Layer-wise scheme for random masks: ``'ERK'`` or
+            ``'uniform'``. Default: ``'ERK'``.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads an official SLaK ImageNet checkpoint or
             an mm checkpoint; None initialises randomly. Default: None.
@@ -148,8 +162,20 @@ class SLaK(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 sparse: bool = False,
+                 sparsity: float = 0.4,
+                 sparse_init: str = 'ERK',
                  init_cfg: Union[dict, None] = None):
         super().__init__(init_cfg=init_cfg)
+        if not 0. <= sparsity < 1.:
+            raise ValueError(f'sparsity is the fraction of zero weights and '
+                             f'must be in [0, 1), got {sparsity}')
+        if sparse_init not in SPARSE_INIT_METHODS:
+            raise ValueError(f'Unknown sparse_init {sparse_init!r}; choose '
+                             f'one of {SPARSE_INIT_METHODS}')
+        self.sparse = sparse
+        self.sparsity = sparsity
+        self.sparse_init = sparse_init
         depths, base_dims = self._parse_arch(arch)
         self.kernel_size = self._check_kernel_sizes(kernel_size, small_kernel)
         self.small_kernel = small_kernel
@@ -172,7 +198,9 @@ class SLaK(BaseModule):
                 nn.Sequential(
                     LayerNorm2d(self.dims[i - 1], eps=1e-6),
                     nn.Conv2d(
-                        self.dims[i - 1], self.dims[i], kernel_size=2,
+                        self.dims[i - 1],
+                        self.dims[i],
+                        kernel_size=2,
                         stride=2)))
 
         dp_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -194,6 +222,9 @@ class SLaK(BaseModule):
 
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.dims[i], eps=1e-6))
+        if sparse:
+            attach_masks(self)
+        self._warned_masks_not_kept = False
         self._freeze_stages()
 
     # ----------------------------------------------------------- validation
@@ -240,15 +271,15 @@ class SLaK(BaseModule):
         out_indices = tuple(out_indices)
         bad = [i for i in out_indices if not 0 <= i < self.num_stages]
         if bad or not out_indices:
-            raise ValueError(
-                f'out_indices must be non-empty stage indices in '
-                f'0..{self.num_stages - 1}, got {out_indices}')
+            raise ValueError(f'out_indices must be non-empty stage indices in '
+                             f'0..{self.num_stages - 1}, got {out_indices}')
         return out_indices
 
     # ------------------------------------------------------- init / freezing
     def init_weights(self):
         """Load ``init_cfg``'s pretrained checkpoint, or initialise randomly
-        (truncated normal, std 0.02, for conv and linear weights)."""
+        (truncated normal, std 0.02, for conv and linear weights; with
+        ``sparse=True`` also random masks at ``sparsity``)."""
         if self.init_cfg is not None and self.init_cfg.get(
                 'type') == 'Pretrained':
             load_pretrained_backbone(
@@ -261,6 +292,8 @@ class SLaK(BaseModule):
                 trunc_normal_(m.weight, std=.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        if self.sparse:
+            init_random_masks(self, 1. - self.sparsity, self.sparse_init)
         if self.init_cfg is not None:
             super().init_weights()
 
@@ -280,6 +313,20 @@ class SLaK(BaseModule):
                     m.eval()
         return self
 
+    def _warn_if_masks_not_kept(self):
+        if getattr(self, MASKS_KEPT_ATTR, False) or \
+                self._warned_masks_not_kept:
+            return
+        self._warned_masks_not_kept = True
+        print_log(
+            'SLaK(sparse=True) is training but no SparseMaskHook keeps its '
+            'masks: the optimizer will fill the zeroed weights. Add '
+            "custom_hooks=[dict(type='SparseMaskHook')] to the config (the "
+            'slak_mm base model configs do), or call '
+            'slak_mm.sparse.apply_masks(model) after every optimizer step.',
+            logger='current',
+            level=logging.WARNING)
+
     # --------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the normalised features of the stages in ``out_indices``.
@@ -295,6 +342,8 @@ class SLaK(BaseModule):
             raise ValueError(
                 f'SLaK expects (N, C, H, W) input with H, W >= 32 (four '
                 f'downsamplings, stride 32); got shape {tuple(x.shape)}')
+        if self.sparse and self.training and torch.is_grad_enabled():
+            self._warn_if_masks_not_kept()
         outs = []
         for i in range(self.num_stages):
             x = self.stages[i](self.downsample_layers[i](x))

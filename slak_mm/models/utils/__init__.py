@@ -1,8 +1,10 @@
-from .official_checkpoint import (extract_state_dict, load_checkpoint_file,
+from .official_checkpoint import (convert_official_checkpoint,
+                                  extract_state_dict, load_checkpoint_file,
                                   load_pretrained_backbone,
-                                  to_backbone_state_dict, weight_density)
+                                  to_backbone_state_dict)
 
 __all__ = [
-    'extract_state_dict', 'load_checkpoint_file', 'load_pretrained_backbone',
-    'to_backbone_state_dict', 'weight_density'
+    'convert_official_checkpoint', 'extract_state_dict',
+    'load_checkpoint_file', 'load_pretrained_backbone',
+    'to_backbone_state_dict'
 ]

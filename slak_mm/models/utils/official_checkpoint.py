@@ -16,6 +16,11 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from slak_mm.sparse import (apply_masks, group_density, has_masks,
+                            masks_to_state_dict, weight_density)
+from slak_mm.utils import torch_save_atomic
+from slak_mm.version import __version__
+
 #: Types beyond tensors and containers that official SLaK files contain.
 SAFE_CHECKPOINT_GLOBALS = (argparse.Namespace, )
 #: Key prefixes added by DDP (``module.``) or by mm detectors/segmentors.
@@ -86,7 +91,8 @@ def extract_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:
                    f'{sorted(checkpoint)[:10]}')
 
 
-def to_backbone_state_dict(state_dict: dict) -> 'OrderedDict[str, torch.Tensor]':
+def to_backbone_state_dict(
+        state_dict: dict) -> 'OrderedDict[str, torch.Tensor]':
     """Map official or mm key names onto :class:`SLaK`'s parameter names.
 
     Strips ``module.``/``backbone.`` prefixes (keeping only ``backbone.*``
@@ -138,31 +144,68 @@ def _check_compatible(path: str, state_dict: dict, model_state: dict):
             f'width_factor). Nothing was loaded. First mismatches:\n{lines}')
 
 
-def weight_density(state_dict: Dict[str, torch.Tensor]) -> Dict[str, float]:
-    """Fraction of non-zero entries of every 2-D and 4-D weight.
+def convert_official_checkpoint(
+        src: str,
+        dst: str,
+        use_ema: bool = False) -> Tuple[float, Dict[str, float]]:
+    """Write an official SLaK file as a plain mm checkpoint.
+
+    The result is ``{'meta': ..., 'state_dict': ...}`` with ``backbone.``
+    keys and a bool ``*_mask`` entry (the non-zero pattern) beside every
+    conv and linear weight, so it loads as ``load_from`` or as the
+    backbone's ``init_cfg`` checkpoint and carries its sparsity explicitly.
+    The file is written atomically.
 
     Args:
-        state_dict (dict): Names and tensors.
+        src (str): Official checkpoint (read with ``weights_only=True``).
+        dst (str): Output path.
+        use_ema (bool): Convert ``model_ema`` instead of ``model``.
 
     Returns:
-        dict: Name to density in [0, 1].
+        tuple[float, dict]: Weight density overall and per stage
+        (``{'stage0': d0, ...}``).
     """
-    return {
-        k: float(v.count_nonzero()) / v.numel()
-        for k, v in state_dict.items() if v.dim() in (2, 4) and v.numel()
-    }
+    checkpoint = load_checkpoint_file(src)
+    state_dict = masks_to_state_dict(
+        to_backbone_state_dict(extract_state_dict(checkpoint, use_ema)))
+    args = checkpoint.get('args')
+    meta = dict(
+        source=osp.abspath(src),
+        use_ema=use_ema,
+        epoch=checkpoint.get('epoch'),
+        official_args=vars(args)
+        if isinstance(args, argparse.Namespace) else None,
+        converted_by=f'slak_mm {__version__}')
+    torch_save_atomic(
+        dict(
+            meta=meta,
+            state_dict=OrderedDict(
+                (f'backbone.{k}', v) for k, v in state_dict.items())), dst)
+    return group_density(
+        {k: state_dict[k]
+         for k in weight_density(state_dict)})
 
 
-def load_pretrained_backbone(model: nn.Module,
-                             path: str,
-                             map_location='cpu',
-                             use_ema: bool = False) -> Tuple[List[str],
-                                                             List[str]]:
+def _density_table(density: Dict[str, float], shapes: Dict[str, tuple]) -> str:
+    width = max(len(k) for k in density)
+    return '\n'.join(f'  {k:<{width}}  {str(shapes[k]):<20} {d:.3f}'
+                     for k, d in density.items())
+
+
+def load_pretrained_backbone(
+        model: nn.Module,
+        path: str,
+        map_location='cpu',
+        use_ema: bool = False) -> Tuple[List[str], List[str]]:
     """Load an official SLaK or mm checkpoint into a SLaK backbone.
 
     All keys are checked before anything is copied, so a file that does not
-    fit the model is refused whole. A report (loaded / missing / unexpected
-    keys and weight density) goes to the current mmengine logger.
+    fit the model is refused whole. If the model has sparsity masks (see
+    :mod:`slak_mm.sparse`), they are loaded from the file's ``*_mask``
+    entries when it has them, else taken from the exact zeros of the loaded
+    weights (the official files store sparsity that way). A report (loaded /
+    missing / unexpected keys and the density of every conv and linear
+    weight) goes to the current mmengine logger.
 
     Args:
         model (nn.Module): The backbone.
@@ -171,25 +214,43 @@ def load_pretrained_backbone(model: nn.Module,
         use_ema (bool): Load the ``model_ema`` weights.
 
     Returns:
-        tuple[list[str], list[str]]: Missing and unexpected keys.
+        tuple[list[str], list[str]]: Missing and unexpected keys (masks
+        derived from the weights do not count as missing).
     """
     state_dict = to_backbone_state_dict(
         extract_state_dict(load_checkpoint_file(path, map_location), use_ema))
     model_state = model.state_dict()
     _check_compatible(path, state_dict, model_state)
+    sparse = has_masks(model)
+    if sparse:
+        derived = masks_to_state_dict({
+            k: v
+            for k, v in state_dict.items() if k in model_state
+        })
+        state_dict.update(
+            (k, v) for k, v in derived.items() if k not in state_dict)
     missing = [k for k in model_state if k not in state_dict]
     unexpected = [k for k in state_dict if k not in model_state]
     model.load_state_dict(state_dict, strict=False)
+    if sparse:
+        apply_masks(model)
 
-    density = weight_density(
-        {k: v
-         for k, v in state_dict.items() if k in model_state})
+    density = weight_density({
+        k: v
+        for k, v in state_dict.items() if k in model_state
+    })
     mean_density = sum(density.values()) / max(len(density), 1)
+    mask_note = ('sparsity masks taken from the file (or its zeros) and kept '
+                 'during training' if sparse else
+                 'dense fine-tuning (sparse=False): zeros are not kept')
     print_log(
         f'Loaded SLaK backbone weights from {path}: '
         f'{len(state_dict) - len(unexpected)} keys loaded, {len(missing)} '
         f'missing {missing}, {len(unexpected)} unexpected {unexpected}; '
         f'mean density of the {len(density)} conv/linear weights '
-        f'{mean_density:.3f}',
+        f'{mean_density:.3f}; {mask_note}. Density per weight:\n' +
+        _density_table(density,
+                       {k: tuple(state_dict[k].shape)
+                        for k in density}),
         logger='current')
     return missing, unexpected

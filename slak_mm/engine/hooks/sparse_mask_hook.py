@@ -1,0 +1,150 @@
+"""Keep a sparse model sparse while it is fine-tuned."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.dist import broadcast, get_world_size
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
+
+from slak_mm.registry import register_hook
+from slak_mm.sparse import (MASK_SUFFIX, MASKS_KEPT_ATTR, apply_masks,
+                            density_by_group, has_masks, masked_weights)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP / FSDP wrapper (or ``model`` itself)."""
+    return model.module if is_model_wrapper(model) else model
+
+
+def torch_optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
+    """The torch optimizers of an ``OptimWrapper`` or ``OptimWrapperDict``."""
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        return [w.optimizer for w in optim_wrapper.optim_wrappers.values()]
+    return [optim_wrapper.optimizer]
+
+
+@register_hook
+class SparseMaskHook(Hook):
+    """Keep masked weights exactly zero throughout training.
+
+    Works with the bool ``<name>_mask`` buffers of a sparse model (for
+    example ``SLaK(sparse=True)``), which live in the checkpoints. The hook
+
+    - broadcasts the masks from rank 0 and zeroes masked weights before
+      training (after ``load_from`` / ``--resume``);
+    - masks every gradient as it is computed (a tensor hook, so gradient
+      clipping, accumulation, loss scaling and the DDP all-reduce all see
+      sparse gradients and AdamW keeps no momentum at masked positions);
+    - re-applies the masks to the weights after every ``optimizer.step()``
+      (a step post-hook: it runs whenever a step really happens, also with
+      AMP skipping steps and with gradient accumulation);
+    - logs the global and per-stage weight density at the start and every
+      ``interval`` iterations (global density also as the ``density``
+      scalar, so it is in the log and in ``vis_data``).
+
+    Args:
+        interval (int): Iterations between density logs. Default: 1000.
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, interval: int = 1000):
+        if interval < 1:
+            raise ValueError(f'interval must be >= 1, got {interval}')
+        self.interval = interval
+        self._handles: list = []
+        self._model: Optional[nn.Module] = None
+        self._masks: Dict[nn.Parameter, torch.Tensor] = {}
+
+    # ---------------------------------------------------------------- hooks
+    def before_train(self, runner) -> None:
+        model = unwrap_model(runner.model)
+        if not has_masks(model):
+            runner.logger.warning(
+                f'{type(self).__name__}: the model has no sparsity masks '
+                f'(no "*{MASK_SUFFIX}" buffers); nothing to keep sparse. Build '
+                f'the backbone with sparse=True for sparse fine-tuning.')
+            return
+        self._model = model
+        self._sync_masks()
+        self._masks = {w: m for _, w, m in masked_weights(model)}
+        apply_masks(model)
+        for weight, mask in self._masks.items():
+            if weight.requires_grad:
+                self._handles.append(
+                    weight.register_hook(self._gradient_masker(mask)))
+        for optimizer in torch_optimizers(runner.optim_wrapper):
+            self._handles.append(
+                optimizer.register_step_pre_hook(self._before_step))
+            self._handles.append(
+                optimizer.register_step_post_hook(self._after_step))
+        for module in model.modules():
+            setattr(module, MASKS_KEPT_ATTR, True)
+        self._log_density(runner, 'start of training')
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        if self._model is not None and self.every_n_train_iters(
+                runner, self.interval):
+            self._log_density(runner, f'iter {runner.iter + 1}')
+
+    def after_train(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if self._model is not None:
+            for module in self._model.modules():
+                setattr(module, MASKS_KEPT_ATTR, False)
+
+    # ------------------------------------------------------------- internals
+    def _gradient_masker(self, mask: torch.Tensor):
+
+        def mask_gradient(grad: torch.Tensor) -> torch.Tensor:
+            return grad.masked_fill(~mask, 0) if self._mask_gradients else grad
+
+        return mask_gradient
+
+    @property
+    def _mask_gradients(self) -> bool:
+        """Whether gradients are masked in backward (subclasses that need a
+        dense gradient for one step turn this off)."""
+        return True
+
+    def _params_with_masks(self, optimizer) -> Sequence[nn.Parameter]:
+        return [
+            p for group in optimizer.param_groups for p in group['params']
+            if p in self._masks
+        ]
+
+    @torch.no_grad()
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        for weight in self._params_with_masks(optimizer):
+            if weight.grad is not None:
+                weight.grad.masked_fill_(~self._masks[weight], 0)
+
+    @torch.no_grad()
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        for weight in self._params_with_masks(optimizer):
+            weight.masked_fill_(~self._masks[weight], 0)
+
+    def _sync_masks(self) -> None:
+        """Make every rank use rank 0's masks (they are equal when all ranks
+        seed alike; this makes it so whatever the seeds)."""
+        if get_world_size() < 2:
+            return
+        for _, _, mask in masked_weights(self._model):
+            as_bytes = mask.to(torch.uint8)
+            broadcast(as_bytes, src=0)
+            mask.copy_(as_bytes.bool())
+
+    def _log_density(self, runner, when: str) -> None:
+        global_density, per_stage = density_by_group(self._model)
+        runner.message_hub.update_scalar('train/density', global_density)
+        stages = ', '.join(f'{g} {d:.4f}' for g, d in per_stage.items())
+        runner.logger.info(f'Weight density at {when}: {global_density:.4f} '
+                           f'(sparsity {1 - global_density:.4f}); {stages}')
