@@ -1,60 +1,24 @@
-# Cascade Mask R-CNN + FPN with a SLaK-T backbone (kernels 51/49/47/13, short
-# side 5, width x1.3: stage channels 124/249/499/998 at strides 4/8/16/32).
-# As the official SLaK / ConvNeXt COCO setting: three "4conv1fc" box heads
-# (Shared4Conv1FCBBoxHead, SyncBN) with GIoU loss (weight 10) on decoded
-# boxes; the rest is mmdet's cascade-mask-rcnn_r50_fpn.py. The backbone has
-# no init_cfg here: the top configs add the pretrained weights.
+# Cascade Mask R-CNN + FPN with a SLaK-T backbone: data preprocessor,
+# backbone, FPN and RPN as faster_rcnn_slak_fpn.py (stage channels
+# 124/249/499/998 at strides 4/8/16/32). As the official SLaK / ConvNeXt COCO
+# setting: three "4conv1fc" box heads (Shared4Conv1FCBBoxHead, SyncBN) with
+# GIoU loss (weight 10) on decoded boxes; the rest is mmdet's
+# cascade-mask-rcnn_r50_fpn.py. The backbone has no init_cfg here: the top
+# configs add the pretrained weights.
+_base_ = ['./faster_rcnn_slak_fpn.py']
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='CascadeRCNN',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_mask=True,
-        pad_size_divisor=32),
-    backbone=dict(
-        type='SLaK',
-        arch='tiny',
-        kernel_size=(51, 49, 47, 13),
-        small_kernel=5,
-        width_factor=1.3,
-        decompose=True,
-        drop_path_rate=0.4,
-        layer_scale_init_value=1.0,
-        out_indices=(0, 1, 2, 3),
-        norm_cfg=norm_cfg),
-    neck=dict(
-        type='FPN',
-        in_channels=[124, 249, 499, 998],
-        out_channels=256,
-        num_outs=5),
+    data_preprocessor=dict(pad_mask=True),
     rpn_head=dict(
-        type='RPNHead',
-        in_channels=256,
-        feat_channels=256,
-        anchor_generator=dict(
-            type='AnchorGenerator',
-            scales=[8],
-            ratios=[0.5, 1.0, 2.0],
-            strides=[4, 8, 16, 32, 64]),
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder',
-            target_means=[.0, .0, .0, .0],
-            target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(
-            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
         loss_bbox=dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)),
+    # merged into the base's roi_head: its bbox_roi_extractor is kept, every
+    # other StandardRoIHead key is replaced
     roi_head=dict(
         type='CascadeRoIHead',
         num_stages=3,
         stage_loss_weights=[1, 0.5, 0.25],
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-            out_channels=256,
-            featmap_strides=[4, 8, 16, 32]),
+        # the three stages differ only in their box-delta stds
         bbox_head=[
             dict(
                 type='Shared4Conv1FCBBoxHead',
@@ -66,45 +30,7 @@ model = dict(
                 bbox_coder=dict(
                     type='DeltaXYWHBBoxCoder',
                     target_means=[0., 0., 0., 0.],
-                    target_stds=[0.1, 0.1, 0.2, 0.2]),
-                reg_class_agnostic=False,
-                reg_decoded_bbox=True,
-                norm_cfg=norm_cfg,
-                loss_cls=dict(
-                    type='CrossEntropyLoss',
-                    use_sigmoid=False,
-                    loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
-            dict(
-                type='Shared4Conv1FCBBoxHead',
-                in_channels=256,
-                conv_out_channels=256,
-                fc_out_channels=1024,
-                roi_feat_size=7,
-                num_classes=80,
-                bbox_coder=dict(
-                    type='DeltaXYWHBBoxCoder',
-                    target_means=[0., 0., 0., 0.],
-                    target_stds=[0.05, 0.05, 0.1, 0.1]),
-                reg_class_agnostic=False,
-                reg_decoded_bbox=True,
-                norm_cfg=norm_cfg,
-                loss_cls=dict(
-                    type='CrossEntropyLoss',
-                    use_sigmoid=False,
-                    loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
-            dict(
-                type='Shared4Conv1FCBBoxHead',
-                in_channels=256,
-                conv_out_channels=256,
-                fc_out_channels=1024,
-                roi_feat_size=7,
-                num_classes=80,
-                bbox_coder=dict(
-                    type='DeltaXYWHBBoxCoder',
-                    target_means=[0., 0., 0., 0.],
-                    target_stds=[0.033, 0.033, 0.067, 0.067]),
+                    target_stds=stds),
                 reg_class_agnostic=False,
                 reg_decoded_bbox=True,
                 norm_cfg=norm_cfg,
@@ -113,6 +39,8 @@ model = dict(
                     use_sigmoid=False,
                     loss_weight=1.0),
                 loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
+            for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+                         [0.033, 0.033, 0.067, 0.067])
         ],
         mask_roi_extractor=dict(
             type='SingleRoIExtractor',
@@ -129,89 +57,18 @@ model = dict(
                 type='CrossEntropyLoss', use_mask=True, loss_weight=1.0))),
     # model training and testing settings
     train_cfg=dict(
-        rpn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner',
-                pos_iou_thr=0.7,
-                neg_iou_thr=0.3,
-                min_pos_iou=0.3,
-                match_low_quality=True,
-                ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler',
-                num=256,
-                pos_fraction=0.5,
-                neg_pos_ub=-1,
-                add_gt_as_proposals=False),
-            allowed_border=0,
-            pos_weight=-1,
-            debug=False),
-        rpn_proposal=dict(
-            nms_pre=2000,
-            max_per_img=2000,
-            nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
+        rpn=dict(allowed_border=0),
+        rpn_proposal=dict(max_per_img=2000),
+        # each stage: the base's (Faster R-CNN) rcnn assigner and sampler at
+        # the stage's IoU threshold, with 28x28 mask targets
         rcnn=[
             dict(
+                _base_.model.train_cfg.rcnn,
                 assigner=dict(
-                    type='MaxIoUAssigner',
-                    pos_iou_thr=0.5,
-                    neg_iou_thr=0.5,
-                    min_pos_iou=0.5,
-                    match_low_quality=False,
-                    ignore_iof_thr=-1),
-                sampler=dict(
-                    type='RandomSampler',
-                    num=512,
-                    pos_fraction=0.25,
-                    neg_pos_ub=-1,
-                    add_gt_as_proposals=True),
-                mask_size=28,
-                pos_weight=-1,
-                debug=False),
-            dict(
-                assigner=dict(
-                    type='MaxIoUAssigner',
-                    pos_iou_thr=0.6,
-                    neg_iou_thr=0.6,
-                    min_pos_iou=0.6,
-                    match_low_quality=False,
-                    ignore_iof_thr=-1),
-                sampler=dict(
-                    type='RandomSampler',
-                    num=512,
-                    pos_fraction=0.25,
-                    neg_pos_ub=-1,
-                    add_gt_as_proposals=True),
-                mask_size=28,
-                pos_weight=-1,
-                debug=False),
-            dict(
-                assigner=dict(
-                    type='MaxIoUAssigner',
-                    pos_iou_thr=0.7,
-                    neg_iou_thr=0.7,
-                    min_pos_iou=0.7,
-                    match_low_quality=False,
-                    ignore_iof_thr=-1),
-                sampler=dict(
-                    type='RandomSampler',
-                    num=512,
-                    pos_fraction=0.25,
-                    neg_pos_ub=-1,
-                    add_gt_as_proposals=True),
-                mask_size=28,
-                pos_weight=-1,
-                debug=False)
+                    _base_.model.train_cfg.rcnn.assigner,
+                    pos_iou_thr=iou,
+                    neg_iou_thr=iou,
+                    min_pos_iou=iou),
+                mask_size=28) for iou in (0.5, 0.6, 0.7)
         ]),
-    test_cfg=dict(
-        rpn=dict(
-            nms_pre=1000,
-            max_per_img=1000,
-            nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
-        rcnn=dict(
-            score_thr=0.05,
-            nms=dict(type='nms', iou_threshold=0.5),
-            max_per_img=100,
-            mask_thr_binary=0.5)))
+    test_cfg=dict(rcnn=dict(mask_thr_binary=0.5)))
