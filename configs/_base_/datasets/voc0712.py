@@ -40,21 +40,12 @@ train_dataloader = dict(
             dict(
                 type=dataset_type,
                 data_root=data_root,
-                ann_file='VOC2007/ImageSets/Main/trainval.txt',
-                data_prefix=dict(sub_data_root='VOC2007/'),
+                ann_file=f'{year}/ImageSets/Main/trainval.txt',
+                data_prefix=dict(sub_data_root=f'{year}/'),
                 filter_cfg=dict(
                     filter_empty_gt=True, min_size=32, bbox_min_size=32),
                 pipeline=train_pipeline,
-                backend_args=backend_args),
-            dict(
-                type=dataset_type,
-                data_root=data_root,
-                ann_file='VOC2012/ImageSets/Main/trainval.txt',
-                data_prefix=dict(sub_data_root='VOC2012/'),
-                filter_cfg=dict(
-                    filter_empty_gt=True, min_size=32, bbox_min_size=32),
-                pipeline=train_pipeline,
-                backend_args=backend_args)
+                backend_args=backend_args) for year in ('VOC2007', 'VOC2012')
         ]))
 val_dataloader = dict(
     batch_size=1,
