@@ -11,3 +11,24 @@ if REPO_ROOT not in sys.path:
 @pytest.fixture(scope='session')
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture
+def mm_log():
+    """Records logged to mmengine's current logger during the test."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    records = []
+
+    class ListHandler(logging.Handler):
+
+        def emit(self, record):
+            records.append(record)
+
+    logger = MMLogger.get_current_instance()
+    handler = ListHandler(level=logging.DEBUG)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

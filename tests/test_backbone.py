@@ -10,9 +10,11 @@ import torch.nn.functional as F
 import slak_mm  # noqa: F401  (registers SLaK)
 from slak_mm.models import SLaK
 
+# copy of ../shared/reference/slak_official_state_dict_keys.json: key names
+# and shapes of the official tiny/small/base checkpoints
 REF = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), '..', 'shared',
-    'reference', 'slak_official_state_dict_keys.json')
+    osp.dirname(osp.abspath(__file__)), 'data',
+    'slak_official_state_dict_keys.json')
 SMALL = dict(
     arch=dict(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32]),
     kernel_size=(9, 7, 7, 5),

@@ -1,13 +1,11 @@
 """Loading official-format SLaK checkpoints (built here, never downloaded)."""
-import argparse
-import logging
-
 import pytest
 import torch
 
 import slak_mm  # noqa: F401
 from slak_mm.models import SLaK
 from slak_mm.models.utils import load_pretrained_backbone
+from tests.official_format import model_shapes, write_official_checkpoint
 
 SMALL = dict(
     arch=dict(depths=[1, 1, 1, 1], dims=[8, 16, 24, 32]),
@@ -16,32 +14,9 @@ SMALL = dict(
     width_factor=1.0)
 
 
-def official_file(path, model, prefix='', rename=None, sparsity=0.4):
-    """Write a checkpoint laid out like the official ImageNet files."""
-    gen = torch.Generator().manual_seed(0)
-    state = {}
-    for key, value in model.state_dict().items():
-        if key.startswith('norm') and not key.startswith('norm.'):
-            continue  # dense-prediction output norms are not in the file
-        value = torch.randn(value.shape, generator=gen).to(value.dtype) \
-            if value.is_floating_point() else value.clone()
-        if value.dim() in (2, 4):
-            value[torch.rand(value.shape, generator=gen) < sparsity] = 0
-        if rename:
-            key = key.replace(*rename)
-        state[prefix + key] = value
-    state[prefix + 'norm.weight'] = torch.ones(32)
-    state[prefix + 'head.weight'] = torch.zeros(1000, 32)
-    torch.save(
-        dict(
-            model=state,
-            optimizer={'state': {}},
-            epoch=299,
-            scaler={'scale': 65536.0},
-            args=argparse.Namespace(model='SLaK_tiny', kernel_size=[9, 7, 7,
-                                                                    5, 3])),
-        path)
-    return state
+def official_file(path, model, prefix='', rename=None):
+    return write_official_checkpoint(path, model_shapes(model), prefix,
+                                     rename)
 
 
 @pytest.mark.parametrize('prefix,rename', [('', None), ('module.', None),
@@ -55,7 +30,7 @@ def test_official_file_loads(tmp_path, prefix, rename):
         f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias'))
     assert unexpected == []
     key = 'stages.0.0.large_kernel.LoRA1.conv.weight'
-    src = state[prefix + (key.replace(*rename) if rename else key)]
+    src = state[key]
     assert torch.equal(model.state_dict()[key], src)
     zeros = (model.stages[0][0].pwconv1.weight == 0).float().mean().item()
     assert 0.3 < zeros < 0.5
@@ -67,7 +42,7 @@ def test_init_cfg_pretrained_path(tmp_path):
     model = SLaK(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
     model.init_weights()
     assert torch.equal(model.downsample_layers[0][0].weight,
-                       state['module.downsample_layers.0.0.weight'])
+                       state['downsample_layers.0.0.weight'])
 
 
 def test_shape_mismatch_refused_and_nothing_loaded(tmp_path):

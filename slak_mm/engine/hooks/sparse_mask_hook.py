@@ -67,21 +67,7 @@ class SparseMaskHook(Hook):
                 f'(no "*{MASK_SUFFIX}" buffers); nothing to keep sparse. Build '
                 f'the backbone with sparse=True for sparse fine-tuning.')
             return
-        self._model = model
-        self._sync_masks()
-        self._masks = {w: m for _, w, m in masked_weights(model)}
-        apply_masks(model)
-        for weight, mask in self._masks.items():
-            if weight.requires_grad:
-                self._handles.append(
-                    weight.register_hook(self._gradient_masker(mask)))
-        for optimizer in torch_optimizers(runner.optim_wrapper):
-            self._handles.append(
-                optimizer.register_step_pre_hook(self._before_step))
-            self._handles.append(
-                optimizer.register_step_post_hook(self._after_step))
-        for module in model.modules():
-            setattr(module, MASKS_KEPT_ATTR, True)
+        self.attach(model, torch_optimizers(runner.optim_wrapper))
         self._log_density(runner, 'start of training')
 
     def after_train_iter(self,
@@ -94,6 +80,37 @@ class SparseMaskHook(Hook):
             self._log_density(runner, f'iter {runner.iter + 1}')
 
     def after_train(self, runner) -> None:
+        self.detach()
+
+    # ------------------------------------------------------------ torch API
+    def attach(self, model: nn.Module,
+               optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        """Start keeping ``model``'s masks under ``optimizers`` (what
+        ``before_train`` does; usable without a runner).
+
+        Args:
+            model (nn.Module): The unwrapped model with mask buffers.
+            optimizers (Sequence[Optimizer]): The optimizers stepping it.
+        """
+        self.detach()
+        self._model = model
+        self._sync_masks()
+        self._masks = {w: m for _, w, m in masked_weights(model)}
+        apply_masks(model)
+        for weight, mask in self._masks.items():
+            if weight.requires_grad:
+                self._handles.append(
+                    weight.register_hook(self._gradient_masker(mask)))
+        for optimizer in optimizers:
+            self._handles.append(
+                optimizer.register_step_pre_hook(self._before_step))
+            self._handles.append(
+                optimizer.register_step_post_hook(self._after_step))
+        for module in model.modules():
+            setattr(module, MASKS_KEPT_ATTR, True)
+
+    def detach(self) -> None:
+        """Remove every hook :meth:`attach` installed."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
