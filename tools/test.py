@@ -4,11 +4,8 @@ Prints and writes (``WORK_DIR/test_metrics.json``) mIoU/aAcc/mAcc for
 segmentation configs, bbox mAP for VOC, bbox and segm AP for COCO.
 """
 import argparse
-import os
 
-from mmengine.config import DictAction
-
-from slak_mm.apis import load_config, test
+from slak_mm.apis import load_config, parse_tool_args, test
 
 
 def parse_args():
@@ -18,20 +15,7 @@ def parse_args():
     parser.add_argument('--work-dir', help='dir for logs and metrics')
     parser.add_argument(
         '--show-dir', help='save images with predictions drawn here')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_tool_args(parser)
 
 
 def main():

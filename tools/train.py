@@ -4,11 +4,8 @@ The config's ``default_scope`` (mmseg or mmdet) decides which. Same flags as
 mmseg's and mmdet's tools/train.py.
 """
 import argparse
-import os
 
-from mmengine.config import DictAction
-
-from slak_mm.apis import load_config, train
+from slak_mm.apis import load_config, parse_tool_args, train
 
 
 def parse_args():
@@ -24,21 +21,7 @@ def parse_args():
         'checkpoint in the work_dir')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision (CUDA)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value (top-level variables '
-        'such as checkpoint=PATH or data_root=PATH are re-bound everywhere)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_tool_args(parser)
 
 
 def main():
