@@ -74,12 +74,17 @@ def write_official_checkpoint(path,
 
     checkpoint = dict(
         model=stored(state),
-        optimizer={'state': {}, 'param_groups': []},
+        optimizer={
+            'state': {},
+            'param_groups': []
+        },
         epoch=299,
         scaler={'scale': 65536.0},
         args=argparse.Namespace(
-            model='SLaK_tiny', kernel_size=[51, 49, 47, 13, 5],
-            sparse=True, density=0.6))
+            model='SLaK_tiny',
+            kernel_size=[51, 49, 47, 13, 5],
+            sparse=True,
+            density=0.6))
     if with_ema:
         checkpoint['model_ema'] = stored(
             random_sparse_state(shapes, sparsity, seed=1))

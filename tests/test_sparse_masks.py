@@ -30,12 +30,11 @@ def sparse_model(**kwargs):
 
 def test_every_2d_4d_parameter_gets_a_bool_mask_buffer():
     model = SLaK(**SMALL, sparse=True)
-    weights = {
-        k
-        for k, v in model.named_parameters() if v.dim() in (2, 4)
+    weights = {k for k, v in model.named_parameters() if v.dim() in (2, 4)}
+    masks = {
+        k[:-len('_mask')]
+        for k in model.state_dict() if k.endswith('_mask')
     }
-    masks = {k[:-len('_mask')] for k in model.state_dict() if k.endswith(
-        '_mask')}
     assert masks == weights and weights
     assert 'stages.0.0.large_kernel.LoRA1.conv.weight' in masks
     assert 'stages.0.0.pwconv1.weight' in masks
@@ -109,8 +108,12 @@ def test_prune_and_regrow_keeps_count_and_moves_smallest():
     weight[~mask] = 0
     original = weight.clone()
     before = mask.clone()
-    moved = prune_and_regrow(weight, mask, 0.1, 'random',
-                             generator=torch.Generator().manual_seed(0))
+    moved = prune_and_regrow(
+        weight,
+        mask,
+        0.1,
+        'random',
+        generator=torch.Generator().manual_seed(0))
     assert moved == int(0.1 * before.sum())
     assert mask.sum() == before.sum()
     assert not torch.equal(mask, before)
@@ -164,8 +167,8 @@ def _train_steps(model, optimizer, steps, scaler=None):
 
 def test_adamw_fills_zeros_without_the_hook():
     model = sparse_model()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2,
-                                  weight_decay=0.05)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-2, weight_decay=0.05)
     _train_steps(model, optimizer, 2)
     filled = [n for n, w, m in masked_weights(model) if w[~m].any()]
     assert filled  # the reason SparseMaskHook exists
@@ -175,8 +178,8 @@ def test_hook_keeps_zeros_and_adamw_state_clean():
     model = sparse_model()
     masks = {n: m.clone() for n, _, m in masked_weights(model)}
     before = {n: w.detach().clone() for n, w, _ in masked_weights(model)}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2,
-                                  weight_decay=0.05)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-2, weight_decay=0.05)
     hook = SparseMaskHook()
     hook.attach(model, [optimizer])
     _train_steps(model, optimizer, 3)
@@ -184,8 +187,10 @@ def test_hook_keeps_zeros_and_adamw_state_clean():
         assert torch.equal(mask, masks[name]), name
         assert torch.equal(weight != 0, mask), name
         assert not optimizer.state[weight]['exp_avg'][~mask].any(), name
-    changed = [n for n, w, _ in masked_weights(model)
-               if not torch.equal(w, before[n])]
+    changed = [
+        n for n, w, _ in masked_weights(model)
+        if not torch.equal(w, before[n])
+    ]
     assert changed  # it trained
     hook.detach()
     _train_steps(model, optimizer, 1)

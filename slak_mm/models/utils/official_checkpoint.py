@@ -9,6 +9,7 @@ no arbitrary object is ever unpickled.
 import argparse
 import os.path as osp
 import pickle
+import re
 from collections import OrderedDict
 from typing import Dict, List, Tuple
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from slak_mm.sparse import (apply_masks, group_density, has_masks,
+from slak_mm.sparse import (MASK_SUFFIX, apply_masks, group_density, has_masks,
                             masks_to_state_dict, weight_density)
 from slak_mm.utils import torch_save_atomic
 from slak_mm.version import __version__
@@ -27,6 +28,9 @@ SAFE_CHECKPOINT_GLOBALS = (argparse.Namespace, )
 _WRAPPER_PREFIXES = ('module.', 'backbone.')
 #: The ImageNet classifier's final norm and head: not part of a backbone.
 _CLASSIFIER_PREFIXES = ('norm.', 'head.')
+#: Keys of the backbone body; all of them must match between file and model.
+_BODY_PREFIXES = ('stages.', 'downsample_layers.')
+_BLOCK_PATTERN = re.compile(r'stages\.(\d+)\.(\d+)\.')
 #: Branch names used by official files before 2022-07-12.
 _LEGACY_RENAMES = (('.Decom1.', '.LoRA1.'), ('.Decom2.', '.LoRA2.'))
 
@@ -121,6 +125,16 @@ def to_backbone_state_dict(
     return out
 
 
+def _depths(keys) -> List[int]:
+    depths = {}
+    for key in keys:
+        match = _BLOCK_PATTERN.match(key)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            depths[stage] = max(depths.get(stage, 0), block + 1)
+    return [depths.get(i, 0) for i in range(max(depths, default=-1) + 1)]
+
+
 def _check_compatible(path: str, state_dict: dict, model_state: dict):
     file_dense = any('.lkb_origin.' in k for k in state_dict)
     model_dense = any('.lkb_origin.' in k for k in model_state)
@@ -142,6 +156,21 @@ def _check_compatible(path: str, state_dict: dict, model_state: dict):
             f'Checkpoint {path!r} does not fit the model ({len(mismatched)} '
             f'shape mismatches; check arch, kernel_size, small_kernel and '
             f'width_factor). Nothing was loaded. First mismatches:\n{lines}')
+    # blocks present on one side only: a different depth (e.g. small vs tiny)
+    extra = [
+        k for k in state_dict if k not in model_state
+        and k.startswith(_BODY_PREFIXES) and not k.endswith(MASK_SUFFIX)
+    ]
+    absent = [
+        k for k in model_state if k not in state_dict
+        and k.startswith(_BODY_PREFIXES) and not k.endswith(MASK_SUFFIX)
+    ]
+    if extra or absent:
+        raise ValueError(
+            f'Checkpoint {path!r} does not fit the model: blocks per stage '
+            f'{_depths(state_dict)} in the file vs {_depths(model_state)} in '
+            f'the model (check arch). Nothing was loaded. Only in the file: '
+            f'{extra[:3]}; only in the model: {absent[:3]}')
 
 
 def convert_official_checkpoint(
@@ -222,30 +251,33 @@ def load_pretrained_backbone(
     model_state = model.state_dict()
     _check_compatible(path, state_dict, model_state)
     sparse = has_masks(model)
+    in_file = len(state_dict)
     if sparse:
-        derived = masks_to_state_dict({
-            k: v
-            for k, v in state_dict.items() if k in model_state
-        })
-        state_dict.update(
-            (k, v) for k, v in derived.items() if k not in state_dict)
+        derived = masks_to_state_dict(
+            {k: v
+             for k, v in state_dict.items() if k in model_state})
+        derived = {k: v for k, v in derived.items() if k not in state_dict}
+        state_dict.update(derived)
     missing = [k for k in model_state if k not in state_dict]
     unexpected = [k for k in state_dict if k not in model_state]
     model.load_state_dict(state_dict, strict=False)
     if sparse:
         apply_masks(model)
 
-    density = weight_density({
-        k: v
-        for k, v in state_dict.items() if k in model_state
-    })
+    density = weight_density(
+        {k: v
+         for k, v in state_dict.items() if k in model_state})
     mean_density = sum(density.values()) / max(len(density), 1)
-    mask_note = ('sparsity masks taken from the file (or its zeros) and kept '
-                 'during training' if sparse else
-                 'dense fine-tuning (sparse=False): zeros are not kept')
+    if not sparse:
+        mask_note = 'dense fine-tuning (sparse=False): zeros are not kept'
+    elif derived:
+        mask_note = (f'{len(derived)} sparsity masks taken from the '
+                     f'weights\' zeros, kept during training')
+    else:
+        mask_note = 'sparsity masks loaded from the file'
     print_log(
         f'Loaded SLaK backbone weights from {path}: '
-        f'{len(state_dict) - len(unexpected)} keys loaded, {len(missing)} '
+        f'{in_file - len(unexpected)} keys loaded, {len(missing)} '
         f'missing {missing}, {len(unexpected)} unexpected {unexpected}; '
         f'mean density of the {len(density)} conv/linear weights '
         f'{mean_density:.3f}; {mask_note}. Density per weight:\n' +
