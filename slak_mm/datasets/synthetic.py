@@ -423,6 +423,29 @@ def _prepare_dataset_dir(path: str, args: dict) -> None:
                   '\n').encode())
 
 
+def _start_dataset(root: str, folder: str, dataset: str, num_train, num_val,
+                   img_size, max_objects, seed, **extra) -> tuple:
+    """Check the common arguments and (re)create ``root/folder``.
+
+    The marker file records ``dataset``, the checked arguments and
+    ``extra``.
+
+    Returns:
+        tuple: ``(out, num_train, num_val, img_size, max_objects, seed)``:
+        the dataset folder and the checked arguments (``img_size`` as
+        ``(height, width)``).
+    """
+    checked = _check_common(num_train, num_val, img_size, max_objects, seed)
+    num_train, num_val, img_size, max_objects, seed = checked
+    out = osp.join(root, folder)
+    _prepare_dataset_dir(
+        out,
+        dict(dataset=dataset, num_train=num_train, num_val=num_val,
+             img_size=list(img_size), max_objects=max_objects, seed=seed,
+             **extra))
+    return (out, ) + checked
+
+
 def _scenes(dataset: str, split: str, num: int, img_size, max_objects, seed):
     for i in range(num):
         yield i, make_scene(dataset, split, i, img_size, max_objects, seed)
@@ -480,14 +503,9 @@ def generate_ade20k(root: str,
     Returns:
         str: Path of the ``ADEChallengeData2016`` folder.
     """
-    num_train, num_val, img_size, max_objects, seed = _check_common(
-        num_train, num_val, img_size, max_objects, seed)
-    out = osp.join(root, 'ADEChallengeData2016')
-    _prepare_dataset_dir(
-        out,
-        dict(dataset='ade20k', num_train=num_train, num_val=num_val,
-             img_size=list(img_size), max_objects=max_objects, seed=seed,
-             ignore_boundary=bool(ignore_boundary)))
+    out, num_train, num_val, img_size, max_objects, seed = _start_dataset(
+        root, 'ADEChallengeData2016', 'ade20k', num_train, num_val, img_size,
+        max_objects, seed, ignore_boundary=bool(ignore_boundary))
     for split, tag, num in (('training', 'train', num_train),
                             ('validation', 'val', num_val)):
         img_dir = osp.join(out, 'images', split)
@@ -564,13 +582,9 @@ def generate_voc(root: str,
     Returns:
         str: Path of the ``VOCdevkit`` folder.
     """
-    num_train, num_val, img_size, max_objects, seed = _check_common(
-        num_train, num_val, img_size, max_objects, seed)
-    out = osp.join(root, 'VOCdevkit')
-    _prepare_dataset_dir(
-        out,
-        dict(dataset='voc', num_train=num_train, num_val=num_val,
-             img_size=list(img_size), max_objects=max_objects, seed=seed))
+    out, num_train, num_val, img_size, max_objects, seed = _start_dataset(
+        root, 'VOCdevkit', 'voc', num_train, num_val, img_size, max_objects,
+        seed)
     for year, splits in (('VOC2007', (('trainval', num_train),
                                       ('test', num_val))),
                          ('VOC2012', (('trainval', num_train), ))):
@@ -666,13 +680,8 @@ def generate_coco(root: str,
     Returns:
         str: Path of the ``coco`` folder.
     """
-    num_train, num_val, img_size, max_objects, seed = _check_common(
-        num_train, num_val, img_size, max_objects, seed)
-    out = osp.join(root, 'coco')
-    _prepare_dataset_dir(
-        out,
-        dict(dataset='coco', num_train=num_train, num_val=num_val,
-             img_size=list(img_size), max_objects=max_objects, seed=seed))
+    out, num_train, num_val, img_size, max_objects, seed = _start_dataset(
+        root, 'coco', 'coco', num_train, num_val, img_size, max_objects, seed)
     os.makedirs(osp.join(out, 'annotations'))
     for split, num, first_id in (('train2017', num_train, 1),
                                  ('val2017', num_val, num_train + 1)):
