@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import slak_mm  # noqa: F401
-from slak_mm.engine import SparseMaskHook
+from slak_mm.engine import DynamicSparsityHook, SparseMaskHook
 from slak_mm.models import SLaK
 from slak_mm.sparse import (apply_masks, attach_masks, cosine_prune_rate,
                             density_by_group, erk_densities, init_random_masks,
@@ -235,3 +235,27 @@ def test_training_without_hook_warns_once(mm_log):
         if r.levelno == logging.WARNING and 'SparseMaskHook' in r.getMessage()
     ]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize('growth', ['random', 'gradient'])
+def test_dynamic_hook_moves_masks_keeps_density_clears_state(growth):
+    model = sparse_model()
+    start = {n: m.clone() for n, _, m in masked_weights(model)}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    hook = DynamicSparsityHook(
+        update_interval=1, prune_rate=0.3, growth=growth, end=10)
+    hook.attach(model, [optimizer])
+    _train_steps(model, optimizer, 1)  # AdamW state exists from here on
+    for step in (1, 2):
+        hook.request_update(step)
+        _train_steps(model, optimizer, 1)
+    moved = 0
+    for name, weight, mask in masked_weights(model):
+        assert mask.sum() == start[name].sum(), name  # per-layer density
+        assert not weight[~mask].any(), name  # (regrown ones start at 0)
+        state = optimizer.state[weight]
+        assert not state['exp_avg'][~mask].any(), name
+        moved += int((mask != start[name]).sum())
+    assert moved > 0
+    with pytest.raises(ValueError, match='needs `end`'):
+        DynamicSparsityHook().request_update(1)

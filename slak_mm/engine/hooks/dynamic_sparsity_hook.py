@@ -3,6 +3,7 @@ from typing import Optional
 
 import torch
 from mmengine.dist import get_world_size
+from mmengine.logging import print_log
 
 from slak_mm.registry import register_hook
 from slak_mm.sparse import (GROWTH_METHODS, cosine_prune_rate,
@@ -60,7 +61,6 @@ class DynamicSparsityHook(SparseMaskHook):
         self.end = end
         self.seed = seed
         self._due_iter: Optional[int] = None
-        self._runner = None
 
     @property
     def _mask_gradients(self) -> bool:
@@ -68,18 +68,27 @@ class DynamicSparsityHook(SparseMaskHook):
         return not (self.growth == 'gradient' and self._due_iter is not None)
 
     def before_train(self, runner) -> None:
-        super().before_train(runner)
-        self._runner = runner
         if self.end is None:
             self.end = runner.max_iters
+        super().before_train(runner)
 
     def before_train_iter(self,
                           runner,
                           batch_idx: int,
                           data_batch=None) -> None:
         step = runner.iter + 1
-        if (self._model is not None and step % self.update_interval == 0
-                and step < self.end):
+        if step % self.update_interval == 0:
+            self.request_update(step)
+
+    def request_update(self, step: int) -> None:
+        """Update the masks at the next optimizer step, as iteration
+        ``step`` of the cosine schedule (what ``before_train_iter`` does
+        every ``update_interval`` iterations; usable without a runner)."""
+        if self.end is None:
+            raise ValueError('DynamicSparsityHook needs `end` (the last '
+                             'iteration of the cosine schedule) when used '
+                             'without a runner')
+        if self._model is not None and step < self.end:
             self._due_iter = step
 
     @torch.no_grad()
@@ -111,9 +120,10 @@ class DynamicSparsityHook(SparseMaskHook):
             # all-reduced gradients are equal, but ties broken on different
             # devices need not be: rank 0 decides
             self._sync_masks()
-        self._runner.logger.info(
+        print_log(
             f'Dynamic sparsity at iter {step}: prune rate {rate:.4f}, moved '
-            f'{moved} of {total} active weights')
+            f'{moved} of {total} active weights',
+            logger='current')
 
     @staticmethod
     def _clear_optimizer_state(optimizer, weight, changed) -> None:
