@@ -18,6 +18,7 @@ from mmengine.structures import InstanceData
 
 import slak_mm  # noqa: F401
 from slak_mm.apis import adapt_to_device, load_config
+from tests.sparse_checks import assert_sparsity_kept, attach_config_sparse_hook
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FULL_CONFIGS = [
@@ -134,6 +135,7 @@ def test_config_trains_one_step_and_predicts(rel):
 
     # layer-wise lr decay over the backbone, full lr for neck and heads
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    attach_config_sparse_hook(cfg, model, optim_wrapper)
     groups = optim_wrapper.optimizer.param_groups
     assert len({g['lr'] for g in groups}) > 1
     base_lr = cfg.optim_wrapper.optimizer.lr
@@ -168,6 +170,7 @@ def test_config_trains_one_step_and_predicts(rel):
         assert torch.isfinite(torch.as_tensor(value)).all(), name
     after = model.backbone.downsample_layers[0][0].weight
     assert not torch.equal(before, after)  # the backbone got updated
+    assert_sparsity_kept(model.backbone)
 
     model.eval()
     with torch.no_grad():

@@ -11,6 +11,7 @@ from mmengine.structures import PixelData
 
 import slak_mm  # noqa: F401
 from slak_mm.apis import adapt_to_device, load_config
+from tests.sparse_checks import assert_sparsity_kept, attach_config_sparse_hook
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG_CONFIGS = sorted(
@@ -41,6 +42,7 @@ def test_config_trains_one_step_and_predicts(path):
     model.init_weights()
 
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    attach_config_sparse_hook(cfg, model, optim_wrapper)
     lrs = {g['lr'] for g in optim_wrapper.optimizer.param_groups}
     if cfg.optim_wrapper.paramwise_cfg.decay_rate < 1:
         assert len(lrs) > 1  # stage-wise decay really applied
@@ -63,6 +65,7 @@ def test_config_trains_one_step_and_predicts(path):
     losses = model.train_step(data, optim_wrapper)
     assert all(torch.isfinite(v).all() for v in losses.values())
     assert not torch.equal(before, model.backbone.downsample_layers[0][0].weight)
+    assert_sparsity_kept(model.backbone)
 
     model.eval()
     cfg.model.test_cfg.mode = 'whole'

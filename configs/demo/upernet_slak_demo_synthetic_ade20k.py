@@ -76,5 +76,6 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+custom_hooks = [dict(type='SparseMaskHook', interval=50)]
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)

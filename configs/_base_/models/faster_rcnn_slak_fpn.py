@@ -21,7 +21,8 @@ model = dict(
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,
         out_indices=(0, 1, 2, 3),
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+        sparse=True),
     neck=dict(
         type='FPN',
         in_channels=[124, 249, 499, 998],
@@ -114,3 +115,6 @@ model = dict(
             score_thr=0.05,
             nms=dict(type='nms', iou_threshold=0.5),
             max_per_img=100)))
+# sparse=True: the pretrained zeros (or, from scratch, random ERK masks at
+# 40%) stay zero during fine-tuning; the hook logs the density.
+custom_hooks = [dict(type='SparseMaskHook', interval=1000)]
