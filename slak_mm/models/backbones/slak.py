@@ -19,8 +19,8 @@ from timm.layers import DropPath, LayerNorm2d, trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from slak_mm.registry import register_model
-from slak_mm.sparse import (MASKS_KEPT_ATTR, SPARSE_INIT_METHODS, attach_masks,
-                            init_random_masks)
+from slak_mm.sparse import (MASK_SUFFIX, MASKS_KEPT_ATTR, SPARSE_INIT_METHODS,
+                            attach_masks, init_random_masks)
 from ..layers import LargeKernelConv
 from ..utils import load_pretrained_backbone
 
@@ -46,6 +46,8 @@ class SLaKBlock(nn.Module):
         layer_scale_init_value (float): Initial value of ``gamma``; 0 or less
             disables layer scale. Default: 1e-6.
         with_cp (bool): Gradient checkpointing of the block. Default: False.
+        deploy (bool): Build the large kernel in its merged inference form
+            (see :class:`LargeKernelConv`). Default: False.
     """
 
     def __init__(self,
@@ -56,7 +58,8 @@ class SLaKBlock(nn.Module):
                  norm_cfg: dict,
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
-                 with_cp: bool = False):
+                 with_cp: bool = False,
+                 deploy: bool = False):
         super().__init__()
         self.with_cp = with_cp
         self.large_kernel = LargeKernelConv(
@@ -64,7 +67,8 @@ class SLaKBlock(nn.Module):
             kernel_size,
             small_kernel,
             decompose=decompose,
-            norm_layer=partial(_norm_module, norm_cfg))
+            norm_layer=partial(_norm_module, norm_cfg),
+            deploy=deploy)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
@@ -136,6 +140,12 @@ class SLaK(BaseModule):
             (no pretrained checkpoint), in [0, 1). Default: 0.4 (SLaK).
         sparse_init (str): Layer-wise scheme for random masks: ``'ERK'`` or
             ``'uniform'``. Default: ``'ERK'``.
+        deploy (bool): Build every large kernel in its merged inference
+            form (BatchNorms folded, branches summed into one cross-shaped
+            or dense kernel with a bias), to load a deploy checkpoint written
+            by ``tools/deploy.py`` or by :meth:`switch_to_deploy`. Sparsity
+            masks (``sparse=True``) are attached to the other weights only:
+            the merged kernels get none. Default: False.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads an official SLaK ImageNet checkpoint or
             an mm checkpoint; None initialises randomly. Default: None.
@@ -165,6 +175,7 @@ class SLaK(BaseModule):
                  sparse: bool = False,
                  sparsity: float = 0.4,
                  sparse_init: str = 'ERK',
+                 deploy: bool = False,
                  init_cfg: Union[dict, None] = None):
         super().__init__(init_cfg=init_cfg)
         if not 0. <= sparsity < 1.:
@@ -176,6 +187,7 @@ class SLaK(BaseModule):
         self.sparse = sparse
         self.sparsity = sparsity
         self.sparse_init = sparse_init
+        self.deploy = deploy
         depths, base_dims = self._parse_arch(arch)
         self.kernel_size = self._check_kernel_sizes(kernel_size, small_kernel)
         self.small_kernel = small_kernel
@@ -217,13 +229,15 @@ class SLaK(BaseModule):
                         norm_cfg=norm_cfg,
                         drop_path_rate=dp_rates[first + j],
                         layer_scale_init_value=layer_scale_init_value,
-                        with_cp=with_cp) for j in range(depths[i])
+                        with_cp=with_cp,
+                        deploy=deploy) for j in range(depths[i])
                 ]))
 
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.dims[i], eps=1e-6))
         if sparse:
             attach_masks(self)
+            self._drop_merged_masks()
         self._warned_masks_not_kept = False
         self._freeze_stages()
 
@@ -282,10 +296,21 @@ class SLaK(BaseModule):
         ``sparse=True`` also random masks at ``sparsity``)."""
         if self.init_cfg is not None and self.init_cfg.get(
                 'type') == 'Pretrained':
-            load_pretrained_backbone(
-                self,
-                self.init_cfg['checkpoint'],
-                map_location=self.init_cfg.get('map_location', 'cpu'))
+            try:
+                load_pretrained_backbone(
+                    self,
+                    self.init_cfg['checkpoint'],
+                    map_location=self.init_cfg.get('map_location', 'cpu'))
+            except ValueError as err:
+                if not self.deploy:
+                    raise
+                raise ValueError(
+                    f'{err}\nNote: this SLaK was built with deploy=True '
+                    f'(merged kernels); official and training checkpoints '
+                    f'(LoRA1/LoRA2/small_conv branches) load only with '
+                    f'deploy=False. Load them that way and call '
+                    f'switch_to_deploy(), or convert an mm checkpoint with '
+                    f'tools/deploy.py.') from err
             return
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -326,6 +351,44 @@ class SLaK(BaseModule):
             'slak_mm.sparse.apply_masks(model) after every optimizer step.',
             logger='current',
             level=logging.WARNING)
+
+    # ---------------------------------------------------------------- deploy
+    def _drop_merged_masks(self) -> None:
+        # merged kernels are the sum of differently masked branches: no mask
+        # of theirs would mean anything (see switch_to_deploy)
+        for m in self.modules():
+            if isinstance(m, LargeKernelConv) and m.deploy:
+                for owner in m.modules():
+                    for name, _ in list(owner.named_parameters(recurse=False)):
+                        if name + MASK_SUFFIX in owner._buffers:
+                            delattr(owner, name + MASK_SUFFIX)
+
+    def switch_to_deploy(self) -> None:
+        """Merge every large kernel's branches for inference, in place.
+
+        Each branch's BatchNorm is folded into its conv with the running
+        statistics (the eval-mode function, whatever ``self.training``
+        is), the ``N x N`` kernel is added into the centre of the ``M x N``
+        one, and the block then runs one cross-shaped kernel (``M x N`` +
+        ``N x M`` + bias, :func:`slak_mm.ops.cross_depthwise_conv2d`), or one
+        dense ``M x M`` conv with bias when ``decompose=False``. The eval
+        outputs are unchanged up to float rounding.
+
+        Sparsity: the branch modules are deleted, and with them their mask
+        buffers. The merged kernels get no mask: their non-zeros are the
+        union of the branches' (denser than any branch where they overlap,
+        e.g. the ``N x N`` centre), so no branch mask applies to them. The
+        masks of the other weights (downsampling, ``pwconv``) stay. Deploy
+        models are for inference; train the training form. The merged
+        parameter names are not part of the official checkpoint format, so
+        the state dict of a switched model loads into
+        ``SLaK(..., deploy=True)`` only. Calling it again does nothing.
+        """
+        for m in self.modules():
+            if isinstance(m, LargeKernelConv):
+                m.switch_to_deploy()
+        self.deploy = True
+        self._freeze_stages()  # the new parameters of frozen stages, too
 
     # --------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

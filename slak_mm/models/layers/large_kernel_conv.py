@@ -1,13 +1,29 @@
-"""SLaK's large depthwise kernel as parallel conv+norm branches.
+"""SLaK's large depthwise kernel as parallel conv+norm branches, and its
+merged inference (deploy) form.
 
 The attribute names ``LoRA1``, ``LoRA2``, ``small_conv``, ``lkb_origin`` and
 the children ``conv`` / ``bn`` are the official SLaK checkpoint's names: they
 are part of the file format, so the published weights load without renaming.
+
+The deploy form (:meth:`LargeKernelConv.switch_to_deploy`, or
+``deploy=True``) folds every branch's BatchNorm into its conv and sums the
+branches into one kernel with a bias, as RepLKNet / mmpretrain do. Its
+parameters (``merged_v``, ``merged_h``, ``merged_bias``; ``merged.weight``,
+``merged.bias`` when ``decompose=False``) are this package's own names and
+are NOT part of the official checkpoint format: a deploy checkpoint loads
+only into a deploy model, and an official (training-form) one only into a
+training-form model.
 """
-from typing import Callable, Iterator, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from slak_mm.ops import cross_depthwise_conv2d
+
+#: Branch attributes of the training form (removed by ``switch_to_deploy``).
+BRANCH_NAMES = ('LoRA1', 'LoRA2', 'small_conv', 'lkb_origin')
 
 
 class ConvBN(nn.Sequential):
@@ -37,6 +53,60 @@ class ConvBN(nn.Sequential):
         self.bn = norm_layer(channels)
 
 
+@torch.no_grad()
+def fuse_conv_bn(conv_weight: torch.Tensor,
+                 bn: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Fold an eval-mode BatchNorm into the bias-free conv before it.
+
+    ``bn(conv(x, w)) == conv(x, w * g / s) + (b - m * g / s)`` with
+    ``s = sqrt(running_var + eps)``, ``g``/``b`` the affine weight/bias (1/0
+    without affine) and ``m`` the running mean. The running statistics are
+    always used, whatever ``bn.training`` is: the result is the eval-mode
+    function. Computed in float64, returned in ``conv_weight``'s dtype.
+
+    Args:
+        conv_weight (Tensor): Conv weight (C_out, C_in/groups, kh, kw).
+        bn (nn.Module): A norm with running statistics: ``nn.BatchNorm2d``,
+            ``nn.SyncBatchNorm`` (mm's ``BN`` / ``SyncBN``) or any module
+            with ``running_mean``, ``running_var`` and ``eps``.
+
+    Returns:
+        tuple[Tensor, Tensor]: Fused kernel (same shape as ``conv_weight``)
+        and bias (C_out,).
+
+    Raises:
+        TypeError: If ``bn`` keeps no running statistics (GroupNorm,
+            LayerNorm, BatchNorm with ``track_running_stats=False``).
+    """
+    mean = getattr(bn, 'running_mean', None)
+    var = getattr(bn, 'running_var', None)
+    if not isinstance(mean, torch.Tensor) or not isinstance(
+            var, torch.Tensor) or not hasattr(bn, 'eps'):
+        raise TypeError(
+            f'Cannot fold {type(bn).__name__} into the conv: only norms with '
+            f'running statistics (BatchNorm / SyncBatchNorm with '
+            f'track_running_stats=True) are per-channel affine at inference.')
+    if mean.numel() != conv_weight.shape[0]:
+        raise ValueError(f'{type(bn).__name__} has {mean.numel()} channels, '
+                         f'the conv {conv_weight.shape[0]}')
+    f64 = dict(dtype=torch.float64, device=conv_weight.device)
+    std = (var.to(**f64) + bn.eps).sqrt()
+    weight, bias = getattr(bn, 'weight', None), getattr(bn, 'bias', None)
+    gamma = 1. if weight is None else weight.to(**f64)  # affine=False
+    beta = 0. if bias is None else bias.to(**f64)
+    scale = gamma / std
+    kernel = conv_weight.to(**f64) * scale.reshape(-1, 1, 1, 1)
+    bias = beta - mean.to(**f64) * scale
+    return kernel.to(conv_weight.dtype), bias.to(conv_weight.dtype)
+
+
+def _pad_to(kernel: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Zero-pad an odd (.., kh, kw) kernel to (.., height, width), centred."""
+    kh, kw = kernel.shape[-2:]
+    dh, dw = (height - kh) // 2, (width - kw) // 2
+    return F.pad(kernel, (dw, dw, dh, dh))
+
+
 class LargeKernelConv(nn.Module):
     """Sum of depthwise conv+norm branches that together form a large kernel.
 
@@ -46,6 +116,16 @@ class LargeKernelConv(nn.Module):
     one dense ``M x M`` branch (``lkb_origin``) plus the ``N x N`` branch are
     used. Each branch has its own norm, which the paper found essential.
 
+    Deploy form (inference only; see :meth:`switch_to_deploy`): the norms
+    are folded into the convs and the branches merged. Decomposed: the
+    ``N x N`` kernel is added into the centre of the ``M x N`` one, giving a
+    tall kernel ``merged_v`` (C, 1, M, N), a wide one ``merged_h``
+    (C, 1, N, M) and ``merged_bias`` (C,), applied together as one
+    cross-shaped kernel by :func:`slak_mm.ops.cross_depthwise_conv2d` (one
+    pass on the Triton path; no dense ``M x M``). Non-decomposed: one dense
+    depthwise ``merged`` conv (``nn.Conv2d`` with bias). These names are not
+    part of the official checkpoint format.
+
     Args:
         channels (int): Number of channels.
         kernel_size (int): The large side ``M`` (odd).
@@ -53,6 +133,8 @@ class LargeKernelConv(nn.Module):
         decompose (bool): Use the three-branch decomposition. Default: True.
         norm_layer (Callable[[int], nn.Module]): Builds each branch's norm.
             Default: ``nn.BatchNorm2d``.
+        deploy (bool): Build the merged form directly, to load a deploy
+            checkpoint into (its parameters start at zero). Default: False.
     """
 
     def __init__(self,
@@ -60,11 +142,22 @@ class LargeKernelConv(nn.Module):
                  kernel_size: int,
                  small_kernel: int = 5,
                  decompose: bool = True,
-                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d):
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+                 deploy: bool = False):
         super().__init__()
+        self.channels = channels
         self.kernel_size = kernel_size
         self.small_kernel = small_kernel
         self.decompose = decompose
+        self.deploy = False
+        if deploy:
+            zeros = torch.zeros(channels)
+            self._set_merged(
+                zeros.new_zeros(channels, 1, kernel_size,
+                                small_kernel if decompose else kernel_size),
+                zeros.new_zeros(channels, 1, small_kernel, kernel_size)
+                if decompose else None, zeros)
+            return
         if decompose:
             self.LoRA1 = ConvBN(channels, (kernel_size, small_kernel),
                                 norm_layer)
@@ -78,6 +171,9 @@ class LargeKernelConv(nn.Module):
 
     def branches(self) -> Iterator[ConvBN]:
         """Yield the conv+norm branches whose outputs are summed."""
+        if self.deploy:
+            raise RuntimeError('LargeKernelConv in deploy form has no '
+                               'branches; they were merged.')
         if self.decompose:
             yield self.LoRA1
             yield self.LoRA2
@@ -86,13 +182,115 @@ class LargeKernelConv(nn.Module):
         yield self.small_conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deploy:
+            if self.decompose:
+                return cross_depthwise_conv2d(x, self.merged_v, self.merged_h,
+                                              self.merged_bias)
+            return self.merged(x)
         branches = self.branches()
         out = next(branches)(x)
         for branch in branches:
             out = out + branch(x)
         return out
 
+    @torch.no_grad()
+    def get_equivalent_kernel_bias(
+            self) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        """The merged kernel(s) and bias equal to the eval-mode branches.
+
+        Each branch's norm is folded with its running statistics (eval
+        semantics, also for a module in training mode). Sparsity masks are
+        not consulted: the weights are taken as they are (a masked model's
+        weights hold zeros at masked positions anyway).
+
+        Returns:
+            tuple: ``(weight_v, weight_h, bias)``. Decomposed: ``weight_v``
+            (C, 1, M, N) is ``LoRA1`` plus the zero-padded ``small_conv``,
+            ``weight_h`` (C, 1, N, M) is ``LoRA2``. Non-decomposed:
+            ``weight_v`` is the dense (C, 1, M, M) kernel (``lkb_origin``
+            plus the padded ``small_conv``) and ``weight_h`` is None.
+            ``bias`` (C,) is the sum of the folded norm biases.
+        """
+        if self.deploy:
+            if self.decompose:
+                return (self.merged_v.detach(), self.merged_h.detach(),
+                        self.merged_bias.detach())
+            return (self.merged.weight.detach(), None,
+                    self.merged.bias.detach())
+        k_small, b_small = fuse_conv_bn(self.small_conv.conv.weight,
+                                        self.small_conv.bn)
+        if self.decompose:
+            k_v, b_v = fuse_conv_bn(self.LoRA1.conv.weight, self.LoRA1.bn)
+            k_h, b_h = fuse_conv_bn(self.LoRA2.conv.weight, self.LoRA2.bn)
+            k_v = k_v + _pad_to(k_small, *k_v.shape[-2:])
+            return k_v, k_h, b_v + b_h + b_small
+        k, b = fuse_conv_bn(self.lkb_origin.conv.weight, self.lkb_origin.bn)
+        return k + _pad_to(k_small, *k.shape[-2:]), None, b + b_small
+
+    def _set_merged(self, weight_v: torch.Tensor,
+                    weight_h: Optional[torch.Tensor],
+                    bias: torch.Tensor) -> None:
+        if self.decompose:
+            self.merged_v = nn.Parameter(weight_v)
+            self.merged_h = nn.Parameter(weight_h)
+            self.merged_bias = nn.Parameter(bias)
+        else:
+            m = self.kernel_size
+            self.merged = nn.Conv2d(
+                self.channels,
+                self.channels,
+                kernel_size=m,
+                padding=m // 2,
+                groups=self.channels,
+                bias=True).to(
+                    device=weight_v.device, dtype=weight_v.dtype)
+            self.merged.weight.data.copy_(weight_v)
+            self.merged.bias.data.copy_(bias)
+        self.deploy = True
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Replace the branches by their merged kernel(s) and bias, in place.
+
+        The result computes the eval-mode output of the branches (the norms'
+        running statistics are folded in) in training and eval mode alike;
+        it is meant for inference. The branch modules are deleted, with any
+        sparsity mask buffers they carried; the merged parameters get no
+        masks. Calling it again does nothing.
+        """
+        if self.deploy:
+            return
+        weight_v, weight_h, bias = self.get_equivalent_kernel_bias()
+        for name in BRANCH_NAMES:
+            if hasattr(self, name):
+                delattr(self, name)
+        self._set_merged(weight_v, weight_h, bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a strict=False load (mmengine's default) would otherwise leave the
+        # model random with only a warning about missing keys
+        def has(starts):
+            return any(k.startswith(starts) for k in state_dict)
+
+        where = prefix.rstrip('.') or 'LargeKernelConv'
+        if self.deploy and has(tuple(f'{prefix}{n}.' for n in BRANCH_NAMES)):
+            raise ValueError(
+                f'{where}: the checkpoint holds the '
+                f'training form (LoRA1/LoRA2/small_conv or lkb_origin '
+                f'branches) but the model was built with deploy=True (merged '
+                f'kernels). Convert the checkpoint with tools/deploy.py, or '
+                f'build the model with deploy=False, load it and call '
+                f'switch_to_deploy().')
+        merged_keys = ('merged_v', 'merged_h', 'merged_bias', 'merged.')
+        if not self.deploy and has(tuple(prefix + n for n in merged_keys)):
+            raise ValueError(
+                f'{where}: the checkpoint is a deploy '
+                f'checkpoint (merged kernels, e.g. from tools/deploy.py) but '
+                f'the model was built with deploy=False; build it with '
+                f'deploy=True (--cfg-options model.backbone.deploy=True).')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         return (f'kernel_size={self.kernel_size}, '
                 f'small_kernel={self.small_kernel}, '
-                f'decompose={self.decompose}')
+                f'decompose={self.decompose}, deploy={self.deploy}')
