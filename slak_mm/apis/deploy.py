@@ -1,0 +1,102 @@
+"""Inference re-parameterisation of a trained model (``tools/deploy.py``).
+
+Folds the BatchNorms of every SLaK large kernel into the convs and merges
+the branches (see :meth:`slak_mm.models.SLaK.switch_to_deploy`), then saves
+a deploy checkpoint that loads into the same config built with
+``model.backbone.deploy=True``.
+"""
+import os.path as osp
+from typing import Optional
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner import load_checkpoint
+
+from slak_mm.models import LargeKernelConv, SLaK
+from slak_mm.utils import torch_save_atomic
+from slak_mm.version import __version__
+from .config import adapt_to_device
+
+#: ``--cfg-options`` that builds a config's model in the merged form.
+DEPLOY_CFG_OPTION = 'model.backbone.deploy=True'
+
+
+def _num_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """Build ``cfg.model`` in the config's default scope, without
+    initialising weights (no pretrained file is read).
+
+    Args:
+        cfg (Config): Loaded config.
+
+    Returns:
+        nn.Module: The segmentor or detector, on the CPU.
+    """
+    adapt_to_device(cfg)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    return MODELS.build(cfg.model)
+
+
+def deploy_checkpoint(cfg: Config,
+                      checkpoint: str,
+                      out: str,
+                      config_path: Optional[str] = None) -> dict:
+    """Convert a trained (training-form) checkpoint to a deploy checkpoint.
+
+    The model of ``cfg`` is built with ``deploy=False``, loaded strictly
+    from ``checkpoint``, put in eval mode and every SLaK backbone in it is
+    switched to the merged form. ``out`` gets ``{'meta': ..., 'state_dict':
+    ...}`` (the input's meta, e.g. ``dataset_meta``, plus ``deploy=True``),
+    written atomically. Load it with the same config and
+    ``--cfg-options model.backbone.deploy=True``. Sparsity masks of the
+    merged kernels are gone (see ``SLaK.switch_to_deploy``); deploy
+    checkpoints are for inference.
+
+    Args:
+        cfg (Config): Loaded config of the trained model.
+        checkpoint (str): mm checkpoint of the whole model (``state_dict``
+            with ``backbone.`` and head keys), e.g. from tools/train.py.
+        out (str): Output path.
+        config_path (str, optional): Recorded in the meta.
+
+    Returns:
+        dict: ``out``, ``merged`` (number of large kernels merged),
+        ``params_before`` and ``params_after``.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    backbone_cfg = cfg.model.get('backbone')
+    if backbone_cfg is not None and backbone_cfg.get('deploy'):
+        # the training form is what the checkpoint holds; it is merged here
+        backbone_cfg.deploy = False
+    model = build_model(cfg)
+    backbones = [m for m in model.modules() if isinstance(m, SLaK)]
+    if not backbones:
+        raise ValueError(
+            f'The model of the config ({type(model).__name__}) contains no '
+            f'SLaK backbone; nothing to re-parameterise.')
+    ckpt = load_checkpoint(
+        model, checkpoint, map_location='cpu', strict=True, logger='current')
+    model.eval()
+    params_before = _num_params(model)
+    merged = 0
+    for backbone in backbones:
+        merged += sum(1 for m in backbone.modules()
+                      if isinstance(m, LargeKernelConv) and not m.deploy)
+        backbone.switch_to_deploy()
+    meta = dict(ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
+    meta.update(
+        deploy=True,
+        deploy_source=osp.abspath(checkpoint),
+        deploy_config=config_path,
+        deployed_by=f'slak_mm {__version__}')
+    torch_save_atomic(dict(meta=meta, state_dict=model.state_dict()), out)
+    return dict(
+        out=out,
+        merged=merged,
+        params_before=params_before,
+        params_after=_num_params(model))
