@@ -7,7 +7,7 @@ apply.
 """
 import logging
 from functools import partial
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -48,6 +48,8 @@ class SLaKBlock(nn.Module):
         with_cp (bool): Gradient checkpointing of the block. Default: False.
         deploy (bool): Build the large kernel in its merged inference form
             (see :class:`LargeKernelConv`). Default: False.
+        conv_impl (str, optional): Depthwise conv implementation, see
+            :class:`LargeKernelConv`. Default: None (automatic).
     """
 
     def __init__(self,
@@ -59,7 +61,8 @@ class SLaKBlock(nn.Module):
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  with_cp: bool = False,
-                 deploy: bool = False):
+                 deploy: bool = False,
+                 conv_impl: Optional[str] = None):
         super().__init__()
         self.with_cp = with_cp
         self.large_kernel = LargeKernelConv(
@@ -68,7 +71,8 @@ class SLaKBlock(nn.Module):
             small_kernel,
             decompose=decompose,
             norm_layer=partial(_norm_module, norm_cfg),
-            deploy=deploy)
+            deploy=deploy,
+            impl=conv_impl)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
@@ -146,6 +150,11 @@ class SLaK(BaseModule):
             by ``tools/deploy.py`` or by :meth:`switch_to_deploy`. Sparsity
             masks (``sparse=True``) are attached to the other weights only:
             the merged kernels get none. Default: False.
+        conv_impl (str, optional): Large-kernel depthwise conv: ``'auto'``
+            (Triton kernels on CUDA when Triton imports, else
+            ``F.conv2d``), ``'triton'`` or ``'torch'``; None reads
+            ``$SLAK_MM_DWCONV_IMPL`` (default ``auto``). On the CPU the
+            convs run channels-last (``$SLAK_MM_CPU_LAYOUT``). Default: None.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads an official SLaK ImageNet checkpoint or
             an mm checkpoint; None initialises randomly. Default: None.
@@ -176,6 +185,7 @@ class SLaK(BaseModule):
                  sparsity: float = 0.4,
                  sparse_init: str = 'ERK',
                  deploy: bool = False,
+                 conv_impl: Optional[str] = None,
                  init_cfg: Union[dict, None] = None):
         super().__init__(init_cfg=init_cfg)
         if not 0. <= sparsity < 1.:
@@ -230,7 +240,8 @@ class SLaK(BaseModule):
                         drop_path_rate=dp_rates[first + j],
                         layer_scale_init_value=layer_scale_init_value,
                         with_cp=with_cp,
-                        deploy=deploy) for j in range(depths[i])
+                        deploy=deploy,
+                        conv_impl=conv_impl) for j in range(depths[i])
                 ]))
 
         for i in self.out_indices:

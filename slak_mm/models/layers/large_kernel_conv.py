@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from slak_mm.ops import cross_depthwise_conv2d
+from slak_mm.ops import (cross_depthwise_conv2d, multi_depthwise_conv2d,
+                         to_preferred_layout)
 
 #: Branch attributes of the training form (removed by ``switch_to_deploy``).
 BRANCH_NAMES = ('LoRA1', 'LoRA2', 'small_conv', 'lkb_origin')
@@ -135,6 +136,10 @@ class LargeKernelConv(nn.Module):
             Default: ``nn.BatchNorm2d``.
         deploy (bool): Build the merged form directly, to load a deploy
             checkpoint into (its parameters start at zero). Default: False.
+        impl (str, optional): Depthwise conv implementation: ``'auto'``
+            (Triton on CUDA when available, else torch), ``'triton'`` or
+            ``'torch'``; None reads ``$SLAK_MM_DWCONV_IMPL`` (see
+            :func:`slak_mm.ops.resolve_impl`). Default: None.
     """
 
     def __init__(self,
@@ -143,9 +148,11 @@ class LargeKernelConv(nn.Module):
                  small_kernel: int = 5,
                  decompose: bool = True,
                  norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
-                 deploy: bool = False):
+                 deploy: bool = False,
+                 impl: Optional[str] = None):
         super().__init__()
         self.channels = channels
+        self.impl = impl
         self.kernel_size = kernel_size
         self.small_kernel = small_kernel
         self.decompose = decompose
@@ -182,15 +189,23 @@ class LargeKernelConv(nn.Module):
         yield self.small_conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_preferred_layout(x)
         if self.deploy:
             if self.decompose:
-                return cross_depthwise_conv2d(x, self.merged_v, self.merged_h,
-                                              self.merged_bias)
+                return cross_depthwise_conv2d(
+                    x,
+                    self.merged_v,
+                    self.merged_h,
+                    self.merged_bias,
+                    impl=self.impl)
             return self.merged(x)
-        branches = self.branches()
-        out = next(branches)(x)
-        for branch in branches:
-            out = out + branch(x)
+        branches = list(self.branches())
+        # one call for all branch convs: the Triton path reads x once
+        convs = multi_depthwise_conv2d(
+            x, [branch.conv.weight for branch in branches], impl=self.impl)
+        out = branches[0].bn(convs[0])
+        for branch, conv in zip(branches[1:], convs[1:]):
+            out = out + branch.bn(conv)
         return out
 
     @torch.no_grad()
