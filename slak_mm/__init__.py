@@ -2,8 +2,17 @@
 
 Importing the package registers the SLaK backbone and its helpers in the
 mmseg and mmdet registries (``custom_imports=dict(imports=['slak_mm'])``).
+Without OpenMMLab installed (e.g. a bare GPU box with torch and Triton) the
+torch-only parts still import: ``slak_mm.ops`` and ``slak_mm.sparse``.
 """
-from . import engine, models, utils  # noqa: F401
 from .version import __version__
+
+try:
+    import mmengine  # noqa: F401
+except ModuleNotFoundError as err:
+    if err.name != 'mmengine':  # a broken install must not pass silently
+        raise
+else:
+    from . import engine, models, utils  # noqa: F401
 
 __all__ = ['__version__']
