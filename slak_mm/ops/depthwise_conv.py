@@ -24,6 +24,9 @@ IMPL_ENV = 'SLAK_MM_DWCONV_IMPL'
 IMPLS = ('auto', 'triton', 'torch')
 #: Largest kernel side the Triton kernels support.
 MAX_KERNEL = 63
+#: Input dtypes the Triton kernels support; ``auto`` uses torch for others
+#: (e.g. float64 for gradcheck).
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def triton_available() -> bool:
@@ -56,12 +59,14 @@ def resolve_impl(x: torch.Tensor, impl: Optional[str] = None) -> str:
                          f'(argument or ${IMPL_ENV}); choose one of {IMPLS}')
     if impl == 'torch':
         return 'torch'
-    usable = triton_available() and (x.is_cuda or _interpreting())
+    usable = (
+        triton_available() and (x.is_cuda or _interpreting())
+        and x.dtype in TRITON_DTYPES)
     if impl == 'triton' and not usable:
         raise RuntimeError(
             'impl="triton" needs Triton and a CUDA tensor (or '
-            'TRITON_INTERPRET=1 for CPU tensors); got a '
-            f'{x.device.type} tensor, Triton '
+            'TRITON_INTERPRET=1 for CPU tensors) of dtype float32, float16 '
+            f'or bfloat16; got a {x.device.type} {x.dtype} tensor, Triton '
             f'{"available" if triton_available() else "not importable"}. '
             f'Use impl="auto" or set {IMPL_ENV}=auto.')
     return 'triton' if usable else 'torch'

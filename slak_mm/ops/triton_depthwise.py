@@ -1,0 +1,440 @@
+"""Triton depthwise "same" convolution with autograd: the host side.
+
+:func:`triton_multi_depthwise_conv2d` runs several depthwise kernels of one
+input (SLaK's ``M x N``, ``N x M`` and ``N x N`` branches) in one launch, one
+output each; :func:`triton_cross_depthwise_conv2d` runs the merged deploy
+form (tall + wide kernel + bias) into one output. Both are
+``torch.autograd.Function``\\ s whose forward, input gradient and weight
+gradients are the Triton kernels of :mod:`.triton_depthwise_kernels` (the
+kernel design is described there).
+
+Dtypes: fp32, fp16 and bf16 inputs; products are accumulated in fp32 and
+the outputs have the input's dtype. Weights are cast to the input's dtype
+for the computation, as ``F.conv2d`` requires, and their gradients are
+reduced in fp32 and returned in the weights' own dtype. Under
+``torch.autocast`` the input is first cast to the autocast dtype, as
+autocast does for ``conv2d``. fp32 products run on the tensor cores as
+3xTF32 (about fp32 accuracy), or as TF32 when
+``torch.set_float32_matmul_precision('high')`` allows it.
+
+The kernels run on CUDA tensors, and on CPU tensors under
+``TRITON_INTERPRET=1`` (the test mode). The environment variable is read at
+each call: the kernel module is loaded once per mode, so compiled and
+interpreted calls can share a process.
+
+Nothing here imports mm packages.
+"""
+import importlib.util
+import os
+from contextlib import contextmanager
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import triton
+
+from .depthwise_conv import TRITON_DTYPES as SUPPORTED_DTYPES
+
+#: Kernels per launch (the kernel has three slots; more are chunked).
+_MAX_PER_LAUNCH = 3
+#: Kernels with at most this many taps use the plain tap loop, larger ones
+#: (SLaK's 5 x 5 too) the Toeplitz matrix product (see the kernels module).
+_DIRECT_MAX_TAPS = 9
+#: Positions per step of the weight-gradient product.
+_WGRAD_BK = 64
+#: Weight-gradient programs per multiprocessor to aim for.
+_WGRAD_PROGRAMS_PER_SM = 4
+#: Fewest steps a weight-gradient program gets before channels are split.
+_WGRAD_MIN_ITEMS = 4
+
+_KERNEL_MODULES = {}
+_SM_COUNTS = {}
+
+
+def _interpreting() -> bool:
+    return os.environ.get('TRITON_INTERPRET', '0') == '1'
+
+
+@contextmanager
+def _interpret_mode(interpret: bool):
+    """Make ``@triton.jit`` build interpreted (or compiled) functions."""
+    knobs = getattr(triton, 'knobs', None)
+    if knobs is not None:
+        with knobs.runtime.scope():
+            knobs.runtime.interpret = interpret
+            yield
+        return
+    old = os.environ.get('TRITON_INTERPRET')
+    os.environ['TRITON_INTERPRET'] = '1' if interpret else '0'
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ['TRITON_INTERPRET']
+        else:
+            os.environ['TRITON_INTERPRET'] = old
+
+
+def _kernels():
+    """The kernels module for the current mode (``TRITON_INTERPRET``).
+
+    ``@triton.jit`` decides between compiled and interpreted functions when
+    it decorates, and a kernel's helpers must be of the same kind, so each
+    mode gets its own instance of the module, executed under that mode.
+    """
+    interpret = _interpreting()
+    module = _KERNEL_MODULES.get(interpret)
+    if module is None:
+        spec = importlib.util.find_spec(
+            __name__.rpartition('.')[0] + '.triton_depthwise_kernels')
+        module = importlib.util.module_from_spec(spec)
+        with _interpret_mode(interpret):
+            spec.loader.exec_module(module)
+        _KERNEL_MODULES[interpret] = module
+    return module
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type != 'cuda':
+        return 2  # interpreter: still split channels, to test the reduction
+    index = device.index if device.index is not None else \
+        torch.cuda.current_device()
+    if index not in _SM_COUNTS:
+        _SM_COUNTS[index] = torch.cuda.get_device_properties(
+            index).multi_processor_count
+    return _SM_COUNTS[index]
+
+
+def _dot_options(dtype: torch.dtype) -> Tuple[bool, str]:
+    """``(UPCAST, PREC)`` for ``tl.dot`` on ``dtype`` operands.
+
+    fp32 follows torch's switch for fp32 matrix products (the Toeplitz
+    products are matrix products): ``'highest'`` (torch's default) gives
+    3xTF32, about fp32 accuracy; ``'high'`` / ``'medium'``
+    (``torch.set_float32_matmul_precision``) give one TF32 pass, faster,
+    about 1e-3 relative error. The interpreter's dot mishandles bf16, so it
+    gets fp32 operands there (exact: products of 16-bit floats fit in fp32,
+    and the GPU accumulates them in fp32 too).
+    """
+    if _interpreting():
+        return dtype != torch.float32, 'ieee'
+    if dtype != torch.float32:
+        return False, 'tf32'  # ignored for 16-bit operands
+    return False, ('tf32x3' if torch.get_float32_matmul_precision()
+                   == 'highest' else 'tf32')
+
+
+def _mode(kh: int, kw: int) -> int:
+    """How :func:`_conv_tile` evaluates a ``kh x kw`` kernel."""
+    mod = _kernels()
+    if kh * kw <= _DIRECT_MAX_TAPS:
+        return int(mod.MODE_DIRECT)
+    return int(mod.MODE_VERTICAL if kh >= kw else mod.MODE_HORIZONTAL)
+
+
+def _conv_bk(kh: int, kw: int) -> int:
+    """K chunk of a kernel's matrix product: the halo of a tile is
+    ``B + k - 1`` long, so short kernels waste less with 16."""
+    return 32 if max(kh, kw) > 16 else 16
+
+
+def _conv_tiles(h: int, w: int) -> Tuple[int, int, int]:
+    """Output tile (BH, BW) and warps: up to 64 x 64, at least 16 x 16
+    (the tensor-core minimum), no larger than the map needs."""
+    bh = min(64, max(16, _next_pow2(h)))
+    bw = min(64, max(16, _next_pow2(w)))
+    return bh, bw, 8 if bh * bw >= 4096 else 4
+
+
+def _launch_conv(inputs: Sequence[torch.Tensor],
+                 kernels: Sequence[torch.Tensor],
+                 sum_out: bool,
+                 bias: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+    """Run ``dw_conv_kernel``: input ``inputs[k]`` (contiguous, same shape
+    and dtype) with kernel ``kernels[k]`` (contiguous, (C, 1, kh, kw), the
+    inputs' dtype), one output per kernel or their sum (plus ``bias``)."""
+    x = inputs[0]
+    n, c, h, w = x.shape
+    outs = [
+        torch.empty((n, c, h, w), dtype=x.dtype, device=x.device)
+        for _ in range(1 if sum_out else len(kernels))
+    ]
+    if x.numel() == 0:
+        return outs
+    mod = _kernels()
+    bh, bw, warps = _conv_tiles(h, w)
+    n_tw = triton.cdiv(w, bw)
+    n_tiles = triton.cdiv(h, bh) * n_tw
+    upcast, prec = _dot_options(x.dtype)
+    ptrs_in = list(inputs) + [inputs[0]] * (3 - len(inputs))
+    ptrs_k = list(kernels) + [kernels[0]] * (3 - len(kernels))
+    ptrs_out = outs + [outs[0]] * (3 - len(outs))
+    shapes = {}
+    for k in range(3):
+        kh, kw = kernels[k].shape[-2:] if k < len(kernels) else (1, 1)
+        shapes.update({
+            f'KH{k}': kh,
+            f'KW{k}': kw,
+            f'MODE{k}': _mode(kh, kw),
+            f'BK{k}': _conv_bk(kh, kw)
+        })
+    mod.dw_conv_kernel[(n * c * n_tiles, )](
+        *ptrs_in,
+        *ptrs_k,
+        *ptrs_out,
+        bias if bias is not None else x,
+        c,
+        h,
+        w,
+        n_tw,
+        n_tiles,
+        NUM_K=len(kernels),
+        SUM_OUT=sum_out,
+        HAS_BIAS=bias is not None,
+        BH=bh,
+        BW=bw,
+        UPCAST=upcast,
+        PREC=prec,
+        num_warps=warps,
+        **shapes)
+    return outs
+
+
+def _launch_wgrad(x: torch.Tensor, grads: Sequence[torch.Tensor],
+                  sizes: Sequence[Tuple[int, int]]) -> List[torch.Tensor]:
+    """Weight gradients (C, kh, kw), fp32, of the kernels of ``sizes``
+    given the input ``x`` and each kernel's output gradient (all contiguous,
+    same shape and dtype)."""
+    n, c, h, w = x.shape
+    if x.numel() == 0:
+        return [
+            x.new_zeros((c, kh, kw), dtype=torch.float32) for kh, kw in sizes
+        ]
+    mod = _kernels()
+    bkw = min(_WGRAD_BK, max(16, _next_pow2(w)))
+    rb = _WGRAD_BK // bkw
+    n_hb, n_wb = triton.cdiv(h, rb), triton.cdiv(w, bkw)
+    n_items = n * n_hb * n_wb
+    # Split each channel's positions over enough programs to fill the GPU;
+    # the split depends only on the shape and the GPU, so the summation
+    # order (and the result) is reproducible.
+    splits = min(
+        triton.cdiv(_WGRAD_PROGRAMS_PER_SM * _sm_count(x.device), c),
+        triton.cdiv(n_items, _WGRAD_MIN_ITEMS))
+    per_prog = triton.cdiv(n_items, max(1, splits))
+    splits = triton.cdiv(n_items, per_prog)
+    ws = [
+        torch.empty((splits, c, kh, kw), dtype=torch.float32, device=x.device)
+        for kh, kw in sizes
+    ]
+    upcast, prec = _dot_options(x.dtype)
+    args = {}
+    for k in range(3):
+        kh, kw = sizes[k] if k < len(sizes) else (1, 1)
+        args.update({
+            f'KH{k}': kh,
+            f'KW{k}': kw,
+            f'KHP{k}': max(16, _next_pow2(kh)),
+            f'KWP{k}': max(16, _next_pow2(kw))
+        })
+    ptrs_g = list(grads) + [grads[0]] * (3 - len(grads))
+    ptrs_ws = ws + [ws[0]] * (3 - len(ws))
+    mod.dw_wgrad_kernel[(c, splits)](
+        x,
+        *ptrs_g,
+        *ptrs_ws,
+        c,
+        h,
+        w,
+        n_hb,
+        n_wb,
+        n_items,
+        per_prog,
+        NUM_K=len(sizes),
+        RB=rb,
+        BKW=bkw,
+        UPCAST=upcast,
+        PREC=prec,
+        # 8 warps keep 16-bit inputs at ~80 registers (3 programs per SM);
+        # fp32 (3xTF32) needs ~200 registers, so its smem is kept to 2 stages.
+        num_warps=8,
+        num_stages=2 if x.dtype == torch.float32 else 3,
+        **args)
+    # Second stage of the reduction, fixed order.
+    return [part.sum(0) for part in ws]
+
+
+def _flipped(kernel: torch.Tensor) -> torch.Tensor:
+    # grad_x of a "same" conv is the same conv of grad_out with the kernel
+    # rotated by 180 degrees (odd sides keep the padding symmetric).
+    return kernel.flip((-2, -1)).contiguous()
+
+
+class _MultiDepthwiseConv(torch.autograd.Function):
+    """Up to three depthwise kernels of one input, one output each."""
+
+    @staticmethod
+    def forward(ctx, x, *weights):
+        kernels = [wt.to(x.dtype).contiguous() for wt in weights]
+        outs = _launch_conv([x] * len(kernels), kernels, sum_out=False)
+        ctx.save_for_backward(x, *kernels)
+        ctx.weight_dtypes = [wt.dtype for wt in weights]
+        ctx.set_materialize_grads(False)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grad_outs):
+        x, *kernels = ctx.saved_tensors
+        grads = [None] * (1 + len(kernels))
+        active = [k for k, g in enumerate(grad_outs) if g is not None]
+        if not active:
+            return tuple(grads)
+        grad_outs = [
+            g if g is None else g.to(x.dtype).contiguous() for g in grad_outs
+        ]
+        if ctx.needs_input_grad[0]:
+            grads[0] = _launch_conv([grad_outs[k] for k in active],
+                                    [_flipped(kernels[k]) for k in active],
+                                    sum_out=True)[0]
+        need_w = [k for k in active if ctx.needs_input_grad[1 + k]]
+        if need_w:
+            parts = _launch_wgrad(x, [grad_outs[k] for k in need_w],
+                                  [kernels[k].shape[-2:] for k in need_w])
+            for k, part in zip(need_w, parts):
+                grads[1 + k] = part.view(kernels[k].shape).to(
+                    ctx.weight_dtypes[k])
+        return tuple(grads)
+
+
+class _CrossDepthwiseConv(torch.autograd.Function):
+    """A tall and a wide depthwise kernel plus bias, summed in one pass."""
+
+    @staticmethod
+    def forward(ctx, x, weight_v, weight_h, bias):
+        kernels = [
+            weight_v.to(x.dtype).contiguous(),
+            weight_h.to(x.dtype).contiguous()
+        ]
+        out = _launch_conv([x, x], kernels, sum_out=True, bias=bias)[0]
+        ctx.save_for_backward(x, *kernels)
+        ctx.weight_dtypes = (weight_v.dtype, weight_h.dtype)
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, k_v, k_h = ctx.saved_tensors
+        grad_out = grad_out.to(x.dtype).contiguous()
+        grads = [None] * 4
+        if ctx.needs_input_grad[0]:
+            grads[0] = _launch_conv(
+                [grad_out, grad_out],
+                [_flipped(k_v), _flipped(k_h)],
+                sum_out=True)[0]
+        need_w = [k for k in (0, 1) if ctx.needs_input_grad[1 + k]]
+        if need_w:
+            kernels = (k_v, k_h)
+            parts = _launch_wgrad(x, [grad_out] * len(need_w),
+                                  [kernels[k].shape[-2:] for k in need_w])
+            for k, part in zip(need_w, parts):
+                grads[1 + k] = part.view(kernels[k].shape).to(
+                    ctx.weight_dtypes[k])
+        if ctx.needs_input_grad[3]:
+            grads[3] = grad_out.sum((0, 2, 3),
+                                    dtype=torch.float32).to(ctx.bias_dtype)
+        return tuple(grads)
+
+
+def _check(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> None:
+    if x.dim() != 4:
+        raise ValueError(f'expected (N, C, H, W) input, got shape '
+                         f'{tuple(x.shape)}')
+    for weight in weights:
+        if (weight.dim() != 4 or weight.shape[:2] != (x.shape[1], 1)
+                or weight.shape[2] % 2 == 0 or weight.shape[3] % 2 == 0):
+            raise ValueError(
+                f'depthwise weight must have shape ({x.shape[1]}, 1, kh, kw) '
+                f'with odd kh, kw, got {tuple(weight.shape)}')
+        if weight.device != x.device:
+            raise ValueError(f'weight on {weight.device}, input on '
+                             f'{x.device}')
+
+
+def _prepare_input(x: torch.Tensor) -> torch.Tensor:
+    """Cast like autocast casts conv2d's input, check the dtype and make
+    the input contiguous (NCHW; strided and channels-last inputs are
+    copied)."""
+    device_type = x.device.type
+    if x.is_floating_point() and torch.is_autocast_enabled(device_type):
+        x = x.to(torch.get_autocast_dtype(device_type))
+    if x.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f'Triton depthwise conv supports {SUPPORTED_DTYPES} '
+                        f'inputs, got {x.dtype}; use impl="torch"')
+    return x.contiguous()
+
+
+def triton_multi_depthwise_conv2d(
+        x: torch.Tensor,
+        weights: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """Depthwise convs of one input, stride 1, "same" padding, no bias.
+
+    All kernels (up to three per launch; more are run in groups of three)
+    are evaluated tile by tile in one launch, so each input tile is read
+    from DRAM once for all of them. Differentiable in ``x`` and every
+    weight.
+
+    Args:
+        x (Tensor): Input (N, C, H, W), fp32 / fp16 / bf16, CUDA (or CPU
+            under ``TRITON_INTERPRET=1``); any strides.
+        weights (Sequence[Tensor]): Kernels (C, 1, kh_i, kw_i) with odd
+            sides (tested up to 63); cast to the input's dtype to compute.
+
+    Returns:
+        tuple[Tensor]: One (N, C, H, W) output per kernel, in the input's
+        dtype (the autocast dtype under autocast).
+    """
+    weights = tuple(weights)
+    if not weights:
+        raise ValueError('need at least one kernel')
+    _check(x, weights)
+    x = _prepare_input(x)
+    outs = ()
+    for start in range(0, len(weights), _MAX_PER_LAUNCH):
+        outs += _MultiDepthwiseConv.apply(
+            x, *weights[start:start + _MAX_PER_LAUNCH])
+    return outs
+
+
+def triton_cross_depthwise_conv2d(
+        x: torch.Tensor,
+        weight_v: torch.Tensor,
+        weight_h: torch.Tensor,
+        bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``conv(x, weight_v) + conv(x, weight_h) + bias`` in one pass.
+
+    The deploy form of SLaK's decomposed kernel: both kernels go into one
+    accumulator per output tile, the bias is added and the tile is written
+    once. Differentiable (input, both kernels and bias) with the same
+    kernels as :func:`triton_multi_depthwise_conv2d`.
+
+    Args:
+        x (Tensor): Input (N, C, H, W), fp32 / fp16 / bf16.
+        weight_v (Tensor): Tall kernel (C, 1, M, n), odd sides.
+        weight_h (Tensor): Wide kernel (C, 1, n, M), odd sides (any odd
+            shape works for either).
+        bias (Tensor, optional): Per-channel bias (C,), added in fp32.
+
+    Returns:
+        Tensor: Output (N, C, H, W) in the input's dtype.
+    """
+    _check(x, (weight_v, weight_h))
+    if bias is not None and bias.shape != (x.shape[1], ):
+        raise ValueError(f'bias must have shape ({x.shape[1]},), got '
+                         f'{tuple(bias.shape)}')
+    x = _prepare_input(x)
+    if bias is not None:
+        bias = bias.contiguous()
+    return _CrossDepthwiseConv.apply(x, weight_v, weight_h, bias)

@@ -1,0 +1,272 @@
+"""Triton depthwise conv kernels against float64 ``F.conv2d``.
+
+The kernels run on CPU tensors through the Triton interpreter: an autouse
+fixture sets ``TRITON_INTERPRET=1`` for each test of this module only (the
+kernels module reads it per call, so other test modules in the same process
+keep the torch path). Shapes are tiny because the interpreter is slow.
+"""
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip('triton')
+
+from slak_mm.ops import (
+    cross_depthwise_conv2d,  # noqa: E402
+    depthwise_conv2d,
+    multi_depthwise_conv2d,
+    resolve_impl)
+from slak_mm.ops import triton_depthwise as td  # noqa: E402
+
+# Relative error bound (max abs error / max abs reference) per input dtype.
+TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
+
+
+@pytest.fixture(autouse=True)
+def interpret(monkeypatch):
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
+
+
+def _ref_conv(x, weight):
+    kh, kw = weight.shape[-2:]
+    return F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=x.shape[1])
+
+
+def _leaf(t):
+    return t.detach().clone().requires_grad_()
+
+
+def _rel_err(out, ref):
+    scale = ref.abs().max().item() or 1.0
+    return (out.double() - ref).abs().max().item() / scale
+
+
+def _make_input(n, c, h, w, dtype, layout):
+    """An input of shape (n, c, h, w) with the given memory layout."""
+    if layout == 'transposed':
+        x = torch.randn(n, c, w, h).to(dtype).transpose(2, 3)
+    elif layout == 'sliced':
+        x = torch.randn(n, 2 * c, h, w + 3).to(dtype)[:, ::2, :, 1:w + 1]
+    elif layout == 'channels_last':
+        x = torch.randn(
+            n, c, h, w).to(dtype).contiguous(memory_format=torch.channels_last)
+    else:
+        x = torch.randn(n, c, h, w).to(dtype)
+    assert x.shape == (n, c, h, w)
+    assert layout == 'contiguous' or not x.is_contiguous()
+    return x
+
+
+def _check_multi(n,
+                 c,
+                 h,
+                 w,
+                 sizes,
+                 dtype,
+                 layout='contiguous',
+                 weight_dtype=None):
+    """Forward and all gradients of the multi-kernel op against float64."""
+    weight_dtype = weight_dtype or dtype
+    x = _leaf(_make_input(n, c, h, w, dtype, layout))
+    weights = [
+        _leaf(torch.randn(c, 1, kh, kw).to(weight_dtype) / (kh * kw)**0.5)
+        for kh, kw in sizes
+    ]
+    outs = multi_depthwise_conv2d(x, weights, impl='triton')
+    assert len(outs) == len(sizes)
+    grads = [torch.randn(o.shape).to(dtype) for o in outs]
+    torch.autograd.backward(outs, grads)
+
+    # Reference on the same (rounded) values, in float64.
+    x64 = _leaf(x.double())
+    w64 = [_leaf(wt.to(dtype).double()) for wt in weights]
+    refs = [_ref_conv(x64, wt) for wt in w64]
+    torch.autograd.backward(refs, [g.double() for g in grads])
+
+    tol = TOL[dtype]
+    for out, ref in zip(outs, refs):
+        assert out.dtype == dtype and out.shape == ref.shape
+        assert out.is_contiguous()
+        assert _rel_err(out, ref) < tol
+    assert x.grad.dtype == dtype
+    assert _rel_err(x.grad, x64.grad) < tol
+    for wt, ref in zip(weights, w64):
+        assert wt.grad.dtype == weight_dtype
+        # Weight grads are reduced in fp32 from exact products: tight
+        # unless rounded to a 16-bit weight dtype.
+        wtol = TOL[weight_dtype] if weight_dtype != torch.float32 else 1e-5
+        assert _rel_err(wt.grad, ref.grad) < wtol
+
+
+@pytest.mark.parametrize(
+    'n, c, h, w, sizes, layout',
+    [
+        # SLaK's three branches (M x 5, 5 x M, 5 x 5) on a small map.
+        (2, 3, 9, 11, [(13, 5), (5, 13), (5, 5)], 'contiguous'),
+        # Kernels larger than the map in one or both directions.
+        (1, 2, 7, 6, [(63, 5), (5, 63), (5, 5)], 'transposed'),
+        (1, 1, 3, 12, [(61, 61)], 'contiguous'),
+        # Square, wide and tiny (tap-loop) kernels; strided input.
+        (2, 2, 12, 10, [(11, 11), (3, 17), (3, 3)], 'sliced'),
+        (1, 2, 5, 9, [(1, 1), (9, 1)], 'channels_last'),
+        # Several output tiles in each direction (tiles are <= 64 x 64).
+        (1, 1, 70, 9, [(21, 7)], 'contiguous'),
+        (1, 1, 6, 67, [(3, 25)], 'contiguous'),
+        # 1 x 1 maps.
+        (2, 1, 1, 1, [(5, 3)], 'contiguous'),
+    ])
+def test_multi_fp32(n, c, h, w, sizes, layout):
+    _check_multi(n, c, h, w, sizes, torch.float32, layout)
+
+
+def test_multi_random_shapes_fp32():
+    rng = random.Random(0)
+    for _ in range(4):
+        sizes = [(rng.randrange(1, 64, 2), rng.randrange(1, 64, 2))
+                 for _ in range(rng.randint(1, 3))]
+        _check_multi(
+            rng.randint(1, 2), rng.randint(1, 4), rng.randint(1, 12),
+            rng.randint(1, 12), sizes, torch.float32,
+            rng.choice(['contiguous', 'transposed']))
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_multi_half(dtype):
+    _check_multi(2, 2, 10, 7, [(15, 5), (5, 15), (5, 5)], dtype, 'sliced')
+
+
+def test_fp32_weights_with_bf16_input():
+    # What autocast hands over: bf16 input, fp32 parameters. Computed in
+    # bf16 like conv2d; weight grads come back in fp32.
+    _check_multi(
+        1,
+        2,
+        8,
+        9, [(13, 5), (5, 13)],
+        torch.bfloat16,
+        weight_dtype=torch.float32)
+
+
+def test_autocast_like_conv2d():
+    x = _leaf(torch.randn(1, 2, 6, 7))
+    weight = _leaf(torch.randn(2, 1, 9, 3))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = depthwise_conv2d(x, weight, impl='triton')
+        ref = depthwise_conv2d(x, weight, impl='torch')
+    assert out.dtype == ref.dtype == torch.bfloat16
+    assert _rel_err(out, ref.double()) < TOL[torch.bfloat16]
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.float32
+    assert weight.grad.dtype == torch.float32
+
+
+def test_unused_outputs_and_frozen_weights():
+    x = _leaf(torch.randn(1, 2, 7, 8))
+    w_v, w_h = _leaf(torch.randn(2, 1, 11, 3)), torch.randn(2, 1, 3, 11)
+    out_v, out_h = multi_depthwise_conv2d(x, [w_v, w_h], impl='triton')
+    out_v.sum().backward()  # out_h unused, w_h needs no grad
+    x64, wv64 = _leaf(x.double()), _leaf(w_v.double())
+    _ref_conv(x64, wv64).sum().backward()
+    assert _rel_err(x.grad, x64.grad) < 1e-5
+    assert _rel_err(w_v.grad, wv64.grad) < 1e-5
+    assert w_h.grad is None
+
+
+def test_more_than_three_kernels():
+    x = torch.randn(1, 2, 6, 6)
+    weights = [torch.randn(2, 1, k, 3) for k in (1, 3, 5, 7)]
+    outs = multi_depthwise_conv2d(x, weights, impl='triton')
+    for out, weight in zip(outs, weights):
+        assert _rel_err(out, _ref_conv(x.double(), weight.double())) < 1e-5
+
+
+@pytest.mark.parametrize('dtype, with_bias', [(torch.float32, True),
+                                              (torch.float32, False),
+                                              (torch.bfloat16, True)])
+def test_cross(dtype, with_bias):
+    c = 3
+    x = _leaf(_make_input(2, c, 9, 8, dtype, 'transposed'))
+    w_v = _leaf(torch.randn(c, 1, 17, 5).to(dtype))
+    w_h = _leaf(torch.randn(c, 1, 5, 17).to(dtype))
+    bias = _leaf(torch.randn(c)) if with_bias else None
+    out = cross_depthwise_conv2d(x, w_v, w_h, bias, impl='triton')
+    grad = torch.randn(out.shape).to(dtype)
+    out.backward(grad)
+
+    x64, wv64, wh64 = (_leaf(t.double()) for t in (x, w_v, w_h))
+    ref = _ref_conv(x64, wv64) + _ref_conv(x64, wh64)
+    if with_bias:
+        b64 = _leaf(bias.double())
+        ref = ref + b64.view(1, -1, 1, 1)
+    ref.backward(grad.double())
+
+    tol = TOL[dtype]
+    assert out.dtype == dtype
+    assert _rel_err(out, ref) < tol
+    assert _rel_err(x.grad, x64.grad) < tol
+    for param, ref_param in ((w_v, wv64), (w_h, wh64)):
+        assert _rel_err(param.grad, ref_param.grad) < tol
+    if with_bias:
+        assert bias.grad.dtype == torch.float32
+        assert _rel_err(bias.grad, b64.grad) < 1e-5
+
+
+def test_empty_batch():
+    x = torch.randn(0, 2, 5, 5, requires_grad=True)
+    weight = torch.randn(2, 1, 7, 3, requires_grad=True)
+    (out, ) = multi_depthwise_conv2d(x, [weight], impl='triton')
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert torch.equal(weight.grad, torch.zeros_like(weight))
+
+
+def test_rejects_bad_arguments():
+    x = torch.randn(1, 2, 5, 5)
+    with pytest.raises(TypeError, match='float64'):
+        td.triton_multi_depthwise_conv2d(x.double(), [torch.randn(2, 1, 3, 3)])
+    with pytest.raises(ValueError, match='odd'):
+        td.triton_multi_depthwise_conv2d(x, [torch.randn(2, 1, 4, 3)])
+    with pytest.raises(ValueError, match='bias'):
+        td.triton_cross_depthwise_conv2d(x, torch.randn(2, 1, 5, 1),
+                                         torch.randn(2, 1, 1, 5),
+                                         torch.randn(3))
+
+
+def test_dispatch(monkeypatch):
+    x = torch.randn(1, 2, 6, 5)
+    weight = torch.randn(2, 1, 7, 3)
+    assert resolve_impl(x, 'auto') == 'triton'  # interpreter on
+    assert torch.allclose(
+        depthwise_conv2d(x, weight),
+        depthwise_conv2d(x, weight, 'torch'),
+        atol=1e-5)
+
+    # float64 (gradcheck) stays on torch.
+    assert resolve_impl(x.double(), 'auto') == 'torch'
+    with pytest.raises(RuntimeError, match='float64'):
+        resolve_impl(x.double(), 'triton')
+
+    monkeypatch.delenv('TRITON_INTERPRET')
+    assert resolve_impl(x, 'auto') == 'torch'
+    assert resolve_impl(x) == 'torch'
+    with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
+        resolve_impl(x, 'triton')
+    with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
+        depthwise_conv2d(x, weight, impl='triton')
+
+
+def test_compiled_and_interpreted_modules_coexist(monkeypatch):
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    interpreted = td._kernels()
+    assert isinstance(interpreted.dw_conv_kernel, InterpretedFunction)
+    monkeypatch.delenv('TRITON_INTERPRET')
+    compiled = td._kernels()
+    assert isinstance(compiled.dw_conv_kernel, JITFunction)
+    assert isinstance(compiled.dw_wgrad_kernel, JITFunction)
+    # Loading a mode leaves the environment as it was.
+    import os
+    assert 'TRITON_INTERPRET' not in os.environ
