@@ -17,7 +17,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import slak_mm  # noqa: F401
-from slak_mm.apis import adapt_to_device, load_config
+from slak_mm.apis import adapt_to_device, load_config, replace_sync_bn
 from tests.sparse_checks import assert_sparsity_kept, attach_config_sparse_hook
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -120,10 +120,7 @@ def test_config_trains_one_step_and_predicts(rel):
         assert _norm_types(cfg.model) == {'BN'}
         assert 'init_cfg' not in cfg.model.backbone
     adapt_to_device(cfg)
-    if torch.cuda.is_available():  # adapt_to_device keeps SyncBN with CUDA
-        for d in _walk_dicts(cfg._cfg_dict):
-            if d.get('type') == 'SyncBN':
-                d['type'] = 'BN'
+    replace_sync_bn(cfg)  # adapt_to_device keeps SyncBN with CUDA
     assert 'SyncBN' not in _norm_types(cfg.model)
     cfg.model.backbone.init_cfg = None  # no pretrained file in tests
 

@@ -77,7 +77,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
-def set_work_dir(cfg: Config, config_path: str,
+def set_work_dir(cfg: Config,
+                 config_path: str,
                  work_dir: Optional[str] = None) -> None:
     """``--work-dir``, else the config's, else ``./work_dirs/CONFIG_NAME``."""
     if work_dir is not None:
@@ -97,6 +98,14 @@ def _walk_dicts(node: Any):
             yield from _walk_dicts(value)
 
 
+def replace_sync_bn(cfg: Config) -> None:
+    """Turn every ``SyncBN`` of ``cfg`` into ``BN`` (single-process runs:
+    SyncBN needs a process group and CUDA)."""
+    for node in _walk_dicts(cfg._cfg_dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+
+
 def adapt_to_device(cfg: Config) -> None:
     """Make GPU configs run where CUDA is missing.
 
@@ -105,9 +114,7 @@ def adapt_to_device(cfg: Config) -> None:
     """
     if torch.cuda.is_available():
         return
-    for node in _walk_dicts(cfg._cfg_dict):
-        if node.get('type') == 'SyncBN':
-            node['type'] = 'BN'
+    replace_sync_bn(cfg)
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
     cfg.env_cfg.dist_cfg.backend = 'gloo'
@@ -163,7 +170,8 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
                         f'{path!r} (data_root={root!r}). Expected layout '
                         f'under the data root: {layout}. Point the config '
                         f'at it with --cfg-options data_root=PATH, or make '
-                        f'synthetic data with tools/generate_synthetic_data.py.')
+                        f'synthetic data with tools/generate_synthetic_data.py.'
+                    )
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:

@@ -1,0 +1,178 @@
+"""Timing of a config's backbone or whole model in several variants, all in
+one run so their ratios mean something (``tools/benchmark.py model``).
+
+Variants (the first is the baseline of the ratios):
+
+- ``default``: the model as configured (Triton convs on CUDA when
+  available; channels-last convs on the CPU);
+- ``torch``: every large kernel through ``F.conv2d``;
+- ``nchw``: CPU convs on NCHW tensors (``SLAK_MM_CPU_LAYOUT=nchw``);
+- ``deploy``: the merged inference form (``switch_to_deploy``), forward
+  only;
+- ``timm:NAME``: a timm model's feature extractor of the same input (e.g.
+  ``timm:convnext_tiny``), backbone only.
+"""
+import contextlib
+import copy
+import os
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+from slak_mm.models import LargeKernelConv, SLaK
+from slak_mm.ops import CPU_LAYOUT_ENV
+from slak_mm.ops.benchmark import time_fn
+from .config import replace_sync_bn
+from .deploy import build_model
+
+VARIANTS = ('default', 'torch', 'nchw', 'deploy')
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
+def _variant(
+        model: nn.Module, name: str,
+        backward: bool) -> Tuple[nn.Module, contextlib.AbstractContextManager]:
+    """The module to time and the context to time it in."""
+    if name == 'default':
+        return model, contextlib.nullcontext()
+    if name == 'nchw':
+        return model, _env(CPU_LAYOUT_ENV, 'nchw')
+    if name == 'torch':
+        variant = copy.deepcopy(model)
+        for m in variant.modules():
+            if isinstance(m, LargeKernelConv):
+                m.impl = 'torch'
+        return variant, contextlib.nullcontext()
+    if name == 'deploy':
+        if backward:
+            raise ValueError('the deploy variant is for inference: time it '
+                             'without --backward')
+        variant = copy.deepcopy(model).eval()
+        for m in variant.modules():
+            if isinstance(m, SLaK):
+                m.switch_to_deploy()
+        return variant, contextlib.nullcontext()
+    if name.startswith('timm:'):
+        import timm
+        return timm.create_model(
+            name[len('timm:'):], pretrained=False,
+            features_only=True), contextlib.nullcontext()
+    raise ValueError(f'Unknown variant {name!r}; choose from {VARIANTS} or '
+                     f'timm:MODEL_NAME')
+
+
+def _data_samples(cfg: Config, batch: int, shape: Tuple[int, int]):
+    if cfg.get('default_scope') != 'mmdet':
+        return None
+    from mmdet.structures import DetDataSample
+    samples = []
+    for _ in range(batch):
+        sample = DetDataSample()
+        sample.set_metainfo(
+            dict(
+                img_shape=shape,
+                ori_shape=shape,
+                pad_shape=shape,
+                batch_input_shape=shape,
+                scale_factor=(1., 1.)))
+        samples.append(sample)
+    return samples
+
+
+def _tensors(out) -> List[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _tensors(o)]
+    return []
+
+
+def benchmark_model(cfg: Config,
+                    variants: Sequence[str] = ('default', ),
+                    whole_model: bool = False,
+                    backward: bool = False,
+                    batch: int = 1,
+                    shape: Tuple[int, int] = (512, 512),
+                    device: Optional[str] = None,
+                    amp: Optional[str] = None,
+                    min_run_time: float = 2.0) -> List[dict]:
+    """Time the backbone (or whole model) of ``cfg`` in each variant.
+
+    Args:
+        cfg (Config): A slak_mm config (pretrained weights are not read).
+        variants (Sequence[str]): See the module doc; ratios are against the
+            first.
+        whole_model (bool): Time the whole segmentor/detector (``tensor``
+            mode) instead of the backbone.
+        backward (bool): Forward + backward of the sum of the outputs'
+            means (train mode) instead of forward (eval mode, no grad).
+        batch (int): Batch size.
+        shape (tuple[int, int]): Input height and width.
+        device (str, optional): Default: CUDA if available, else CPU.
+        amp (str, optional): ``'bf16'`` or ``'fp16'`` autocast.
+        min_run_time (float): Seconds of timing per variant.
+
+    Returns:
+        list[dict]: Per variant: ``variant``, ``ms``, ``ratio_to_first``
+        (time / first variant's time) and the settings.
+    """
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    replace_sync_bn(cfg)
+    cfg.model.backbone.pop('init_cfg', None)
+    model = build_model(cfg).to(device).train(backward)
+    if not whole_model:
+        model = model.backbone
+    samples = _data_samples(cfg, batch, shape) if whole_model else None
+    x = torch.randn(batch, 3, *shape, device=device)
+    autocast = (
+        torch.autocast(
+            device,
+            dtype=getattr(torch, {
+                'bf16': 'bfloat16',
+                'fp16': 'float16'
+            }[amp])) if amp else contextlib.nullcontext())
+
+    results = []
+    for name in variants:
+        module, context = _variant(model, name, backward)
+        module = module.to(device).train(backward)
+
+        def step():
+            with autocast:
+                out = (
+                    module(x, samples, mode='tensor')
+                    if whole_model else module(x))
+                if backward:
+                    sum(t.float().mean() for t in _tensors(out)).backward()
+
+        with context, torch.set_grad_enabled(backward):
+            seconds = time_fn(step, min_run_time)
+        results.append(
+            dict(
+                variant=name,
+                ms=seconds * 1e3,
+                part='model' if whole_model else 'backbone',
+                mode='fwd+bwd' if backward else 'fwd',
+                batch=batch,
+                shape=list(shape),
+                device=device,
+                amp=amp))
+    for result in results:
+        result['ratio_to_first'] = result['ms'] / results[0]['ms']
+    return results

@@ -1,0 +1,59 @@
+"""tools/benchmark.py on the CPU at small sizes: it runs both benchmarks,
+checks the op it times against nn.Conv2d and writes the JSON. (Speeds are
+measured on real sizes; see docs/benchmarks.md.)"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run_benchmark(*args):
+    proc = subprocess.run([sys.executable, 'tools/benchmark.py', *args],
+                          cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_op_benchmark(tmp_path):
+    out = tmp_path / 'op.json'
+    stdout = run_benchmark('op', '--device', 'cpu', '--batch', '1', '--size',
+                           '64', '--stages', '0', '3', '--backward',
+                           '--min-run-time', '0.05', '--out', str(out))
+    assert 'speedup' in stdout
+    data = json.loads(out.read_text())
+    assert data['environment']['torch']
+    rows = data['results']
+    assert [(r['channels'], r['height'], r['kernel'])
+            for r in rows] == [(124, 16, 51), (998, 2, 13)]
+    for r in rows:
+        assert r['mode'] == 'fwd+bwd' and r['impl'] == 'torch'
+        assert r['max_rel_diff'] < 1e-5  # same convolution as nn.Conv2d
+        assert r['baseline_ms'] > 0 and r['ours_ms'] > 0
+        assert abs(r['speedup'] - r['baseline_ms'] / r['ours_ms']) < 1e-9
+
+
+def test_model_benchmark_variants(tmp_path):
+    out = tmp_path / 'model.json'
+    stdout = run_benchmark(
+        'model', 'configs/demo/upernet_slak_demo_synthetic_ade20k.py',
+        '--variants', 'nchw', 'default', 'deploy', '--shape', '64', '64',
+        '--min-run-time', '0.05', '--out', str(out))
+    rows = json.loads(out.read_text())['results']
+    assert [r['variant'] for r in rows] == ['nchw', 'default', 'deploy']
+    assert rows[0]['ratio_to_first'] == 1.0
+    assert all(r['part'] == 'backbone' and r['ms'] > 0 for r in rows)
+    assert 'x nchw' in stdout
+
+
+def test_model_benchmark_whole_detector_backward(tmp_path):
+    run_benchmark('model',
+                  'configs/demo/faster_rcnn_slak_demo_synthetic_voc.py',
+                  '--whole-model', '--backward', '--shape', '64', '64',
+                  '--min-run-time', '0.05')

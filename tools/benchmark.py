@@ -1,0 +1,144 @@
+"""Speed of SLaK's large kernels: ratios from one run, written as JSON.
+
+Ops (torch + Triton only; runs on a bare GPU box)::
+
+    python tools/benchmark.py op [--device cuda] [--dtype fp32 bf16]
+        [--backward] [--batch 8] [--size 512] [--out op.json]
+
+times SLaK-T's three branch convs per stage with ``nn.Conv2d`` (NCHW)
+against ``slak_mm.ops`` as the backbone calls them.
+
+A config's backbone or whole model, in several variants (the first is the
+baseline of the ratios; see ``slak_mm/apis/benchmark.py``)::
+
+    python tools/benchmark.py model CONFIG --variants torch default deploy \
+        [--whole-model] [--backward] [--amp bf16] [--batch 1] \
+        [--shape 512 512] [--out model.json]
+    python tools/benchmark.py model CONFIG --variants timm:convnext_tiny \
+        default --backward --amp bf16 --batch 8
+
+Without CUDA everything runs on the CPU (absolute times there are
+indicative only; compare ratios).
+"""
+import argparse
+import json
+import os
+
+try:  # the `op` benchmark runs without OpenMMLab
+    from mmengine.config import DictAction
+except ModuleNotFoundError:
+    DictAction = None
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    sub = parser.add_subparsers(dest='what', required=True)
+    op = sub.add_parser('op', help='branch convs vs nn.Conv2d per stage')
+    op.add_argument(
+        '--dtype',
+        nargs='+',
+        default=['fp32'],
+        choices=['fp32', 'fp16', 'bf16'])
+    op.add_argument('--batch', type=int, default=8)
+    op.add_argument(
+        '--size',
+        type=int,
+        default=512,
+        help='input image side (stage maps are /4 ... /32)')
+    op.add_argument('--stages', type=int, nargs='+', default=[0, 1, 2, 3])
+    op.add_argument('--impl', choices=['auto', 'triton', 'torch'])
+    model = sub.add_parser('model', help="a config's backbone or model")
+    model.add_argument('config')
+    model.add_argument('--variants', nargs='+', default=['default'])
+    model.add_argument('--whole-model', action='store_true')
+    model.add_argument('--batch', type=int, default=1)
+    model.add_argument('--shape', type=int, nargs=2, default=[512, 512])
+    model.add_argument('--amp', choices=['bf16', 'fp16'])
+    model.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    for p in (op, model):
+        p.add_argument(
+            '--backward',
+            action='store_true',
+            help='forward + backward instead of forward')
+        p.add_argument(
+            '--device', help='cuda or cpu (default: cuda if '
+            'available)')
+        p.add_argument(
+            '--min-run-time',
+            type=float,
+            default=1.0,
+            help='seconds of timing per measurement')
+        p.add_argument('--out', help='write the results as JSON here')
+    return parser.parse_args()
+
+
+def run_op(args, device):
+    from slak_mm.ops.benchmark import benchmark_stage, slak_stage_shapes
+    shapes = slak_stage_shapes(args.size)
+    rows = []
+    print(f'{"C":>5} {"HxW":>8} {"M":>3} {"dtype":>5} {"mode":>7} '
+          f'{"nn.Conv2d ms":>12} {"ours ms":>9} {"speedup":>7} {"impl":>6} '
+          f'{"TFLOP/s":>7} {"rel.diff":>8}')
+    for stage in args.stages:
+        for dtype in args.dtype:
+            r = benchmark_stage(
+                **shapes[stage],
+                batch=args.batch,
+                dtype=dtype,
+                backward=args.backward,
+                device=device,
+                impl=args.impl,
+                min_run_time=args.min_run_time)
+            flop = r['gflop'] * (3 if args.backward else 1)
+            print(f'{r["channels"]:>5} {r["height"]:>4}x{r["width"]:<3} '
+                  f'{r["kernel"]:>3} {dtype:>5} {r["mode"]:>7} '
+                  f'{r["baseline_ms"]:>12.3f} {r["ours_ms"]:>9.3f} '
+                  f'{r["speedup"]:>6.2f}x {r["impl"]:>6} '
+                  f'{flop / r["ours_ms"]:>7.2f} {r["max_rel_diff"]:>8.1e}')
+            rows.append(r)
+    return rows
+
+
+def run_model(args, device):
+    from slak_mm.apis import load_config
+    from slak_mm.apis.benchmark import benchmark_model
+    cfg = load_config(args.config, cfg_options=args.cfg_options)
+    rows = benchmark_model(cfg, args.variants, args.whole_model, args.backward,
+                           args.batch, tuple(args.shape), device, args.amp,
+                           args.min_run_time)
+    print(f'{args.config}: {rows[0]["part"]}, {rows[0]["mode"]}, batch '
+          f'{args.batch}, {args.shape[0]}x{args.shape[1]}, {device}'
+          f'{", " + args.amp if args.amp else ""}')
+    for r in rows:
+        print(f'  {r["variant"]:<24} {r["ms"]:>10.2f} ms   '
+              f'{r["ratio_to_first"]:>6.3f} x {rows[0]["variant"]}')
+    return rows
+
+
+def main():
+    args = parse_args()
+    import torch
+
+    from slak_mm.ops.benchmark import environment
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    rows = run_op(args, device) if args.what == 'op' else run_model(
+        args, device)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(
+                dict(
+                    command=vars(args),
+                    environment=environment(),
+                    results=rows),
+                f,
+                indent=2)
+        print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
