@@ -114,6 +114,7 @@ def _check_multi(n,
         # Several output tiles in each direction (tiles are <= 64 x 64).
         (1, 1, 70, 9, [(21, 7)], 'contiguous'),
         (1, 1, 6, 67, [(3, 25)], 'contiguous'),
+        (1, 1, 70, 70, [(13, 5), (5, 13), (5, 5)], 'contiguous'),
         # 1 x 1 maps.
         (2, 1, 1, 1, [(5, 3)], 'contiguous'),
     ])
@@ -172,6 +173,21 @@ def test_unused_outputs_and_frozen_weights():
     assert _rel_err(x.grad, x64.grad) < 1e-5
     assert _rel_err(w_v.grad, wv64.grad) < 1e-5
     assert w_h.grad is None
+
+
+def test_weight_grad_deterministic_and_once_differentiable():
+    x = _leaf(torch.randn(2, 2, 9, 9))
+    weight = _leaf(torch.randn(2, 1, 9, 5))
+    grads = []
+    for _ in range(2):
+        (out, ) = multi_depthwise_conv2d(x, [weight], impl='triton')
+        grads.append(torch.autograd.grad(out.sum(), weight)[0])
+    assert torch.equal(grads[0], grads[1])
+    (out, ) = multi_depthwise_conv2d(x, [weight], impl='triton')
+    # No double backward: an error, not silently wrong second derivatives.
+    (grad_x, ) = torch.autograd.grad((out**2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match='differentiate twice'):
+        grad_x.sum().backward()
 
 
 def test_more_than_three_kernels():

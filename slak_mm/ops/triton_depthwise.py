@@ -26,11 +26,12 @@ Nothing here imports mm packages.
 """
 import importlib.util
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import triton
+from torch.autograd.function import once_differentiable
 
 from .depthwise_conv import TRITON_DTYPES as SUPPORTED_DTYPES
 
@@ -108,6 +109,11 @@ def _sm_count(device: torch.device) -> int:
     return _SM_COUNTS[index]
 
 
+def _on_device(x: torch.Tensor):
+    # Triton launches on the current CUDA device, not the tensor's.
+    return torch.cuda.device(x.device) if x.is_cuda else nullcontext()
+
+
 def _dot_options(dtype: torch.dtype) -> Tuple[bool, str]:
     """``(UPCAST, PREC)`` for ``tl.dot`` on ``dtype`` operands.
 
@@ -181,25 +187,26 @@ def _launch_conv(inputs: Sequence[torch.Tensor],
             f'MODE{k}': _mode(kh, kw),
             f'BK{k}': _conv_bk(kh, kw)
         })
-    mod.dw_conv_kernel[(n * c * n_tiles, )](
-        *ptrs_in,
-        *ptrs_k,
-        *ptrs_out,
-        bias if bias is not None else x,
-        c,
-        h,
-        w,
-        n_tw,
-        n_tiles,
-        NUM_K=len(kernels),
-        SUM_OUT=sum_out,
-        HAS_BIAS=bias is not None,
-        BH=bh,
-        BW=bw,
-        UPCAST=upcast,
-        PREC=prec,
-        num_warps=warps,
-        **shapes)
+    with _on_device(x):
+        mod.dw_conv_kernel[(n * c * n_tiles, )](
+            *ptrs_in,
+            *ptrs_k,
+            *ptrs_out,
+            bias if bias is not None else x,
+            c,
+            h,
+            w,
+            n_tw,
+            n_tiles,
+            NUM_K=len(kernels),
+            SUM_OUT=sum_out,
+            HAS_BIAS=bias is not None,
+            BH=bh,
+            BW=bw,
+            UPCAST=upcast,
+            PREC=prec,
+            num_warps=warps,
+            **shapes)
     return outs
 
 
@@ -242,27 +249,29 @@ def _launch_wgrad(x: torch.Tensor, grads: Sequence[torch.Tensor],
         })
     ptrs_g = list(grads) + [grads[0]] * (3 - len(grads))
     ptrs_ws = ws + [ws[0]] * (3 - len(ws))
-    mod.dw_wgrad_kernel[(c, splits)](
-        x,
-        *ptrs_g,
-        *ptrs_ws,
-        c,
-        h,
-        w,
-        n_hb,
-        n_wb,
-        n_items,
-        per_prog,
-        NUM_K=len(sizes),
-        RB=rb,
-        BKW=bkw,
-        UPCAST=upcast,
-        PREC=prec,
-        # 8 warps keep 16-bit inputs at ~80 registers (3 programs per SM);
-        # fp32 (3xTF32) needs ~200 registers, so its smem is kept to 2 stages.
-        num_warps=8,
-        num_stages=2 if x.dtype == torch.float32 else 3,
-        **args)
+    with _on_device(x):
+        mod.dw_wgrad_kernel[(c, splits)](
+            x,
+            *ptrs_g,
+            *ptrs_ws,
+            c,
+            h,
+            w,
+            n_hb,
+            n_wb,
+            n_items,
+            per_prog,
+            NUM_K=len(sizes),
+            RB=rb,
+            BKW=bkw,
+            UPCAST=upcast,
+            PREC=prec,
+            # 8 warps keep 16-bit inputs at ~70 registers (3 programs per
+            # SM); fp32 (3xTF32) needs ~200, one program per SM: 2 stages
+            # of shared memory are enough then.
+            num_warps=8,
+            num_stages=2 if x.dtype == torch.float32 else 3,
+            **args)
     # Second stage of the reduction, fixed order.
     return [part.sum(0) for part in ws]
 
@@ -286,6 +295,7 @@ class _MultiDepthwiseConv(torch.autograd.Function):
         return tuple(outs)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, *grad_outs):
         x, *kernels = ctx.saved_tensors
         grads = [None] * (1 + len(kernels))
@@ -325,6 +335,7 @@ class _CrossDepthwiseConv(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         x, k_v, k_h = ctx.saved_tensors
         grad_out = grad_out.to(x.dtype).contiguous()
