@@ -43,7 +43,7 @@ def _rel_err(out, ref):
     return (out.double() - ref).abs().max().item() / scale
 
 
-def _make_input(n, c, h, w, dtype, layout):
+def _make_input(n, c, h, w, dtype, layout, device='cpu'):
     """An input of shape (n, c, h, w) with the given memory layout."""
     if layout == 'transposed':
         x = torch.randn(n, c, w, h).to(dtype).transpose(2, 3)
@@ -56,7 +56,7 @@ def _make_input(n, c, h, w, dtype, layout):
         x = torch.randn(n, c, h, w).to(dtype)
     assert x.shape == (n, c, h, w)
     assert layout == 'contiguous' or not x.is_contiguous()
-    return x
+    return x.to(device)
 
 
 def _check_multi(n,
@@ -66,17 +66,19 @@ def _check_multi(n,
                  sizes,
                  dtype,
                  layout='contiguous',
-                 weight_dtype=None):
+                 weight_dtype=None,
+                 device='cpu',
+                 fp32_tol=1e-5):
     """Forward and all gradients of the multi-kernel op against float64."""
     weight_dtype = weight_dtype or dtype
-    x = _leaf(_make_input(n, c, h, w, dtype, layout))
+    x = _leaf(_make_input(n, c, h, w, dtype, layout, device))
     weights = [
-        _leaf(torch.randn(c, 1, kh, kw).to(weight_dtype) / (kh * kw)**0.5)
-        for kh, kw in sizes
+        _leaf((torch.randn(c, 1, kh, kw) / (kh * kw)**0.5).to(
+            device, weight_dtype)) for kh, kw in sizes
     ]
     outs = multi_depthwise_conv2d(x, weights, impl='triton')
     assert len(outs) == len(sizes)
-    grads = [torch.randn(o.shape).to(dtype) for o in outs]
+    grads = [torch.randn(o.shape).to(device, dtype) for o in outs]
     torch.autograd.backward(outs, grads)
 
     # Reference on the same (rounded) values, in float64.
@@ -85,7 +87,7 @@ def _check_multi(n,
     refs = [_ref_conv(x64, wt) for wt in w64]
     torch.autograd.backward(refs, [g.double() for g in grads])
 
-    tol = TOL[dtype]
+    tol = TOL[dtype] if dtype != torch.float32 else fp32_tol
     for out, ref in zip(outs, refs):
         assert out.dtype == dtype and out.shape == ref.shape
         assert out.is_contiguous()
@@ -96,7 +98,7 @@ def _check_multi(n,
         assert wt.grad.dtype == weight_dtype
         # Weight grads are reduced in fp32 from exact products: tight
         # unless rounded to a 16-bit weight dtype.
-        wtol = TOL[weight_dtype] if weight_dtype != torch.float32 else 1e-5
+        wtol = TOL[weight_dtype] if weight_dtype != torch.float32 else fp32_tol
         assert _rel_err(wt.grad, ref.grad) < wtol
 
 
@@ -198,17 +200,20 @@ def test_more_than_three_kernels():
         assert _rel_err(out, _ref_conv(x.double(), weight.double())) < 1e-5
 
 
-@pytest.mark.parametrize('dtype, with_bias', [(torch.float32, True),
-                                              (torch.float32, False),
-                                              (torch.bfloat16, True)])
-def test_cross(dtype, with_bias):
-    c = 3
-    x = _leaf(_make_input(2, c, 9, 8, dtype, 'transposed'))
-    w_v = _leaf(torch.randn(c, 1, 17, 5).to(dtype))
-    w_h = _leaf(torch.randn(c, 1, 5, 17).to(dtype))
-    bias = _leaf(torch.randn(c)) if with_bias else None
+def _check_cross(dtype,
+                 with_bias,
+                 c=3,
+                 h=9,
+                 w=8,
+                 m=17,
+                 device='cpu',
+                 fp32_tol=1e-5):
+    x = _leaf(_make_input(2, c, h, w, dtype, 'transposed', device))
+    w_v = _leaf(torch.randn(c, 1, m, 5).to(device, dtype))
+    w_h = _leaf(torch.randn(c, 1, 5, m).to(device, dtype))
+    bias = _leaf(torch.randn(c).to(device)) if with_bias else None
     out = cross_depthwise_conv2d(x, w_v, w_h, bias, impl='triton')
-    grad = torch.randn(out.shape).to(dtype)
+    grad = torch.randn(out.shape).to(device, dtype)
     out.backward(grad)
 
     x64, wv64, wh64 = (_leaf(t.double()) for t in (x, w_v, w_h))
@@ -218,7 +223,7 @@ def test_cross(dtype, with_bias):
         ref = ref + b64.view(1, -1, 1, 1)
     ref.backward(grad.double())
 
-    tol = TOL[dtype]
+    tol = TOL[dtype] if dtype != torch.float32 else fp32_tol
     assert out.dtype == dtype
     assert _rel_err(out, ref) < tol
     assert _rel_err(x.grad, x64.grad) < tol
@@ -226,7 +231,14 @@ def test_cross(dtype, with_bias):
         assert _rel_err(param.grad, ref_param.grad) < tol
     if with_bias:
         assert bias.grad.dtype == torch.float32
-        assert _rel_err(bias.grad, b64.grad) < 1e-5
+        assert _rel_err(bias.grad, b64.grad) < fp32_tol
+
+
+@pytest.mark.parametrize('dtype, with_bias', [(torch.float32, True),
+                                              (torch.float32, False),
+                                              (torch.bfloat16, True)])
+def test_cross(dtype, with_bias):
+    _check_cross(dtype, with_bias)
 
 
 def test_empty_batch():
@@ -286,3 +298,41 @@ def test_compiled_and_interpreted_modules_coexist(monkeypatch):
     # Loading a mode leaves the environment as it was.
     import os
     assert 'TRITON_INTERPRET' not in os.environ
+
+
+# Compiled kernels on a GPU (skipped on CPU): SLaK-T stage shapes at batch
+# 2, against float64 cuDNN. fp32 runs as 3xTF32 with long reductions.
+SLAK_T_STAGES = [(124, 128, 51), (249, 64, 49), (499, 32, 47), (998, 16, 13)]
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA GPU')
+
+
+@needs_cuda
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize('c, size, m', SLAK_T_STAGES)
+def test_cuda_slak_stages(monkeypatch, c, size, m, dtype):
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    _check_multi(
+        2,
+        c,
+        size,
+        size, [(m, 5), (5, m), (5, 5)],
+        dtype,
+        device='cuda',
+        fp32_tol=1e-4)
+    _check_cross(dtype, True, c, size, size, m, device='cuda', fp32_tol=1e-4)
+
+
+@needs_cuda
+def test_cuda_odd_shapes(monkeypatch):
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    _check_multi(
+        3,
+        5,
+        200,
+        77, [(61, 5), (3, 63), (7, 7), (1, 1)],
+        torch.float32,
+        'sliced',
+        device='cuda',
+        fp32_tol=1e-4)
+    _check_multi(1, 4, 9, 300, [(31, 31)], torch.float16, device='cuda')
