@@ -4,6 +4,8 @@ The kernels run on CPU tensors through the Triton interpreter: an autouse
 fixture sets ``TRITON_INTERPRET=1`` for each test of this module only (the
 kernels module reads it per call, so other test modules in the same process
 keep the torch path). Shapes are tiny because the interpreter is slow.
+On a CUDA machine the ``test_cuda_*`` tests also check the compiled kernels
+at SLaK-T stage shapes.
 """
 import random
 
