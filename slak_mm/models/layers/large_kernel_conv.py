@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from slak_mm.ops import (cross_depthwise_conv2d, multi_depthwise_conv2d,
-                         to_preferred_layout)
+                         resolve_impl, to_preferred_layout)
 
 #: Branch attributes of the training form (removed by ``switch_to_deploy``).
 BRANCH_NAMES = ('LoRA1', 'LoRA2', 'small_conv', 'lkb_origin')
@@ -200,9 +200,12 @@ class LargeKernelConv(nn.Module):
                     impl=self.impl)
             return self.merged(x)
         branches = list(self.branches())
-        # one call for all branch convs: the Triton path reads x once
-        convs = multi_depthwise_conv2d(
-            x, [branch.conv.weight for branch in branches], impl=self.impl)
+        if resolve_impl(x, self.impl) == 'triton':
+            # one launch for all branch convs: the input is read once
+            convs = multi_depthwise_conv2d(
+                x, [branch.conv.weight for branch in branches], impl='triton')
+        else:  # through the conv modules, so module hooks see each conv
+            convs = [branch.conv(x) for branch in branches]
         out = branches[0].bn(convs[0])
         for branch, conv in zip(branches[1:], convs[1:]):
             out = out + branch.bn(conv)
