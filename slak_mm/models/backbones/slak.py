@@ -131,7 +131,10 @@ class SLaK(BaseModule):
         norm_eval (bool): Keep the branch BatchNorms in eval mode during
             training (running statistics frozen). Default: False.
         with_cp (bool): Gradient checkpointing per block, trading compute
-            for memory. Default: False.
+            for memory. The backward recomputes each block, so in training
+            mode the branch BatchNorms update their running statistics
+            twice per step (outputs and gradients are unaffected; as with
+            any BN under checkpointing). Default: False.
         norm_cfg (dict): Config of the branch norms; the real configs use
             ``SyncBN``. Default: ``dict(type='BN', requires_grad=True)``.
         sparse (bool): Keep the conv and linear weights (every parameter
