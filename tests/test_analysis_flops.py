@@ -1,0 +1,192 @@
+"""Dense and sparse parameter / FLOP counts (slak_mm.analysis.complexity)
+against hand counts, and tools/analysis/get_flops.py end to end.
+
+FLOPs are multiply-adds (mmengine's convention). A depthwise "same" conv
+with a (C, 1, kh, kw) kernel on an H x W map takes H * W * C * kh * kw
+multiply-adds, and only H * W * nnz(kernel) with its zeros skipped.
+"""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+from slak_mm.analysis.complexity import count_complexity
+from slak_mm.models import LargeKernelConv
+from slak_mm.models.backbones.slak import SLaKBlock
+
+C, H, W, M, N = 8, 10, 12, 7, 3
+BN_CFG = dict(type='BN', requires_grad=True)
+
+
+def _randomize_bn(module):
+    # non-trivial running statistics, so deploy kernels have no exact zeros
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 2)
+
+
+def _zero_known_fraction(weight, keep_every=3):
+    """Zero all but every ``keep_every``-th entry; return the nnz."""
+    flat = weight.data.view(-1)
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    keep[::keep_every] = True
+    flat.masked_fill_(~keep, 0)
+    return int(keep.sum())
+
+
+def _lk(impl=None, decompose=True):
+    torch.manual_seed(0)
+    lk = LargeKernelConv(C, M, N, decompose=decompose, impl=impl)
+    _randomize_bn(lk)
+    return lk.eval()
+
+
+def _dense_lk_macs():
+    return H * W * C * (M * N * 2 + N * N)
+
+
+def test_large_kernel_dense_and_sparse_hand_count():
+    lk = _lk(impl='torch')
+    x = torch.randn(1, C, H, W)
+    res = count_complexity(lk, x)
+    assert res['by_operator']['conv'] == _dense_lk_macs()
+    # eval BatchNorm with affine: 2 per element (mmengine), one per branch
+    assert res['by_operator']['batch_norm'] == 3 * 2 * C * H * W
+    assert res['flops'] == _dense_lk_macs() + 3 * 2 * C * H * W
+    assert res['params'] == C * (M * N * 2 + N * N) + 3 * 2 * C
+    assert res['flops_sparse'] == res['flops']
+
+    nnz = sum(
+        _zero_known_fraction(b.conv.weight, k)
+        for b, k in zip(lk.branches(), (2, 3, 4)))
+    res = count_complexity(lk, x)
+    assert res['flops'] == _dense_lk_macs() + 3 * 2 * C * H * W
+    assert res['flops_sparse'] == H * W * nnz + 3 * 2 * C * H * W
+    assert res['params_sparse'] == nnz + 3 * 2 * C
+
+
+def test_block_hand_count_with_random_masks():
+    from slak_mm.sparse import attach_masks, init_random_masks
+    torch.manual_seed(0)
+    block = SLaKBlock(C, M, N, decompose=True, norm_cfg=BN_CFG).eval()
+    attach_masks(block)
+    init_random_masks(
+        block, 0.5, 'uniform', generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, C, H, W)
+    res = count_complexity(block, x)
+    tokens = H * W
+    ops = res['by_operator']
+    assert ops['conv'] == _dense_lk_macs()
+    assert ops['linear'] == 2 * tokens * C * 4 * C  # pwconv1 + pwconv2
+    assert ops['layer_norm'] == 5 * tokens * C  # mmengine: 5 per element
+    dense_rest = ops['batch_norm'] + ops['layer_norm']
+    assert res['flops'] == _dense_lk_macs() + 8 * tokens * C * C + dense_rest
+
+    lk = block.large_kernel
+    nnz_lk = sum(int(b.conv.weight.count_nonzero()) for b in lk.branches())
+    nnz_pw = int(block.pwconv1.weight.count_nonzero()) + int(
+        block.pwconv2.weight.count_nonzero())
+    assert 0 < nnz_lk < C * (2 * M * N + N * N)
+    assert res['flops_sparse'] == tokens * (nnz_lk + nnz_pw) + dense_rest
+    zeros = sum(p.numel() - int(p.count_nonzero()) for p in block.parameters()
+                if p.dim() in (2, 4))
+    assert res['params_sparse'] == res['params'] - zeros
+
+
+def test_deploy_form_hand_count():
+    lk = _lk(impl='torch')
+    _zero_known_fraction(lk.LoRA1.conv.weight, 2)
+    _zero_known_fraction(lk.LoRA2.conv.weight, 3)
+    lk.switch_to_deploy()
+    x = torch.randn(1, C, H, W)
+    res = count_complexity(lk, x)
+    assert res['flops'] == H * W * C * (M * N + N * M)  # bias add: no flops
+    nnz = int(lk.merged_v.count_nonzero()) + int(lk.merged_h.count_nonzero())
+    assert nnz < 2 * C * M * N
+    assert res['flops_sparse'] == H * W * nnz
+    assert res['params_sparse'] == nnz + C
+
+
+def test_triton_op_handle_under_interpreter(monkeypatch):
+    """The Triton autograd functions trace as prim::PythonOp; the handle
+    counts them as the torch path's convs, dense and sparse."""
+    pytest.importorskip('triton')
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
+    lk = _lk(impl='triton')
+    nnz = _zero_known_fraction(lk.LoRA1.conv.weight, 2)
+    nnz += sum(
+        int(b.conv.weight.count_nonzero()) for b in lk.branches()
+        if b is not lk.LoRA1)
+    x = torch.randn(1, C, H, W)
+    res = count_complexity(lk, x)
+    assert 'prim::PythonOp._MultiDepthwiseConv' not in res['not_counted']
+    assert res['by_operator']['conv'] == _dense_lk_macs()
+    assert res['flops_sparse'] == res['flops'] - H * W * (
+        C * (2 * M * N + N * N) - nnz)
+
+    lk.switch_to_deploy()
+    res = count_complexity(lk, x)
+    assert 'prim::PythonOp._CrossDepthwiseConv' not in res['not_counted']
+    assert res['by_operator']['conv'] == H * W * C * (M * N + N * M)
+    nnz = int(lk.merged_v.count_nonzero()) + int(lk.merged_h.count_nonzero())
+    assert res['flops_sparse'] == H * W * nnz
+
+
+def _get_flops_tool(repo_root):
+    path = osp.join(repo_root, 'tools', 'analysis', 'get_flops.py')
+    spec = importlib.util.spec_from_file_location('get_flops_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_seg_demo(repo_root, tmp_path, capsys):
+    tool = _get_flops_tool(repo_root)
+    config = osp.join(repo_root, 'configs', 'demo',
+                      'upernet_slak_demo_synthetic_ade20k.py')
+    out = tmp_path / 'flops.json'
+    res = tool.main([config, '--shape', '128', '128', '--out', str(out)])
+    text = capsys.readouterr().out
+    assert 'multiply-adds' in text and 'RANDOM masks' in text
+    assert 'auxiliary head excluded' in text
+    assert json.loads(out.read_text())['flops'] == res['flops']
+    assert res['input_shape'] == [1, 3, 128, 128]
+    assert res['params_sparse'] < res['params']
+    assert res['flops_sparse'] < res['flops']
+    # only the backbone is sparse; its rows add up
+    groups = res['groups']
+    assert groups['decode_head']['flops_sparse'] == groups['decode_head'][
+        'flops']
+    # the tracer puts some of UPerHead's resizes in the model's scope
+    rest = groups['(model scope)']
+    assert rest['params'] == 0 and rest['flops_sparse'] == rest['flops'] > 0
+    assert res['flops'] == groups['backbone']['flops'] + groups['decode_head'][
+        'flops'] + rest['flops']
+
+    backbone = tool.main([config, '--shape', '128', '--backbone-only'])
+    assert backbone['part'] == 'backbone'
+    assert backbone['flops'] == groups['backbone']['flops']
+    stages = [backbone['groups'][f'stage{i}'] for i in range(4)]
+    for key in ('params', 'params_sparse', 'flops'):
+        assert sum(s[key] for s in stages) == backbone[key]
+    assert sum(s['flops_sparse'] for s in stages) == pytest.approx(
+        backbone['flops_sparse'], rel=1e-12)
+    assert backbone['flops_sparse'] < backbone['flops']
+
+
+def test_cli_det_demo(repo_root, capsys):
+    tool = _get_flops_tool(repo_root)
+    config = osp.join(repo_root, 'configs', 'demo',
+                      'faster_rcnn_slak_demo_synthetic_voc.py')
+    res = tool.main([config, '--shape', '150', '160'])
+    text = capsys.readouterr().out
+    assert 'FasterRCNN' in text
+    assert res['input_shape'] == [1, 3, 160, 160]  # padded to 32
+    for part in ('backbone', 'neck', 'rpn_head', 'roi_head'):
+        assert res['groups'][part]['flops'] > 0
+    assert res['flops_sparse'] < res['flops']
+    assert res['params_sparse'] < res['params']

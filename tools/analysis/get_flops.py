@@ -1,0 +1,84 @@
+"""Parameters and FLOPs of a config's model or backbone, dense and sparse.
+
+    python tools/analysis/get_flops.py CONFIG [--shape H [W]]
+        [--backbone-only] [--checkpoint CKPT] [--deploy] [--device cuda]
+        [--out result.json] [--cfg-options k=v ...]
+
+Counts with mmengine's FlopAnalyzer: FLOPs are multiply-adds (MACs), one
+multiply-add = one FLOP, the convention of the SLaK paper's tables. "sparse"
+counts only the non-zero weights and the multiply-adds they take. Without
+``--checkpoint`` the weights are random and a ``sparse=True`` config gets
+its random masks (sparsity ``model.backbone.sparsity``); the sparse numbers
+of a trained model need its checkpoint. Default input: 224 x 224 for
+``--backbone-only``, else 512 x 512 (a segmentor's ``tensor`` forward
+without the auxiliary head; a detector's with one image's metainfo).
+"""
+import argparse
+import json
+
+from mmengine.config import DictAction
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n', 2)[2])
+    parser.add_argument('config', help='mm config file')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        help='input H W (or one side); default 224 (backbone) / 512 (model)')
+    parser.add_argument(
+        '--backbone-only',
+        action='store_true',
+        help='count model.backbone only')
+    parser.add_argument(
+        '--checkpoint',
+        help='weights whose zeros are counted: mm checkpoint of the model, '
+        'or an official / backbone checkpoint')
+    parser.add_argument(
+        '--deploy',
+        action='store_true',
+        help='merge the large kernels (switch_to_deploy) before counting')
+    parser.add_argument(
+        '--device',
+        default='cpu',
+        help='where to trace (cuda: the Triton path); default cpu')
+    parser.add_argument('--out', help='also write the result as JSON')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    args = parser.parse_args(argv)
+    if args.shape is not None and len(args.shape) not in (1, 2):
+        parser.error('--shape takes H W or one side')
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from slak_mm.analysis.complexity import format_report, get_flops
+    from slak_mm.apis import load_config
+    cfg = load_config(args.config, args.cfg_options)
+    result = get_flops(
+        cfg,
+        shape=args.shape,
+        backbone_only=args.backbone_only,
+        checkpoint=args.checkpoint,
+        deploy=args.deploy,
+        device=args.device)
+    result['config'] = args.config
+    print(f'config: {args.config}')
+    print(format_report(result))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'written: {args.out}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
