@@ -115,6 +115,8 @@ def test_triton_op_handle_under_interpreter(monkeypatch):
     """The Triton autograd functions trace as prim::PythonOp; the handle
     counts them as the torch path's convs, dense and sparse."""
     pytest.importorskip('triton')
+    from slak_mm.ops import triton_depthwise
+    launch = triton_depthwise._launch_conv
     monkeypatch.setenv('TRITON_INTERPRET', '1')
     lk = _lk(impl='triton')
     nnz = _zero_known_fraction(lk.LoRA1.conv.weight, 2)
@@ -134,6 +136,7 @@ def test_triton_op_handle_under_interpreter(monkeypatch):
     assert res['by_operator']['conv'] == H * W * C * (M * N + N * M)
     nnz = int(lk.merged_v.count_nonzero()) + int(lk.merged_h.count_nonzero())
     assert res['flops_sparse'] == H * W * nnz
+    assert triton_depthwise._launch_conv is launch  # trace patch undone
 
 
 def _get_flops_tool(repo_root):
@@ -190,3 +193,35 @@ def test_cli_det_demo(repo_root, capsys):
         assert res['groups'][part]['flops'] > 0
     assert res['flops_sparse'] < res['flops']
     assert res['params_sparse'] < res['params']
+
+
+def test_cli_counts_the_checkpoint_zeros(repo_root, tmp_path):
+    from slak_mm.apis import build_model, load_config, replace_sync_bn
+    tool = _get_flops_tool(repo_root)
+    config = osp.join(repo_root, 'configs', 'demo',
+                      'upernet_slak_demo_synthetic_ade20k.py')
+    cfg = load_config(config)
+    replace_sync_bn(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.init_weights()  # random masks, then more zeros than they give
+    model.backbone.stages[3][0].pwconv1.weight.data[:, ::2] = 0
+    zeros = {
+        name: p.numel() - int(p.count_nonzero())
+        for name, p in model.named_parameters() if p.dim() in (2, 4)
+    }
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+
+    res = tool.main([config, '--shape', '64', '--checkpoint', str(ckpt)])
+    assert 'checkpoint' in res['weights']
+    assert res['params'] - res['params_sparse'] == sum(
+        z for k, z in zeros.items() if not k.startswith('auxiliary_head'))
+    backbone = tool.main([
+        config, '--shape', '64', '--checkpoint',
+        str(ckpt), '--backbone-only'
+    ])
+    assert backbone['params'] - backbone['params_sparse'] == sum(
+        z for k, z in zeros.items() if k.startswith('backbone.'))
+    assert backbone['flops_sparse'] == res['groups']['backbone'][
+        'flops_sparse']
