@@ -1,0 +1,206 @@
+"""Image inference with a trained model (``demo/image_demo.py``).
+
+Segmentation configs (``default_scope='mmseg'``) run through mmseg's
+``MMSegInferencer`` (prediction drawn by ``SegLocalVisualizer``), detection
+configs (``default_scope='mmdet'``) through mmdet's ``DetInferencer``
+(``DetLocalVisualizer``). The config is read with :func:`load_config` (so
+``--cfg-options data_root=...`` style re-binding works) and adapted to the
+device (``SyncBN`` -> ``BN`` without CUDA) before the inferencer gets it.
+
+Class names and palette come from the checkpoint's ``meta.dataset_meta``
+(what ``tools/train.py`` saves); a checkpoint without it falls back to the
+metainfo of the config's test dataset, instead of the frameworks' defaults
+(Cityscapes / COCO classes), which do not match our configs' heads.
+"""
+import copy
+import os
+import os.path as osp
+import warnings
+from typing import List, Optional, Sequence, Union
+
+import mmcv
+import torch
+from mmengine.config import Config
+from mmengine.registry import DATASETS, init_default_scope
+
+from .config import adapt_to_device, load_config
+
+#: File endings read as images from an input folder.
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def _config_dataset_meta(cfg: Config) -> dict:
+    """``classes`` and ``palette`` of the config's test (else val) dataset.
+
+    The dataset is built lazily (no annotation file is read, its folders
+    need not exist), as mmdet's ``DetInferencer`` does for the palette.
+    """
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    if not loader:
+        raise ValueError('The config has no test_dataloader/val_dataloader '
+                         'to take class names from, and the checkpoint has '
+                         'no meta.dataset_meta.')
+    ds_cfg = copy.deepcopy(loader['dataset'])
+    # wrappers (ConcatDataset, RepeatDataset): the first leaf dataset
+    while 'datasets' in ds_cfg or 'dataset' in ds_cfg:
+        ds_cfg = (
+            ds_cfg['datasets'][0]
+            if 'datasets' in ds_cfg else ds_cfg['dataset'])
+    ds_cfg['lazy_init'] = True
+    # the dataset class lives in the config's scope (mmseg or mmdet)
+    ds_cfg.setdefault('_scope_', cfg.get('default_scope', 'mmseg'))
+    meta = DATASETS.build(ds_cfg).metainfo
+    return dict(classes=meta.get('classes'), palette=meta.get('palette'))
+
+
+def _has_dataset_meta(checkpoint: Optional[dict]) -> bool:
+    meta = (checkpoint or {}).get('meta') or {}
+    return bool((meta.get('dataset_meta') or {}).get('classes'))
+
+
+def _seg_inferencer(cfg: Config, checkpoint: str, device: str):
+    from mmseg.apis import MMSegInferencer
+
+    class _Inferencer(MMSegInferencer):
+
+        def _load_weights_to_model(self, model, ckpt, model_cfg):
+            with warnings.catch_warnings():
+                # the Cityscapes fallback is replaced just below
+                warnings.filterwarnings('ignore', 'dataset_meta or class')
+                super()._load_weights_to_model(model, ckpt, model_cfg)
+            if not _has_dataset_meta(ckpt):
+                model.dataset_meta = _config_dataset_meta(model_cfg)
+
+    return _Inferencer(
+        cfg, checkpoint, device=device, scope='mmseg', show_progress=False)
+
+
+def _det_inferencer(cfg: Config, checkpoint: str, device: str):
+    from mmdet.apis import DetInferencer
+
+    class _Inferencer(DetInferencer):
+
+        def _load_weights_to_model(self, model, ckpt, model_cfg):
+            with warnings.catch_warnings():
+                # the COCO fallback is replaced just below
+                warnings.filterwarnings('ignore', 'dataset_meta or class')
+                super()._load_weights_to_model(model, ckpt, model_cfg)
+            if not _has_dataset_meta(ckpt):
+                model.dataset_meta = _config_dataset_meta(model_cfg)
+
+    return _Inferencer(
+        cfg, checkpoint, device=device, scope='mmdet', show_progress=False)
+
+
+def list_images(inputs: Union[str, Sequence[str]]) -> List[str]:
+    """The image files named by ``inputs``.
+
+    Args:
+        inputs (str | Sequence[str]): An image file, a folder (its image
+            files, sorted, not recursive) or a list of image files.
+
+    Returns:
+        list[str]: Image paths.
+
+    Raises:
+        FileNotFoundError: A path does not exist, or a folder holds no
+            image.
+    """
+    if isinstance(inputs, str):
+        if osp.isdir(inputs):
+            images = sorted(
+                osp.join(inputs, name) for name in os.listdir(inputs)
+                if name.lower().endswith(IMG_EXTENSIONS)
+                and osp.isfile(osp.join(inputs, name)))
+            if not images:
+                raise FileNotFoundError(
+                    f'No image ({", ".join(IMG_EXTENSIONS)}) in the folder '
+                    f'{inputs!r}')
+            return images
+        inputs = [inputs]
+    for path in inputs:
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'Image not found: {path!r}')
+    return list(inputs)
+
+
+def infer_images(config: Union[str, Config],
+                 checkpoint: str,
+                 inputs: Union[str, Sequence[str]],
+                 out: Optional[str] = None,
+                 out_dir: Optional[str] = None,
+                 device: Optional[str] = None,
+                 opacity: float = 0.5,
+                 score_thr: float = 0.3,
+                 cfg_options: Optional[dict] = None) -> List[str]:
+    """Predict on images and write the predictions drawn over them.
+
+    Segmentation masks are blended over the image with ``opacity`` (class
+    names at the segments); detections (boxes, masks of instance models)
+    with a score of at least ``score_thr`` are drawn with their class and
+    score. Each overlay has the size of its input image.
+
+    Args:
+        config (str | Config): Config file, or a config loaded with
+            :func:`load_config`. A deploy checkpoint needs
+            ``model.backbone.deploy=True`` in ``cfg_options``.
+        checkpoint (str): Model checkpoint (e.g. from ``tools/train.py``).
+        inputs (str | Sequence[str]): An image, a folder of images or a list
+            of images.
+        out (str, optional): Output file; only for a single input image.
+        out_dir (str, optional): Output folder: one overlay per image, named
+            as its input. Used when ``out`` is not given.
+        device (str, optional): ``cpu``, ``cuda``, ``cuda:1``...; default
+            CUDA when available, else the CPU.
+        opacity (float): Opacity of segmentation masks, in [0, 1].
+        score_thr (float): Detection score threshold for drawing.
+        cfg_options (dict, optional): ``--cfg-options`` for a config path.
+
+    Returns:
+        list[str]: The written overlay files, in input order.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    if not 0 <= opacity <= 1:
+        raise ValueError(f'opacity must be in [0, 1], got {opacity}')
+    images = list_images(inputs)
+    if out is not None:
+        if len(images) != 1:
+            raise ValueError(
+                f'out={out!r} names one file but there are {len(images)} '
+                f'images; give an output folder (out_dir / --out-dir).')
+        outs = [out]
+    elif out_dir is not None:
+        names = [osp.basename(p) for p in images]
+        if len(set(names)) != len(names):
+            raise ValueError('Input images with the same file name would '
+                             'overwrite each other in out_dir.')
+        outs = [osp.join(out_dir, name) for name in names]
+    else:
+        raise ValueError('Give out (one image) or out_dir.')
+
+    cfg = (
+        load_config(config, cfg_options)
+        if isinstance(config, str) else copy.deepcopy(config))
+    adapt_to_device(cfg)
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    scope = cfg.get('default_scope', 'mmseg')
+    init_default_scope(scope)
+    if scope == 'mmseg':
+        inferencer = _seg_inferencer(cfg, checkpoint, device)
+        kwargs = dict(opacity=opacity)
+    elif scope == 'mmdet':
+        inferencer = _det_inferencer(cfg, checkpoint, device)
+        kwargs = dict(pred_score_thr=score_thr, no_save_pred=True)
+    else:
+        raise ValueError(f'default_scope {scope!r} of the config is neither '
+                         f'mmseg nor mmdet')
+
+    for image, path in zip(images, outs):
+        # one image per call: the overlay is returned (RGB) and written
+        # under our name, not the inferencer's
+        result = inferencer(image, return_vis=True, **kwargs)
+        vis = result['visualization']
+        vis = vis[0] if isinstance(vis, list) else vis
+        mmcv.imwrite(vis[..., ::-1], path)
+    return outs

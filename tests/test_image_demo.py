@@ -1,0 +1,164 @@
+"""demo/image_demo.py on synthetic images: segmentation (UperNet) and
+detection (Faster R-CNN) overlays of one image (--out) and of a folder
+(--out-dir), with checkpoints of the demo models made here (randomly
+initialised: this checks the path and the drawing, not accuracy). The script
+runs once as its own process; the other runs are in-process (runpy), which
+saves importing the mm stack (10-40 s) each time."""
+import os
+import os.path as osp
+import runpy
+import subprocess
+import sys
+from unittest import mock
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+
+from slak_mm.apis import (adapt_to_device, build_model, infer_images,
+                          load_config)
+from slak_mm.apis.inference import _config_dataset_meta
+from slak_mm.datasets import generate_ade20k, generate_voc
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SEG = osp.join(ROOT, 'configs', 'demo',
+               'upernet_slak_demo_synthetic_ade20k.py')
+DET = osp.join(ROOT, 'configs', 'demo',
+               'faster_rcnn_slak_demo_synthetic_voc.py')
+# a random detector scores every class about 1/21, under the config's 0.05
+DET_OPTIONS = ['--cfg-options', 'model.test_cfg.rcnn.score_thr=0']
+
+DEMO_SCRIPT = osp.join(ROOT, 'demo', 'image_demo.py')
+
+
+def run_demo(*args):
+    """The script in a new process; returns its stdout."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, DEMO_SCRIPT, *args],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def run_demo_here(capsys, *args):
+    """The script in this process; returns its stdout."""
+    with mock.patch.object(sys, 'argv', [DEMO_SCRIPT, *args]):
+        runpy.run_path(DEMO_SCRIPT, run_name='__main__')
+    return capsys.readouterr().out
+
+
+def make_checkpoint(config, path, with_meta):
+    """Save a randomly initialised demo model as tools/train.py would
+    (``state_dict`` and, optionally, ``meta.dataset_meta``)."""
+    cfg = load_config(config)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.init_weights()
+    ckpt = dict(state_dict=model.state_dict())
+    if with_meta:
+        ckpt['meta'] = dict(dataset_meta=_config_dataset_meta(cfg))
+    torch.save(ckpt, path)
+    return path
+
+
+def assert_overlay(out, image):
+    assert osp.isfile(out), out
+    drawn, original = mmcv.imread(out), mmcv.imread(image)
+    assert drawn.shape == original.shape
+    # something was drawn (JPEG round trips differ by a few levels only)
+    diff = np.abs(drawn.astype(int) - original.astype(int))
+    assert (diff > 40).mean() > 0.01, diff.max()
+
+
+@pytest.fixture(scope='module')
+def seg_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('seg')
+    root = generate_ade20k(str(tmp / 'data'), num_train=1, num_val=3)
+    ckpt = make_checkpoint(SEG, str(tmp / 'seg.pth'), with_meta=True)
+    return osp.join(root, 'images', 'validation'), ckpt
+
+
+@pytest.fixture(scope='module')
+def det_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('det')
+    root = generate_voc(str(tmp / 'data'), num_train=1, num_val=2)
+    images = osp.join(root, 'VOC2007', 'JPEGImages')
+    # no meta: the classes come from the config's VOC dataset
+    ckpt = make_checkpoint(DET, str(tmp / 'det.pth'), with_meta=False)
+    return images, ckpt
+
+
+def test_seg_demo_one_image_and_folder(seg_data, tmp_path, capsys):
+    folder, ckpt = seg_data
+    images = sorted(os.listdir(folder))
+    image = osp.join(folder, images[0])
+    out = str(tmp_path / 'one.png')
+    run_demo(image, SEG, ckpt, '--out', out, '--device', 'cpu')
+    assert_overlay(out, image)
+
+    out_dir = str(tmp_path / 'all')
+    stdout = run_demo_here(capsys, folder, SEG, ckpt, '--out-dir', out_dir,
+                           '--opacity', '0.7')
+    assert sorted(os.listdir(out_dir)) == images
+    for name in images:
+        assert_overlay(osp.join(out_dir, name), osp.join(folder, name))
+    assert stdout.count('Overlay written to') == len(images)
+
+
+def test_det_demo_one_image_and_folder(det_data, tmp_path, capsys):
+    folder, ckpt = det_data
+    images = sorted(os.listdir(folder))
+    image = osp.join(folder, images[0])
+    out = str(tmp_path / 'one.jpg')
+    run_demo_here(capsys, image, DET, ckpt, '--out', out, '--score-thr', '0',
+                  *DET_OPTIONS)
+    assert_overlay(out, image)
+
+    out_dir = str(tmp_path / 'all')
+    run_demo_here(capsys, folder, DET, ckpt, '--out-dir', out_dir,
+                  '--score-thr', '0', *DET_OPTIONS)
+    assert sorted(os.listdir(out_dir)) == images
+    for name in images:
+        assert_overlay(osp.join(out_dir, name), osp.join(folder, name))
+
+
+def test_config_dataset_meta_fallback():
+    seg = _config_dataset_meta(load_config(SEG))
+    assert len(seg['classes']) == 150 and len(seg['palette']) == 150
+    det = _config_dataset_meta(load_config(DET))
+    assert len(det['classes']) == 20 and det['classes'][0] == 'aeroplane'
+
+
+def test_checkpoint_without_meta_uses_config_classes(det_data):
+    from slak_mm.apis.inference import _det_inferencer
+    cfg = load_config(DET)
+    adapt_to_device(cfg)
+    inferencer = _det_inferencer(cfg, det_data[1], 'cpu')
+    classes = inferencer.model.dataset_meta['classes']
+    assert len(classes) == 20 and classes[0] == 'aeroplane'  # not COCO's
+    assert inferencer.visualizer.dataset_meta['classes'] == classes
+
+
+def test_clear_errors(seg_data, tmp_path, capsys):
+    folder, ckpt = seg_data
+    image = osp.join(folder, sorted(os.listdir(folder))[0])
+    with pytest.raises(FileNotFoundError, match='Checkpoint not found'):
+        infer_images(SEG, str(tmp_path / 'nope.pth'), image, out='x.png')
+    with pytest.raises(FileNotFoundError, match='Image not found'):
+        infer_images(SEG, ckpt, str(tmp_path / 'nope.jpg'), out='x.png')
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'notes.txt').write_text('not an image')
+    with pytest.raises(FileNotFoundError, match='No image'):
+        infer_images(SEG, ckpt, str(empty), out_dir=str(tmp_path / 'o'))
+    with pytest.raises(ValueError, match='names one file'):
+        infer_images(SEG, ckpt, folder, out=str(tmp_path / 'x.png'))
+    # the script reports it in one line
+    missing = str(tmp_path / 'missing.jpg')
+    with pytest.raises(SystemExit, match='error: Image not found'):
+        run_demo_here(capsys, missing, SEG, ckpt)
