@@ -31,7 +31,6 @@ conv's MACs are ``N * H * W * weight.numel()``: a deploy-form
 ``LargeKernelConv`` (``merged_v`` + ``merged_h``) and the one Triton launch
 of a training-form ``LargeKernelConv`` (its branch conv weights).
 """
-import os
 from collections import Counter
 from contextlib import contextmanager
 from fractions import Fraction
@@ -92,46 +91,6 @@ def depthwise_flop_jit(inputs: List[Any], outputs: List[Any]) -> Counter:
             c, cin, kh, kw = shape
             macs += n * h * w * c * cin * kh * kw
     return Counter({'conv': macs})
-
-
-@contextmanager
-def trace_safe_triton(active: bool = True) -> Iterator[None]:
-    """Make the Triton depthwise ops traceable by ``torch.jit`` for a while.
-
-    The host code reads the input's shape, which the tracer turns into
-    tensors; Triton then takes them for pointers. The launches are run with
-    the tracer paused (the graph still gets the ``prim::PythonOp`` node,
-    recorded by ``Function.apply``) and their outputs re-enter the trace as
-    views. Not needed once ``_launch_conv`` converts the shapes to ints.
-
-    Args:
-        active (bool): Patch (True) or do nothing. Default: True.
-    """
-    module = None
-    if active:
-        try:
-            from slak_mm.ops import triton_depthwise as module
-        except ImportError:  # no Triton: the torch path is traced anyway
-            module = None
-    if module is None:
-        yield
-        return
-    launch = module._launch_conv
-
-    def untraced_launch(*args, **kwargs):
-        state = torch._C._get_tracing_state()
-        torch._C._set_tracing_state(None)
-        try:
-            outs = launch(*args, **kwargs)
-        finally:
-            torch._C._set_tracing_state(state)
-        return [out.view_as(out) for out in outs]
-
-    module._launch_conv = untraced_launch
-    try:
-        yield
-    finally:
-        module._launch_conv = launch
 
 
 def flop_analyzer(model: nn.Module, inputs: Union[torch.Tensor,
@@ -215,12 +174,7 @@ def count_complexity(
         owning no weight, counted dense).
     """
     analyzer = flop_analyzer(model, inputs)
-    active = os.environ.get('TRITON_INTERPRET', '0') == '1' or any(
-        t.is_cuda
-        for t in (inputs if isinstance(inputs, tuple) else (inputs, ))
-        if isinstance(t, torch.Tensor))
-    with trace_safe_triton(active):
-        by_module = analyzer.by_module_and_operator()
+    by_module = analyzer.by_module_and_operator()
 
     # FLOPs removed by zero weights, per module (its own ops only)
     removed: Dict[str, Fraction] = {}

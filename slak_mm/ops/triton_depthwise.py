@@ -163,7 +163,9 @@ def _launch_conv(inputs: Sequence[torch.Tensor],
     and dtype) with kernel ``kernels[k]`` (contiguous, (C, 1, kh, kw), the
     inputs' dtype), one output per kernel or their sum (plus ``bias``)."""
     x = inputs[0]
-    n, c, h, w = x.shape
+    # plain ints: under torch.jit tracing sizes are tensors, which Triton
+    # would take for pointers
+    n, c, h, w = map(int, x.shape)
     outs = [
         torch.empty((n, c, h, w), dtype=x.dtype, device=x.device)
         for _ in range(1 if sum_out else len(kernels))
@@ -180,7 +182,8 @@ def _launch_conv(inputs: Sequence[torch.Tensor],
     ptrs_out = outs + [outs[0]] * (3 - len(outs))
     shapes = {}
     for k in range(3):
-        kh, kw = kernels[k].shape[-2:] if k < len(kernels) else (1, 1)
+        kh, kw = map(int, kernels[k].shape[-2:]) if k < len(kernels) else (1,
+                                                                           1)
         shapes.update({
             f'KH{k}': kh,
             f'KW{k}': kw,
@@ -215,7 +218,7 @@ def _launch_wgrad(x: torch.Tensor, grads: Sequence[torch.Tensor],
     """Weight gradients (C, kh, kw), fp32, of the kernels of ``sizes``
     given the input ``x`` and each kernel's output gradient (all contiguous,
     same shape and dtype)."""
-    n, c, h, w = x.shape
+    n, c, h, w = map(int, x.shape)
     if x.numel() == 0:
         return [
             x.new_zeros((c, kh, kw), dtype=torch.float32) for kh, kw in sizes
