@@ -170,3 +170,8 @@ def test_cli_bad_input():
         None) == [('cfg-x', 'a/cfg.py', 'ck/x.pth'),
                   ('timm_convnext_atto', 'timm:convnext_atto', None),
                   ('cfg', 'a/cfg.py', None)]
+    for spec, message in (('foo', 'unknown model spec'),
+                          ('timm:no_such_net', 'unknown timm model'),
+                          ('configs/none.py', 'config file not found')):
+        with pytest.raises(SystemExit, match=message):
+            tool.check_entries(tool.model_entries([spec], None))

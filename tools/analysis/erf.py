@@ -124,9 +124,32 @@ def model_entries(models, checkpoints):
     return entries
 
 
+def check_entries(entries):
+    """Stop with one line, before any model runs, on a bad MODEL."""
+    for _, spec, ckpt in entries:
+        if spec.startswith('timm:'):
+            import timm
+            if spec[len('timm:'):] not in timm.list_models():
+                raise SystemExit(f'error: unknown timm model in {spec!r}; '
+                                 f'see timm.list_models()')
+        elif not spec.endswith('.py'):
+            raise SystemExit(f'error: unknown model spec {spec!r}: give a '
+                             f'config file (*.py) or timm:NAME')
+        elif not osp.isfile(spec):
+            raise SystemExit(f'error: config file not found: {spec!r}')
+        if ckpt and not osp.isfile(ckpt):
+            raise SystemExit(f'error: checkpoint not found: {ckpt!r}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     entries = model_entries(args.models, args.checkpoints)
+    check_entries(entries)
+    if args.images is not None:
+        try:
+            find_images(args.images)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'error: {err}')
     os.makedirs(args.out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='slak_erf_') as tmp:
         if args.synthetic is not None:
