@@ -3,10 +3,7 @@ small sizes: larger kernels spread the contribution further, the area
 computation is exact on known maps, and the tool writes its files."""
 import importlib.util
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,8 +14,8 @@ from slak_mm.analysis.erf import (ERFImages, build_erf_backbone,
                                   high_contribution_area, normalise_scores,
                                   plot_erf, synthetic_images)
 from slak_mm.models import SLaK
+from tests.tool_runner import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = 'configs/demo/upernet_slak_demo_synthetic_ade20k.py'
 SIZE = 256
 
@@ -120,18 +117,19 @@ def test_build_backbones_and_checkpoints(tmp_path):
 
 def test_cli_end_to_end(tmp_path):
     out = tmp_path / 'erf'
-    proc = subprocess.run([
-        sys.executable, 'tools/analysis/erf.py', DEMO_CONFIG,
-        'timm:convnext_atto', '--synthetic', '2', '--size', '128', '--device',
-        'cpu', '--out-dir',
-        str(out)
-    ],
-                          cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=ROOT),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    proc = run_tool(
+        'tools/analysis/erf.py',
+        DEMO_CONFIG,
+        'timm:convnext_atto',
+        '--synthetic',
+        '2',
+        '--size',
+        '128',
+        '--device',
+        'cpu',
+        '--out-dir',
+        str(out),
+        timeout=600)
     names = ['upernet_slak_demo_synthetic_ade20k', 'timm_convnext_atto']
     for name in names:
         scores = np.load(out / f'{name}_erf.npy')

@@ -2,23 +2,12 @@
 checks the op it times against nn.Conv2d and writes the JSON. (Speeds are
 measured on real sizes; see docs/benchmarks.md.)"""
 import json
-import os
-import os.path as osp
-import subprocess
-import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.tool_runner import run_tool
 
 
 def run_benchmark(*args):
-    proc = subprocess.run([sys.executable, 'tools/benchmark.py', *args],
-                          cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=ROOT),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_tool('tools/benchmark.py', *args, timeout=600).stdout
 
 
 def test_op_benchmark(tmp_path):

@@ -1,10 +1,7 @@
 """Inference re-parameterisation: switch_to_deploy, SLaK(deploy=True) and
 tools/deploy.py give the training-form model's eval outputs (fp32, 1e-5
 relative) with merged kernels."""
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,8 +14,8 @@ from slak_mm.apis import build_model, deploy_checkpoint, load_config
 from slak_mm.models import SLaK
 from slak_mm.models.layers import LargeKernelConv
 from slak_mm.models.layers.large_kernel_conv import fuse_conv_bn
+from tests.tool_runner import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo',
                 'upernet_slak_demo_synthetic_ade20k.py')
 RTOL = 1e-5
@@ -269,14 +266,7 @@ def _seg_outputs(model):
 def test_tools_deploy_end_to_end(demo_checkpoint, tmp_path):
     path, reference = demo_checkpoint
     out = str(tmp_path / 'deploy.pth')
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, 'tools/deploy.py', DEMO, path, out],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_tool('tools/deploy.py', DEMO, path, out, timeout=600)
     assert 'model.backbone.deploy=True' in proc.stdout
     assert '5 large kernels merged' in proc.stdout  # depths 1+1+2+1
 

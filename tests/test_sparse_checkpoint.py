@@ -1,10 +1,7 @@
 """Official-format SLaK-T checkpoints (built from the reference key list,
 40% zeros, ``args`` Namespace) through the real config path, the load report,
 refusals, and tools/convert_checkpoint.py."""
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,8 +14,8 @@ from slak_mm.models.utils import load_pretrained_backbone
 from slak_mm.sparse import masked_weights
 from tests.official_format import (model_shapes, reference_shapes,
                                    write_official_checkpoint)
+from tests.tool_runner import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = osp.join(ROOT, 'configs', 'upernet_slak_t_ade20k.py')
 SMALL = dict(
     arch=dict(depths=[1, 1, 1, 1], dims=[8, 16, 24, 32]),
@@ -115,15 +112,7 @@ def test_61_kernel_file_into_51_model_is_refused(tmp_path):
 
 
 def run_convert(*args):
-    proc = subprocess.run(
-        [sys.executable, 'tools/convert_checkpoint.py', *args],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-        capture_output=True,
-        text=True,
-        timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    return run_tool('tools/convert_checkpoint.py', *args, timeout=600).stdout
 
 
 @pytest.mark.parametrize('ema', [False, True])

@@ -2,10 +2,7 @@
 an official-format sparse checkpoint for the demo model is fine-tuned with
 AdamW; the zero pattern must survive training, checkpoints and --resume, and
 the dynamic mode must move masks identically on two gloo ranks."""
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,24 +11,10 @@ from slak_mm.apis import load_config
 from slak_mm.datasets import generate_ade20k
 from slak_mm.models import SLaK
 from tests.official_format import model_shapes, write_official_checkpoint
+from tests.tool_runner import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo',
                 'upernet_slak_demo_synthetic_ade20k.py')
-
-
-def run(cmd, timeout=1200, **env):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **env)
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
-    return log
 
 
 def sparse_items(state):
@@ -72,11 +55,9 @@ def train_args(ade_root, pretrained_path, work_dir, *extra):
 @pytest.fixture(scope='module')
 def fine_tuned(ade_root, pretrained, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('sparse_ft'))
-    log = run([
-        sys.executable,
+    log = run_tool(
         *train_args(ade_root, pretrained[0], work_dir, 'train_cfg.max_iters=6',
-                    'custom_hooks.0.interval=3')
-    ])
+                    'custom_hooks.0.interval=3')).log
     return work_dir, log
 
 
@@ -126,12 +107,11 @@ def test_adamw_fine_tuning_keeps_the_zero_pattern(fine_tuned, pretrained):
 def test_resume_keeps_the_zero_pattern(fine_tuned, pretrained, ade_root,
                                        tmp_path):
     work_dir, _ = fine_tuned
-    log = run([
-        sys.executable, *train_args(
-            ade_root, pretrained[0], str(tmp_path), 'train_cfg.max_iters=6',
-            'optim_wrapper.accumulative_counts=2'), '--resume',
-        osp.join(work_dir, 'iter_3.pth')
-    ])
+    log = run_tool(
+        *train_args(ade_root, pretrained[0], str(tmp_path),
+                    'train_cfg.max_iters=6',
+                    'optim_wrapper.accumulative_counts=2'), '--resume',
+        osp.join(work_dir, 'iter_3.pth')).log
     assert 'resumed epoch: 0, iter: 3' in log
     assert_same_zero_pattern(
         backbone_state(osp.join(tmp_path, 'iter_6.pth')), pretrained[1])
@@ -149,9 +129,8 @@ def test_dynamic_sparsity_two_gloo_ranks(pretrained, ade_root, tmp_path):
     args = train_args(ade_root, pretrained[0], work_dir,
                       'train_cfg.max_iters=6', 'train_dataloader.batch_size=2')
     args[1] = str(config)
-    log = run(['bash', 'tools/dist_train.sh', args[1], '2', *args[2:]],
-              PYTHON=sys.executable,
-              PORT='29523')
+    log = run_tool(
+        'tools/dist_train.sh', args[1], '2', *args[2:], PORT='29523').log
     assert 'world_size: 2' in log or 'Distributed launcher: pytorch' in log
     assert 'Dynamic sparsity at iter 2' in log
     assert 'Dynamic sparsity at iter 4' in log

@@ -3,38 +3,28 @@ synthetic VOC (Faster R-CNN, bbox mAP) and COCO (Cascade Mask R-CNN, bbox and
 segm AP). One short epoch each: this checks the whole path and that the
 metrics are reported, not accuracy (the segmentation test checks learning)."""
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
 from slak_mm.datasets import generate_coco, generate_voc
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def run_tool(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=2400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+from tests.tool_runner import run_tool
 
 
-@pytest.mark.parametrize('config,generate,metric_keys', [
-    ('configs/demo/faster_rcnn_slak_demo_synthetic_voc.py', generate_voc,
-     {'pascal_voc/mAP'}),
-    ('configs/demo/cascade_mask_rcnn_slak_demo_synthetic_coco.py',
-     generate_coco, {'coco/bbox_mAP', 'coco/segm_mAP'}),
-], ids=['faster_rcnn_voc', 'cascade_mask_rcnn_coco'])
+@pytest.mark.parametrize(
+    'config,generate,metric_keys', [
+        ('configs/demo/faster_rcnn_slak_demo_synthetic_voc.py', generate_voc,
+         {'pascal_voc/mAP'}),
+        ('configs/demo/cascade_mask_rcnn_slak_demo_synthetic_coco.py',
+         generate_coco, {'coco/bbox_mAP', 'coco/segm_mAP'}),
+    ],
+    ids=['faster_rcnn_voc', 'cascade_mask_rcnn_coco'])
 def test_detection_train_and_test(config, generate, metric_keys, tmp_path):
     data_root = generate(str(tmp_path / 'data'), num_train=8, num_val=4)
     work_dir = str(tmp_path / 'work_dir')
     options = [f'data_root={data_root}', 'train_cfg.max_epochs=1']
-    run_tool('tools/train.py', config, '--work-dir', work_dir,
-             '--cfg-options', *options)
+    run_tool('tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
+             *options)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     assert osp.isfile(checkpoint)

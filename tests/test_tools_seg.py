@@ -8,25 +8,15 @@ must reach an mIoU far above chance. Measured: mIoU 71.1 (aAcc 95.8) after
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
 from slak_mm.datasets import generate_ade20k
+from tests.tool_runner import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo',
                 'upernet_slak_demo_synthetic_ade20k.py')
 MIN_MIOU = 40.0
-
-
-def run_tool(*args, timeout=2400):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 @pytest.fixture(scope='module')
@@ -37,8 +27,8 @@ def ade_root(tmp_path_factory):
 @pytest.fixture(scope='module')
 def trained(ade_root, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('work_dir'))
-    run_tool('tools/train.py', DEMO, '--work-dir', work_dir,
-             '--cfg-options', f'data_root={ade_root}')
+    run_tool('tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
+             f'data_root={ade_root}')
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return work_dir, f.read().strip()
 
@@ -55,29 +45,34 @@ def test_train_then_test_reports_miou_and_learns(trained, ade_root, tmp_path):
         metrics = json.load(f)['metrics']
     assert {'aAcc', 'mIoU', 'mAcc'} <= set(metrics)
     assert metrics['mIoU'] > MIN_MIOU, metrics
-    images = [f for _, _, files in os.walk(show_dir) for f in files
-              if f.endswith('.png')]
+    images = [
+        f for _, _, files in os.walk(show_dir) for f in files
+        if f.endswith('.png')
+    ]
     assert len(images) == 8  # one painted prediction per validation image
 
 
 def test_resume_continues_from_checkpoint(trained, ade_root, tmp_path):
     work_dir, checkpoint = trained
-    proc = run_tool('tools/train.py', DEMO, '--work-dir', work_dir,
-                    '--resume', checkpoint, '--cfg-options',
-                    f'data_root={ade_root}', 'train_cfg.max_iters=302',
-                    'train_cfg.val_interval=1000')
+    proc = run_tool('tools/train.py', DEMO, '--work-dir', work_dir, '--resume',
+                    checkpoint, '--cfg-options', f'data_root={ade_root}',
+                    'train_cfg.max_iters=302', 'train_cfg.val_interval=1000')
     log = proc.stdout + proc.stderr
     assert 'resumed epoch: 0, iter: 300' in log, log[-2000:]
     assert osp.isfile(osp.join(work_dir, 'iter_302.pth'))
 
 
 def test_missing_dataset_folder_names_path_and_layout(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT)
     missing = str(tmp_path / 'no_such_ade')
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', DEMO, '--work-dir',
-         str(tmp_path), '--cfg-options', f'data_root={missing}'],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_tool(
+        'tools/train.py',
+        DEMO,
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        f'data_root={missing}',
+        timeout=300,
+        expect_ok=False)
     assert proc.returncode != 0
     assert missing in proc.stderr
     assert 'ADEChallengeData2016/images/{training,validation}' in proc.stderr
