@@ -347,19 +347,6 @@ def build_for_analysis(cfg,
     return model, note
 
 
-def _det_samples(shape: Tuple[int, int]) -> list:
-    from mmdet.structures import DetDataSample
-    sample = DetDataSample()
-    sample.set_metainfo(
-        dict(
-            img_shape=shape,
-            ori_shape=shape,
-            pad_shape=shape,
-            batch_input_shape=shape,
-            scale_factor=(1., 1.)))
-    return [sample]
-
-
 @contextmanager
 def _tensor_forward(model: nn.Module, **kwargs) -> Iterator[nn.Module]:
     """Make ``model(inputs)`` run ``model.forward(inputs, **kwargs)``
@@ -431,8 +418,9 @@ def get_flops(cfg,
                 groups[name] = [name]
                 groups.update((k, v) for k, v in stages.items()
                               if k.startswith(name + '.'))
+        from slak_mm.apis import det_data_samples
         kwargs = dict(mode='tensor')
-        kwargs['data_samples'] = _det_samples(shape) if is_det else None
+        kwargs['data_samples'] = det_data_samples(shape) if is_det else None
         if is_det:
             note += ('; the RoI head\'s FLOPs depend on how many '
                      'proposals the RPN keeps for this input (at most '

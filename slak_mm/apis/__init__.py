@@ -1,13 +1,14 @@
 from .cli import add_common_args, parse_tool_args
 from .config import (adapt_to_device, check_datasets, enable_visualization,
                      load_config, replace_sync_bn, set_work_dir)
-from .deploy import DEPLOY_CFG_OPTION, build_model, deploy_checkpoint
+from .deploy import DEPLOY_CFG_OPTION, deploy_checkpoint
+from .model import build_model, det_data_samples
 from .inference import infer_images, list_images
 from .run import test, train
 
 __all__ = [
     'DEPLOY_CFG_OPTION', 'add_common_args', 'adapt_to_device', 'build_model',
-    'check_datasets', 'deploy_checkpoint', 'enable_visualization',
-    'infer_images', 'list_images', 'load_config', 'parse_tool_args',
-    'replace_sync_bn', 'set_work_dir', 'train', 'test'
+    'check_datasets', 'deploy_checkpoint', 'det_data_samples',
+    'enable_visualization', 'infer_images', 'list_images', 'load_config',
+    'parse_tool_args', 'replace_sync_bn', 'set_work_dir', 'train', 'test'
 ]

@@ -25,7 +25,7 @@ from slak_mm.models import LargeKernelConv, SLaK
 from slak_mm.ops import CPU_LAYOUT_ENV
 from slak_mm.ops.benchmark import time_fn
 from .config import replace_sync_bn
-from .deploy import build_model
+from .model import build_model, det_data_samples
 
 VARIANTS = ('default', 'torch', 'nchw', 'deploy')
 
@@ -75,24 +75,6 @@ def _variant(
                      f'timm:MODEL_NAME')
 
 
-def _data_samples(cfg: Config, batch: int, shape: Tuple[int, int]):
-    if cfg.get('default_scope') != 'mmdet':
-        return None
-    from mmdet.structures import DetDataSample
-    samples = []
-    for _ in range(batch):
-        sample = DetDataSample()
-        sample.set_metainfo(
-            dict(
-                img_shape=shape,
-                ori_shape=shape,
-                pad_shape=shape,
-                batch_input_shape=shape,
-                scale_factor=(1., 1.)))
-        samples.append(sample)
-    return samples
-
-
 def _tensors(out) -> List[torch.Tensor]:
     if isinstance(out, torch.Tensor):
         return [out]
@@ -138,7 +120,9 @@ def benchmark_model(cfg: Config,
     model = build_model(cfg).to(device).train(backward)
     if not whole_model:
         model = model.backbone
-    samples = _data_samples(cfg, batch, shape) if whole_model else None
+    samples = (
+        det_data_samples(shape, batch)
+        if whole_model and cfg.get('default_scope') == 'mmdet' else None)
     x = torch.randn(batch, 3, *shape, device=device)
     autocast = (
         torch.autocast(

@@ -10,13 +10,12 @@ from typing import Optional
 
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 from slak_mm.models import LargeKernelConv, SLaK
 from slak_mm.utils import torch_save_atomic
 from slak_mm.version import __version__
-from .config import adapt_to_device
+from .model import build_model
 
 #: ``--cfg-options`` that builds a config's model in the merged form.
 DEPLOY_CFG_OPTION = 'model.backbone.deploy=True'
@@ -24,21 +23,6 @@ DEPLOY_CFG_OPTION = 'model.backbone.deploy=True'
 
 def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """Build ``cfg.model`` in the config's default scope, without
-    initialising weights (no pretrained file is read).
-
-    Args:
-        cfg (Config): Loaded config.
-
-    Returns:
-        nn.Module: The segmentor or detector, on the CPU.
-    """
-    adapt_to_device(cfg)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    return MODELS.build(cfg.model)
 
 
 def deploy_checkpoint(cfg: Config,
