@@ -194,6 +194,12 @@ def plot_curves(scalars: Scalars,
     nrows = math.ceil(len(keys) / ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(5 * ncols, 3.2 * nrows), squeeze=False)
+    # iteration axes share the range of the plotted training scalars, so a
+    # metric evaluated a few times sits where it was measured in the run
+    iter_steps = [
+        s for k in keys if scalars.x_label(k) == 'iteration'
+        for s in scalars.series[k][0]
+    ]
     for ax, key in zip(axes.flat, keys):
         steps, values = scalars.series[key]
         # markers where there are few points (a metric evaluated once)
@@ -202,9 +208,11 @@ def plot_curves(scalars: Scalars,
             values,
             marker='o' if len(steps) <= 30 else None,
             markersize=4)
-        ax.set_title(key + (
-            f' (last {values[-1]:.4g})' if key in scalars.val_keys else ''))
+        ax.set_title(f'{key} (last {values[-1]:.4g})')
         ax.set_xlabel(scalars.x_label(key))
+        if scalars.x_label(key) == 'iteration' and len(set(iter_steps)) > 1:
+            pad = 0.04 * (max(iter_steps) - min(iter_steps))
+            ax.set_xlim(min(iter_steps) - pad, max(iter_steps) + pad)
         ax.grid(alpha=0.3)
         ax.ticklabel_format(axis='y', style='sci', scilimits=(-3, 4))
     for ax in list(axes.flat)[len(keys):]:
