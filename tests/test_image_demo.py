@@ -135,10 +135,10 @@ def test_config_dataset_meta_fallback():
 
 
 def test_checkpoint_without_meta_uses_config_classes(det_data):
-    from slak_mm.apis.inference import _det_inferencer
+    from slak_mm.apis.inference import build_inferencer
     cfg = load_config(DET)
     adapt_to_device(cfg)
-    inferencer = _det_inferencer(cfg, det_data[1], 'cpu')
+    inferencer = build_inferencer(cfg, det_data[1], 'cpu')
     classes = inferencer.model.dataset_meta['classes']
     assert len(classes) == 20 and classes[0] == 'aeroplane'  # not COCO's
     assert inferencer.visualizer.dataset_meta['classes'] == classes

@@ -58,38 +58,43 @@ def _has_dataset_meta(checkpoint: Optional[dict]) -> bool:
     return bool((meta.get('dataset_meta') or {}).get('classes'))
 
 
-def _seg_inferencer(cfg: Config, checkpoint: str, device: str):
-    from mmseg.apis import MMSegInferencer
+def build_inferencer(cfg: Config, checkpoint: str, device: str):
+    """The framework's inferencer (mmseg's ``MMSegInferencer`` or mmdet's
+    ``DetInferencer``, by ``cfg.default_scope``) for ``checkpoint``.
 
-    class _Inferencer(MMSegInferencer):
+    A checkpoint without ``meta.dataset_meta`` gets the class names and
+    palette of the config's test dataset, not the framework's Cityscapes /
+    COCO defaults.
+
+    Args:
+        cfg (Config): Loaded config (device-adapted).
+        checkpoint (str): Checkpoint path.
+        device (str): ``'cpu'`` or ``'cuda'``.
+
+    Returns:
+        BaseInferencer: The inferencer.
+    """
+    scope = cfg.get('default_scope', 'mmseg')
+    if scope == 'mmseg':
+        from mmseg.apis import MMSegInferencer as Inferencer
+    elif scope == 'mmdet':
+        from mmdet.apis import DetInferencer as Inferencer
+    else:
+        raise ValueError(f'default_scope {scope!r} of the config is neither '
+                         f'mmseg nor mmdet')
+
+    class _Inferencer(Inferencer):
 
         def _load_weights_to_model(self, model, ckpt, model_cfg):
             with warnings.catch_warnings():
-                # the Cityscapes fallback is replaced just below
+                # the framework's default classes are replaced just below
                 warnings.filterwarnings('ignore', 'dataset_meta or class')
                 super()._load_weights_to_model(model, ckpt, model_cfg)
             if not _has_dataset_meta(ckpt):
                 model.dataset_meta = _config_dataset_meta(model_cfg)
 
     return _Inferencer(
-        cfg, checkpoint, device=device, scope='mmseg', show_progress=False)
-
-
-def _det_inferencer(cfg: Config, checkpoint: str, device: str):
-    from mmdet.apis import DetInferencer
-
-    class _Inferencer(DetInferencer):
-
-        def _load_weights_to_model(self, model, ckpt, model_cfg):
-            with warnings.catch_warnings():
-                # the COCO fallback is replaced just below
-                warnings.filterwarnings('ignore', 'dataset_meta or class')
-                super()._load_weights_to_model(model, ckpt, model_cfg)
-            if not _has_dataset_meta(ckpt):
-                model.dataset_meta = _config_dataset_meta(model_cfg)
-
-    return _Inferencer(
-        cfg, checkpoint, device=device, scope='mmdet', show_progress=False)
+        cfg, checkpoint, device=device, scope=scope, show_progress=False)
 
 
 def list_images(inputs: Union[str, Sequence[str]]) -> List[str]:
@@ -186,15 +191,10 @@ def infer_images(config: Union[str, Config],
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     scope = cfg.get('default_scope', 'mmseg')
     init_default_scope(scope)
-    if scope == 'mmseg':
-        inferencer = _seg_inferencer(cfg, checkpoint, device)
-        kwargs = dict(opacity=opacity)
-    elif scope == 'mmdet':
-        inferencer = _det_inferencer(cfg, checkpoint, device)
-        kwargs = dict(pred_score_thr=score_thr, no_save_pred=True)
-    else:
-        raise ValueError(f'default_scope {scope!r} of the config is neither '
-                         f'mmseg nor mmdet')
+    inferencer = build_inferencer(cfg, checkpoint, device)
+    kwargs = (
+        dict(opacity=opacity) if scope == 'mmseg' else dict(
+            pred_score_thr=score_thr, no_save_pred=True))
 
     for image, path in zip(images, outs):
         # one image per call: the overlay is returned (RGB) and written
