@@ -42,7 +42,11 @@ def test_model_benchmark_variants(tmp_path):
 
 
 def test_model_benchmark_whole_detector_backward(tmp_path):
+    out = tmp_path / 'det.json'
     run_benchmark('model',
                   'configs/demo/faster_rcnn_slak_demo_synthetic_voc.py',
                   '--whole-model', '--backward', '--shape', '64', '64',
-                  '--min-run-time', '0.05')
+                  '--min-run-time', '0.05', '--out', str(out))
+    (row, ) = json.loads(out.read_text())['results']
+    assert row['part'] == 'model' and row['mode'] == 'fwd+bwd'
+    assert row['ms'] > 0 and row['ratio_to_first'] == 1.0
