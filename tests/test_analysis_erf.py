@@ -77,7 +77,7 @@ def test_errors_and_plot(tmp_path):
         build_erf_backbone('convnext_tiny')
     with pytest.raises(ValueError, match='Unknown timm model'):
         build_erf_backbone('timm:no_such_net')
-    with pytest.raises(ValueError, match='No .*images'):
+    with pytest.raises(FileNotFoundError, match='No image'):
         find_images(str(tmp_path))
     with pytest.raises(ValueError, match='>= 32'):
         ERFImages(['x.jpg'], 16)

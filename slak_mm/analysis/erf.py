@@ -16,7 +16,6 @@ A larger ratio means that contributions spread further from the centre.
 """
 import os
 import os.path as osp
-import tempfile
 from collections import abc
 from typing import (Dict, Iterable, List, Mapping, Optional, Sequence, Tuple,
                     Union)
@@ -35,8 +34,6 @@ __all__ = [
 
 #: Fractions of the total contribution reported by the paper.
 DEFAULT_THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
-#: Image files read from a folder.
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 #: Smallest input side: the backbones downsample by 32.
 MIN_SIZE = 32
 #: ImageNet mean / std in 0-255 units (RGB), for models without a config.
@@ -60,7 +57,8 @@ def _check_size(size: int) -> int:
 
 # ----------------------------------------------------------------- images
 def find_images(folder: str, num_images: Optional[int] = None) -> List[str]:
-    """The jpg/png files of a folder (not recursive), sorted by name.
+    """The first ``num_images`` image files of a folder, sorted by name
+    (see :func:`slak_mm.apis.list_images`).
 
     Args:
         folder (str): Image folder.
@@ -69,17 +67,12 @@ def find_images(folder: str, num_images: Optional[int] = None) -> List[str]:
     Returns:
         list[str]: Image paths.
     """
+    from slak_mm.apis import list_images
     if not osp.isdir(folder):
         raise FileNotFoundError(f'Image folder not found: {folder!r}')
     if num_images is not None and num_images < 1:
         raise ValueError(f'num_images must be >= 1, got {num_images}')
-    paths = sorted(
-        osp.join(folder, name) for name in os.listdir(folder)
-        if name.lower().endswith(IMAGE_EXTENSIONS))
-    if not paths:
-        raise ValueError(f'No {"/".join(IMAGE_EXTENSIONS)} images in '
-                         f'{folder!r}')
-    return paths[:num_images]
+    return list_images(folder)[:num_images]
 
 
 def synthetic_images(out_dir: str,
@@ -156,46 +149,28 @@ class ERFImages(abc.Sequence):
 
 
 # --------------------------------------------------------------- backbones
-def _strip_prefixes(state_dict: dict) -> dict:
-    items = {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
-    if any(k.startswith('backbone.') for k in items):
-        items = {
-            k[len('backbone.'):]: v
-            for k, v in items.items() if k.startswith('backbone.')
-        }
-    return items
-
-
-def _read_checkpoint(path: str) -> dict:
-    """A checkpoint's weights, backbone keys only when it holds a model."""
+def _load_mm_backbone(backbone: nn.Module, checkpoint: str) -> None:
+    """Weights of ``checkpoint`` (official SLaK file or mm checkpoint)."""
     from mmengine.runner import CheckpointLoader
 
-    from slak_mm.models.utils import extract_state_dict, load_checkpoint_file
+    from slak_mm.models import SLaK
+    from slak_mm.models.utils import (extract_state_dict,
+                                      load_backbone_weights,
+                                      load_checkpoint_file,
+                                      to_backbone_state_dict)
     try:
-        checkpoint = load_checkpoint_file(path)  # weights_only=True
+        loaded = load_checkpoint_file(checkpoint)  # weights_only=True
     except RuntimeError:
         # mm training checkpoints also hold the message hub (mmengine
         # objects); read them the way tools/test.py and tools/deploy.py do
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    return _strip_prefixes(extract_state_dict(checkpoint))
-
-
-def _load_mm_backbone(backbone: nn.Module, checkpoint: str) -> None:
-    """Weights of ``checkpoint`` (official SLaK file or mm checkpoint)."""
-    from slak_mm.models import SLaK
-    from slak_mm.models.utils import load_pretrained_backbone
-    state_dict = _read_checkpoint(checkpoint)
+        loaded = CheckpointLoader.load_checkpoint(
+            checkpoint, map_location='cpu')
     if isinstance(backbone, SLaK):
-        # SLaK's loader checks every shape first and takes the sparsity
-        # masks from the file (or its zeros); it reads a tensors-only file
-        with tempfile.TemporaryDirectory(prefix='slak_erf_') as tmp:
-            path = osp.join(tmp, 'backbone.pth')
-            torch.save(dict(state_dict=state_dict), path)
-            load_pretrained_backbone(backbone, path)
+        # checks every shape first; masks from the file (or its zeros)
+        load_backbone_weights(
+            backbone, extract_state_dict(loaded), source=checkpoint)
         return
+    state_dict = to_backbone_state_dict(extract_state_dict(loaded))
     own = backbone.state_dict()
     matched = [k for k in state_dict if k in own]
     if not matched:

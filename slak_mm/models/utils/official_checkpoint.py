@@ -246,16 +246,38 @@ def load_pretrained_backbone(
         tuple[list[str], list[str]]: Missing and unexpected keys (masks
         derived from the weights do not count as missing).
     """
-    state_dict = to_backbone_state_dict(
-        extract_state_dict(load_checkpoint_file(path, map_location), use_ema))
+    return load_backbone_weights(
+        model,
+        extract_state_dict(load_checkpoint_file(path, map_location), use_ema),
+        source=path)
+
+
+def load_backbone_weights(
+        model: nn.Module,
+        state_dict: Dict[str, torch.Tensor],
+        source: str = 'the given state dict') -> Tuple[List[str], List[str]]:
+    """What :func:`load_pretrained_backbone` does, for weights already in
+    memory (official or mm key names; see :func:`to_backbone_state_dict`).
+
+    Args:
+        model (nn.Module): The backbone.
+        state_dict (dict): Keys and tensors.
+        source (str): Where they came from, for the messages.
+
+    Returns:
+        tuple[list[str], list[str]]: Missing and unexpected keys.
+    """
+    path = source
+    state_dict = to_backbone_state_dict(state_dict)
     model_state = model.state_dict()
     _check_compatible(path, state_dict, model_state)
     sparse = has_masks(model)
     in_file = len(state_dict)
     if sparse:
-        derived = masks_to_state_dict(
-            {k: v
-             for k, v in state_dict.items() if k in model_state})
+        derived = masks_to_state_dict({
+            k: v
+            for k, v in state_dict.items() if k in model_state
+        })
         derived = {k: v for k, v in derived.items() if k not in state_dict}
         state_dict.update(derived)
     missing = [k for k in model_state if k not in state_dict]
@@ -264,9 +286,10 @@ def load_pretrained_backbone(
     if sparse:
         apply_masks(model)
 
-    density = weight_density(
-        {k: v
-         for k, v in state_dict.items() if k in model_state})
+    density = weight_density({
+        k: v
+        for k, v in state_dict.items() if k in model_state
+    })
     mean_density = sum(density.values()) / max(len(density), 1)
     if not sparse:
         mask_note = 'dense fine-tuning (sparse=False): zeros are not kept'
