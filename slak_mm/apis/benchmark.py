@@ -15,7 +15,8 @@ Variants (the first is the baseline of the ratios):
 import contextlib
 import copy
 import os
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
+from unittest import mock
 
 import torch
 import torch.nn as nn
@@ -30,19 +31,6 @@ from .model import build_model, det_data_samples
 VARIANTS = ('default', 'torch', 'nchw', 'deploy')
 
 
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = old
-
-
 def _variant(
         model: nn.Module, name: str,
         backward: bool) -> Tuple[nn.Module, contextlib.AbstractContextManager]:
@@ -50,7 +38,7 @@ def _variant(
     if name == 'default':
         return model, contextlib.nullcontext()
     if name == 'nchw':
-        return model, _env(CPU_LAYOUT_ENV, 'nchw')
+        return model, mock.patch.dict(os.environ, {CPU_LAYOUT_ENV: 'nchw'})
     if name == 'torch':
         variant = copy.deepcopy(model)
         for m in variant.modules():

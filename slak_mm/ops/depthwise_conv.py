@@ -13,6 +13,7 @@ Triton for CUDA tensors when Triton imports, else torch.
 
 Nothing here imports mm packages.
 """
+import functools
 import os
 from typing import Optional, Sequence, Tuple
 
@@ -29,8 +30,10 @@ MAX_KERNEL = 63
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+@functools.lru_cache(maxsize=None)
 def triton_available() -> bool:
-    """Whether the Triton kernels can be imported."""
+    """Whether the Triton kernels can be imported (checked once: every
+    forward asks)."""
     try:
         from . import triton_depthwise  # noqa: F401
     except ImportError:
@@ -93,8 +96,7 @@ def check_kernel(x: torch.Tensor, weight: torch.Tensor) -> Tuple[int, int]:
 def _torch_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     kh, kw = weight.shape[-2:]
     return F.conv2d(
-        x, weight.to(x.dtype), padding=(kh // 2, kw // 2),
-        groups=x.shape[1])
+        x, weight.to(x.dtype), padding=(kh // 2, kw // 2), groups=x.shape[1])
 
 
 def depthwise_conv2d(x: torch.Tensor,
@@ -113,10 +115,10 @@ def depthwise_conv2d(x: torch.Tensor,
     return multi_depthwise_conv2d(x, (weight, ), impl)[0]
 
 
-def multi_depthwise_conv2d(x: torch.Tensor,
-                           weights: Sequence[torch.Tensor],
-                           impl: Optional[str] = None
-                           ) -> Tuple[torch.Tensor, ...]:
+def multi_depthwise_conv2d(
+        x: torch.Tensor,
+        weights: Sequence[torch.Tensor],
+        impl: Optional[str] = None) -> Tuple[torch.Tensor, ...]:
     """Several depthwise convs of the same input (SLaK's ``M x N``,
     ``N x M`` and ``N x N`` branches), one output each.
 

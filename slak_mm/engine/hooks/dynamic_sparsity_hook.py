@@ -91,21 +91,32 @@ class DynamicSparsityHook(SparseMaskHook):
         if self._model is not None and step < self.end:
             self._due_iter = step
 
+    def attach(self, model, optimizers) -> None:
+        super().attach(model, optimizers)
+        for optimizer in optimizers:
+            self._handles.append(
+                optimizer.register_step_pre_hook(self._before_step))
+
     @torch.no_grad()
     def _before_step(self, optimizer, args, kwargs) -> None:
-        if self._due_iter is not None:
-            self._update_masks(optimizer, self._due_iter)
-            self._due_iter = None
-        super()._before_step(optimizer, args, kwargs)
+        if self._due_iter is None:
+            return
+        pairs = self._masked_params(optimizer)
+        self._update_masks(optimizer, pairs, self._due_iter)
+        self._due_iter = None
+        # this step's gradients were masked with the old masks (or not at
+        # all, for gradient growth): apply the new ones
+        for weight, mask in pairs:
+            if weight.grad is not None:
+                weight.grad.masked_fill_(~mask, 0)
 
-    def _update_masks(self, optimizer, step: int) -> None:
+    def _update_masks(self, optimizer, pairs, step: int) -> None:
         rate = cosine_prune_rate(self.prune_rate, step, self.end)
         generator = torch.Generator().manual_seed(self.seed + step)
         moved = total = 0
-        for weight in self._params_with_masks(optimizer):
+        for weight, mask in pairs:
             if not weight.requires_grad:
                 continue
-            mask = self._masks[weight]
             before = mask.clone()
             moved += prune_and_regrow(
                 weight,

@@ -1,5 +1,6 @@
 """Keep a sparse model sparse while it is fine-tuned."""
-from typing import Dict, List, Optional, Sequence
+from functools import partial
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -103,9 +104,8 @@ class SparseMaskHook(Hook):
                     weight.register_hook(self._gradient_masker(mask)))
         for optimizer in optimizers:
             self._handles.append(
-                optimizer.register_step_pre_hook(self._before_step))
-            self._handles.append(
-                optimizer.register_step_post_hook(self._after_step))
+                optimizer.register_step_post_hook(
+                    partial(self._after_step, self._masked_params(optimizer))))
         for module in model.modules():
             setattr(module, MASKS_KEPT_ATTR, True)
 
@@ -132,22 +132,19 @@ class SparseMaskHook(Hook):
         dense gradient for one step turn this off)."""
         return True
 
-    def _params_with_masks(self, optimizer) -> Sequence[nn.Parameter]:
-        return [
-            p for group in optimizer.param_groups for p in group['params']
-            if p in self._masks
-        ]
+    def _masked_params(self,
+                       optimizer) -> List[Tuple[nn.Parameter, torch.Tensor]]:
+        """``(weight, mask)`` of the masked weights ``optimizer`` steps."""
+        return [(p, self._masks[p]) for group in optimizer.param_groups
+                for p in group['params'] if p in self._masks]
 
+    @staticmethod
     @torch.no_grad()
-    def _before_step(self, optimizer, args, kwargs) -> None:
-        for weight in self._params_with_masks(optimizer):
-            if weight.grad is not None:
-                weight.grad.masked_fill_(~self._masks[weight], 0)
-
-    @torch.no_grad()
-    def _after_step(self, optimizer, args, kwargs) -> None:
-        for weight in self._params_with_masks(optimizer):
-            weight.masked_fill_(~self._masks[weight], 0)
+    def _after_step(pairs, optimizer, args, kwargs) -> None:
+        # gradients are masked already, so this only guards against
+        # optimizers that move a weight without a gradient
+        for weight, mask in pairs:
+            weight.masked_fill_(~mask, 0)
 
     def _sync_masks(self) -> None:
         """Make every rank use rank 0's masks (they are equal when all ranks
