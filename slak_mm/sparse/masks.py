@@ -10,7 +10,7 @@ Nothing here imports mm packages: masks are plain torch.
 """
 import re
 from collections import OrderedDict, defaultdict
-from typing import Callable, Dict, Iterator, Tuple
+from typing import Callable, Dict, Iterator, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -33,18 +33,23 @@ def mask_key(weight_key: str) -> str:
     return weight_key + MASK_SUFFIX
 
 
-def attach_masks(module: nn.Module) -> int:
+def attach_masks(module: nn.Module, exclude: Sequence[nn.Module] = ()) -> int:
     """Register an all-True ``<name>_mask`` buffer beside every 2-D / 4-D
     parameter of ``module`` (no-op for parameters that already have one).
 
     Args:
         module (nn.Module): Model whose weights are to be masked.
+        exclude (Sequence[nn.Module]): Submodules whose parameters (their
+            children's too) stay without masks. Default: none.
 
     Returns:
         int: Number of masked parameters.
     """
+    skipped = {id(m) for ex in exclude for m in ex.modules()}
     count = 0
     for owner in module.modules():
+        if id(owner) in skipped:
+            continue
         for name, param in list(owner.named_parameters(recurse=False)):
             if not is_sparse_weight(param):
                 continue

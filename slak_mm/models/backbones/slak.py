@@ -19,8 +19,8 @@ from timm.layers import DropPath, LayerNorm2d, trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from slak_mm.registry import register_model
-from slak_mm.sparse import (MASK_SUFFIX, MASKS_KEPT_ATTR, SPARSE_INIT_METHODS,
-                            attach_masks, init_random_masks)
+from slak_mm.sparse import (MASKS_KEPT_ATTR, SPARSE_INIT_METHODS, attach_masks,
+                            init_random_masks)
 from ..layers import LargeKernelConv
 from ..utils import load_pretrained_backbone
 
@@ -250,8 +250,14 @@ class SLaK(BaseModule):
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.dims[i], eps=1e-6))
         if sparse:
-            attach_masks(self)
-            self._drop_merged_masks()
+            # merged (deploy) kernels sum differently masked branches: no
+            # branch mask applies to them (see switch_to_deploy)
+            attach_masks(
+                self,
+                exclude=[
+                    m for m in self.modules()
+                    if isinstance(m, LargeKernelConv) and m.deploy
+                ])
         self._warned_masks_not_kept = False
         self._freeze_stages()
 
@@ -367,16 +373,6 @@ class SLaK(BaseModule):
             level=logging.WARNING)
 
     # ---------------------------------------------------------------- deploy
-    def _drop_merged_masks(self) -> None:
-        # merged kernels are the sum of differently masked branches: no mask
-        # of theirs would mean anything (see switch_to_deploy)
-        for m in self.modules():
-            if isinstance(m, LargeKernelConv) and m.deploy:
-                for owner in m.modules():
-                    for name, _ in list(owner.named_parameters(recurse=False)):
-                        if name + MASK_SUFFIX in owner._buffers:
-                            delattr(owner, name + MASK_SUFFIX)
-
     def switch_to_deploy(self) -> None:
         """Merge every large kernel's branches for inference, in place.
 
