@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from slak_mm.ops import (cross_depthwise_conv2d, multi_depthwise_conv2d,
                          resolve_impl, to_preferred_layout)
@@ -63,7 +64,8 @@ def fuse_conv_bn(conv_weight: torch.Tensor,
     ``s = sqrt(running_var + eps)``, ``g``/``b`` the affine weight/bias (1/0
     without affine) and ``m`` the running mean. The running statistics are
     always used, whatever ``bn.training`` is: the result is the eval-mode
-    function. Computed in float64, returned in ``conv_weight``'s dtype.
+    function. The arithmetic is torch's ``fuse_conv_bn_weights``; this adds
+    the checks.
 
     Args:
         conv_weight (Tensor): Conv weight (C_out, C_in/groups, kh, kw).
@@ -90,15 +92,10 @@ def fuse_conv_bn(conv_weight: torch.Tensor,
     if mean.numel() != conv_weight.shape[0]:
         raise ValueError(f'{type(bn).__name__} has {mean.numel()} channels, '
                          f'the conv {conv_weight.shape[0]}')
-    f64 = dict(dtype=torch.float64, device=conv_weight.device)
-    std = (var.to(**f64) + bn.eps).sqrt()
-    weight, bias = getattr(bn, 'weight', None), getattr(bn, 'bias', None)
-    gamma = 1. if weight is None else weight.to(**f64)  # affine=False
-    beta = 0. if bias is None else bias.to(**f64)
-    scale = gamma / std
-    kernel = conv_weight.to(**f64) * scale.reshape(-1, 1, 1, 1)
-    bias = beta - mean.to(**f64) * scale
-    return kernel.to(conv_weight.dtype), bias.to(conv_weight.dtype)
+    kernel, bias = fuse_conv_bn_weights(conv_weight, None, mean, var, bn.eps,
+                                        getattr(bn, 'weight', None),
+                                        getattr(bn, 'bias', None))
+    return kernel.detach(), bias.detach()
 
 
 def _pad_to(kernel: torch.Tensor, height: int, width: int) -> torch.Tensor:
