@@ -52,6 +52,18 @@ def test_train_then_test_reports_miou_and_learns(trained, ade_root, tmp_path):
     assert len(images) == 8  # one painted prediction per validation image
 
 
+def test_dist_test_reports_metrics_once(trained, ade_root, tmp_path):
+    _, checkpoint = trained
+    proc = run_tool('tools/dist_test.sh', DEMO, checkpoint, '2', '--work-dir',
+                    str(tmp_path), '--cfg-options', f'data_root={ade_root}',
+                    PORT='29532')
+    assert [line for line in proc.stdout.splitlines()
+            if line.startswith('mIoU:')] != []
+    assert proc.stdout.count('mIoU:') == 1, proc.stdout[-2000:]
+    with open(tmp_path / 'test_metrics.json') as f:
+        assert json.load(f)['metrics']['mIoU'] > MIN_MIOU
+
+
 def test_resume_continues_from_checkpoint(trained, ade_root, tmp_path):
     work_dir, checkpoint = trained
     proc = run_tool('tools/train.py', DEMO, '--work-dir', work_dir, '--resume',

@@ -9,6 +9,8 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${1:-.venv}
+# Absolute, because the mmcv source build below runs from inside the sdist.
+case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
 WHEELS=${SLAK_MM_WHEELS:-$REPO/../shared/wheels}

@@ -10,8 +10,8 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
 DIR=$(cd "$(dirname "$0")" && pwd)
+source "$DIR/python_env.sh"  # PYTHON, else the active venv, else .venv
 
 PYTHONPATH="$DIR/..":${PYTHONPATH:-} \
 srun -p "$PARTITION" \

@@ -5,6 +5,8 @@ segmentation configs, bbox mAP for VOC, bbox and segm AP for COCO.
 """
 import argparse
 
+from mmengine.dist import is_main_process
+
 from slak_mm.apis import load_config, parse_tool_args, test
 
 
@@ -23,8 +25,9 @@ def main():
     cfg = load_config(args.config, args.cfg_options)
     metrics = test(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
                    show_dir=args.show_dir, launcher=args.launcher)
-    for name, value in metrics.items():
-        print(f'{name}: {value:.4f}')
+    if is_main_process():  # once, not once per rank
+        for name, value in metrics.items():
+            print(f'{name}: {value:.4f}')
 
 
 if __name__ == '__main__':
