@@ -6,12 +6,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # atomic_local (slak_mm.utils): a checkpoint is never left half-written
+    # SafeCheckpointHook (slak_mm.engine): new checkpoint, then the
+    # last_checkpoint pointer, then pruning, so a crash keeps a loadable one;
+    # atomic_local (slak_mm.utils): no file is ever left half-written
     checkpoint=dict(
-        type='CheckpointHook',
+        type='SafeCheckpointHook',
         interval=1,
         backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # refuses a load_from / test / resume file that does not fit the model
+    # (allow_partial=True to load what fits)
+    load_check=dict(type='CheckpointLoadCheckHook', allow_partial=False),
     visualization=dict(type='DetVisualizationHook'))
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -15,6 +15,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from slak_mm.engine.checkpoint_recovery import resolve_auto_resume
+from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.utils import write_json_atomic
 from .config import (adapt_to_device, check_datasets, enable_visualization,
                      set_work_dir)
@@ -54,12 +56,18 @@ def train(cfg: Config,
         config_path (str): The config file, for the default work_dir.
         work_dir (str, optional): Where logs and checkpoints go.
         resume (str, optional): ``'auto'`` resumes from the latest
-            checkpoint in work_dir, a path resumes from that file.
+            complete checkpoint in work_dir (``last_checkpoint``, else the
+            newest complete ``iter_N``/``epoch_N``), a path resumes from that
+            file.
         amp (bool): Mixed precision (``AmpOptimWrapper``, CUDA only).
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
 
     Returns:
         Runner: The runner after training.
+
+    Raises:
+        WorkDirBusyError: Another live run trains in the work_dir (set
+            ``SLAK_MM_ALLOW_SHARED_WORK_DIR=1`` to share it).
     """
     _prepare(cfg, config_path, work_dir, launcher)
     check_datasets(cfg, ('train', 'val') if cfg.get('val_cfg') else
@@ -71,8 +79,13 @@ def train(cfg: Config,
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
         cfg.resume, cfg.load_from = True, resume
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # rank 0 holds the work_dir for the run; auto resume checks the pointer
+    with lock_for_training(cfg.work_dir, launcher):
+        resume_notes = resolve_auto_resume(cfg)
+        runner = Runner.from_cfg(cfg)
+        for note in resume_notes:
+            runner.logger.warning(note)
+        runner.train()
     return runner
 
 

@@ -1,0 +1,143 @@
+"""Which checkpoint ``--resume`` (auto) resumes from.
+
+mmengine's ``Runner.load_or_resume`` trusts ``WORK_DIR/last_checkpoint``
+blindly (``find_latest_checkpoint``): a missing pointer silently trains from
+scratch, an empty one or one naming a deleted or damaged file crashes. Here
+the pointer is checked, and when it does not name a complete checkpoint the
+newest complete ``iter_N.pth`` / ``epoch_N.pth`` in the folder is used
+instead, with a note saying which and why.
+"""
+import os
+import os.path as osp
+import re
+import zipfile
+from typing import List, Optional, Tuple
+
+from mmengine.config import Config
+
+POINTER_NAME = 'last_checkpoint'
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a complete checkpoint, or None.
+
+    A cheap structural check (no unpickling, so no code runs): ``torch.save``
+    writes a zip archive; it must open, every member must pass its CRC check
+    and it must hold the pickle ``data.pkl``.
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        str | None: The problem in a few words; None if it looks complete.
+    """
+    if not osp.isfile(path):
+        return 'the file does not exist'
+    if osp.getsize(path) == 0:
+        return 'the file is empty'
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError,
+            NotImplementedError) as err:
+        return f'not a complete torch checkpoint ({err})'
+    if damaged is not None:
+        return f'damaged: CRC error in {damaged}'
+    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
+        return 'not a torch checkpoint (no data.pkl)'
+    return None
+
+
+def _numbered_checkpoints(folder: str, filename_tmpl: str) -> List[str]:
+    """Files of ``folder`` named by ``filename_tmpl``, newest number first."""
+    head, _, tail = filename_tmpl.partition('{}')
+    pattern = re.compile(f'^{re.escape(head)}(\\d+){re.escape(tail)}$')
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    numbered = [(int(m.group(1)), name) for name in names
+                if (m := pattern.match(name))]
+    return [osp.join(folder, name) for _, name in sorted(numbered)[::-1]]
+
+
+def find_resume_checkpoint(
+        work_dir: str,
+        filename_tmpl: str = 'iter_{}.pth',
+        folders: Tuple[str, ...] = ()) -> Tuple[Optional[str], List[str]]:
+    """The checkpoint an automatic resume in ``work_dir`` should load.
+
+    ``WORK_DIR/last_checkpoint`` when it names a complete file (or a remote
+    URI, not checked); otherwise the highest-numbered complete checkpoint in
+    the pointer's folder, the work_dir and ``folders``.
+
+    Args:
+        work_dir (str): The run's work_dir (holds ``last_checkpoint``).
+        filename_tmpl (str): Checkpoint names, ``{}`` for the number
+            (``CheckpointHook.filename_tmpl``).
+        folders (tuple[str]): More folders holding checkpoints (the hook's
+            ``out_dir``).
+
+    Returns:
+        tuple[str | None, list[str]]: The path (None: nothing to resume) and
+        notes for the log on why it was chosen (empty when the pointer was
+        fine).
+    """
+    pointer = osp.join(work_dir, POINTER_NAME)
+    notes, target = [], ''
+    if osp.isfile(pointer):
+        with open(pointer, encoding='utf-8', errors='replace') as f:
+            target = f.read().strip()
+        if '://' in target:  # a remote backend's file: mmengine's business
+            return target, []
+        problem = (checkpoint_problem(target)
+                   if target else 'the file is empty')
+        if problem is None:
+            return target, []
+        notes.append(f'{pointer} -> {target!r} is unusable: {problem}' if
+                     target else f'{pointer} is unusable: {problem}')
+    else:
+        notes.append(f'{pointer} does not exist')
+    search = [osp.dirname(target)] if target else []
+    search += [work_dir, *folders]
+    for folder in dict.fromkeys(osp.abspath(d) for d in search):
+        for path in _numbered_checkpoints(folder, filename_tmpl):
+            problem = checkpoint_problem(path)
+            if problem is None:
+                notes.append(f'resuming from the newest complete checkpoint '
+                             f'instead: {path}')
+                return path, notes
+            notes.append(f'skipped {path}: {problem}')
+    notes.append(f'no complete checkpoint ({filename_tmpl.format("N")}) '
+                 f'in {work_dir}: training starts from scratch')
+    return None, notes
+
+
+def resolve_auto_resume(cfg: Config) -> List[str]:
+    """Turn an automatic resume (``resume=True``, no ``load_from``) into an
+    explicit one, so mmengine never reads ``last_checkpoint`` itself.
+
+    Sets ``cfg.load_from`` to :func:`find_resume_checkpoint`'s choice, or
+    ``cfg.resume = False`` when there is nothing to resume. Other configs
+    are left alone.
+
+    Args:
+        cfg (Config): The training config, ``work_dir`` set.
+
+    Returns:
+        list[str]: Warnings for the run's log (empty if nothing to say).
+    """
+    if not cfg.get('resume') or cfg.get('load_from'):
+        return []
+    hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
+    tmpl = hook.get('filename_tmpl') or (
+        'epoch_{}.pth' if hook.get('by_epoch', True) else 'iter_{}.pth')
+    folders = ()
+    if hook.get('out_dir'):  # CheckpointHook: out_dir/basename(work_dir)
+        folders = (osp.join(hook['out_dir'],
+                            osp.basename(cfg.work_dir.rstrip(osp.sep))), )
+    path, notes = find_resume_checkpoint(cfg.work_dir, tmpl, folders)
+    cfg.load_from = path
+    cfg.resume = path is not None
+    return [f'Auto resume: {note}' for note in notes]

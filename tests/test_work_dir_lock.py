@@ -1,0 +1,51 @@
+"""One training run per work_dir: the lock refuses a live owner, takes over
+a stale file, and only rank 0 takes it. (A refused tools/train.py run:
+test_crash_resume.py.)"""
+import os
+from contextlib import nullcontext
+
+import pytest
+
+from slak_mm.engine.work_dir_lock import (LOCK_NAME, SHARED_WORK_DIR_ENV,
+                                          WorkDirBusyError, WorkDirLock,
+                                          lock_for_training)
+
+
+def test_second_lock_refused_while_first_held(tmp_path):
+    work_dir = str(tmp_path / 'run')
+    with WorkDirLock(work_dir):
+        assert (tmp_path / 'run' / LOCK_NAME).read_text() == f'{os.getpid()}\n'
+        with pytest.raises(WorkDirBusyError) as err:
+            WorkDirLock(work_dir).acquire()
+    message = str(err.value)
+    assert '\n' not in message
+    assert f'work_dir {work_dir} is in use' in message
+    assert f'(pid {os.getpid()},' in message
+    assert f'{SHARED_WORK_DIR_ENV}=1' in message
+    # released: the next run takes it
+    with WorkDirLock(work_dir):
+        pass
+    assert (tmp_path / 'run' / LOCK_NAME).read_text() == ''
+
+
+@pytest.mark.parametrize('content', ['999999999\n', 'garbage', ''])
+def test_stale_lock_file_taken_over(tmp_path, content):
+    """A file whose flock is free (its owner died) is reused, whatever pid
+    it names."""
+    (tmp_path / LOCK_NAME).write_text(content)
+    with WorkDirLock(str(tmp_path)):
+        assert (tmp_path / LOCK_NAME).read_text() == f'{os.getpid()}\n'
+
+
+def test_only_rank_zero_locks(tmp_path, monkeypatch):
+    monkeypatch.setenv('RANK', '1')
+    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'),
+                      nullcontext)
+    monkeypatch.setenv('SLURM_PROCID', '0')
+    assert isinstance(lock_for_training(str(tmp_path), 'slurm'), WorkDirLock)
+    monkeypatch.setenv('RANK', '0')
+    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'),
+                      WorkDirLock)
+    monkeypatch.setenv(SHARED_WORK_DIR_ENV, '1')
+    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'),
+                      nullcontext)
