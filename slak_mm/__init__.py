@@ -14,5 +14,6 @@ except ModuleNotFoundError as err:
         raise
 else:
     from . import engine, models, utils  # noqa: F401
+    utils.use_safe_mmengine_loader()  # no checkpoint read runs pickled code
 
 __all__ = ['__version__']

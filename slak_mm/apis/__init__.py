@@ -1,4 +1,5 @@
-from .cli import add_common_args, parse_tool_args
+from .cli import (CfgOptionsAction, add_cfg_options_arg, add_common_args,
+                  add_unsafe_load_arg, parse_tool_args, run_cli)
 from .config import (adapt_to_device, check_datasets, enable_visualization,
                      load_config, replace_sync_bn, set_work_dir)
 from .deploy import DEPLOY_CFG_OPTION, deploy_checkpoint
@@ -7,6 +8,7 @@ from .inference import infer_images, list_images
 from .run import test, train
 
 __all__ = [
+    'CfgOptionsAction', 'add_cfg_options_arg', 'add_unsafe_load_arg', 'run_cli',
     'DEPLOY_CFG_OPTION', 'add_common_args', 'adapt_to_device', 'build_model',
     'check_datasets', 'deploy_checkpoint', 'det_data_samples',
     'enable_visualization', 'infer_images', 'list_images', 'load_config',

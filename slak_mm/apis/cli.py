@@ -1,14 +1,72 @@
-"""Command-line flags shared by ``tools/train.py`` and ``tools/test.py``."""
+"""Command-line plumbing shared by the tools: common flags and one-line
+errors."""
 import argparse
 import os
-from typing import Optional, Sequence
+import sys
+from typing import Callable, Optional, Sequence
 
 from mmengine.config import DictAction
+
+from slak_mm.utils import UNSAFE_LOAD_ENV, CheckpointError
+
+#: Set to 1 to see the full traceback of a tool's error.
+TRACEBACK_ENV = 'SLAK_MM_TRACEBACK'
+#: Errors that are the user's input (a path, a file, a value), reported as
+#: one line; anything else is a bug and keeps its traceback.
+USER_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
+               CheckpointError, ValueError, KeyError)
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction`` that names a ``key=value`` item without
+    ``=`` instead of failing with "not enough values to unpack"."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            if '=' not in item:
+                parser.error(
+                    f'{option_string} expects key=value items, got {item!r} '
+                    f'(e.g. {option_string} train_cfg.max_iters=1000)')
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _UnsafeLoadAction(argparse.Action):
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        # an environment variable reaches every rank and every loader
+        os.environ[UNSAFE_LOAD_ENV] = '1'
+        setattr(namespace, self.dest, True)
+
+
+def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cfg-options key=value ...``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
+        help='override config settings, key=value (top-level variables '
+        'such as checkpoint=PATH or data_root=PATH are re-bound everywhere)')
+
+
+def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--unsafe-load``: read checkpoints the safe loader refuses
+    (pickled Python objects; only for files you trust)."""
+    parser.add_argument(
+        '--unsafe-load',
+        action=_UnsafeLoadAction,
+        default=False,
+        help='load checkpoints that hold arbitrary pickled Python objects '
+        f'(runs their code: only for files you trust; same as '
+        f'{UNSAFE_LOAD_ENV}=1)')
 
 
 def add_common_args(
         parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``--cfg-options``, ``--launcher`` and ``--local_rank``.
+    """Add ``--cfg-options``, ``--unsafe-load``, ``--launcher`` and
+    ``--local_rank``.
 
     Args:
         parser (argparse.ArgumentParser): The tool's parser.
@@ -16,12 +74,8 @@ def add_common_args(
     Returns:
         argparse.ArgumentParser: ``parser``, for chaining.
     """
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value (top-level variables '
-        'such as checkpoint=PATH or data_root=PATH are re-bound everywhere)')
+    add_cfg_options_arg(parser)
+    add_unsafe_load_arg(parser)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -48,3 +102,21 @@ def parse_tool_args(
     parsed = add_common_args(parser).parse_args(args)
     os.environ.setdefault('LOCAL_RANK', str(parsed.local_rank))
     return parsed
+
+
+def run_cli(main: Callable[[], object]) -> None:
+    """Run a tool's ``main``; a user error ends it with one line
+    ``error: ...`` on stderr and exit status 1 (``SLAK_MM_TRACEBACK=1``
+    shows the traceback).
+
+    Args:
+        main (callable): The tool's entry point.
+    """
+    try:
+        main()
+    except USER_ERRORS as err:
+        if os.environ.get(TRACEBACK_ENV, '0') == '1':
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args \
+            else str(err)
+        sys.exit(f'error: {message}')

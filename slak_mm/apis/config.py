@@ -174,6 +174,28 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
                     )
 
 
+#: The checkpoint check every runner of the tools gets (see
+#: :class:`slak_mm.engine.hooks.CheckpointLoadCheckHook`).
+LOAD_CHECK_HOOK = dict(type='CheckpointLoadCheckHook', allow_partial=False)
+
+
+def add_load_check(cfg: Config) -> None:
+    """Give ``cfg`` the ``default_hooks.load_check`` entry if it lacks one
+    (e.g. a framework config with SLaK swapped in), so a checkpoint that
+    does not fit the model is an error and not a silent random model."""
+    if cfg.get('default_hooks') is None:
+        cfg.default_hooks = ConfigDict()
+    if cfg.default_hooks.get('load_check') is None:
+        cfg.default_hooks.load_check = ConfigDict(LOAD_CHECK_HOOK)
+
+
+def partial_load_allowed(cfg: Config) -> bool:
+    """The config's ``default_hooks.load_check.allow_partial`` (False if
+    unset): the same opt-in for the runner, inference and deploy."""
+    hook = (cfg.get('default_hooks') or {}).get('load_check') or {}
+    return bool(hook.get('allow_partial', False))
+
+
 def enable_visualization(cfg: Config, show_dir: str) -> None:
     """Draw test predictions into ``show_dir`` (mmseg and mmdet hooks)."""
     hook = cfg.default_hooks.get('visualization')

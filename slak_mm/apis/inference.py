@@ -23,7 +23,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DATASETS, init_default_scope
 
-from .config import adapt_to_device, load_config
+from slak_mm.models.utils import fit_checkpoint
+from .config import adapt_to_device, load_config, partial_load_allowed
 
 #: File endings read as images from an input folder.
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -86,6 +87,9 @@ def build_inferencer(cfg: Config, checkpoint: str, device: str):
     class _Inferencer(Inferencer):
 
         def _load_weights_to_model(self, model, ckpt, model_cfg):
+            if ckpt is not None:  # refuse a file that does not fit
+                fit_checkpoint(model, ckpt, checkpoint,
+                               partial_load_allowed(cfg))
             with warnings.catch_warnings():
                 # the framework's default classes are replaced just below
                 warnings.filterwarnings('ignore', 'dataset_meta or class')

@@ -18,8 +18,8 @@ from mmengine.runner import Runner
 from slak_mm.engine.checkpoint_recovery import resolve_auto_resume
 from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.utils import write_json_atomic
-from .config import (adapt_to_device, check_datasets, enable_visualization,
-                     set_work_dir)
+from .config import (adapt_to_device, add_load_check, check_datasets,
+                     enable_visualization, set_work_dir)
 
 
 def _init_cpu_distributed(launcher: str) -> None:
@@ -40,6 +40,7 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
     cfg.launcher = launcher
     set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
+    add_load_check(cfg)
     _init_cpu_distributed(launcher)
 
 

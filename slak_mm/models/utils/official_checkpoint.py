@@ -2,13 +2,13 @@
 
 The official ImageNet files are ``torch.save`` dicts with ``model`` (the
 state dict), ``optimizer``, ``epoch``, ``scaler``, ``args`` (an
-``argparse.Namespace``) and sometimes ``model_ema``. They are read with
-``torch.load(weights_only=True)``, allow-listing only ``argparse.Namespace``:
-no arbitrary object is ever unpickled.
+``argparse.Namespace``) and sometimes ``model_ema``. They are read
+through :func:`slak_mm.utils.load_checkpoint_safely` (``weights_only=True``
+with an allow-list that includes ``argparse.Namespace``): no arbitrary object
+is ever unpickled.
 """
 import argparse
 import os.path as osp
-import pickle
 import re
 from collections import OrderedDict
 from typing import Dict, List, Tuple
@@ -19,11 +19,9 @@ from mmengine.logging import print_log
 
 from slak_mm.sparse import (MASK_SUFFIX, apply_masks, group_density, has_masks,
                             masks_to_state_dict, weight_density)
-from slak_mm.utils import torch_save_atomic
+from slak_mm.utils import load_checkpoint_safely, torch_save_atomic
 from slak_mm.version import __version__
 
-#: Types beyond tensors and containers that official SLaK files contain.
-SAFE_CHECKPOINT_GLOBALS = (argparse.Namespace, )
 #: Key prefixes added by DDP (``module.``) or by mm detectors/segmentors.
 _WRAPPER_PREFIXES = ('module.', 'backbone.')
 #: The ImageNet classifier's final norm and head: not part of a backbone.
@@ -36,7 +34,8 @@ _LEGACY_RENAMES = (('.Decom1.', '.LoRA1.'), ('.Decom2.', '.LoRA2.'))
 
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
-    """Read a checkpoint file safely (``weights_only=True``).
+    """Read a SLaK checkpoint file safely
+    (:func:`slak_mm.utils.load_checkpoint_safely`).
 
     Args:
         path (str): Local path of the checkpoint.
@@ -46,26 +45,16 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
         dict: The unpickled checkpoint.
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        RuntimeError: If the file needs types outside the allow-list.
+        FileNotFoundError: If ``path`` does not exist (the message says how
+            to point the config at the official file).
+        CheckpointError: Unsafe or damaged files (see the loader).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'SLaK checkpoint not found: {path!r}. Download the official '
             f'ImageNet checkpoint and set the config variable `checkpoint` '
             f'(or --cfg-options model.backbone.init_cfg.checkpoint=PATH).')
-    try:
-        with torch.serialization.safe_globals(list(SAFE_CHECKPOINT_GLOBALS)):
-            return torch.load(
-                path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise RuntimeError(
-            f'Refused to load {path!r}: it contains Python objects other '
-            f'than tensors, containers and argparse.Namespace, and loading '
-            f'them would run arbitrary code ({err}). If you trust the file, '
-            f'convert it once to a plain state dict, e.g. '
-            f'`torch.save(torch.load(path, weights_only=False)["model"], '
-            f'out)`, and load that.') from err
+    return load_checkpoint_safely(path, map_location=map_location)
 
 
 def extract_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:

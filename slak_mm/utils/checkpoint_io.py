@@ -1,0 +1,217 @@
+"""Reading checkpoint files safely: the one path every slak_mm load takes.
+
+``torch.load(weights_only=True)`` unpickles only tensors, containers and an
+allow-list of globals, so a hostile file cannot run code. The allow-list is
+what the files this toolkit meets legitimately hold:
+
+- mmengine training checkpoints (``iter_N.pth``): numpy arrays, scalars and
+  dtypes, and the message hub's :class:`~mmengine.logging.HistoryBuffer`,
+  which pickles its statistics methods as ``getattr(HistoryBuffer, 'min')``;
+  ``getattr`` itself would be an escape hatch, so it is replaced by a
+  version that only looks up public methods of ``HistoryBuffer``;
+- official SLaK ImageNet files: ``argparse.Namespace`` (their ``args``).
+
+mmengine's own loader retries with ``weights_only=False`` when that fails
+(one WARNING line, then the file's code runs). :func:`use_safe_mmengine_loader`
+replaces that function, so the runner's ``load_from`` / ``resume``, the
+backbones' ``init_cfg`` and the frameworks' inferencers read through
+:func:`load_checkpoint_safely` too.
+
+Damaged files (empty, truncated, garbage, failing the zip CRC) get one line
+naming the file and the problem instead of a bare ``EOFError``.
+
+A file the user trusts can be read unsafely with ``SLAK_MM_UNSAFE_LOAD=1``
+(the tools' ``--unsafe-load`` sets it); every such read is logged as a
+WARNING naming the file.
+"""
+import argparse
+import io
+import logging
+import os
+import os.path as osp
+import pickle
+import re
+import zipfile
+from typing import Any, BinaryIO, List, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer, print_log
+
+#: Environment variable that allows unsafe (code-running) loads.
+UNSAFE_LOAD_ENV = 'SLAK_MM_UNSAFE_LOAD'
+
+_GLOBAL_PATTERN = re.compile(r'GLOBAL ([\w.]+)|unrecognized function ([^\s]+)|'
+                             r'Unsupported global: ([\w.]+)')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used; the message says why and what
+    to do."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file needs a Python global outside the allow-list."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """The file is empty, truncated, corrupt or not a checkpoint."""
+
+
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` restricted to the public methods of ``HistoryBuffer``
+    (what its pickled ``_statistics_methods`` dict refers to)."""
+    if obj is HistoryBuffer and not name.startswith('_') and callable(
+            getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed: only public methods '
+        f'of mmengine HistoryBuffer may be looked up')
+
+
+def safe_globals() -> List[Any]:
+    """The allow-list for ``torch.serialization.safe_globals``.
+
+    Returns:
+        list: Globals (and ``(object, name)`` pairs for renamed ones).
+    """
+    multiarray = np._core.multiarray if hasattr(np, '_core') else \
+        np.core.multiarray
+    names = []
+    for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        # files written under numpy 1.x name the old module
+        names += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                  (multiarray.scalar, f'{module}.scalar')]
+    dtype_classes = {
+        type(np.dtype(t))
+        for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                  np.uint16, np.uint32, np.uint64, np.float16, np.float32,
+                  np.float64)
+    }
+    return [
+        np.ndarray, np.dtype, *dtype_classes, *names, argparse.Namespace,
+        HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
+    ]
+
+
+def unsafe_load_allowed() -> bool:
+    """Whether the user opted into unsafe loads (``SLAK_MM_UNSAFE_LOAD``)."""
+    return os.environ.get(UNSAFE_LOAD_ENV, '0').lower() in ('1', 'true',
+                                                            'yes')
+
+
+def _offending_global(err: Exception) -> str:
+    match = _GLOBAL_PATTERN.search(str(err))
+    if not match:
+        return 'an object outside the allow-list'
+    return next(g for g in match.groups() if g)
+
+
+def _check_file(path: str) -> None:
+    """Cheap structural checks that turn torch's raw errors into one line."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint not found: {path!r}')
+    size = osp.getsize(path)
+    if size == 0:
+        raise DamagedCheckpointError(
+            f'Checkpoint {path!r} is empty (0 bytes): an interrupted save or '
+            f'download. Use another checkpoint (e.g. an earlier iter_*.pth).')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if head == b'PK\x03\x04':  # torch's zip format (torch >= 1.6)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()  # reads every member, checks CRCs
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise DamagedCheckpointError(
+                f'Checkpoint {path!r} ({size} bytes) is truncated or '
+                f'corrupt: {err}. Use another checkpoint or copy it again.'
+            ) from None
+        if bad is not None:
+            raise DamagedCheckpointError(
+                f'Checkpoint {path!r} is corrupt: member {bad!r} fails its '
+                f'CRC check (bit flips or a damaged copy). Copy it again or '
+                f'use another checkpoint.')
+    elif head[:1] != b'\x80':  # neither zip nor a legacy pickle
+        raise DamagedCheckpointError(
+            f'{path!r} is not a PyTorch checkpoint (starts with {head!r}; '
+            f'expected a torch.save zip or pickle).')
+
+
+def load_checkpoint_safely(source: Union[str, BinaryIO],
+                           map_location: Any = 'cpu') -> Any:
+    """``torch.load`` with ``weights_only=True`` and slak_mm's allow-list.
+
+    Args:
+        source (str | file): Local path, or a binary file object (e.g. the
+            bytes of a remote file in ``io.BytesIO``).
+        map_location: Passed to ``torch.load``. Default: ``'cpu'``.
+
+    Returns:
+        The unpickled object (usually a dict).
+
+    Raises:
+        FileNotFoundError: ``source`` is a path that does not exist.
+        UnsafeCheckpointError: The file needs another Python global (the
+            message names it and the opt-in for trusted files).
+        DamagedCheckpointError: Empty, truncated, corrupt or not a
+            checkpoint.
+    """
+    name = source if isinstance(source, str) else getattr(
+        source, 'name', '<in-memory checkpoint>')
+    if isinstance(source, str):
+        source = osp.expanduser(source)
+        _check_file(source)
+    if unsafe_load_allowed():
+        print_log(
+            f'{UNSAFE_LOAD_ENV}=1: loading {name!r} with weights_only=False. '
+            f'Any code pickled in this file runs now; use this only for '
+            f'files you trust.',
+            logger='current',
+            level=logging.WARNING)
+        return torch.load(source, map_location=map_location,
+                          weights_only=False)
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            return torch.load(
+                source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if 'weights_only' not in str(err) and 'allowed' not in str(err):
+            raise DamagedCheckpointError(
+                f'Checkpoint {name!r} cannot be unpickled: {err}') from None
+        raise UnsafeCheckpointError(
+            f'Refused to load {name!r}: it needs the Python global '
+            f'`{_offending_global(err)}`, which is not among what mm and '
+            f'SLaK checkpoints hold (tensors, containers, numpy arrays, '
+            f'argparse.Namespace, mmengine HistoryBuffer); unpickling it '
+            f'could run arbitrary code. If you trust the file, rerun with '
+            f'--unsafe-load (tools) or {UNSAFE_LOAD_ENV}=1.') from None
+    except (EOFError, RuntimeError, ValueError, IndexError, KeyError,
+            AttributeError, TypeError, OSError) as err:
+        raise DamagedCheckpointError(
+            f'Checkpoint {name!r} cannot be read ({type(err).__name__}: '
+            f'{str(err).splitlines()[0] if str(err) else "no detail"}): '
+            f'it is damaged or not a checkpoint.') from None
+
+
+def _mmengine_safe_torch_load(file, map_location=None, weights_only=None):
+    """Drop-in for ``mmengine.runner.checkpoint._safe_torch_load``."""
+    if weights_only is False:
+        # an explicit request from the caller's own code, not a fallback
+        return torch.load(file, map_location=map_location,
+                          weights_only=False)
+    if isinstance(file, (bytes, bytearray)):
+        file = io.BytesIO(file)
+    return load_checkpoint_safely(file, map_location=map_location)
+
+
+def use_safe_mmengine_loader() -> None:
+    """Route mmengine's checkpoint reads through :func:`load_checkpoint_safely`.
+
+    Every scheme of mmengine's ``CheckpointLoader`` (local files, s3/petrel
+    backends, pavi, open-mmlab) calls ``_safe_torch_load``, which falls back
+    to ``weights_only=False``; mmengine has no switch to turn that off, so
+    the function is replaced here (once, on ``import slak_mm``).
+    """
+    from mmengine.runner import checkpoint as mm_checkpoint
+    mm_checkpoint._safe_torch_load = _mmengine_safe_torch_load
