@@ -32,6 +32,12 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['slak_mm', 'slak_mm.*']),
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        # tools/export_onnx.py
+        'onnx': read_requirements('onnx.txt'),
+        # SLaK in mmpretrain: ImageNet evaluation of the official weights
+        'cls': read_requirements('cls.txt'),
+    },
     zip_safe=False,
 )

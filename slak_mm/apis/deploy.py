@@ -6,7 +6,7 @@ a deploy checkpoint that loads into the same config built with
 ``model.backbone.deploy=True``.
 """
 import os.path as osp
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch.nn as nn
 from mmengine.config import Config
@@ -23,6 +23,45 @@ DEPLOY_CFG_OPTION = 'model.backbone.deploy=True'
 
 def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def load_deploy_model(cfg: Config,
+                      checkpoint: str) -> Tuple[nn.Module, dict, dict]:
+    """Build ``cfg``'s model from a checkpoint, in eval mode and deploy form.
+
+    With ``model.backbone.deploy`` unset or False the checkpoint holds the
+    training form: it is loaded strictly and every SLaK backbone is switched
+    to the merged form. With ``model.backbone.deploy=True`` the checkpoint
+    must be a deploy checkpoint (``tools/deploy.py``) and is loaded as it is.
+
+    Args:
+        cfg (Config): Loaded config.
+        checkpoint (str): mm checkpoint of the whole model (``state_dict``
+            with ``backbone.`` and head keys).
+
+    Returns:
+        tuple[nn.Module, dict, dict]: The model (CPU, eval mode), the loaded
+        checkpoint dict, and ``merged`` (large kernels merged here) plus
+        ``params_before`` (parameters before merging).
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    model = build_model(cfg)
+    backbones = [m for m in model.modules() if isinstance(m, SLaK)]
+    if not backbones:
+        raise ValueError(
+            f'The model of the config ({type(model).__name__}) contains no '
+            f'SLaK backbone; nothing to re-parameterise.')
+    ckpt = load_checkpoint(
+        model, checkpoint, map_location='cpu', strict=True, logger='current')
+    model.eval()
+    params_before = _num_params(model)
+    merged = 0
+    for backbone in backbones:
+        merged += sum(1 for m in backbone.modules()
+                      if isinstance(m, LargeKernelConv) and not m.deploy)
+        backbone.switch_to_deploy()
+    return model, ckpt, dict(merged=merged, params_before=params_before)
 
 
 def deploy_checkpoint(cfg: Config,
@@ -51,27 +90,11 @@ def deploy_checkpoint(cfg: Config,
         dict: ``out``, ``merged`` (number of large kernels merged),
         ``params_before`` and ``params_after``.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
     backbone_cfg = cfg.model.get('backbone')
     if backbone_cfg is not None and backbone_cfg.get('deploy'):
         # the training form is what the checkpoint holds; it is merged here
         backbone_cfg.deploy = False
-    model = build_model(cfg)
-    backbones = [m for m in model.modules() if isinstance(m, SLaK)]
-    if not backbones:
-        raise ValueError(
-            f'The model of the config ({type(model).__name__}) contains no '
-            f'SLaK backbone; nothing to re-parameterise.')
-    ckpt = load_checkpoint(
-        model, checkpoint, map_location='cpu', strict=True, logger='current')
-    model.eval()
-    params_before = _num_params(model)
-    merged = 0
-    for backbone in backbones:
-        merged += sum(1 for m in backbone.modules()
-                      if isinstance(m, LargeKernelConv) and not m.deploy)
-        backbone.switch_to_deploy()
+    model, ckpt, info = load_deploy_model(cfg, checkpoint)
     meta = dict(ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
     meta.update(
         deploy=True,
@@ -79,8 +102,4 @@ def deploy_checkpoint(cfg: Config,
         deploy_config=config_path,
         deployed_by=f'slak_mm {__version__}')
     torch_save_atomic(dict(meta=meta, state_dict=model.state_dict()), out)
-    return dict(
-        out=out,
-        merged=merged,
-        params_before=params_before,
-        params_after=_num_params(model))
+    return dict(out=out, params_after=_num_params(model), **info)
