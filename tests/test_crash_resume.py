@@ -1,0 +1,171 @@
+"""A kill -9 at any step of a checkpoint save, in real tools/train.py runs of
+the demo config (a checkpoint every iteration, max_keep_ckpts=1), never
+loses the last good checkpoint: ``--resume`` continues from it with its
+masks and zero pattern, and leaves no temp file. Also: a second live run in
+the same work_dir is refused in one line; a stale lock is taken over.
+(The kill points: tests/crash_points.py.)"""
+import os
+import os.path as osp
+import shutil
+import signal
+
+import pytest
+import torch
+
+from slak_mm.datasets import generate_ade20k
+from slak_mm.engine.checkpoint_recovery import checkpoint_problem
+from slak_mm.engine.work_dir_lock import (LOCK_NAME, SHARED_WORK_DIR_ENV,
+                                          WorkDirLock)
+from slak_mm.utils.atomic_io import TEMP_FILE_PATTERN
+from tests.crash_points import CRASH_ENV
+from tests.tool_runner import ROOT, run_tool
+
+DEMO = osp.join(ROOT, 'configs', 'demo',
+                'upernet_slak_demo_synthetic_ade20k.py')
+MAX_ITERS = 4
+
+
+@pytest.fixture(scope='module')
+def ade_root(tmp_path_factory):
+    return generate_ade20k(
+        str(tmp_path_factory.mktemp('synthetic')), num_train=4, num_val=2,
+        img_size=64)
+
+
+@pytest.fixture(scope='module')
+def config(tmp_path_factory):
+    """The demo, tiny: 4 iterations of batch 2, a checkpoint every
+    iteration, one kept; the crash points loaded."""
+    path = tmp_path_factory.mktemp('config') / 'crash_demo.py'
+    path.write_text(
+        f'_base_ = [{DEMO!r}]\n'
+        "custom_imports = dict(imports=['slak_mm', 'tests.crash_points'], "
+        'allow_failed_imports=False)\n'
+        f'train_cfg = dict(max_iters={MAX_ITERS}, val_interval=1000)\n'
+        'default_hooks = dict(logger=dict(interval=1), '
+        'checkpoint=dict(interval=1, max_keep_ckpts=1))\n'
+        'train_dataloader = dict(batch_size=2, num_workers=0)\n'
+        'val_dataloader = dict(num_workers=0)\n')
+    return str(path)
+
+
+def train(config, ade_root, work_dir, *options, resume=False,
+          expect_ok=True, **env):
+    """tools/train.py CONFIG with ``--cfg-options data_root=... *options``
+    (and ``--resume``)."""
+    return run_tool(
+        'tools/train.py', config, '--work-dir', str(work_dir),
+        *(['--resume'] if resume else []), '--cfg-options',
+        f'data_root={ade_root}', *options, expect_ok=expect_ok, **env)
+
+
+def masks_and_weights(path):
+    state = torch.load(path, map_location='cpu',
+                       weights_only=False)['state_dict']
+    return {k[:-len('_mask')]: (state[k], state[k[:-len('_mask')]])
+            for k in state if k.endswith('_mask')}
+
+
+def temp_files(work_dir):
+    return [n for n in os.listdir(work_dir) if TEMP_FILE_PATTERN.match(n)]
+
+
+def plain_mode():
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# (kill point, what is then on disk, the iteration --resume continues from)
+KILLS = [
+    # inside the atomic write of iter_3.pth: its temp file holds the data
+    ('temp_write:iter_3.pth', dict(temp='.iter_3.pth.'), 2),
+    # iter_3.pth complete, last_checkpoint still names iter_2.pth
+    ('after_replace:iter_3.pth', dict(), 2),
+    # the third pointer (to iter_3) written to its temp file, not renamed
+    ('before_replace:last_checkpoint:3', dict(temp='.last_checkpoint.'), 2),
+    # pointer at iter_3, iter_2.pth removed (mmengine removed it first)
+    ('after_remove:iter_2.pth', dict(), 3),
+    # as after_replace, with the pointer left empty as a kill inside a
+    # plain open(..., 'w') left it: the newest complete file is used
+    ('after_replace:iter_3.pth', dict(empty_pointer=True), 3),
+]
+
+
+@pytest.fixture(scope='module')
+def crashed(config, ade_root, tmp_path_factory):
+    """``crashed(kill, dst)``: a copy in ``dst`` of the work_dir of a run
+    killed at ``kill`` (each kill point is run once)."""
+    runs = {}
+
+    def copy(kill, dst):
+        if kill not in runs:
+            runs[kill] = tmp_path_factory.mktemp('crashed') / 'work'
+            proc = train(config, ade_root, runs[kill], expect_ok=False,
+                         **{CRASH_ENV: kill})
+            assert proc.returncode == -signal.SIGKILL, proc.log[-3000:]
+        shutil.copytree(runs[kill], dst)
+        pointer = dst / 'last_checkpoint'  # absolute: to the copy's files
+        pointer.write_text(
+            pointer.read_text().replace(str(runs[kill]), str(dst)))
+        return dst
+
+    return copy
+
+
+@pytest.mark.parametrize('kill, state, resumed', KILLS)
+def test_kill_during_save_then_resume(config, ade_root, crashed, tmp_path,
+                                      kill, state, resumed):
+    work_dir = crashed(kill, tmp_path / 'work')
+    pointer = work_dir / 'last_checkpoint'
+    if state.get('temp'):
+        assert [n for n in temp_files(work_dir)
+                if n.startswith(state['temp'])]
+    if state.get('empty_pointer'):
+        pointer.write_text('')
+    else:  # the pointer names a complete file
+        assert checkpoint_problem(pointer.read_text()) is None
+    source = work_dir / f'iter_{resumed}.pth'
+    before = masks_and_weights(source)
+    # a lock file whose flock is free, naming a live pid (this one): stale
+    (work_dir / LOCK_NAME).write_text(f'{os.getpid()}\n')
+
+    # another seed: masks drawn afresh would differ from the checkpoint's
+    log = train(config, ade_root, work_dir, 'randomness.seed=1',
+                resume=True).log
+    assert f'resumed epoch: 0, iter: {resumed}' in log
+    if state.get('empty_pointer'):
+        assert 'Auto resume:' in log and 'is empty' in log
+        assert f'newest complete checkpoint instead: {source}' in log
+    if state.get('temp'):
+        assert 'interrupted' in log
+    assert temp_files(work_dir) == []
+    final = work_dir / f'iter_{MAX_ITERS}.pth'
+    assert pointer.read_text() == str(final)
+    assert sorted(n for n in os.listdir(work_dir) if n.endswith('.pth')) == [
+        final.name]  # max_keep_ckpts=1, the leftovers of the kill pruned
+    after = masks_and_weights(final)
+    assert after.keys() == before.keys() and len(after) > 10
+    for key, (mask, weight) in after.items():
+        assert torch.equal(mask, before[key][0]), key
+        assert not weight[~mask].any(), key
+    assert any(not torch.equal(w, before[k][1])
+               for k, (_, w) in after.items())  # it did train on
+    for path in (final, pointer):
+        assert os.stat(path).st_mode & 0o777 == plain_mode(), path
+
+
+def test_second_run_in_a_busy_work_dir_is_refused(config, ade_root,
+                                                  tmp_path):
+    work_dir = tmp_path / 'busy'
+    with WorkDirLock(str(work_dir)):
+        proc = train(config, ade_root, work_dir, expect_ok=False)
+        lines = proc.log.strip().splitlines()
+        assert proc.returncode == 1
+        assert lines[-1] == (
+            f'error: work_dir {work_dir} is in use by another training run '
+            f'(pid {os.getpid()}, lock {work_dir / LOCK_NAME}); wait for it, '
+            f'pick another --work-dir, or set {SHARED_WORK_DIR_ENV}=1 to '
+            'share it')
+        assert 'Traceback' not in proc.log
+        assert sorted(os.listdir(work_dir)) == [LOCK_NAME]  # nothing ran
