@@ -84,6 +84,21 @@ def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    # makes the rename itself durable (a power cut then keeps the new name)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a folder
+        pass
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temp_files(folder: Union[str, Path]) -> List[str]:
