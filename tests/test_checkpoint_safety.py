@@ -98,6 +98,7 @@ def test_checkpoint_problem(tmp_path):
     good = save(tmp_path / 'good.pth', 1)
     assert checkpoint_problem(good) is None
     assert 'does not exist' in checkpoint_problem(str(tmp_path / 'no.pth'))
+    assert 'a folder' in checkpoint_problem(str(tmp_path))
     (tmp_path / 'empty.pth').write_bytes(b'')
     assert 'empty' in checkpoint_problem(str(tmp_path / 'empty.pth'))
     data = open(good, 'rb').read()
@@ -254,3 +255,13 @@ def test_hook_writes_before_it_removes(tmp_path, monkeypatch):
         tmp_path / 'iter_3.pth')
     # iter_3.pth lists the pruned steps it still owed: none after the run
     assert runner.message_hub.get_info('keep_ckpt_ids') == [3]
+
+
+def test_hook_writes_atomically_by_default():
+    assert SafeCheckpointHook(interval=1).backend_args == dict(
+        backend='atomic_local')
+    assert SafeCheckpointHook(interval=1, out_dir='s3://bucket/ckpt'
+                              ).backend_args is None
+    assert SafeCheckpointHook(
+        interval=1, backend_args=dict(backend='local')).backend_args == dict(
+            backend='local')

@@ -31,6 +31,8 @@ def checkpoint_problem(path: str) -> Optional[str]:
     Returns:
         str | None: The problem in a few words; None if it looks complete.
     """
+    if osp.isdir(path):
+        return 'a folder, not a checkpoint file'
     if not osp.isfile(path):
         return 'the file does not exist'
     if osp.getsize(path) == 0:

@@ -7,7 +7,7 @@ from mmengine.hooks import CheckpointHook
 
 from slak_mm.engine.work_dir_lock import shared_work_dir_allowed
 from slak_mm.registry import register_hook
-from slak_mm.utils.atomic_io import (atomic_write_bytes,
+from slak_mm.utils.atomic_io import (ATOMIC_BACKEND, atomic_write_bytes,
                                      remove_stale_temp_files)
 
 
@@ -38,8 +38,8 @@ class SafeCheckpointHook(CheckpointHook):
     kill in between leaves no checkpoint at all, or a pointer that is empty
     or names a deleted file. This hook saves in the order
 
-    1. the new checkpoint (atomic with ``backend_args=dict(
-       backend='atomic_local')``: a kill leaves only a hidden temp file);
+    1. the new checkpoint (atomic with the ``atomic_local`` backend, the
+       default here: a kill leaves only a hidden temp file);
     2. ``last_checkpoint``, replaced atomically;
     3. then removes the checkpoints beyond ``max_keep_ckpts`` and the
        previous best one.
@@ -50,8 +50,20 @@ class SafeCheckpointHook(CheckpointHook):
     killed atomic writes (``.NAME.XXXXXXXX.tmp``) in the work_dir (unless
     ``SLAK_MM_ALLOW_SHARED_WORK_DIR=1``: another run may be writing them).
 
-    Args: those of ``mmengine.hooks.CheckpointHook``.
+    Args:
+        **kwargs: Those of ``mmengine.hooks.CheckpointHook``. Without
+            ``backend_args`` / ``file_client_args`` and with a local (or no)
+            ``out_dir``, files are written with the ``atomic_local``
+            backend.
     """
+
+    def __init__(self, **kwargs):
+        out_dir = str(kwargs.get('out_dir') or '')
+        if (kwargs.get('backend_args') is None
+                and kwargs.get('file_client_args') is None
+                and '://' not in out_dir):  # safe by default, where it can
+            kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
+        super().__init__(**kwargs)
 
     def before_run(self, runner) -> None:
         """Remove temp files left by killed atomic writes.
