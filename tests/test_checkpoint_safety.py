@@ -265,3 +265,11 @@ def test_hook_writes_atomically_by_default():
     assert SafeCheckpointHook(
         interval=1, backend_args=dict(backend='local')).backend_args == dict(
             backend='local')
+
+
+@pytest.mark.parametrize('text', ['\x00iter_3.pth', 'a\nb', 'x' * 10000])
+def test_resume_survives_a_garbage_pointer(work_dir, text):
+    point(work_dir, text)
+    path, notes = find_resume_checkpoint(str(work_dir))
+    assert path == str(work_dir / 'iter_3.pth')
+    assert 'is unusable' in notes[0]

@@ -33,11 +33,11 @@ def checkpoint_problem(path: str) -> Optional[str]:
     """
     if osp.isdir(path):
         return 'a folder, not a checkpoint file'
-    if not osp.isfile(path):
+    if not osp.isfile(path):  # also False for a name with a NUL byte
         return 'the file does not exist'
-    if osp.getsize(path) == 0:
-        return 'the file is empty'
     try:
+        if osp.getsize(path) == 0:
+            return 'the file is empty'
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
             names = archive.namelist()
@@ -57,7 +57,7 @@ def _numbered_checkpoints(folder: str, filename_tmpl: str) -> List[str]:
     pattern = re.compile(f'^{re.escape(head)}(\\d+){re.escape(tail)}$')
     try:
         names = os.listdir(folder)
-    except FileNotFoundError:
+    except (OSError, ValueError):  # missing, not a folder, NUL in the name
         return []
     numbered = [(int(m.group(1)), name) for name in names
                 if (m := pattern.match(name))]
@@ -88,9 +88,14 @@ def find_resume_checkpoint(
     """
     pointer = osp.join(work_dir, POINTER_NAME)
     notes, target = [], ''
-    if osp.isfile(pointer):
+    try:
         with open(pointer, encoding='utf-8', errors='replace') as f:
-            target = f.read().strip()
+            target = f.read(4096).strip()  # a path: PATH_MAX is 4096
+    except FileNotFoundError:
+        notes.append(f'{pointer} does not exist')
+    except OSError as err:
+        notes.append(f'{pointer} is unreadable: {err}')
+    else:
         if '://' in target:  # a remote backend's file: mmengine's business
             return target, []
         problem = (checkpoint_problem(target)
@@ -99,8 +104,6 @@ def find_resume_checkpoint(
             return target, []
         notes.append(f'{pointer} -> {target!r} is unusable: {problem}' if
                      target else f'{pointer} is unusable: {problem}')
-    else:
-        notes.append(f'{pointer} does not exist')
     search = [osp.dirname(target)] if target else []
     search += [work_dir, *folders]
     for folder in dict.fromkeys(osp.abspath(d) for d in search):
