@@ -425,3 +425,10 @@ class SLaK(BaseModule):
                 # RoIAlign reads its input as contiguous NCHW
                 outs.append(getattr(self, f'norm{i}')(x).contiguous())
         return tuple(outs)
+
+    @property
+    def out_channels(self) -> list[int]:
+        """Channels of the output maps, one per ``out_indices`` entry (what
+        a neck's or head's ``in_channels`` must list); e.g. SLaK-T:
+        ``[124, 249, 499, 998]``."""
+        return [self.dims[i] for i in self.out_indices]

@@ -1,0 +1,12 @@
+# mmdet's Mask R-CNN (mask-rcnn_r50_fpn_1x_coco.py: COCO instances, 1x,
+# FPN P2-P6) with SLaK-T in place of ResNet-50. Only what differs:
+_base_ = [
+    'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/slak_t_drop_in.py'
+]
+model = dict(
+    # _delete_: the ResNet keys (depth, style, ...) must not reach SLaK
+    backbone=dict(_delete_=True, **_base_.slak_t),
+    # strides 4-32 into FPN levels 0-3 (RoI extractors: strides 4-32)
+    neck=dict(in_channels=_base_.slak_t_channels))
+optim_wrapper = dict(_delete_=True, **_base_.slak_det_optim_wrapper)

@@ -1,0 +1,84 @@
+"""``_base_ = 'mmseg::...'`` bases on the onedl forks of the frameworks.
+
+mmengine finds the package behind a ``SCOPE::path`` base through its
+``MODULE2PACKAGE`` table (``mmengine.config.utils``, alias ``PKG2PROJECT``),
+which maps the scope (the import name, ``mmseg``) to the *upstream* pip
+distribution (``mmsegmentation``), and refuses the base when no
+distribution of that name is installed. The onedl forks install the same
+modules under other distribution names (``onedl-mmsegmentation``), so
+``mmseg::`` bases fail with ``mmsegmentation is not installed``.
+(``mmdet::`` and ``mmpretrain::`` happen to work because their scope equals
+the upstream distribution name and mmengine falls back to the import name.)
+
+:func:`register_config_scopes` points every scope whose upstream
+distribution is missing but whose module imports at the distribution that
+really installed it. ``slak_mm.apis`` calls it at import, so our tools
+(``load_config`` in ``tools/train.py`` / ``tools/test.py``) read such bases;
+``python -m slak_mm.mm_tool`` runs the frameworks' own tools with it.
+"""
+import os.path as osp
+from importlib import metadata
+from importlib.util import find_spec
+from typing import Dict, Iterable, Optional
+
+from mmengine.config import utils as config_utils
+from mmengine.utils import get_installed_path
+
+
+def _has_distribution(name: str) -> bool:
+    try:
+        metadata.distribution(name)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def _provider(module: str, module_dir: str,
+              providers: Dict[str, list]) -> str:
+    """The installed distribution whose files hold ``module_dir``, else the
+    import name itself (mmengine resolves an import name through
+    ``find_spec`` too; only its install hints would then name no real
+    distribution)."""
+    for dist in providers.get(module, ()):
+        try:
+            if osp.samefile(get_installed_path(dist), module_dir):
+                return dist
+        except (ImportError, OSError, RuntimeError):
+            continue
+    return module
+
+
+def register_config_scopes(
+        scopes: Optional[Iterable[str]] = None) -> Dict[str, str]:
+    """Map config scopes to the distributions installed for them.
+
+    For each scope of mmengine's ``MODULE2PACKAGE`` (or of ``scopes``) whose
+    mapped distribution is not installed while the scope's module is
+    importable, the entry is replaced by the distribution that installed
+    the module (e.g. ``mmseg`` -> ``onedl-mmsegmentation``). Entries that
+    resolve already, and scopes whose module is missing, are left as they
+    are, so the upstream packages keep working. Idempotent.
+
+    Args:
+        scopes (Iterable[str], optional): Scopes to consider (new ones are
+            added to the table). Defaults to every scope mmengine knows.
+
+    Returns:
+        dict: Each changed scope and the distribution it now maps to.
+    """
+    table = config_utils.MODULE2PACKAGE  # the dict mmengine reads per call
+    changed = {}
+    providers = None
+    for scope in list(table if scopes is None else scopes):
+        dist = table.get(scope, scope)
+        if scope in table and _has_distribution(dist):
+            continue
+        spec = find_spec(scope)  # top-level name: finds, does not import
+        if spec is None or spec.origin is None:
+            continue
+        if providers is None:  # scans every distribution: only when needed
+            providers = metadata.packages_distributions()
+        new = _provider(scope, osp.dirname(spec.origin), providers)
+        if table.get(scope) != new:
+            table[scope] = changed[scope] = new
+    return changed
