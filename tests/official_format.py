@@ -2,13 +2,15 @@
 
 ``torch.save`` of ``{'model', 'optimizer', 'epoch', 'scaler', 'args'
 (argparse.Namespace), ['model_ema']}``; weights random with exact zeros in
-every 2-D / 4-D tensor; classifier ``norm.*`` / ``head.*`` included.
+every 2-D / 4-D tensor; classifier ``norm.*`` / ``head.*`` included. Also
+a functional re-implementation of the official forward, as a reference.
 """
 import argparse
 import json
 import os.path as osp
 
 import torch
+import torch.nn.functional as F
 
 REFERENCE_KEYS = osp.join(
     osp.dirname(osp.abspath(__file__)), 'data',
@@ -21,10 +23,10 @@ def reference_shapes(arch):
         return {k: tuple(shape) for k, shape, _ in json.load(f)[arch]}
 
 
-def model_shapes(model):
+def model_shapes(model, num_classes=1000):
     """Key -> shape of a SLaK backbone as the official file would hold it
     (output norms ``norm0..3`` dropped, a classifier ``norm`` / ``head``
-    added, masks left out)."""
+    with ``num_classes`` outputs added, masks left out)."""
     shapes = {
         k: tuple(v.shape)
         for k, v in model.state_dict().items()
@@ -34,8 +36,8 @@ def model_shapes(model):
     shapes.update({
         'norm.weight': (last, ),
         'norm.bias': (last, ),
-        'head.weight': (1000, last),
-        'head.bias': (1000, )
+        'head.weight': (num_classes, last),
+        'head.bias': (num_classes, )
     })
     return shapes
 
@@ -90,3 +92,64 @@ def write_official_checkpoint(path,
             random_sparse_state(shapes, sparsity, seed=1))
     torch.save(checkpoint, path)
     return state
+
+
+def _ln_channels_first(x, w, b):
+    u = x.mean(1, keepdim=True)
+    s = (x - u).pow(2).mean(1, keepdim=True)
+    return w[:, None, None] * ((x - u) / torch.sqrt(s + 1e-6)) + b[:, None,
+                                                                      None]
+
+
+def official_stages(sd, x, depths, kernel, small):
+    """Independent functional re-implementation of the official SLaK body:
+    the map after each stage (before any output norm)."""
+
+    def conv_bn(x, p, kh, kw):
+        y = F.conv2d(x, sd[p + '.conv.weight'], None, 1, (kh // 2, kw // 2), 1,
+                     x.shape[1])
+        return F.batch_norm(y, sd[p + '.bn.running_mean'],
+                            sd[p + '.bn.running_var'], sd[p + '.bn.weight'],
+                            sd[p + '.bn.bias'], False, 0., 1e-5)
+
+    outs = []
+    for i in range(4):
+        d = f'downsample_layers.{i}'
+        if i == 0:
+            x = F.conv2d(x, sd[d + '.0.weight'], sd[d + '.0.bias'], 4)
+            x = _ln_channels_first(x, sd[d + '.1.weight'], sd[d + '.1.bias'])
+        else:
+            x = _ln_channels_first(x, sd[d + '.0.weight'], sd[d + '.0.bias'])
+            x = F.conv2d(x, sd[d + '.1.weight'], sd[d + '.1.bias'], 2)
+        for j in range(depths[i]):
+            p = f'stages.{i}.{j}'
+            m = kernel[i]
+            y = (conv_bn(x, p + '.large_kernel.LoRA1', m, small) +
+                 conv_bn(x, p + '.large_kernel.LoRA2', small, m) +
+                 conv_bn(x, p + '.large_kernel.small_conv', small, small))
+            y = y.permute(0, 2, 3, 1)
+            y = F.layer_norm(y, (y.shape[-1], ), sd[p + '.norm.weight'],
+                             sd[p + '.norm.bias'], 1e-6)
+            y = F.linear(y, sd[p + '.pwconv1.weight'], sd[p + '.pwconv1.bias'])
+            y = F.linear(
+                F.gelu(y), sd[p + '.pwconv2.weight'], sd[p + '.pwconv2.bias'])
+            x = x + (sd[p + '.gamma'] * y).permute(0, 3, 1, 2)
+        outs.append(x)
+    return outs
+
+
+def official_forward(sd, x, depths, kernel, small):
+    """The dense-prediction outputs: each stage through its ``norm{i}``."""
+    return [
+        _ln_channels_first(y, sd[f'norm{i}.weight'], sd[f'norm{i}.bias'])
+        for i, y in enumerate(official_stages(sd, x, depths, kernel, small))
+    ]
+
+
+def official_classifier_forward(sd, x, depths, kernel, small):
+    """The official ImageNet classifier's logits: last stage, global
+    average pooling, ``norm`` (LayerNorm), ``head`` (Linear)."""
+    x = official_stages(sd, x, depths, kernel, small)[-1].mean((2, 3))
+    x = F.layer_norm(x, (x.shape[-1], ), sd['norm.weight'], sd['norm.bias'],
+                     1e-6)
+    return F.linear(x, sd['head.weight'], sd['head.bias'])

@@ -5,10 +5,10 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 import slak_mm  # noqa: F401  (registers SLaK)
 from slak_mm.models import SLaK
+from tests.official_format import official_forward
 
 # copy of ../shared/reference/slak_official_state_dict_keys.json: key names
 # and shapes of the official tiny/small/base checkpoints
@@ -54,48 +54,6 @@ def test_state_dict_matches_official_keys_and_shapes():
         assert ours == official, arch
 
 
-def _official_forward(sd, x, depths, kernel, small):
-    """Independent functional re-implementation of the official forward."""
-
-    def ln_cf(x, w, b):
-        u = x.mean(1, keepdim=True)
-        s = (x - u).pow(2).mean(1, keepdim=True)
-        return w[:, None, None] * ((x - u) / torch.sqrt(s + 1e-6)) + b[:, None,
-                                                                          None]
-
-    def conv_bn(x, p, kh, kw):
-        y = F.conv2d(x, sd[p + '.conv.weight'], None, 1, (kh // 2, kw // 2), 1,
-                     x.shape[1])
-        return F.batch_norm(y, sd[p + '.bn.running_mean'],
-                            sd[p + '.bn.running_var'], sd[p + '.bn.weight'],
-                            sd[p + '.bn.bias'], False, 0., 1e-5)
-
-    outs = []
-    for i in range(4):
-        d = f'downsample_layers.{i}'
-        if i == 0:
-            x = F.conv2d(x, sd[d + '.0.weight'], sd[d + '.0.bias'], 4)
-            x = ln_cf(x, sd[d + '.1.weight'], sd[d + '.1.bias'])
-        else:
-            x = ln_cf(x, sd[d + '.0.weight'], sd[d + '.0.bias'])
-            x = F.conv2d(x, sd[d + '.1.weight'], sd[d + '.1.bias'], 2)
-        for j in range(depths[i]):
-            p = f'stages.{i}.{j}'
-            m = kernel[i]
-            y = (conv_bn(x, p + '.large_kernel.LoRA1', m, small) +
-                 conv_bn(x, p + '.large_kernel.LoRA2', small, m) +
-                 conv_bn(x, p + '.large_kernel.small_conv', small, small))
-            y = y.permute(0, 2, 3, 1)
-            y = F.layer_norm(y, (y.shape[-1], ), sd[p + '.norm.weight'],
-                             sd[p + '.norm.bias'], 1e-6)
-            y = F.linear(y, sd[p + '.pwconv1.weight'], sd[p + '.pwconv1.bias'])
-            y = F.linear(
-                F.gelu(y), sd[p + '.pwconv2.weight'], sd[p + '.pwconv2.bias'])
-            x = x + (sd[p + '.gamma'] * y).permute(0, 3, 1, 2)
-        outs.append(ln_cf(x, sd[f'norm{i}.weight'], sd[f'norm{i}.bias']))
-    return outs
-
-
 def test_matches_official_forward_with_same_weights():
     torch.manual_seed(0)
     model = SLaK(**SMALL, layer_scale_init_value=0.5)
@@ -110,7 +68,7 @@ def test_matches_official_forward_with_same_weights():
     x = torch.randn(2, 3, 96, 80)
     with torch.no_grad():
         ours = model(x)
-        ref = _official_forward(model.state_dict(), x, [1, 1, 2, 1],
+        ref = official_forward(model.state_dict(), x, [1, 1, 2, 1],
                                 (9, 7, 7, 5), 3)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

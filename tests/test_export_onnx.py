@@ -24,7 +24,8 @@ ort = pytest.importorskip('onnxruntime')
 
 SEG = osp.join(ROOT, 'configs', 'demo',
                'upernet_slak_demo_synthetic_ade20k.py')
-DET = osp.join(ROOT, 'configs', 'demo', 'faster_rcnn_slak_demo_synthetic_voc.py')
+DET = osp.join(ROOT, 'configs', 'demo',
+               'faster_rcnn_slak_demo_synthetic_voc.py')
 # the second size is no multiple of 32 and pools differently in the PPM
 SIZES = [(64, 64), (102, 80)]
 RTOL = 1e-4

@@ -62,8 +62,9 @@ class ExportAdaptiveAvgPool2d(nn.Module):
 
     def __init__(self, output_size):
         super().__init__()
-        size = output_size if isinstance(output_size,
-                                         (tuple, list)) else (output_size, ) * 2
+        size = output_size
+        if not isinstance(size, (tuple, list)):
+            size = (size, size)
         if any(s is None for s in size):
             raise ValueError('ExportAdaptiveAvgPool2d needs a fixed output '
                              f'size, got {output_size}')

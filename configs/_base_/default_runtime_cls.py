@@ -1,0 +1,17 @@
+# Runtime for classification (mmpretrain scope, `pip install -e .[cls]`);
+# importing slak_mm registers SLaK's classifier parts in mmpretrain.
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['slak_mm'], allow_failed_imports=False)
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    visualization=dict(type='VisualizationHook', enable=False))
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+log_level = 'INFO'
+load_from = None
+resume = False
