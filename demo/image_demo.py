@@ -9,11 +9,9 @@ detection configs the boxes (and masks) scoring at least ``--score-thr``
 ``--out-dir`` (default ``work_dirs/image_demo``), named as their inputs.
 """
 import argparse
-import sys
 
-from mmengine.config import DictAction
-
-from slak_mm.apis import infer_images
+from slak_mm.apis import (add_cfg_options_arg, add_unsafe_load_arg, infer_images,
+                          run_cli)
 
 
 def parse_args(args=None):
@@ -40,35 +38,26 @@ def parse_args(args=None):
         type=float,
         default=0.3,
         help='detection score threshold for drawing (default: %(default)s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value (e.g. '
-        'model.backbone.deploy=True for a deploy checkpoint)')
+    add_cfg_options_arg(parser)
+    add_unsafe_load_arg(parser)
     return parser.parse_args(args)
 
 
 def main():
     args = parse_args()
-    try:
-        outs = infer_images(
-            args.config,
-            args.checkpoint,
-            args.image,
-            out=args.out,
-            out_dir=None if args.out else args.out_dir,
-            device=args.device,
-            opacity=args.opacity,
-            score_thr=args.score_thr,
-            cfg_options=args.cfg_options)
-    except FileNotFoundError as e:
-        # missing image, folder without images, checkpoint or config: the
-        # message says it all, a traceback would bury it
-        sys.exit(f'error: {e}')
+    outs = infer_images(
+        args.config,
+        args.checkpoint,
+        args.image,
+        out=args.out,
+        out_dir=None if args.out else args.out_dir,
+        device=args.device,
+        opacity=args.opacity,
+        score_thr=args.score_thr,
+        cfg_options=args.cfg_options)
     for path in outs:
         print(f'Overlay written to {path}')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -1,24 +1,28 @@
 """slak_mm.ops and slak_mm.sparse work where OpenMMLab is not installed (a
 bare GPU box with torch and Triton), so the kernels can be benchmarked
-there."""
+there; ``import slak_mm`` works with only one of mmseg / mmdet."""
 import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-HIDE_MM = '''
+HIDE = '''
 import importlib.abc, sys
-class HideOpenMMLab(importlib.abc.MetaPathFinder):
+class Hide(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('mmengine', 'mmcv', 'mmdet', 'mmseg'):
-            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
-sys.meta_path.insert(0, HideOpenMMLab())
+        if name.split('.')[0] in {hidden!r}:
+            raise ModuleNotFoundError(f'No module named {{name!r}}', name=name)
+sys.meta_path.insert(0, Hide())
 '''
+OPENMMLAB = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain')
 
 
-def run_without_mm(code):
-    return subprocess.run([sys.executable, '-c', HIDE_MM + code],
+def run_without_mm(code, hidden=OPENMMLAB):
+    return subprocess.run([sys.executable, '-c',
+                           HIDE.format(hidden=tuple(hidden)) + code],
                           cwd=ROOT,
                           capture_output=True,
                           text=True,
@@ -43,3 +47,28 @@ def test_the_hiding_is_real():
     proc = run_without_mm('import slak_mm.models')
     assert proc.returncode != 0
     assert "No module named 'mm" in proc.stderr
+
+
+@pytest.mark.parametrize('missing,present', [('mmdet', 'mmseg'),
+                                             ('mmseg', 'mmdet')])
+def test_one_framework_is_enough(missing, present):
+    hidden = (missing, ) if missing == 'mmseg' else ('mmdet', 'mmpretrain')
+    proc = run_without_mm(f'''
+import sys, slak_mm
+from {present}.registry import MODELS, HOOKS, OPTIM_WRAPPER_CONSTRUCTORS
+assert MODELS.get('SLaK') is not None
+assert HOOKS.get('SparseMaskHook') is not None
+assert HOOKS.get('CheckpointLoadCheckHook') is not None
+assert OPTIM_WRAPPER_CONSTRUCTORS.get(
+    'SLaKLearningRateDecayOptimizerConstructor') is not None
+assert '{missing}' not in sys.modules
+print('ok')
+''', hidden)
+    assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-2000:]
+
+
+def test_no_framework_is_a_clear_error():
+    proc = run_without_mm('import slak_mm.models',
+                          ('mmdet', 'mmseg', 'mmpretrain'))
+    assert proc.returncode != 0
+    assert 'slak_mm needs mmsegmentation or mmdetection' in proc.stderr

@@ -7,6 +7,7 @@ with ``torch.load(weights_only=True)``.
 """
 import argparse
 
+from slak_mm.apis import add_unsafe_load_arg, run_cli
 from slak_mm.models.utils import convert_official_checkpoint
 
 
@@ -19,6 +20,7 @@ def parse_args():
         '--ema',
         action='store_true',
         help='convert the model_ema weights instead of model')
+    add_unsafe_load_arg(parser)
     return parser.parse_args()
 
 
@@ -35,4 +37,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

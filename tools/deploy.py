@@ -9,9 +9,9 @@ Evaluate the result with the same config and
 """
 import argparse
 
-from mmengine.config import DictAction
-
-from slak_mm.apis import DEPLOY_CFG_OPTION, deploy_checkpoint, load_config
+from slak_mm.apis import (DEPLOY_CFG_OPTION, add_cfg_options_arg,
+                          add_unsafe_load_arg, deploy_checkpoint, load_config,
+                          run_cli)
 
 
 def parse_args():
@@ -20,11 +20,8 @@ def parse_args():
     parser.add_argument('config', help='config of the trained model')
     parser.add_argument('checkpoint', help='trained mm checkpoint')
     parser.add_argument('out', help='output deploy checkpoint (.pth)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    add_cfg_options_arg(parser)
+    add_unsafe_load_arg(parser)
     return parser.parse_args()
 
 
@@ -42,4 +39,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -7,7 +7,7 @@ import argparse
 
 from mmengine.dist import is_main_process
 
-from slak_mm.apis import load_config, parse_tool_args, test
+from slak_mm.apis import load_config, parse_tool_args, run_cli, test
 
 
 def parse_args():
@@ -31,4 +31,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -4,10 +4,8 @@ The config's ``default_scope`` (mmseg or mmdet) decides which. Same flags as
 mmseg's and mmdet's tools/train.py.
 """
 import argparse
-import sys
 
-from slak_mm.apis import load_config, parse_tool_args, train
-from slak_mm.engine.work_dir_lock import WorkDirBusyError
+from slak_mm.apis import load_config, parse_tool_args, run_cli, train
 
 
 def parse_args():
@@ -29,12 +27,9 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    try:
-        train(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
-              amp=args.amp, launcher=args.launcher)
-    except WorkDirBusyError as err:
-        sys.exit(f'error: {err}')
+    train(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
+          amp=args.amp, launcher=args.launcher)
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -151,20 +151,12 @@ class ERFImages(abc.Sequence):
 # --------------------------------------------------------------- backbones
 def _load_mm_backbone(backbone: nn.Module, checkpoint: str) -> None:
     """Weights of ``checkpoint`` (official SLaK file or mm checkpoint)."""
-    from mmengine.runner import CheckpointLoader
-
     from slak_mm.models import SLaK
     from slak_mm.models.utils import (extract_state_dict,
                                       load_backbone_weights,
                                       load_checkpoint_file,
                                       to_backbone_state_dict)
-    try:
-        loaded = load_checkpoint_file(checkpoint)  # weights_only=True
-    except RuntimeError:
-        # mm training checkpoints also hold the message hub (mmengine
-        # objects); read them the way tools/test.py and tools/deploy.py do
-        loaded = CheckpointLoader.load_checkpoint(
-            checkpoint, map_location='cpu')
+    loaded = load_checkpoint_file(checkpoint)  # the safe loader, no fallback
     if isinstance(backbone, SLaK):
         # checks every shape first; masks from the file (or its zeros)
         load_backbone_weights(

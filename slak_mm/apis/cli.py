@@ -7,6 +7,7 @@ from typing import Callable, Optional, Sequence
 
 from mmengine.config import DictAction
 
+from slak_mm.engine.work_dir_lock import WorkDirBusyError
 from slak_mm.utils import UNSAFE_LOAD_ENV, CheckpointError
 
 #: Set to 1 to see the full traceback of a tool's error.
@@ -14,7 +15,7 @@ TRACEBACK_ENV = 'SLAK_MM_TRACEBACK'
 #: Errors that are the user's input (a path, a file, a value), reported as
 #: one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
-               CheckpointError, ValueError, KeyError)
+               CheckpointError, WorkDirBusyError, ValueError, KeyError)
 
 
 class CfgOptionsAction(DictAction):

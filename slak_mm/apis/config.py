@@ -174,6 +174,24 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
                     )
 
 
+def check_train_cfg(cfg: Config) -> None:
+    """Refuse a schedule that would train nothing (``max_iters=-5`` runs
+    zero iterations and exits 0).
+
+    Raises:
+        ValueError: Naming the key, its value and what is expected.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    for key in ('max_iters', 'max_epochs', 'val_interval', 'val_begin'):
+        value = train_cfg.get(key)
+        low = 0 if key == 'val_begin' else 1
+        if value is not None and (not isinstance(value, int)
+                                  or isinstance(value, bool) or value < low):
+            raise ValueError(
+                f'train_cfg.{key}={value!r}: expected an integer >= {low} '
+                f'(--cfg-options train_cfg.{key}=N).')
+
+
 #: The checkpoint check every runner of the tools gets (see
 #: :class:`slak_mm.engine.hooks.CheckpointLoadCheckHook`).
 LOAD_CHECK_HOOK = dict(type='CheckpointLoadCheckHook', allow_partial=False)

@@ -19,7 +19,7 @@ from slak_mm.engine.checkpoint_recovery import resolve_auto_resume
 from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.utils import write_json_atomic
 from .config import (adapt_to_device, add_load_check, check_datasets,
-                     enable_visualization, set_work_dir)
+                     check_train_cfg, enable_visualization, set_work_dir)
 
 
 def _init_cpu_distributed(launcher: str) -> None:
@@ -76,6 +76,13 @@ def train(cfg: Config,
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    check_train_cfg(cfg)
+    if resume is not None and cfg.get('load_from'):
+        raise ValueError(
+            f'--resume {resume} and load_from={cfg.load_from!r} are both '
+            f'set: a resume continues a run (weights, optimizer, iteration) '
+            f'and would ignore load_from. Drop one (e.g. --cfg-options '
+            f'load_from=None).')
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:

@@ -25,8 +25,7 @@ import tempfile
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
-
+from slak_mm.apis import add_cfg_options_arg, add_unsafe_load_arg, run_cli
 from slak_mm.analysis.erf import (DEFAULT_THRESHOLDS, MIN_SIZE, ERFImages,
                                   build_erf_backbone, erf_contribution,
                                   find_images, format_area_table,
@@ -82,11 +81,8 @@ def parse_args(argv=None):
         type=int,
         default=100,
         help='PNG dots per inch (panels are 3.2 inches wide)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of every config model')
+    add_cfg_options_arg(parser)
+    add_unsafe_load_arg(parser)
     args = parser.parse_args(argv)
     if args.size < MIN_SIZE:
         parser.error(f'--size must be >= {MIN_SIZE}, got {args.size}')
@@ -225,4 +221,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -16,7 +16,7 @@ without the auxiliary head; a detector's with one image's metainfo).
 import argparse
 import json
 
-from mmengine.config import DictAction
+from slak_mm.apis import add_cfg_options_arg, add_unsafe_load_arg, run_cli
 
 
 def parse_args(argv=None):
@@ -47,11 +47,8 @@ def parse_args(argv=None):
         default='cpu',
         help='where to trace (cuda: the Triton path); default cpu')
     parser.add_argument('--out', help='also write the result as JSON')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    add_cfg_options_arg(parser)
+    add_unsafe_load_arg(parser)
     args = parser.parse_args(argv)
     if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error('--shape takes H W or one side')
@@ -81,4 +78,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

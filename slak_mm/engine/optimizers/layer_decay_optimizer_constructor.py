@@ -6,17 +6,15 @@ match on ConvNeXt's parameter names (``backbone.downsample_layers.*``,
 ``backbone.stages.*``) -- the names SLaK keeps. They only refuse SLaK because
 they dispatch on the backbone *class name* containing ``ConvNeXt``. The
 subclasses below hand them a view of the model whose backbone answers to
-that name; the grouping logic itself is not copied.
+that name; the grouping logic itself is not copied. Each installed
+framework gets its constructor.
 """
 import torch.nn as nn
-from mmdet.engine.optimizers import \
-    LearningRateDecayOptimizerConstructor as DetLRDecayConstructor
-from mmseg.engine.optimizers import \
-    LearningRateDecayOptimizerConstructor as SegLRDecayConstructor
 
-from slak_mm.registry import (DET_OPTIM_WRAPPER_CONSTRUCTORS,
+from slak_mm.registry import (DET_OPTIM_WRAPPER_CONSTRUCTORS, FRAMEWORKS,
                               SEG_OPTIM_WRAPPER_CONSTRUCTORS)
 
+__all__ = ['convnext_layout_view']
 
 class ConvNeXtLayoutBackbone:
     """Stands in for ``model.backbone`` in the mm constructors' class-name
@@ -51,23 +49,37 @@ def convnext_layout_view(model: nn.Module):
     return _ConvNeXtLayoutView(model)
 
 
-@SEG_OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class SLaKLearningRateDecayOptimizerConstructor(SegLRDecayConstructor):
-    """mmseg's layer/stage-wise lr decay, for SLaK backbones.
+if 'mmseg' in FRAMEWORKS:
+    from mmseg.engine.optimizers import \
+        LearningRateDecayOptimizerConstructor as _SegConstructor
 
-    Same ``paramwise_cfg`` as mmseg's constructor: ``num_layers``,
-    ``decay_rate``, ``decay_type`` (``'layer_wise'`` or ``'stage_wise'``).
-    """
+    @SEG_OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+    class SLaKLearningRateDecayOptimizerConstructor(_SegConstructor):
+        """mmseg's layer/stage-wise lr decay, for SLaK backbones.
 
-    def add_params(self, params, module, **kwargs):
-        super().add_params(params, convnext_layout_view(module), **kwargs)
+        Same ``paramwise_cfg`` as mmseg's constructor: ``num_layers``,
+        ``decay_rate``, ``decay_type`` (``'layer_wise'`` or
+        ``'stage_wise'``).
+        """
 
+        def add_params(self, params, module, **kwargs):
+            super().add_params(params, convnext_layout_view(module),
+                               **kwargs)
 
-@DET_OPTIM_WRAPPER_CONSTRUCTORS.register_module(
-    name='SLaKLearningRateDecayOptimizerConstructor')
-class DetSLaKLearningRateDecayOptimizerConstructor(DetLRDecayConstructor):
-    """mmdet's layer/stage-wise lr decay, for SLaK backbones (registered in
-    mmdet as ``SLaKLearningRateDecayOptimizerConstructor``)."""
+    __all__.append('SLaKLearningRateDecayOptimizerConstructor')
 
-    def add_params(self, params, module, **kwargs):
-        super().add_params(params, convnext_layout_view(module), **kwargs)
+if 'mmdet' in FRAMEWORKS:
+    from mmdet.engine.optimizers import \
+        LearningRateDecayOptimizerConstructor as _DetConstructor
+
+    @DET_OPTIM_WRAPPER_CONSTRUCTORS.register_module(
+        name='SLaKLearningRateDecayOptimizerConstructor')
+    class DetSLaKLearningRateDecayOptimizerConstructor(_DetConstructor):
+        """mmdet's layer/stage-wise lr decay, for SLaK backbones (registered
+        in mmdet as ``SLaKLearningRateDecayOptimizerConstructor``)."""
+
+        def add_params(self, params, module, **kwargs):
+            super().add_params(params, convnext_layout_view(module),
+                               **kwargs)
+
+    __all__.append('DetSLaKLearningRateDecayOptimizerConstructor')

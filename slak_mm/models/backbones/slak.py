@@ -21,6 +21,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from slak_mm.registry import register_model
 from slak_mm.sparse import (MASKS_KEPT_ATTR, SPARSE_INIT_METHODS, attach_masks,
                             init_random_masks)
+from slak_mm.ops import MAX_KERNEL
+
 from ..layers import LargeKernelConv
 from ..utils import load_pretrained_backbone
 
@@ -161,6 +163,9 @@ class SLaK(BaseModule):
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads an official SLaK ImageNet checkpoint or
             an mm checkpoint; None initialises randomly. Default: None.
+        pretrained (None): Accepted only as None, which mm base configs
+            (e.g. mmseg's ResNet bases) pass to every backbone; a path is
+            refused with a pointer to ``init_cfg``. Default: None.
     """
 
     arch_settings: Dict[str, dict] = {
@@ -189,8 +194,17 @@ class SLaK(BaseModule):
                  sparse_init: str = 'ERK',
                  deploy: bool = False,
                  conv_impl: Optional[str] = None,
-                 init_cfg: Union[dict, None] = None):
+                 init_cfg: Union[dict, None] = None,
+                 pretrained: Optional[str] = None):
         super().__init__(init_cfg=init_cfg)
+        if pretrained is not None:
+            raise ValueError(
+                f'SLaK(pretrained={pretrained!r}): give the checkpoint as '
+                f"init_cfg=dict(type='Pretrained', checkpoint=...) instead "
+                f'(pretrained=None, as mm base configs set, is accepted).')
+        if not (isinstance(width_factor, (int, float)) and width_factor > 0):
+            raise ValueError(f'width_factor must be a number > 0 (SLaK '
+                             f'uses 1.3), got {width_factor!r}')
         if not 0. <= sparsity < 1.:
             raise ValueError(f'sparsity is the fraction of zero weights and '
                              f'must be in [0, 1), got {sparsity}')
@@ -288,11 +302,16 @@ class SLaK(BaseModule):
                 f'e.g. (51, 49, 47, 13)), got {kernel_size}; the short side '
                 f'goes in small_kernel')
         for k in kernel_size + [small_kernel]:
-            if k < 1 or k % 2 == 0:
+            if not isinstance(k, int) or k < 1 or k % 2 == 0:
                 raise ValueError(
                     f'Kernel sizes must be odd positive integers so that '
                     f'"same" padding keeps the map size; got kernel_size='
                     f'{kernel_size}, small_kernel={small_kernel}')
+            if k > MAX_KERNEL:
+                raise ValueError(
+                    f'Kernel side {k} in kernel_size={kernel_size} is larger '
+                    f'than the supported maximum {MAX_KERNEL} (the paper '
+                    f'goes up to 61); use an odd size <= {MAX_KERNEL}.')
         if any(small_kernel >= k for k in kernel_size):
             raise ValueError(
                 f'small_kernel ({small_kernel}) must be smaller than every '

@@ -8,6 +8,7 @@ with an allow-list that includes ``argparse.Namespace``): no arbitrary object
 is ever unpickled.
 """
 import argparse
+import logging
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -155,11 +156,23 @@ def _check_compatible(path: str, state_dict: dict, model_state: dict):
         and k.startswith(_BODY_PREFIXES) and not k.endswith(MASK_SUFFIX)
     ]
     if extra or absent:
+        file_depths, model_depths = _depths(state_dict), _depths(model_state)
+        if file_depths != model_depths:
+            reason = (f'blocks per stage {file_depths} in the file vs '
+                      f'{model_depths} in the model (check arch)')
+        elif any('.merged' in k for k in extra):
+            reason = ('the file is a deploy checkpoint (merged large '
+                      'kernels, from tools/deploy.py); build the model with '
+                      'deploy=True')
+        elif any('.merged' in k for k in absent):
+            reason = ('the model is built with deploy=True but the file '
+                      'holds the training form; build it with deploy=False')
+        else:
+            reason = 'the same depth but other layer names'
         raise ValueError(
-            f'Checkpoint {path!r} does not fit the model: blocks per stage '
-            f'{_depths(state_dict)} in the file vs {_depths(model_state)} in '
-            f'the model (check arch). Nothing was loaded. Only in the file: '
-            f'{extra[:3]}; only in the model: {absent[:3]}')
+            f'Checkpoint {path!r} does not fit the model: {reason}. Nothing '
+            f'was loaded. Only in the file: {extra[:3]}; only in the model: '
+            f'{absent[:3]}')
 
 
 def convert_official_checkpoint(
@@ -186,6 +199,11 @@ def convert_official_checkpoint(
     checkpoint = load_checkpoint_file(src)
     state_dict = masks_to_state_dict(
         to_backbone_state_dict(extract_state_dict(checkpoint, use_ema)))
+    if not any(k.startswith(_BODY_PREFIXES) for k in state_dict):
+        raise ValueError(
+            f'{src!r} holds no SLaK backbone weights (no "stages.*" or '
+            f'"downsample_layers.*" keys; first keys: '
+            f'{sorted(state_dict)[:5]}): it is not an official SLaK file.')
     args = checkpoint.get('args')
     meta = dict(
         source=osp.abspath(src),
@@ -287,14 +305,21 @@ def load_backbone_weights(
                      f'weights\' zeros, kept during training')
     else:
         mask_note = 'sparsity masks loaded from the file'
+    per_stage = group_density({k: state_dict[k] for k in density})[1]
     print_log(
         f'Loaded SLaK backbone weights from {path}: '
         f'{in_file - len(unexpected)} keys loaded, {len(missing)} '
-        f'missing {missing}, {len(unexpected)} unexpected {unexpected}; '
-        f'mean density of the {len(density)} conv/linear weights '
-        f'{mean_density:.3f}; {mask_note}. Density per weight:\n' +
-        _density_table(density,
-                       {k: tuple(state_dict[k].shape)
-                        for k in density}),
+        f'missing {missing[:5]}, {len(unexpected)} unexpected '
+        f'{unexpected[:5]}; mean density of the {len(density)} conv/linear '
+        f'weights {mean_density:.3f} (' +
+        ', '.join(f'{k} {v:.3f}' for k, v in per_stage.items()) +
+        f'); {mask_note}.',
         logger='current')
+    # the per-weight table (~100 lines) only at DEBUG
+    print_log(
+        'Density per weight:\n' + _density_table(
+            density, {k: tuple(state_dict[k].shape)
+                      for k in density}),
+        logger='current',
+        level=logging.DEBUG)
     return missing, unexpected

@@ -1,0 +1,321 @@
+"""No checkpoint runs code, and a wrong or damaged file is an error.
+
+Every entry point that reads a checkpoint gets a file whose pickle calls
+``os.system`` (a real training checkpoint with one extra entry): each must
+refuse it with a message naming the file and the global, and the payload
+must not have run. Wrong files (a ResNet, another kernel size, a backbone
+file, a weights-only file for ``--resume``) and damaged ones (empty,
+truncated, garbage, a flipped bit) must stop with one line, before any
+result is written.
+"""
+import json
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from slak_mm.datasets import generate_ade20k
+from tests.tool_runner import run_tool
+
+DEMO = 'configs/demo/upernet_slak_demo_synthetic_ade20k.py'
+
+
+class _Payload:
+    """Pickles as ``os.system('touch MARKER')``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    """Tiny data, one real 1-iteration checkpoint, a hostile copy of it."""
+    root = tmp_path_factory.mktemp('safe')
+    data = generate_ade20k(
+        str(root / 'data'), num_train=2, num_val=1, img_size=(64, 64))
+    work = str(root / 'trained')
+    run_tool('tools/train.py', DEMO, '--work-dir', work, '--cfg-options',
+             f'data_root={data}', 'train_cfg.max_iters=1',
+             'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=1')
+    good = osp.join(work, 'iter_1.pth')
+    marker = str(root / 'PAYLOAD_RAN')
+    checkpoint = torch.load(good, weights_only=False)  # our own file
+    checkpoint['meta']['extra'] = _Payload(marker)
+    evil = str(root / 'evil.pth')
+    torch.save(checkpoint, evil)
+    image = osp.join(data, 'images', 'validation',
+                     sorted(os.listdir(osp.join(data, 'images',
+                                                'validation')))[0])
+    return dict(root=root, data=data, good=good, evil=evil, marker=marker,
+                image=image)
+
+
+def _data(env):
+    return f'data_root={env["data"]}'
+
+
+def _assert_refused(proc, env, path):
+    assert proc.returncode != 0, proc.log[-2000:]
+    assert 'Refused to load' in proc.stderr, proc.log[-2000:]
+    assert path in proc.stderr
+    assert 'posix.system' in proc.stderr or 'os.system' in proc.stderr
+    assert '--unsafe-load' in proc.stderr
+    assert 'Traceback' not in proc.stderr  # one line, not a stack
+    assert not osp.exists(env['marker']), 'the pickled payload ran'
+
+
+ENTRY_POINTS = {
+    'test': lambda e, w: ('tools/test.py', DEMO, e['evil'], '--work-dir', w,
+                          '--cfg-options', _data(e)),
+    'resume_path': lambda e, w: ('tools/train.py', DEMO, '--work-dir', w,
+                                 '--resume', e['evil'], '--cfg-options',
+                                 _data(e), 'train_cfg.max_iters=2'),
+    'load_from': lambda e, w: ('tools/train.py', DEMO, '--work-dir', w,
+                               '--cfg-options', _data(e),
+                               f'load_from={e["evil"]}',
+                               'train_cfg.max_iters=2'),
+    'init_cfg': lambda e, w: ('tools/train.py', DEMO, '--work-dir', w,
+                              '--cfg-options', _data(e),
+                              'model.backbone.init_cfg.type=Pretrained',
+                              f'model.backbone.init_cfg.checkpoint={e["evil"]}',
+                              'train_cfg.max_iters=2'),
+    'deploy': lambda e, w: ('tools/deploy.py', DEMO, e['evil'],
+                            osp.join(w, 'deploy.pth'), '--cfg-options',
+                            _data(e)),
+    'image_demo': lambda e, w: ('demo/image_demo.py', e['image'], DEMO,
+                                e['evil'], '--out-dir', w, '--device', 'cpu',
+                                '--cfg-options', _data(e)),
+    'erf': lambda e, w: ('tools/analysis/erf.py', f'{DEMO}={e["evil"]}',
+                         '--synthetic', '1', '--size', '64', '--out-dir', w,
+                         '--device', 'cpu'),
+    'get_flops': lambda e, w: ('tools/analysis/get_flops.py', DEMO,
+                               '--checkpoint', e['evil'], '--shape', '64'),
+    'convert': lambda e, w: ('tools/convert_checkpoint.py', e['evil'],
+                             osp.join(w, 'converted.pth')),
+}
+
+
+@pytest.mark.parametrize('entry', sorted(ENTRY_POINTS))
+def test_pickled_code_is_refused_everywhere(env, entry, tmp_path):
+    proc = run_tool(
+        *ENTRY_POINTS[entry](env, str(tmp_path)), timeout=600,
+        expect_ok=False)
+    _assert_refused(proc, env, env['evil'])
+    assert not osp.exists(tmp_path / 'test_metrics.json')
+
+
+def test_auto_resume_through_last_checkpoint_is_refused(env, tmp_path):
+    (tmp_path / 'last_checkpoint').write_text(env['evil'])
+    proc = run_tool(
+        'tools/train.py', DEMO, '--work-dir', str(tmp_path), '--resume',
+        '--cfg-options', _data(env), 'train_cfg.max_iters=2', timeout=600,
+        expect_ok=False)
+    _assert_refused(proc, env, env['evil'])
+
+
+def test_unsafe_load_is_an_explicit_logged_opt_in(env, tmp_path):
+    marker = tmp_path / 'ran'
+    checkpoint = torch.load(env['good'], weights_only=False)
+    checkpoint['meta']['extra'] = _Payload(str(marker))
+    trusted = str(tmp_path / 'trusted.pth')
+    torch.save(checkpoint, trusted)
+    proc = run_tool('tools/test.py', DEMO, trusted, '--work-dir',
+                    str(tmp_path), '--unsafe-load', '--cfg-options',
+                    _data(env), timeout=600)
+    assert marker.exists()  # the user asked for it
+    assert 'SLAK_MM_UNSAFE_LOAD=1: loading' in proc.log
+    assert 'mIoU' in proc.stdout
+
+
+def test_training_checkpoints_load_as_backbone_init_and_for_flops(env):
+    # iter_N.pth holds mmengine's HistoryBuffer: allowed, unlike real code
+    proc = run_tool('tools/analysis/get_flops.py', DEMO, '--checkpoint',
+                    env['good'], '--shape', '64', timeout=600)
+    assert 'sparse' in proc.stdout
+    from slak_mm.models import SLaK
+    from slak_mm.models.utils import load_pretrained_backbone
+    backbone = SLaK(
+        arch=dict(depths=[1, 1, 2, 1], dims=[24, 48, 96, 192]),
+        kernel_size=(13, 11, 9, 7), small_kernel=3, width_factor=1.0,
+        sparse=True)
+    missing, unexpected = load_pretrained_backbone(backbone, env['good'])
+    assert missing == [] and unexpected == []
+    state = torch.load(env['good'], weights_only=False)['state_dict']
+    weight = 'stages.0.0.large_kernel.LoRA1.conv.weight'
+    assert torch.equal(backbone.state_dict()[weight],
+                       state['backbone.' + weight])
+
+
+# ----------------------------------------------------------- wrong files
+def _resnet_file(tmp_path):
+    import torchvision
+    path = str(tmp_path / 'resnet18.pth')
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+def _backbone_only_file(env, tmp_path):
+    state = torch.load(env['good'], weights_only=False)['state_dict']
+    path = str(tmp_path / 'backbone.pth')
+    torch.save({k[len('backbone.'):]: v for k, v in state.items()
+                if k.startswith('backbone.')}, path)
+    return path
+
+
+def _other_kernel_file(env, tmp_path):
+    state = torch.load(env['good'], weights_only=False)['state_dict']
+    key = 'backbone.stages.0.0.large_kernel.LoRA1.conv.weight'
+    weight = state[key]
+    state[key] = torch.zeros(*weight.shape[:2], weight.shape[2] + 2,
+                             weight.shape[3])
+    path = str(tmp_path / 'other_kernel.pth')
+    torch.save({'state_dict': state}, path)
+    return path
+
+
+WRONG_FILES = {
+    'resnet': (_resnet_file, 'does not fit the model'),
+    'backbone_only': (_backbone_only_file, 'model.backbone.init_cfg'),
+    'other_kernel': (_other_kernel_file, 'of another shape'),
+}
+
+
+@pytest.mark.parametrize('kind', sorted(WRONG_FILES))
+def test_wrong_checkpoint_for_test_is_an_error(env, kind, tmp_path):
+    make, expected = WRONG_FILES[kind]
+    path = make(tmp_path) if kind == 'resnet' else make(env, tmp_path)
+    proc = run_tool('tools/test.py', DEMO, path, '--work-dir',
+                    str(tmp_path), '--cfg-options', _data(env), timeout=600,
+                    expect_ok=False)
+    assert proc.returncode != 0
+    assert expected in proc.stderr and path in proc.stderr, proc.log[-2000:]
+    assert 'allow_partial=True' in proc.stderr or kind == 'resnet'
+    assert not osp.exists(tmp_path / 'test_metrics.json')
+
+
+def test_wrong_checkpoint_for_load_from_and_image_demo(env, tmp_path):
+    path = _resnet_file(tmp_path)
+    train = run_tool('tools/train.py', DEMO, '--work-dir', str(tmp_path),
+                     '--cfg-options', _data(env), f'load_from={path}',
+                     'train_cfg.max_iters=2', timeout=600, expect_ok=False)
+    assert 'does not fit the model' in train.stderr, train.log[-2000:]
+    assert not osp.exists(tmp_path / 'iter_2.pth')
+    demo = run_tool('demo/image_demo.py', env['image'], DEMO, path,
+                    '--out-dir', str(tmp_path / 'vis'), '--device', 'cpu',
+                    '--cfg-options', _data(env), timeout=600, expect_ok=False)
+    assert 'does not fit the model' in demo.stderr, demo.log[-2000:]
+    assert not osp.exists(tmp_path / 'vis')
+
+
+def test_resume_from_a_weights_only_file_names_what_is_missing(env, tmp_path):
+    state = torch.load(env['good'], weights_only=False)['state_dict']
+    path = str(tmp_path / 'weights.pth')
+    torch.save({'state_dict': state}, path)
+    proc = run_tool('tools/train.py', DEMO, '--work-dir', str(tmp_path),
+                    '--resume', path, '--cfg-options', _data(env),
+                    'train_cfg.max_iters=2', timeout=600, expect_ok=False)
+    assert 'Cannot resume from' in proc.stderr, proc.log[-2000:]
+    assert "'meta'" in proc.stderr and 'load_from=' in proc.stderr
+    assert 'KeyError' not in proc.stderr
+
+
+def test_convert_refuses_a_file_without_slak_weights(tmp_path):
+    path = _resnet_file(tmp_path)
+    out = tmp_path / 'out.pth'
+    proc = run_tool('tools/convert_checkpoint.py', path, str(out),
+                    timeout=600, expect_ok=False)
+    assert proc.returncode != 0
+    assert 'holds no SLaK backbone weights' in proc.stderr
+    assert not out.exists()
+
+
+def _damaged(kind, good, tmp_path):
+    data = open(good, 'rb').read()
+    path = tmp_path / f'{kind}.pth'
+    if kind == 'empty':
+        data = b''
+    elif kind == 'truncated':
+        data = data[:len(data) // 2]
+    elif kind == 'garbage':
+        data = b'not a checkpoint at all\n' * 10
+    elif kind == 'bitflip':  # inside a tensor's bytes: only the CRC sees it
+        data = bytearray(data)
+        data[len(data) // 3] ^= 0x10
+        data = bytes(data)
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    'kind,expected', [('empty', 'is empty'),
+                      ('truncated', 'truncated or corrupt'),
+                      ('garbage', 'is not a PyTorch checkpoint'),
+                      ('bitflip', 'fails its CRC check')])
+def test_damaged_files_give_one_line(env, kind, expected, tmp_path):
+    from slak_mm.utils import DamagedCheckpointError, load_checkpoint_safely
+    path = _damaged(kind, env['good'], tmp_path)
+    with pytest.raises(DamagedCheckpointError, match=expected) as err:
+        load_checkpoint_safely(path)
+    assert path in str(err.value) and '\n' not in str(err.value)
+
+
+def test_damaged_file_into_test_tool_writes_no_metrics(env, tmp_path):
+    path = _damaged('bitflip', env['good'], tmp_path)
+    proc = run_tool('tools/test.py', DEMO, path, '--work-dir', str(tmp_path),
+                    '--cfg-options', _data(env), timeout=600,
+                    expect_ok=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and 'CRC' in last and path in last
+    assert not osp.exists(tmp_path / 'test_metrics.json')
+
+
+# ------------------------------------------------- in-process mask checks
+def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    from slak_mm.apis import build_model, load_config
+    from slak_mm.models.utils import fit_checkpoint
+    cfg = load_config(DEMO, {'data_root': env['data']})
+    model = build_model(cfg)
+    checkpoint = torch.load(env['good'], weights_only=False)
+    state = {k: v for k, v in checkpoint['state_dict'].items()
+             if not k.endswith('_mask')}
+    key = 'backbone.stages.1.0.large_kernel.LoRA2.conv.weight'
+    state[key] = state[key].clone()
+    state[key].view(-1)[::3] = 0  # a zero pattern unlike the model's masks
+    file = {'state_dict': state}
+    fitting, derived = fit_checkpoint(model, file, 'no_masks.pth')
+    assert derived > 0 and fitting == len(model.state_dict())
+    _load_checkpoint_to_model(model, file, strict=True)
+    loaded = model.state_dict()
+    assert torch.equal(loaded[key + '_mask'], state[key] != 0)
+    assert torch.equal(loaded[key], state[key])  # nothing extra zeroed
+    assert any('taken from the zeros' in r.getMessage() for r in mm_log)
+
+
+def test_partial_load_is_an_opt_in(env, tmp_path, mm_log):
+    from slak_mm.apis import build_model, load_config
+    from slak_mm.models.utils import CheckpointMismatchError, fit_checkpoint
+    cfg = load_config(DEMO, {'data_root': env['data']})
+    model = build_model(cfg)
+    state = torch.load(env['good'], weights_only=False)['state_dict']
+    state = {k: v for k, v in state.items() if k.startswith('backbone.')}
+    with pytest.raises(CheckpointMismatchError, match='missing: decode_head'):
+        fit_checkpoint(model, {'state_dict': dict(state)}, 'bb.pth')
+    fitting, _ = fit_checkpoint(
+        model, {'state_dict': dict(state)}, 'bb.pth', allow_partial=True)
+    assert 0 < fitting < len(model.state_dict())
+    assert any('Partial load' in r.getMessage() for r in mm_log)
+
+
+def test_test_metrics_json_only_after_a_fitting_load(env, tmp_path):
+    proc = run_tool('tools/test.py', DEMO, env['good'], '--work-dir',
+                    str(tmp_path), '--cfg-options', _data(env), timeout=600)
+    with open(tmp_path / 'test_metrics.json') as f:
+        assert 'mIoU' in json.load(f)['metrics']
+    assert 'do not match exactly' not in proc.log
