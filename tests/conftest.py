@@ -1,11 +1,19 @@
 import os
 import sys
+import tempfile
 
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+# The depthwise conv tuner (slak_mm.ops.dispatch) stores its choices in a
+# temporary file during the tests (tool subprocesses inherit it), not in
+# the user's cache.
+os.environ.setdefault(
+    'SLAK_MM_DWCONV_CACHE',
+    os.path.join(tempfile.mkdtemp(prefix='slak_mm_tune_'), 'dwconv_tune.json'))
 
 
 @pytest.fixture(scope='session')

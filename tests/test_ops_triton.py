@@ -283,16 +283,19 @@ def test_rejects_bad_arguments():
 def test_dispatch(monkeypatch):
     x = torch.randn(1, 2, 6, 5)
     weight = torch.randn(2, 1, 7, 3)
-    assert resolve_impl(x, 'auto') == 'triton'  # interpreter on
+    # Forced, Triton runs CPU tensors under the interpreter; 'auto' never
+    # picks it for them.
+    assert resolve_impl(x, 'triton', [weight]) == 'triton'
+    assert resolve_impl(x, 'auto', [weight]) != 'triton'
     assert torch.allclose(
-        depthwise_conv2d(x, weight),
+        depthwise_conv2d(x, weight, 'triton'),
         depthwise_conv2d(x, weight, 'torch'),
         atol=1e-5)
 
-    # float64 (gradcheck) stays on torch.
-    assert resolve_impl(x.double(), 'auto') == 'torch'
+    # float64 (gradcheck) stays off Triton.
+    assert resolve_impl(x.double(), 'auto', [weight]) != 'triton'
     with pytest.raises(RuntimeError, match='float64'):
-        resolve_impl(x.double(), 'triton')
+        resolve_impl(x.double(), 'triton', [weight])
 
     monkeypatch.delenv('TRITON_INTERPRET')
     assert resolve_impl(x, 'auto') == 'torch'
@@ -301,6 +304,52 @@ def test_dispatch(monkeypatch):
         resolve_impl(x, 'triton')
     with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
         depthwise_conv2d(x, weight, impl='triton')
+
+
+@pytest.fixture
+def fp32_flags():
+    """Saves and restores torch's fp32 precision flags (new API: setting
+    the new values back restores the legacy ones too)."""
+    backends = torch.backends
+    owners = [backends, backends.cudnn, backends.cudnn.conv,
+              backends.cuda.matmul]
+    saved = [owner.fp32_precision for owner in owners]
+    yield
+    for owner, value in zip(owners, saved):
+        owner.fp32_precision = value
+
+
+def test_fp32_dot_options_follow_the_conv_tf32_flag(monkeypatch, fp32_flags):
+    """The options the compiled (GPU) kernels get, checked on the CPU: fp32
+    is TF32 unless the user asks torch's convs for full fp32, and reading
+    the flags never raises, whichever API set them."""
+    monkeypatch.delenv('TRITON_INTERPRET')
+    cudnn = torch.backends.cudnn
+
+    def prec():
+        return td._dot_options(torch.float32)[1]
+
+    assert prec() == 'tf32'  # torch's default: convs may use TF32
+    assert td._dot_options(torch.bfloat16) == (False, 'tf32')
+    cudnn.allow_tf32 = False  # legacy API
+    assert prec() == 'tf32x3'
+    cudnn.allow_tf32 = True
+    assert prec() == 'tf32'
+    # The new matmul API makes get_float32_matmul_precision() raise; the
+    # conv flag is still read.
+    torch.backends.cuda.matmul.fp32_precision = 'ieee'
+    assert prec() == 'tf32'
+    cudnn.conv.fp32_precision = 'ieee'
+    assert prec() == 'tf32x3'
+    cudnn.conv.fp32_precision = 'tf32'
+    assert prec() == 'tf32'
+    # 'none' inherits: cudnn, then the global default.
+    cudnn.conv.fp32_precision = 'none'
+    cudnn.fp32_precision = 'tf32'
+    assert prec() == 'tf32'
+    cudnn.fp32_precision = 'none'
+    torch.backends.fp32_precision = 'ieee'
+    assert prec() == 'tf32x3'
 
 
 def test_compiled_and_interpreted_modules_coexist(monkeypatch):
@@ -319,7 +368,8 @@ def test_compiled_and_interpreted_modules_coexist(monkeypatch):
 
 
 # Compiled kernels on a GPU (skipped on CPU): SLaK-T stage shapes at batch
-# 2, against float64 cuDNN. fp32 runs as 3xTF32 with long reductions.
+# 2, against float64 cuDNN. fp32 runs as 3xTF32 (full fp32 asked for) with
+# long reductions.
 SLAK_T_STAGES = [(124, 128, 51), (249, 64, 49), (499, 32, 47), (998, 16, 13)]
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason='needs a CUDA GPU')
@@ -328,8 +378,9 @@ needs_cuda = pytest.mark.skipif(
 @needs_cuda
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize('c, size, m', SLAK_T_STAGES)
-def test_cuda_slak_stages(monkeypatch, c, size, m, dtype):
+def test_cuda_slak_stages(monkeypatch, fp32_flags, c, size, m, dtype):
     monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    torch.backends.cudnn.conv.fp32_precision = 'ieee'  # 3xTF32: 1e-4
     assert not _too_large(
         _multi_errors(
             2,
@@ -345,8 +396,9 @@ def test_cuda_slak_stages(monkeypatch, c, size, m, dtype):
 
 
 @needs_cuda
-def test_cuda_odd_shapes(monkeypatch):
+def test_cuda_odd_shapes(monkeypatch, fp32_flags):
     monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    torch.backends.cudnn.conv.fp32_precision = 'ieee'  # 3xTF32: 1e-4
     assert not _too_large(
         _multi_errors(
             3,

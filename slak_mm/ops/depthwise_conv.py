@@ -1,15 +1,18 @@
 """Depthwise "same" convolution with odd rectangular kernels, stride 1.
 
-The public functions choose an implementation per call:
+The public functions run one of three implementations:
 
+- ``'torch'``: ``torch.nn.functional.conv2d`` with ``groups=C`` (cuDNN,
+  oneDNN);
+- ``'fft'``: :mod:`slak_mm.ops.fft_depthwise` (any device, floating-point
+  inputs);
 - ``'triton'``: the Triton kernels of :mod:`slak_mm.ops.triton_depthwise`
   (CUDA tensors; also CPU tensors under ``TRITON_INTERPRET=1``, which is how
-  CI tests them);
-- ``'torch'``: ``torch.nn.functional.conv2d`` with ``groups=C``.
+  CI tests them, but only when forced).
 
-``impl=None`` reads the environment variable ``SLAK_MM_DWCONV_IMPL``
-(``auto`` | ``triton`` | ``torch``, default ``auto``); ``auto`` picks
-Triton for CUDA tensors when Triton imports, else torch.
+``impl=None`` reads ``SLAK_MM_DWCONV_IMPL`` (``auto`` | ``torch`` |
+``fft`` | ``triton``, default ``auto``); ``auto`` measures which is fastest
+for each shape (:mod:`slak_mm.ops.dispatch`).
 
 Nothing here imports mm packages.
 """
@@ -20,13 +23,15 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-#: Environment variable that forces an implementation.
-IMPL_ENV = 'SLAK_MM_DWCONV_IMPL'
-IMPLS = ('auto', 'triton', 'torch')
+from . import dispatch
+from .dispatch import IMPL_ENV, IMPLS  # noqa: F401 (re-exported)
+from .fft_depthwise import (fft_cross_depthwise_conv2d,
+                            fft_multi_depthwise_conv2d)
+
 #: Largest kernel side the Triton kernels support.
 MAX_KERNEL = 63
-#: Input dtypes the Triton kernels support; ``auto`` uses torch for others
-#: (e.g. float64 for gradcheck).
+#: Input dtypes the Triton kernels support (float64, e.g. for gradcheck,
+#: never goes there).
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -45,34 +50,39 @@ def _interpreting() -> bool:
     return os.environ.get('TRITON_INTERPRET', '0') == '1'
 
 
-def resolve_impl(x: torch.Tensor, impl: Optional[str] = None) -> str:
-    """The implementation (``'triton'`` or ``'torch'``) used for ``x``.
+def _triton_usable(x: torch.Tensor) -> bool:
+    # Under the interpreter CPU tensors work too, but only forced: the
+    # measuring dispatcher never offers Triton for CPU tensors
+    return (triton_available() and (x.is_cuda or _interpreting())
+            and x.dtype in TRITON_DTYPES)
+
+
+def resolve_impl(x: torch.Tensor,
+                 impl: Optional[str] = None,
+                 weights: Optional[Sequence[torch.Tensor]] = None,
+                 op: str = 'multi') -> str:
+    """The implementation used for ``x`` (and ``weights``).
 
     Args:
         x (Tensor): The input.
-        impl (str, optional): ``'auto'``, ``'triton'`` or ``'torch'``; None
-            reads ``SLAK_MM_DWCONV_IMPL`` (default ``'auto'``).
+        impl (str, optional): ``'auto'``, ``'torch'``, ``'fft'`` or
+            ``'triton'``; None reads ``SLAK_MM_DWCONV_IMPL`` (default
+            ``'auto'``).
+        weights (Sequence[Tensor], optional): The kernels (for ``'cross'``:
+            tall, wide, bias). ``'auto'`` without them gives torch.
+        op (str): ``'multi'`` or ``'cross'``.
 
     Returns:
-        str: ``'triton'`` or ``'torch'``.
+        str: ``'torch'``, ``'fft'`` or ``'triton'``; for ``'auto'`` the
+        measured (or stored, or heuristic) choice, see
+        :func:`slak_mm.ops.dispatch.choose`.
+
+    Raises:
+        RuntimeError: If a forced implementation cannot run on ``x``.
     """
-    impl = impl or os.environ.get(IMPL_ENV, 'auto')
-    if impl not in IMPLS:
-        raise ValueError(f'Unknown depthwise conv implementation {impl!r} '
-                         f'(argument or ${IMPL_ENV}); choose one of {IMPLS}')
-    if impl == 'torch':
+    if weights is None and dispatch._forced(impl) == 'auto':
         return 'torch'
-    usable = (
-        triton_available() and (x.is_cuda or _interpreting())
-        and x.dtype in TRITON_DTYPES)
-    if impl == 'triton' and not usable:
-        raise RuntimeError(
-            'impl="triton" needs Triton and a CUDA tensor (or '
-            'TRITON_INTERPRET=1 for CPU tensors) of dtype float32, float16 '
-            f'or bfloat16; got a {x.device.type} {x.dtype} tensor, Triton '
-            f'{"available" if triton_available() else "not importable"}. '
-            f'Use impl="auto" or set {IMPL_ENV}=auto.')
-    return 'triton' if usable else 'torch'
+    return dispatch.choose(op, x, list(weights or ()), impl)
 
 
 def check_kernel(x: torch.Tensor, weight: torch.Tensor) -> Tuple[int, int]:
@@ -99,6 +109,36 @@ def _torch_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         x, weight.to(x.dtype), padding=(kh // 2, kw // 2), groups=x.shape[1])
 
 
+def _torch_multi(x, weights):
+    return tuple(_torch_conv(x, w) for w in weights)
+
+
+def _torch_cross(x, weight_v, weight_h, bias=None):
+    out = _torch_conv(x, weight_v) + _torch_conv(x, weight_h)
+    if bias is not None:
+        out = out + bias.to(out.dtype).view(1, -1, 1, 1)
+    return out
+
+
+def _triton_multi(x, weights):
+    from .triton_depthwise import triton_multi_depthwise_conv2d
+    return triton_multi_depthwise_conv2d(x, tuple(weights))
+
+
+def _triton_cross(x, weight_v, weight_h, bias=None):
+    from .triton_depthwise import triton_cross_depthwise_conv2d
+    return triton_cross_depthwise_conv2d(x, weight_v, weight_h, bias)
+
+
+# 'torch' first: the dispatcher's reference
+dispatch.CANDIDATES.update(
+    torch=dispatch.Candidate(lambda x: True, _torch_multi, _torch_cross),
+    fft=dispatch.Candidate(lambda x: x.is_floating_point(),
+                           fft_multi_depthwise_conv2d,
+                           fft_cross_depthwise_conv2d),
+    triton=dispatch.Candidate(_triton_usable, _triton_multi, _triton_cross))
+
+
 def depthwise_conv2d(x: torch.Tensor,
                      weight: torch.Tensor,
                      impl: Optional[str] = None) -> torch.Tensor:
@@ -122,7 +162,8 @@ def multi_depthwise_conv2d(
     """Several depthwise convs of the same input (SLaK's ``M x N``,
     ``N x M`` and ``N x N`` branches), one output each.
 
-    The Triton path reads each input tile once for all kernels.
+    The Triton path reads each input tile once for all kernels; the FFT
+    path transforms the input once for all of them.
 
     Args:
         x (Tensor): Input (N, C, H, W).
@@ -132,12 +173,11 @@ def multi_depthwise_conv2d(
     Returns:
         tuple[Tensor]: One (N, C, H, W) output per kernel.
     """
+    weights = list(weights)
     for weight in weights:
         check_kernel(x, weight)
-    if resolve_impl(x, impl) == 'triton':
-        from .triton_depthwise import triton_multi_depthwise_conv2d
-        return triton_multi_depthwise_conv2d(x, tuple(weights))
-    return tuple(_torch_conv(x, w) for w in weights)
+    name = resolve_impl(x, impl, weights)
+    return tuple(dispatch.CANDIDATES[name].multi(x, weights))
 
 
 def cross_depthwise_conv2d(x: torch.Tensor,
@@ -149,7 +189,8 @@ def cross_depthwise_conv2d(x: torch.Tensor,
     per-channel bias: a cross-shaped kernel without the dense ``M x M``.
 
     This is the merged (deploy) form of SLaK's decomposed kernel; the
-    Triton path computes it in one pass over the input.
+    Triton path computes it in one pass over the input, the FFT path with
+    one kernel spectrum (the two kernels summed).
 
     Args:
         x (Tensor): Input (N, C, H, W).
@@ -163,10 +204,5 @@ def cross_depthwise_conv2d(x: torch.Tensor,
     """
     check_kernel(x, weight_v)
     check_kernel(x, weight_h)
-    if resolve_impl(x, impl) == 'triton':
-        from .triton_depthwise import triton_cross_depthwise_conv2d
-        return triton_cross_depthwise_conv2d(x, weight_v, weight_h, bias)
-    out = _torch_conv(x, weight_v) + _torch_conv(x, weight_h)
-    if bias is not None:
-        out = out + bias.to(out.dtype).view(1, -1, 1, 1)
-    return out
+    name = resolve_impl(x, impl, [weight_v, weight_h, bias], op='cross')
+    return dispatch.CANDIDATES[name].cross(x, weight_v, weight_h, bias)

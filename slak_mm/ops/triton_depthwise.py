@@ -14,8 +14,9 @@ for the computation, as ``F.conv2d`` requires, and their gradients are
 reduced in fp32 and returned in the weights' own dtype. Under
 ``torch.autocast`` the input is first cast to the autocast dtype, as
 autocast does for ``conv2d``. fp32 products run on the tensor cores as
-3xTF32 (about fp32 accuracy), or as TF32 when
-``torch.set_float32_matmul_precision('high')`` allows it.
+TF32 when torch's convs may use TF32 (``torch.backends.cudnn.allow_tf32``,
+the default), else as 3xTF32 (about fp32 accuracy); see
+:func:`conv_fp32_precision`.
 
 The kernels run on CUDA tensors, and on CPU tensors under
 ``TRITON_INTERPRET=1`` (the test mode). The environment variable is read at
@@ -114,23 +115,57 @@ def _on_device(x: torch.Tensor):
     return torch.cuda.device(x.device) if x.is_cuda else nullcontext()
 
 
+def conv_fp32_precision() -> str:
+    """``'tf32'`` or ``'ieee'``: what torch's own convs use for fp32 on
+    CUDA, read without raising.
+
+    ``torch.backends.cudnn.conv.fp32_precision`` (torch >= 2.9; ``'none'``
+    defers to ``torch.backends.cudnn.fp32_precision``, then
+    ``torch.backends.fp32_precision``; all ``'none'`` is IEEE), else the
+    legacy ``torch.backends.cudnn.allow_tf32``. Reading
+    ``torch.get_float32_matmul_precision()`` instead raises in torch 2.14
+    once the new API was used anywhere ("mix of the legacy and new APIs"),
+    and would follow the matmul flag, not the conv one.
+
+    Returns:
+        str: ``'tf32'`` (torch's default for convs) or ``'ieee'``.
+    """
+    chain = []
+    for owner, attr in ((('cudnn', 'conv'), 'fp32_precision'),
+                        (('cudnn', ), 'fp32_precision'),
+                        ((), 'fp32_precision')):
+        try:
+            obj = torch.backends
+            for name in owner:
+                obj = getattr(obj, name)
+            chain.append(getattr(obj, attr))
+        except (AttributeError, RuntimeError):
+            break
+    if len(chain) == 3:
+        return next((p for p in chain if p in ('tf32', 'ieee')), 'ieee')
+    try:
+        return 'tf32' if torch.backends.cudnn.allow_tf32 else 'ieee'
+    except RuntimeError:  # mixed legacy/new flags: torch's default
+        return 'tf32'
+
+
 def _dot_options(dtype: torch.dtype) -> Tuple[bool, str]:
     """``(UPCAST, PREC)`` for ``tl.dot`` on ``dtype`` operands.
 
-    fp32 follows torch's switch for fp32 matrix products (the Toeplitz
-    products are matrix products): ``'highest'`` (torch's default) gives
-    3xTF32, about fp32 accuracy; ``'high'`` / ``'medium'``
-    (``torch.set_float32_matmul_precision``) give one TF32 pass, faster,
-    about 1e-3 relative error. The interpreter's dot mishandles bf16, so it
-    gets fp32 operands there (exact: products of 16-bit floats fit in fp32,
-    and the GPU accumulates them in fp32 too).
+    fp32 follows the TF32 switch of torch's convs, as ``F.conv2d`` does
+    (:func:`conv_fp32_precision`): TF32 (torch's default; one tensor-core
+    pass, about 1e-3 relative error) or, when the user asks for full fp32
+    (``torch.backends.cudnn.allow_tf32 = False`` or
+    ``fp32_precision = 'ieee'``), 3xTF32 (about fp32 accuracy). The
+    interpreter's dot mishandles bf16, so it gets fp32 operands there
+    (exact: products of 16-bit floats fit in fp32, and the GPU accumulates
+    them in fp32 too).
     """
     if _interpreting():
         return dtype != torch.float32, 'ieee'
     if dtype != torch.float32:
         return False, 'tf32'  # ignored for 16-bit operands
-    return False, ('tf32x3' if torch.get_float32_matmul_precision()
-                   == 'highest' else 'tf32')
+    return False, ('tf32' if conv_fp32_precision() == 'tf32' else 'tf32x3')
 
 
 def _mode(kh: int, kw: int) -> int:

@@ -134,9 +134,9 @@ class LargeKernelConv(nn.Module):
         deploy (bool): Build the merged form directly, to load a deploy
             checkpoint into (its parameters start at zero). Default: False.
         impl (str, optional): Depthwise conv implementation: ``'auto'``
-            (Triton on CUDA when available, else torch), ``'triton'`` or
-            ``'torch'``; None reads ``$SLAK_MM_DWCONV_IMPL`` (see
-            :func:`slak_mm.ops.resolve_impl`). Default: None.
+            (the fastest correct one, measured per shape), ``'torch'``,
+            ``'fft'`` or ``'triton'``; None reads ``$SLAK_MM_DWCONV_IMPL``
+            (see :func:`slak_mm.ops.resolve_impl`). Default: None.
     """
 
     def __init__(self,
@@ -150,6 +150,7 @@ class LargeKernelConv(nn.Module):
         super().__init__()
         self.channels = channels
         self.impl = impl
+        self.last_impl: Optional[str] = None
         self.kernel_size = kernel_size
         self.small_kernel = small_kernel
         self.decompose = decompose
@@ -188,25 +189,29 @@ class LargeKernelConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = to_preferred_layout(x)
         if self.deploy:
-            if self.decompose:
-                return cross_depthwise_conv2d(
-                    x,
-                    self.merged_v,
-                    self.merged_h,
-                    self.merged_bias,
-                    impl=self.impl)
-            return self.merged(x)
+            if not self.decompose:
+                return self.merged(x)
+            merged = [self.merged_v, self.merged_h, self.merged_bias]
+            impl = self._resolve(x, merged, 'cross')
+            return cross_depthwise_conv2d(x, *merged, impl=impl)
         branches = list(self.branches())
-        if resolve_impl(x, self.impl) == 'triton':
-            # one launch for all branch convs: the input is read once
-            convs = multi_depthwise_conv2d(
-                x, [branch.conv.weight for branch in branches], impl='triton')
-        else:  # through the conv modules, so module hooks see each conv
+        weights = [branch.conv.weight for branch in branches]
+        impl = self._resolve(x, weights, 'multi')
+        if impl == 'torch':  # through the conv modules: hooks see each conv
             convs = [branch.conv(x) for branch in branches]
+        else:  # one call for all branches: the input is read (or
+            # transformed) once
+            convs = multi_depthwise_conv2d(x, weights, impl=impl)
         out = branches[0].bn(convs[0])
         for branch, conv in zip(branches[1:], convs[1:]):
             out = out + branch.bn(conv)
         return out
+
+    def _resolve(self, x: torch.Tensor, tensors, op: str) -> str:
+        impl = resolve_impl(x, self.impl, tensors, op)
+        if not torch.compiler.is_compiling():
+            self.last_impl = impl  # what 'auto' chose (benchmarks report it)
+        return impl
 
     @torch.no_grad()
     def get_equivalent_kernel_bias(

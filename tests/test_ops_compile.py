@@ -1,0 +1,70 @@
+"""torch.compile of SLaK's large kernel: the op causes no graph break (the
+FFT path is a torch.library custom op, the dispatcher's choice a traced
+constant) and the compiled module computes what eager does."""
+import pytest
+import torch
+
+from slak_mm.models.layers.large_kernel_conv import LargeKernelConv
+from slak_mm.ops import dispatch
+
+
+@pytest.fixture(autouse=True)
+def isolated_tuning(monkeypatch, tmp_path):
+    monkeypatch.setenv(dispatch.CACHE_ENV, str(tmp_path / 'tune.json'))
+    dispatch.clear_memory()
+    torch._dynamo.reset()
+    yield
+    dispatch.clear_memory()
+    torch._dynamo.reset()
+
+
+def _layer(impl, deploy=False):
+    torch.manual_seed(0)
+    layer = LargeKernelConv(4, 13, 3, impl=impl)
+    for module in layer.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 2)
+    if deploy:
+        layer.eval().switch_to_deploy()
+    return layer
+
+
+@pytest.mark.parametrize('impl, deploy', [('fft', False), ('fft', True),
+                                          ('auto', False), ('torch', False)])
+def test_no_graph_break(impl, deploy):
+    layer = _layer(impl, deploy)
+    x = torch.randn(2, 4, 24, 20)
+    explanation = torch._dynamo.explain(layer)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize('backend', ['aot_eager', 'inductor'])
+def test_compiled_equals_eager(backend):
+    """Forward and all gradients of the FFT path, compiled vs eager (aot
+    traces the custom op's fake and autograd registrations)."""
+    eager = _layer('fft')
+    compiled = _layer('fft')
+    x = torch.randn(2, 4, 24, 20)
+    fn = torch.compile(compiled, backend=backend, fullgraph=True)
+    results = []
+    for module, run in ((eager, eager), (compiled, fn)):
+        inp = x.clone().requires_grad_()
+        out = run(inp)
+        out.square().sum().backward()
+        results.append([out, inp.grad] +
+                       [p.grad for p in module.parameters()])
+    for a, b in zip(*results):  # inductor reorders the BN reductions
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_compile_does_not_tune(monkeypatch):
+    """While compiling, the dispatcher uses the stored choice or the
+    heuristic, and times nothing."""
+    monkeypatch.setattr(dispatch, 'MIN_TUNE_WORK', 0)
+    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
+    x = torch.randn(1, 4, 40, 40)
+    fn = torch.compile(_layer('auto'), backend='aot_eager', fullgraph=True)
+    # the heuristic's choice for a 13 x 13 kernel: torch
+    torch.testing.assert_close(fn(x), _layer('torch')(x))
