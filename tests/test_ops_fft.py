@@ -4,28 +4,14 @@ shapes, odd and tiny maps, strided layouts and under autocast. The Triton
 kernels have the same checks in ``test_ops_triton.py`` (interpreter)."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from slak_mm.ops import (cross_depthwise_conv2d, fft_size,
                          multi_depthwise_conv2d)
+from tests.dwconv_checks import leaf, ref_conv, rel_err
 
 IMPLS = ['torch', 'fft']
 # Relative error bound (max abs error / max abs reference).
 TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
-
-
-def _ref_conv(x, weight):
-    kh, kw = weight.shape[-2:]
-    return F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=x.shape[1])
-
-
-def _leaf(t):
-    return t.detach().clone().requires_grad_()
-
-
-def _rel_err(out, ref):
-    scale = ref.abs().max().item() or 1.0
-    return (out.detach().double() - ref).abs().max().item() / scale
 
 
 def _input(n, c, h, w, layout):
@@ -41,9 +27,9 @@ def _input(n, c, h, w, layout):
 
 def _errors(impl, x, weights, bias=None, cross=False, dtype=torch.float32):
     """Relative errors of outputs and gradients against float64."""
-    x = _leaf(x.to(dtype))
-    weights = [_leaf(w) for w in weights]
-    bias = None if bias is None else _leaf(bias)
+    x = leaf(x.to(dtype))
+    weights = [leaf(w) for w in weights]
+    bias = None if bias is None else leaf(bias)
     if cross:
         outs = [cross_depthwise_conv2d(x, *weights, bias, impl=impl)]
     else:
@@ -51,22 +37,22 @@ def _errors(impl, x, weights, bias=None, cross=False, dtype=torch.float32):
     grads = [torch.randn(o.shape).to(o.dtype) for o in outs]
     torch.autograd.backward(outs, grads)
 
-    x64 = _leaf(x.double())
-    w64 = [_leaf(w.double()) for w in weights]
-    refs = [_ref_conv(x64, w) for w in w64]
+    x64 = leaf(x.double())
+    w64 = [leaf(w.double()) for w in weights]
+    refs = [ref_conv(x64, w) for w in w64]
     if cross:
         refs = [refs[0] + refs[1]]
         if bias is not None:
-            b64 = _leaf(bias.double())
+            b64 = leaf(bias.double())
             refs[0] = refs[0] + b64.view(1, -1, 1, 1)
     torch.autograd.backward(refs, [g.double() for g in grads])
-    errors = {f'out{k}': _rel_err(o, r) for k, (o, r) in enumerate(zip(outs,
+    errors = {f'out{k}': rel_err(o, r) for k, (o, r) in enumerate(zip(outs,
                                                                        refs))}
-    errors['grad_x'] = _rel_err(x.grad, x64.grad)
+    errors['grad_x'] = rel_err(x.grad, x64.grad)
     for k, (w, r) in enumerate(zip(weights, w64)):
-        errors[f'grad_w{k}'] = _rel_err(w.grad, r.grad)
+        errors[f'grad_w{k}'] = rel_err(w.grad, r.grad)
     if bias is not None:
-        errors['grad_bias'] = _rel_err(bias.grad, b64.grad)
+        errors['grad_bias'] = rel_err(bias.grad, b64.grad)
     for out in outs:  # dtype and layout as F.conv2d gives them
         assert out.dtype == dtype and out.shape == x.shape
     assert x.grad.dtype == dtype
@@ -122,26 +108,26 @@ def test_autocast_like_conv2d(dtype):
     """Under autocast the output has the autocast dtype (as conv2d's), the
     gradients the dtypes of the fp32 leaves; the FFT computes in fp32, so
     its error is the output's rounding."""
-    x = _leaf(torch.randn(1, 4, 24, 20).contiguous(
+    x = leaf(torch.randn(1, 4, 24, 20).contiguous(
         memory_format=torch.channels_last))
-    weights = [_leaf(w) for w in _branches(4, 13)]
+    weights = [leaf(w) for w in _branches(4, 13)]
     with torch.autocast('cpu', dtype=dtype):
         outs = multi_depthwise_conv2d(x, weights, impl='fft')
         refs = multi_depthwise_conv2d(x, weights, impl='torch')
-    x64 = _leaf(x.double())
-    w64 = [_leaf(w.double()) for w in weights]
-    exact = [_ref_conv(x64, w) for w in w64]
+    x64 = leaf(x.double())
+    w64 = [leaf(w.double()) for w in weights]
+    exact = [ref_conv(x64, w) for w in w64]
     for out, ref, ex in zip(outs, refs, exact):
         assert out.dtype == ref.dtype == dtype
         assert out.is_contiguous(memory_format=torch.channels_last)
-        assert _rel_err(out, ex) <= max(_rel_err(ref, ex), 4e-3)
+        assert rel_err(out, ex) <= max(rel_err(ref, ex), 4e-3)
     sum(o.float().square().sum() for o in outs).backward()
     sum(o.square().sum() for o in exact).backward()
     assert x.grad.dtype == torch.float32
-    assert _rel_err(x.grad, x64.grad) < 2 * TOL[dtype]
+    assert rel_err(x.grad, x64.grad) < 2 * TOL[dtype]
     for w, r in zip(weights, w64):
         assert w.grad.dtype == torch.float32
-        assert _rel_err(w.grad, r.grad) < 2 * TOL[dtype]
+        assert rel_err(w.grad, r.grad) < 2 * TOL[dtype]
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
@@ -153,18 +139,18 @@ def test_half_inputs(dtype):
 
 
 def test_unused_output_and_frozen_weight():
-    x = _leaf(torch.randn(1, 2, 16, 12))
-    weights = [_leaf(w) for w in _branches(2, 15)]
+    x = leaf(torch.randn(1, 2, 16, 12))
+    weights = [leaf(w) for w in _branches(2, 15)]
     weights[1].requires_grad_(False)
     outs = multi_depthwise_conv2d(x, weights, impl='fft')
     (outs[0] * outs[2]).sum().backward()  # outs[1] unused
-    x64 = _leaf(x.double())
-    w64 = [_leaf(w.double()) for w in weights]
-    refs = [_ref_conv(x64, w) for w in w64]
+    x64 = leaf(x.double())
+    w64 = [leaf(w.double()) for w in weights]
+    refs = [ref_conv(x64, w) for w in w64]
     (refs[0] * refs[2]).sum().backward()
     assert weights[1].grad is None
     for got, ref in [(x, x64), (weights[0], w64[0]), (weights[2], w64[2])]:
-        assert _rel_err(got.grad, ref.grad) < 1e-5
+        assert rel_err(got.grad, ref.grad) < 1e-5
 
 
 def test_float64_gradcheck():

@@ -11,7 +11,6 @@ import random
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 pytest.importorskip('triton')
 
@@ -21,6 +20,7 @@ from slak_mm.ops import (
     multi_depthwise_conv2d,
     resolve_impl)
 from slak_mm.ops import triton_depthwise as td  # noqa: E402
+from tests.dwconv_checks import leaf, ref_conv, rel_err  # noqa: E402
 
 # Relative error bound (max abs error / max abs reference) per input dtype.
 TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
@@ -29,20 +29,6 @@ TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
 @pytest.fixture(autouse=True)
 def interpret(monkeypatch):
     monkeypatch.setenv('TRITON_INTERPRET', '1')
-
-
-def _ref_conv(x, weight):
-    kh, kw = weight.shape[-2:]
-    return F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=x.shape[1])
-
-
-def _leaf(t):
-    return t.detach().clone().requires_grad_()
-
-
-def _rel_err(out, ref):
-    scale = ref.abs().max().item() or 1.0
-    return (out.double() - ref).abs().max().item() / scale
 
 
 def _make_input(n, c, h, w, dtype, layout, device='cpu'):
@@ -74,9 +60,9 @@ def _multi_errors(n,
     """Relative errors of the multi-kernel op's forward and all gradients
     against float64, with their tolerances: ``{what: (error, tol)}``."""
     weight_dtype = weight_dtype or dtype
-    x = _leaf(_make_input(n, c, h, w, dtype, layout, device))
+    x = leaf(_make_input(n, c, h, w, dtype, layout, device))
     weights = [
-        _leaf((torch.randn(c, 1, kh, kw) / (kh * kw)**0.5).to(
+        leaf((torch.randn(c, 1, kh, kw) / (kh * kw)**0.5).to(
             device, weight_dtype)) for kh, kw in sizes
     ]
     outs = multi_depthwise_conv2d(x, weights, impl='triton')
@@ -85,9 +71,9 @@ def _multi_errors(n,
     torch.autograd.backward(outs, grads)
 
     # Reference on the same (rounded) values, in float64.
-    x64 = _leaf(x.double())
-    w64 = [_leaf(wt.to(dtype).double()) for wt in weights]
-    refs = [_ref_conv(x64, wt) for wt in w64]
+    x64 = leaf(x.double())
+    w64 = [leaf(wt.to(dtype).double()) for wt in weights]
+    refs = [ref_conv(x64, wt) for wt in w64]
     torch.autograd.backward(refs, [g.double() for g in grads])
 
     tol = TOL[dtype] if dtype != torch.float32 else fp32_tol
@@ -98,12 +84,12 @@ def _multi_errors(n,
     for k, (out, ref) in enumerate(zip(outs, refs)):
         assert out.dtype == dtype and out.shape == ref.shape
         assert out.is_contiguous()
-        errors[f'out{k}'] = (_rel_err(out, ref), tol)
+        errors[f'out{k}'] = (rel_err(out, ref), tol)
     assert x.grad.dtype == dtype
-    errors['grad_x'] = (_rel_err(x.grad, x64.grad), tol)
+    errors['grad_x'] = (rel_err(x.grad, x64.grad), tol)
     for k, (wt, ref) in enumerate(zip(weights, w64)):
         assert wt.grad.dtype == weight_dtype
-        errors[f'grad_w{k}'] = (_rel_err(wt.grad, ref.grad), wtol)
+        errors[f'grad_w{k}'] = (rel_err(wt.grad, ref.grad), wtol)
     return errors
 
 
@@ -169,33 +155,33 @@ def test_fp32_weights_with_bf16_input():
 
 
 def test_autocast_like_conv2d():
-    x = _leaf(torch.randn(1, 2, 6, 7))
-    weight = _leaf(torch.randn(2, 1, 9, 3))
+    x = leaf(torch.randn(1, 2, 6, 7))
+    weight = leaf(torch.randn(2, 1, 9, 3))
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = depthwise_conv2d(x, weight, impl='triton')
         ref = depthwise_conv2d(x, weight, impl='torch')
     assert out.dtype == ref.dtype == torch.bfloat16
-    assert _rel_err(out, ref.double()) < TOL[torch.bfloat16]
+    assert rel_err(out, ref.double()) < TOL[torch.bfloat16]
     out.float().sum().backward()
     assert x.grad.dtype == torch.float32
     assert weight.grad.dtype == torch.float32
 
 
 def test_unused_outputs_and_frozen_weights():
-    x = _leaf(torch.randn(1, 2, 7, 8))
-    w_v, w_h = _leaf(torch.randn(2, 1, 11, 3)), torch.randn(2, 1, 3, 11)
+    x = leaf(torch.randn(1, 2, 7, 8))
+    w_v, w_h = leaf(torch.randn(2, 1, 11, 3)), torch.randn(2, 1, 3, 11)
     out_v, out_h = multi_depthwise_conv2d(x, [w_v, w_h], impl='triton')
     out_v.sum().backward()  # out_h unused, w_h needs no grad
-    x64, wv64 = _leaf(x.double()), _leaf(w_v.double())
-    _ref_conv(x64, wv64).sum().backward()
-    assert _rel_err(x.grad, x64.grad) < 1e-5
-    assert _rel_err(w_v.grad, wv64.grad) < 1e-5
+    x64, wv64 = leaf(x.double()), leaf(w_v.double())
+    ref_conv(x64, wv64).sum().backward()
+    assert rel_err(x.grad, x64.grad) < 1e-5
+    assert rel_err(w_v.grad, wv64.grad) < 1e-5
     assert w_h.grad is None
 
 
 def test_weight_grad_deterministic_and_once_differentiable():
-    x = _leaf(torch.randn(2, 2, 9, 9))
-    weight = _leaf(torch.randn(2, 1, 9, 5))
+    x = leaf(torch.randn(2, 2, 9, 9))
+    weight = leaf(torch.randn(2, 1, 9, 5))
     grads = []
     for _ in range(2):
         (out, ) = multi_depthwise_conv2d(x, [weight], impl='triton')
@@ -213,7 +199,7 @@ def test_more_than_three_kernels():
     weights = [torch.randn(2, 1, k, 3) for k in (1, 3, 5, 7)]
     outs = multi_depthwise_conv2d(x, weights, impl='triton')
     for out, weight in zip(outs, weights):
-        assert _rel_err(out, _ref_conv(x.double(), weight.double())) < 1e-5
+        assert rel_err(out, ref_conv(x.double(), weight.double())) < 1e-5
 
 
 def _cross_errors(dtype,
@@ -224,31 +210,31 @@ def _cross_errors(dtype,
                   m=17,
                   device='cpu',
                   fp32_tol=1e-5):
-    x = _leaf(_make_input(2, c, h, w, dtype, 'transposed', device))
-    w_v = _leaf(torch.randn(c, 1, m, 5).to(device, dtype))
-    w_h = _leaf(torch.randn(c, 1, 5, m).to(device, dtype))
-    bias = _leaf(torch.randn(c).to(device)) if with_bias else None
+    x = leaf(_make_input(2, c, h, w, dtype, 'transposed', device))
+    w_v = leaf(torch.randn(c, 1, m, 5).to(device, dtype))
+    w_h = leaf(torch.randn(c, 1, 5, m).to(device, dtype))
+    bias = leaf(torch.randn(c).to(device)) if with_bias else None
     out = cross_depthwise_conv2d(x, w_v, w_h, bias, impl='triton')
     grad = torch.randn(out.shape).to(device, dtype)
     out.backward(grad)
 
-    x64, wv64, wh64 = (_leaf(t.double()) for t in (x, w_v, w_h))
-    ref = _ref_conv(x64, wv64) + _ref_conv(x64, wh64)
+    x64, wv64, wh64 = (leaf(t.double()) for t in (x, w_v, w_h))
+    ref = ref_conv(x64, wv64) + ref_conv(x64, wh64)
     if with_bias:
-        b64 = _leaf(bias.double())
+        b64 = leaf(bias.double())
         ref = ref + b64.view(1, -1, 1, 1)
     ref.backward(grad.double())
 
     tol = TOL[dtype] if dtype != torch.float32 else fp32_tol
     assert out.dtype == dtype
     errors = dict(
-        out=(_rel_err(out, ref), tol),
-        grad_x=(_rel_err(x.grad, x64.grad), tol),
-        grad_v=(_rel_err(w_v.grad, wv64.grad), tol),
-        grad_h=(_rel_err(w_h.grad, wh64.grad), tol))
+        out=(rel_err(out, ref), tol),
+        grad_x=(rel_err(x.grad, x64.grad), tol),
+        grad_v=(rel_err(w_v.grad, wv64.grad), tol),
+        grad_h=(rel_err(w_h.grad, wh64.grad), tol))
     if with_bias:
         assert bias.grad.dtype == torch.float32
-        errors['grad_bias'] = (_rel_err(bias.grad, b64.grad), fp32_tol)
+        errors['grad_bias'] = (rel_err(bias.grad, b64.grad), fp32_tol)
     return errors
 
 
@@ -437,7 +423,7 @@ def test_backbone_triton_path_matches_torch_path(deploy):
             model.eval().switch_to_deploy()
     exact = copy.deepcopy(ref).double()
     x = torch.randn(2, 3, 40, 36)
-    inputs = [_leaf(x), _leaf(x), _leaf(x.double())]
+    inputs = [leaf(x), leaf(x), leaf(x.double())]
     grads = []
     for model, inp in zip((ref, tri, exact), inputs):
         out = model(inp)
@@ -447,5 +433,5 @@ def test_backbone_triton_path_matches_torch_path(deploy):
     for torch_fp32, triton_fp32, f64 in zip(*grads):
         if f64 is None:
             continue
-        noise = _rel_err(torch_fp32, f64)
-        assert _rel_err(triton_fp32, f64) <= max(10 * noise, 1e-5)
+        noise = rel_err(torch_fp32, f64)
+        assert rel_err(triton_fp32, f64) <= max(10 * noise, 1e-5)
