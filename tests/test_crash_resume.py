@@ -6,7 +6,6 @@ the same work_dir is refused in one line; a stale lock is taken over.
 (The kill points: tests/crash_points.py.)"""
 import os
 import os.path as osp
-import shutil
 import signal
 
 import pytest
@@ -76,55 +75,39 @@ def plain_mode():
     return 0o666 & ~umask
 
 
-# (kill point, what is then on disk, the iteration --resume continues from)
+# (kill point, the checkpoint last_checkpoint then names, what else is on
+# disk, the iteration --resume continues from)
 KILLS = [
     # inside the atomic write of iter_3.pth: its temp file holds the data
-    ('temp_write:iter_3.pth', dict(temp='.iter_3.pth.'), 2),
-    # iter_3.pth complete, last_checkpoint still names iter_2.pth
-    ('after_replace:iter_3.pth', dict(), 2),
+    ('temp_write:iter_3.pth', 2, dict(temp='.iter_3.pth.'), 2),
     # the third pointer (to iter_3) written to its temp file, not renamed
-    ('before_replace:last_checkpoint:3', dict(temp='.last_checkpoint.'), 2),
-    # pointer at iter_3, iter_2.pth removed (mmengine removed it first)
-    ('after_remove:iter_2.pth', dict(), 3),
-    # as after_replace, with the pointer left empty as a kill inside a
-    # plain open(..., 'w') left it: the newest complete file is used
-    ('after_replace:iter_3.pth', dict(empty_pointer=True), 3),
+    ('before_replace:last_checkpoint:3', 2, dict(temp='.last_checkpoint.'),
+     2),
+    # iter_2.pth pruned (mmengine pruned it before saving iter_3)
+    ('after_remove:iter_2.pth', 3, dict(), 3),
+    # iter_3.pth complete, the pointer not yet replaced; then emptied, as a
+    # kill inside mmengine's plain open(..., 'w') left it: the newest
+    # complete file is used
+    ('after_replace:iter_3.pth', 2, dict(empty_pointer=True), 3),
 ]
 
 
-@pytest.fixture(scope='module')
-def crashed(config, ade_root, tmp_path_factory):
-    """``crashed(kill, dst)``: a copy in ``dst`` of the work_dir of a run
-    killed at ``kill`` (each kill point is run once)."""
-    runs = {}
-
-    def copy(kill, dst):
-        if kill not in runs:
-            runs[kill] = tmp_path_factory.mktemp('crashed') / 'work'
-            proc = train(config, ade_root, runs[kill], expect_ok=False,
-                         **{CRASH_ENV: kill})
-            assert proc.returncode == -signal.SIGKILL, proc.log[-3000:]
-        shutil.copytree(runs[kill], dst)
-        pointer = dst / 'last_checkpoint'  # absolute: to the copy's files
-        pointer.write_text(
-            pointer.read_text().replace(str(runs[kill]), str(dst)))
-        return dst
-
-    return copy
-
-
-@pytest.mark.parametrize('kill, state, resumed', KILLS)
-def test_kill_during_save_then_resume(config, ade_root, crashed, tmp_path,
-                                      kill, state, resumed):
-    work_dir = crashed(kill, tmp_path / 'work')
+@pytest.mark.parametrize('kill, pointed, state, resumed', KILLS)
+def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
+                                      pointed, state, resumed):
+    work_dir = tmp_path / 'work'
+    crashed = train(
+        config, ade_root, work_dir, expect_ok=False, **{CRASH_ENV: kill})
+    assert crashed.returncode == -signal.SIGKILL, crashed.log[-3000:]
     pointer = work_dir / 'last_checkpoint'
+    assert pointer.read_text() == str(work_dir / f'iter_{pointed}.pth')
+    assert checkpoint_problem(pointer.read_text()) is None
     if state.get('temp'):
         assert [n for n in temp_files(work_dir)
                 if n.startswith(state['temp'])]
     if state.get('empty_pointer'):
+        assert checkpoint_problem(str(work_dir / 'iter_3.pth')) is None
         pointer.write_text('')
-    else:  # the pointer names a complete file
-        assert checkpoint_problem(pointer.read_text()) is None
     source = work_dir / f'iter_{resumed}.pth'
     before = masks_and_weights(source)
     # a lock file whose flock is free, naming a live pid (this one): stale
