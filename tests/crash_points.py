@@ -47,8 +47,8 @@ def _install(point: str, name: str, nth: int) -> None:
         return wrapper
 
     if point == 'temp_write':  # the fd's file name, from /proc
-        os.fsync = wrap(os.fsync, lambda fd: os.readlink(f'/proc/self/fd/{fd}'),
-                        True)
+        os.fsync = wrap(os.fsync,
+                        lambda fd: os.readlink(f'/proc/self/fd/{fd}'), True)
     elif point in ('before_replace', 'after_replace'):
         os.replace = wrap(os.replace, lambda src, dst: dst,
                           point == 'before_replace')

@@ -72,13 +72,14 @@ def test_remove_stale_temp_files_only_ours(tmp_path):
     (tmp_path / '.dir.abcdefgh.tmp').mkdir()
     removed = remove_stale_temp_files(tmp_path)
     assert sorted(removed) == sorted(str(tmp_path / n) for n in ours)
-    assert sorted(os.listdir(tmp_path)) == sorted(others + ['.dir.abcdefgh.tmp'])
+    assert sorted(os.listdir(tmp_path)) == sorted(others +
+                                                  ['.dir.abcdefgh.tmp'])
     assert remove_stale_temp_files(tmp_path / 'missing') == []
 
 
 def save(path, step):
-    torch.save(dict(meta=dict(iter=step), state_dict={'w': torch.ones(3)}),
-               path)
+    torch.save(
+        dict(meta=dict(iter=step), state_dict={'w': torch.ones(3)}), path)
     return str(path)
 
 
@@ -117,8 +118,8 @@ def test_checkpoint_problem(tmp_path):
 
 def test_resume_follows_a_good_pointer(work_dir):
     point(work_dir, str(work_dir / 'iter_2.pth'))
-    assert find_resume_checkpoint(str(work_dir)) == (
-        str(work_dir / 'iter_2.pth'), [])
+    assert find_resume_checkpoint(str(work_dir)) == (str(work_dir /
+                                                         'iter_2.pth'), [])
 
 
 @pytest.mark.parametrize('damage, why', [
@@ -137,8 +138,8 @@ def test_resume_falls_back_to_newest_complete(work_dir, damage, why):
         newest.unlink()
     elif damage == 'truncated_target':
         newest.write_bytes(newest.read_bytes()[:1000])
-    expected = work_dir / ('iter_3.pth' if damage in (
-        'no_pointer', 'empty_pointer') else 'iter_2.pth')
+    expected = work_dir / ('iter_3.pth' if damage in
+                           ('no_pointer', 'empty_pointer') else 'iter_2.pth')
     path, notes = find_resume_checkpoint(str(work_dir))
     assert path == str(expected)
     assert why in notes[0]
@@ -150,8 +151,12 @@ def test_resume_falls_back_to_newest_complete(work_dir, damage, why):
 def test_resume_with_nothing_complete_starts_from_scratch(tmp_path):
     (tmp_path / 'iter_5.pth').write_bytes(b'garbage')
     point(tmp_path, str(tmp_path / 'iter_5.pth'))
-    cfg = Config(dict(resume=True, load_from=None, work_dir=str(tmp_path),
-                      default_hooks=dict(checkpoint=dict(by_epoch=False))))
+    cfg = Config(
+        dict(
+            resume=True,
+            load_from=None,
+            work_dir=str(tmp_path),
+            default_hooks=dict(checkpoint=dict(by_epoch=False))))
     notes = resolve_auto_resume(cfg)
     assert cfg.resume is False and cfg.load_from is None
     assert 'skipped' in notes[1]
@@ -164,10 +169,15 @@ def test_resolve_auto_resume_uses_the_hook_settings(tmp_path):
     out.mkdir(parents=True)
     save(out / 'ckpt-7.pth', 7)
     save(tmp_path / 'epoch_9.pth', 9)  # another template: not considered
-    cfg = Config(dict(
-        resume=True, load_from=None, work_dir=str(tmp_path / 'run'),
-        default_hooks=dict(checkpoint=dict(
-            filename_tmpl='ckpt-{}.pth', out_dir=str(tmp_path / 'out')))))
+    cfg = Config(
+        dict(
+            resume=True,
+            load_from=None,
+            work_dir=str(tmp_path / 'run'),
+            default_hooks=dict(
+                checkpoint=dict(
+                    filename_tmpl='ckpt-{}.pth', out_dir=str(tmp_path /
+                                                             'out')))))
     resolve_auto_resume(cfg)
     assert (cfg.resume, cfg.load_from) == (True, str(out / 'ckpt-7.pth'))
     explicit = Config(dict(resume=True, load_from='x.pth', work_dir='w'))
@@ -224,19 +234,28 @@ def test_hook_writes_before_it_removes(tmp_path, monkeypatch):
     runner = Runner(
         model=ToyModel(),
         work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=data, sampler=dict(
-            type='DefaultSampler', shuffle=False), batch_size=1,
+        train_dataloader=dict(
+            dataset=data,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=1,
             collate_fn=dict(type='default_collate')),
-        val_dataloader=dict(dataset=data, sampler=dict(
-            type='DefaultSampler', shuffle=False), batch_size=1,
+        val_dataloader=dict(
+            dataset=data,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=1,
             collate_fn=dict(type='default_collate')),
         val_evaluator=Evaluator(IterMetric()),
         train_cfg=dict(by_epoch=False, max_iters=3, val_interval=1),
         val_cfg=dict(),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(checkpoint=SafeCheckpointHook(
-            interval=1, by_epoch=False, max_keep_ckpts=1, save_best='score',
-            rule='greater', backend_args=dict(backend='atomic_local'))),
+        default_hooks=dict(
+            checkpoint=SafeCheckpointHook(
+                interval=1,
+                by_epoch=False,
+                max_keep_ckpts=1,
+                save_best='score',
+                rule='greater',
+                backend_args=dict(backend='atomic_local'))),
         default_scope='mmseg')
     runner.train()
     for step in (2, 3):
@@ -245,14 +264,18 @@ def test_hook_writes_before_it_removes(tmp_path, monkeypatch):
         assert events.index(('write', f'iter_{step}.pth')) < prev
         assert events.index(('write', f'best_score_iter_{step}.pth')) < best
         # the pointer to iter_step, written before iter_{step-1} goes
-        pointer = [i for i, e in enumerate(events)
-                   if e == ('write', 'last_checkpoint')]
-        assert any(events.index(('write', f'iter_{step}.pth')) < i < prev
-                   for i in pointer)
+        pointer = [
+            i for i, e in enumerate(events)
+            if e == ('write', 'last_checkpoint')
+        ]
+        assert any(
+            events.index(('write', f'iter_{step}.pth')) < i < prev
+            for i in pointer)
     assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) == [
-        'best_score_iter_3.pth', 'iter_3.pth']
-    assert (tmp_path / 'last_checkpoint').read_text() == str(
-        tmp_path / 'iter_3.pth')
+        'best_score_iter_3.pth', 'iter_3.pth'
+    ]
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path /
+                                                             'iter_3.pth')
     # iter_3.pth lists the pruned steps it still owed: none after the run
     assert runner.message_hub.get_info('keep_ckpt_ids') == [3]
 
@@ -260,8 +283,8 @@ def test_hook_writes_before_it_removes(tmp_path, monkeypatch):
 def test_hook_writes_atomically_by_default():
     assert SafeCheckpointHook(interval=1).backend_args == dict(
         backend='atomic_local')
-    assert SafeCheckpointHook(interval=1, out_dir='s3://bucket/ckpt'
-                              ).backend_args is None
+    assert SafeCheckpointHook(
+        interval=1, out_dir='s3://bucket/ckpt').backend_args is None
     assert SafeCheckpointHook(
         interval=1, backend_args=dict(backend='local')).backend_args == dict(
             backend='local')

@@ -27,7 +27,9 @@ MAX_ITERS = 4
 @pytest.fixture(scope='module')
 def ade_root(tmp_path_factory):
     return generate_ade20k(
-        str(tmp_path_factory.mktemp('synthetic')), num_train=4, num_val=2,
+        str(tmp_path_factory.mktemp('synthetic')),
+        num_train=4,
+        num_val=2,
         img_size=64)
 
 
@@ -48,21 +50,35 @@ def config(tmp_path_factory):
     return str(path)
 
 
-def train(config, ade_root, work_dir, *options, resume=False,
-          expect_ok=True, **env):
+def train(config,
+          ade_root,
+          work_dir,
+          *options,
+          resume=False,
+          expect_ok=True,
+          **env):
     """tools/train.py CONFIG with ``--cfg-options data_root=... *options``
     (and ``--resume``)."""
     return run_tool(
-        'tools/train.py', config, '--work-dir', str(work_dir),
-        *(['--resume'] if resume else []), '--cfg-options',
-        f'data_root={ade_root}', *options, expect_ok=expect_ok, **env)
+        'tools/train.py',
+        config,
+        '--work-dir',
+        str(work_dir),
+        *(['--resume'] if resume else []),
+        '--cfg-options',
+        f'data_root={ade_root}',
+        *options,
+        expect_ok=expect_ok,
+        **env)
 
 
 def masks_and_weights(path):
-    state = torch.load(path, map_location='cpu',
-                       weights_only=False)['state_dict']
-    return {k[:-len('_mask')]: (state[k], state[k[:-len('_mask')]])
-            for k in state if k.endswith('_mask')}
+    state = torch.load(
+        path, map_location='cpu', weights_only=False)['state_dict']
+    return {
+        k[:-len('_mask')]: (state[k], state[k[:-len('_mask')]])
+        for k in state if k.endswith('_mask')
+    }
 
 
 def temp_files(work_dir):
@@ -81,8 +97,7 @@ KILLS = [
     # inside the atomic write of iter_3.pth: its temp file holds the data
     ('temp_write:iter_3.pth', 2, dict(temp='.iter_3.pth.'), 2),
     # the third pointer (to iter_3) written to its temp file, not renamed
-    ('before_replace:last_checkpoint:3', 2, dict(temp='.last_checkpoint.'),
-     2),
+    ('before_replace:last_checkpoint:3', 2, dict(temp='.last_checkpoint.'), 2),
     # iter_2.pth pruned (mmengine pruned it before saving iter_3)
     ('after_remove:iter_2.pth', 3, dict(), 3),
     # iter_3.pth complete, the pointer not yet replaced; then emptied, as a
@@ -103,8 +118,7 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
     assert pointer.read_text() == str(work_dir / f'iter_{pointed}.pth')
     assert checkpoint_problem(pointer.read_text()) is None
     if state.get('temp'):
-        assert [n for n in temp_files(work_dir)
-                if n.startswith(state['temp'])]
+        assert [n for n in temp_files(work_dir) if n.startswith(state['temp'])]
     if state.get('empty_pointer'):
         assert checkpoint_problem(str(work_dir / 'iter_3.pth')) is None
         pointer.write_text('')
@@ -114,8 +128,8 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
     (work_dir / LOCK_NAME).write_text(f'{os.getpid()}\n')
 
     # another seed: masks drawn afresh would differ from the checkpoint's
-    log = train(config, ade_root, work_dir, 'randomness.seed=1',
-                resume=True).log
+    log = train(
+        config, ade_root, work_dir, 'randomness.seed=1', resume=True).log
     assert f'resumed epoch: 0, iter: {resumed}' in log
     if state.get('empty_pointer'):
         assert 'Auto resume:' in log and 'is empty' in log
@@ -126,7 +140,8 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
     final = work_dir / f'iter_{MAX_ITERS}.pth'
     assert pointer.read_text() == str(final)
     assert sorted(n for n in os.listdir(work_dir) if n.endswith('.pth')) == [
-        final.name]  # max_keep_ckpts=1, the leftovers of the kill pruned
+        final.name
+    ]  # max_keep_ckpts=1, the leftovers of the kill pruned
     after = masks_and_weights(final)
     assert after.keys() == before.keys() and len(after) > 10
     for key, (mask, weight) in after.items():
@@ -138,8 +153,7 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
         assert os.stat(path).st_mode & 0o777 == plain_mode(), path
 
 
-def test_second_run_in_a_busy_work_dir_is_refused(config, ade_root,
-                                                  tmp_path):
+def test_second_run_in_a_busy_work_dir_is_refused(config, ade_root, tmp_path):
     work_dir = tmp_path / 'busy'
     with WorkDirLock(str(work_dir)):
         proc = train(config, ade_root, work_dir, expect_ok=False)

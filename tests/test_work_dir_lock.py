@@ -39,13 +39,10 @@ def test_stale_lock_file_taken_over(tmp_path, content):
 
 def test_only_rank_zero_locks(tmp_path, monkeypatch):
     monkeypatch.setenv('RANK', '1')
-    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'),
-                      nullcontext)
+    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'), nullcontext)
     monkeypatch.setenv('SLURM_PROCID', '0')
     assert isinstance(lock_for_training(str(tmp_path), 'slurm'), WorkDirLock)
     monkeypatch.setenv('RANK', '0')
-    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'),
-                      WorkDirLock)
+    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'), WorkDirLock)
     monkeypatch.setenv(SHARED_WORK_DIR_ENV, '1')
-    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'),
-                      nullcontext)
+    assert isinstance(lock_for_training(str(tmp_path), 'pytorch'), nullcontext)

@@ -65,9 +65,10 @@ def _numbered_checkpoints(folder: str, filename_tmpl: str) -> List[str]:
 
 
 def find_resume_checkpoint(
-        work_dir: str,
-        filename_tmpl: str = 'iter_{}.pth',
-        folders: Tuple[str, ...] = ()) -> Tuple[Optional[str], List[str]]:
+    work_dir: str,
+    filename_tmpl: str = 'iter_{}.pth',
+    folders: Tuple[str, ...] = ()
+) -> Tuple[Optional[str], List[str]]:
     """The checkpoint an automatic resume in ``work_dir`` should load.
 
     ``WORK_DIR/last_checkpoint`` when it names a complete file (or a remote
@@ -98,12 +99,12 @@ def find_resume_checkpoint(
     else:
         if '://' in target:  # a remote backend's file: mmengine's business
             return target, []
-        problem = (checkpoint_problem(target)
-                   if target else 'the file is empty')
+        problem = (
+            checkpoint_problem(target) if target else 'the file is empty')
         if problem is None:
             return target, []
-        notes.append(f'{pointer} -> {target!r} is unusable: {problem}' if
-                     target else f'{pointer} is unusable: {problem}')
+        notes.append(f'{pointer} -> {target!r} is unusable: {problem}'
+                     if target else f'{pointer} is unusable: {problem}')
     search = [osp.dirname(target)] if target else []
     search += [work_dir, *folders]
     for folder in dict.fromkeys(osp.abspath(d) for d in search):
@@ -136,8 +137,8 @@ def resolve_auto_resume(cfg: Config) -> List[str]:
     if not cfg.get('resume') or cfg.get('load_from'):
         return []
     hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
-    tmpl = hook.get('filename_tmpl') or (
-        'epoch_{}.pth' if hook.get('by_epoch', True) else 'iter_{}.pth')
+    tmpl = hook.get('filename_tmpl') or ('epoch_{}.pth' if hook.get(
+        'by_epoch', True) else 'iter_{}.pth')
     folders = ()
     if hook.get('out_dir'):  # CheckpointHook: out_dir/basename(work_dir)
         folders = (osp.join(hook['out_dir'],

@@ -94,7 +94,8 @@ class WorkDirLock:
 
 #: Where each launcher puts the global rank before the process group exists.
 _RANK_ENV = dict(
-    pytorch=('RANK', ), slurm=('SLURM_PROCID', ),
+    pytorch=('RANK', ),
+    slurm=('SLURM_PROCID', ),
     mpi=('OMPI_COMM_WORLD_RANK', 'PMI_RANK'))
 
 
