@@ -7,6 +7,7 @@ checkpoints and the pointer before removing old and previous-best ones.
 import os
 import os.path as osp
 import stat
+import zipfile
 
 import pytest
 import torch
@@ -110,7 +111,10 @@ def test_checkpoint_problem(tmp_path):
     flipped[at + 3] ^= 0x01
     (tmp_path / 'flip.pth').write_bytes(bytes(flipped))
     assert 'CRC' in checkpoint_problem(str(tmp_path / 'flip.pth'))
-    import zipfile
+    torch.save({'w': 1},
+               tmp_path / 'legacy.pth',
+               _use_new_zipfile_serialization=False)
+    assert '--resume PATH' in checkpoint_problem(str(tmp_path / 'legacy.pth'))
     with zipfile.ZipFile(tmp_path / 'other.zip', 'w') as z:
         z.writestr('a.txt', 'x')
     assert 'no data.pkl' in checkpoint_problem(str(tmp_path / 'other.zip'))

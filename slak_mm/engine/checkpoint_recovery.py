@@ -38,6 +38,11 @@ def checkpoint_problem(path: str) -> Optional[str]:
     try:
         if osp.getsize(path) == 0:
             return 'the file is empty'
+        with open(path, 'rb') as f:
+            legacy = f.read(1) == b'\x80'  # a pickle: torch's pre-1.6 format
+        if legacy:
+            return ('a legacy (non-zip) torch file, which cannot be checked; '
+                    'resume from it explicitly with --resume PATH')
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
             names = archive.namelist()
