@@ -14,28 +14,34 @@ def test_op_benchmark(tmp_path):
     out = tmp_path / 'op.json'
     stdout = run_benchmark('op', '--device', 'cpu', '--batch', '1', '--size',
                            '64', '--stages', '0', '3', '--backward',
-                           '--min-run-time', '0.05', '--out', str(out))
-    assert 'speedup' in stdout
+                           '--min-run-time', '0.01', '--rounds', '2',
+                           '--out', str(out))
+    assert 'auto chose' in stdout and 'total fp32' in stdout
     data = json.loads(out.read_text())
     assert data['environment']['torch']
     rows = data['results']
     assert [(r['channels'], r['height'], r['kernel'])
             for r in rows] == [(124, 16, 51), (998, 2, 13)]
     for r in rows:
-        assert r['mode'] == 'fwd+bwd' and r['impl'] == 'torch'
-        assert r['max_rel_diff'] < 1e-5  # same convolution as nn.Conv2d
-        assert r['baseline_ms'] > 0 and r['ours_ms'] > 0
-        assert abs(r['speedup'] - r['baseline_ms'] / r['ours_ms']) < 1e-9
+        assert r['mode'] == 'fwd+bwd'
+        assert set(r['ms']) == {'torch', 'fft', 'auto'}  # no Triton on CPU
+        assert all(t > 0 for t in r['ms'].values())
+        assert r['auto_impl'] in ('torch', 'fft')
+        assert r['best_impl'] in ('torch', 'fft')
+        assert all(e < 1e-5 for e in r['max_rel_diff'].values())
+        assert abs(r['speedup'] - r['ms']['torch'] / r['ms']['auto']) < 1e-9
 
 
 def test_model_benchmark_variants(tmp_path):
     out = tmp_path / 'model.json'
     stdout = run_benchmark(
         'model', 'configs/demo/upernet_slak_demo_synthetic_ade20k.py',
-        '--variants', 'nchw', 'default', 'deploy', '--shape', '64', '64',
-        '--min-run-time', '0.05', '--out', str(out))
+        '--variants', 'nchw', 'default', 'fft', 'deploy', '--shape', '64',
+        '64', '--min-run-time', '0.01', '--rounds', '2', '--out', str(out))
     rows = json.loads(out.read_text())['results']
-    assert [r['variant'] for r in rows] == ['nchw', 'default', 'deploy']
+    assert [r['variant'] for r in rows] == ['nchw', 'default', 'fft', 'deploy']
+    assert set(rows[2]['auto_impl'].values()) == {'fft'}
+    assert set(rows[1]['auto_impl']) == {'0', '1', '2', '3'}
     assert rows[0]['ratio_to_first'] == 1.0
     assert all(r['part'] == 'backbone' and r['ms'] > 0 for r in rows)
     assert 'x nchw' in stdout
@@ -46,7 +52,8 @@ def test_model_benchmark_whole_detector_backward(tmp_path):
     run_benchmark('model',
                   'configs/demo/faster_rcnn_slak_demo_synthetic_voc.py',
                   '--whole-model', '--backward', '--shape', '64', '64',
-                  '--min-run-time', '0.05', '--out', str(out))
+                  '--min-run-time', '0.01', '--rounds', '1', '--out',
+                  str(out))
     (row, ) = json.loads(out.read_text())['results']
     assert row['part'] == 'model' and row['mode'] == 'fwd+bwd'
     assert row['ms'] > 0 and row['ratio_to_first'] == 1.0

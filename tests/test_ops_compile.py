@@ -53,8 +53,7 @@ def test_compiled_equals_eager(backend):
         inp = x.clone().requires_grad_()
         out = run(inp)
         out.square().sum().backward()
-        results.append([out, inp.grad] +
-                       [p.grad for p in module.parameters()])
+        results.append([out, inp.grad] + [p.grad for p in module.parameters()])
     for a, b in zip(*results):  # inductor reorders the BN reductions
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 

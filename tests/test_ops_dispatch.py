@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from slak_mm.ops import dispatch, multi_depthwise_conv2d, resolve_impl
-from slak_mm.ops.dispatch import (CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV,
-                                  TUNE_ENV, Candidate, bucket)
+from slak_mm.ops.dispatch import (CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV, TUNE_ENV,
+                                  Candidate, bucket)
 
 
 @pytest.fixture(autouse=True)
@@ -102,8 +102,9 @@ def test_failing_and_wrong_candidates_are_dropped_with_one_warning_each(
     assert choice in ('torch', 'fft')
     messages = [str(r.message) for r in record if 'slak_mm' in str(r.message)]
     assert len(messages) == 2
-    assert any("'broken'" in m and 'launch failed' in m
-               and f'using {choice!r}' in m for m in messages)
+    assert any(
+        "'broken'" in m and 'launch failed' in m and f'using {choice!r}' in m
+        for m in messages)
     assert any("'wrong'" in m and 'wrong result' in m for m in messages)
     # The result is the real conv's, and nothing warns again.
     with warnings.catch_warnings():
@@ -126,8 +127,8 @@ def test_stale_cache_is_ignored_quietly(fresh, monkeypatch):
     key = dispatch._key_string(dispatch.tuning_key('multi', x, weights))
     _inject(monkeypatch, 'never', lambda x, w: 1 / 0)
     stale = dict(dispatch.fingerprint(), torch='0.0')
-    fresh.write_text(json.dumps(dict(fingerprint=stale,
-                                     entries={key: 'never'})))
+    fresh.write_text(
+        json.dumps(dict(fingerprint=stale, entries={key: 'never'})))
     with pytest.warns(UserWarning, match="'never'"):  # tuned: never fails
         assert resolve_impl(x, None, weights) != 'never'
 
@@ -160,9 +161,8 @@ def test_switch_cap_and_small_work_use_the_heuristic(monkeypatch):
     monkeypatch.setattr(dispatch, 'MIN_TUNE_WORK', 1 << 40)
     dispatch.clear_memory()
     assert resolve_impl(big, None, weights) == 'fft'
-    assert dispatch.heuristic(
-        ('multi', 'cuda', 0, 'torch.float32', 1, 2, 64, 64, 'nchw',
-         ((51, 5), ), 'train')) == 'torch'
+    assert dispatch.heuristic(('multi', 'cuda', 0, 'torch.float32', 1, 2, 64,
+                               64, 'nchw', ((51, 5), ), 'train')) == 'torch'
 
 
 def test_forced_impls_and_errors(monkeypatch):

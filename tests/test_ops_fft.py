@@ -16,8 +16,8 @@ TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
 
 def _input(n, c, h, w, layout):
     if layout == 'channels_last':
-        return torch.randn(n, c, h, w).contiguous(
-            memory_format=torch.channels_last)
+        return torch.randn(n, c, h,
+                           w).contiguous(memory_format=torch.channels_last)
     if layout == 'sliced':  # non-contiguous in C and W
         return torch.randn(n, 2 * c, h, w + 3)[:, ::2, :, 1:w + 1]
     if layout == 'transposed':
@@ -46,8 +46,10 @@ def _errors(impl, x, weights, bias=None, cross=False, dtype=torch.float32):
             b64 = leaf(bias.double())
             refs[0] = refs[0] + b64.view(1, -1, 1, 1)
     torch.autograd.backward(refs, [g.double() for g in grads])
-    errors = {f'out{k}': rel_err(o, r) for k, (o, r) in enumerate(zip(outs,
-                                                                       refs))}
+    errors = {
+        f'out{k}': rel_err(o, r)
+        for k, (o, r) in enumerate(zip(outs, refs))
+    }
     errors['grad_x'] = rel_err(x.grad, x64.grad)
     for k, (w, r) in enumerate(zip(weights, w64)):
         errors[f'grad_w{k}'] = rel_err(w.grad, r.grad)
@@ -108,8 +110,9 @@ def test_autocast_like_conv2d(dtype):
     """Under autocast the output has the autocast dtype (as conv2d's), the
     gradients the dtypes of the fp32 leaves; the FFT computes in fp32, so
     its error is the output's rounding."""
-    x = leaf(torch.randn(1, 4, 24, 20).contiguous(
-        memory_format=torch.channels_last))
+    x = leaf(
+        torch.randn(1, 4, 24,
+                    20).contiguous(memory_format=torch.channels_last))
     weights = [leaf(w) for w in _branches(4, 13)]
     with torch.autocast('cpu', dtype=dtype):
         outs = multi_depthwise_conv2d(x, weights, impl='fft')
@@ -133,8 +136,8 @@ def test_autocast_like_conv2d(dtype):
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_half_inputs(dtype):
     x = torch.randn(2, 3, 9, 11)
-    errors = _errors('fft', x, [w.to(dtype) for w in _branches(3, 13)],
-                     dtype=dtype)
+    errors = _errors(
+        'fft', x, [w.to(dtype) for w in _branches(3, 13)], dtype=dtype)
     assert not _bad(errors, TOL[dtype])
 
 
@@ -160,8 +163,7 @@ def test_float64_gradcheck():
         for kh, kw in [(7, 3), (3, 9)]
     ]
     assert torch.autograd.gradcheck(
-        lambda x, *w: multi_depthwise_conv2d(x, w, impl='fft'),
-        (x, *weights))
+        lambda x, *w: multi_depthwise_conv2d(x, w, impl='fft'), (x, *weights))
 
 
 def test_fft_size():

@@ -5,20 +5,23 @@ Ops (torch + Triton only; runs on a bare GPU box)::
     python tools/benchmark.py op [--device cuda] [--dtype fp32 bf16]
         [--backward] [--batch 8] [--size 512] [--out op.json]
 
-times SLaK-T's three branch convs per stage with ``nn.Conv2d`` (NCHW)
-against ``slak_mm.ops`` as the backbone calls them.
+times SLaK-T's three branch convs per stage with every implementation of
+``slak_mm.ops`` (torch, fft, triton on CUDA) and with ``auto`` (the
+measured choice, which it names), interleaved, and prints their totals.
 
 A config's backbone or whole model, in several variants (the first is the
 baseline of the ratios; see ``slak_mm/apis/benchmark.py``)::
 
-    python tools/benchmark.py model CONFIG --variants torch default deploy \
-        [--whole-model] [--backward] [--amp bf16] [--batch 1] \
-        [--shape 512 512] [--out model.json]
+    python tools/benchmark.py model CONFIG --variants torch fft default \
+        deploy [--whole-model] [--backward] [--amp bf16] [--batch 1] \
+        [--shape 512 512] [--rounds 5] [--out model.json]
     python tools/benchmark.py model CONFIG --variants timm:convnext_tiny \
         default --backward --amp bf16 --batch 8
 
-Without CUDA everything runs on the CPU (absolute times there are
-indicative only; compare ratios).
+Variants and implementations are timed interleaved (``--rounds`` rounds,
+medians), so that load from other processes hits them alike. Without CUDA
+everything runs on the CPU (absolute times there are indicative only;
+compare ratios).
 """
 import argparse
 import json
@@ -46,7 +49,11 @@ def parse_args():
         default=512,
         help='input image side (stage maps are /4 ... /32)')
     op.add_argument('--stages', type=int, nargs='+', default=[0, 1, 2, 3])
-    op.add_argument('--impl', choices=['auto', 'triton', 'torch'])
+    op.add_argument(
+        '--impls',
+        nargs='+',
+        choices=['torch', 'fft', 'triton'],
+        help='implementations to time besides auto (default: all available)')
     model = sub.add_parser('model', help="a config's backbone or model")
     model.add_argument('config')
     model.add_argument('--variants', nargs='+', default=['default'])
@@ -70,8 +77,13 @@ def parse_args():
         p.add_argument(
             '--min-run-time',
             type=float,
-            default=1.0,
-            help='seconds of timing per measurement')
+            default=0.2,
+            help='seconds per timed block of calls (at least one call)')
+        p.add_argument(
+            '--rounds',
+            type=int,
+            default=5,
+            help='interleaved timing rounds (the median is reported)')
         p.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args()
 
@@ -80,26 +92,40 @@ def run_op(args, device):
     from slak_mm.ops.benchmark import benchmark_stage, slak_stage_shapes
     shapes = slak_stage_shapes(args.size)
     rows = []
-    print(f'{"C":>5} {"HxW":>8} {"M":>3} {"dtype":>5} {"mode":>7} '
-          f'{"nn.Conv2d ms":>12} {"ours ms":>9} {"speedup":>7} {"impl":>6} '
-          f'{"TFLOP/s":>7} {"rel.diff":>8}')
-    for stage in args.stages:
-        for dtype in args.dtype:
+    for dtype in args.dtype:
+        for stage in args.stages:
             r = benchmark_stage(
                 **shapes[stage],
                 batch=args.batch,
                 dtype=dtype,
                 backward=args.backward,
                 device=device,
-                impl=args.impl,
-                min_run_time=args.min_run_time)
-            flop = r['gflop'] * (3 if args.backward else 1)
+                impls=args.impls,
+                rounds=args.rounds,
+                min_round_time=args.min_run_time)
+            if not rows or rows[-1]['dtype'] != dtype:
+                names = list(r['ms'])
+                print(f'{"C":>5} {"HxW":>8} {"M":>3} {"dtype":>5} '
+                      f'{"mode":>7} ' +
+                      ' '.join(f'{n + " ms":>10}' for n in names) +
+                      f' {"auto chose":>10} {"best":>6} {"torch/auto":>10}'
+                      f' {"auto/best":>9} {"rel.diff":>8}')
             print(f'{r["channels"]:>5} {r["height"]:>4}x{r["width"]:<3} '
-                  f'{r["kernel"]:>3} {dtype:>5} {r["mode"]:>7} '
-                  f'{r["baseline_ms"]:>12.3f} {r["ours_ms"]:>9.3f} '
-                  f'{r["speedup"]:>6.2f}x {r["impl"]:>6} '
-                  f'{flop / r["ours_ms"]:>7.2f} {r["max_rel_diff"]:>8.1e}')
+                  f'{r["kernel"]:>3} {dtype:>5} {r["mode"]:>7} ' +
+                  ' '.join(f'{r["ms"][n]:>10.2f}' for n in names) +
+                  f' {r["auto_impl"]:>10} {r["best_impl"]:>6} '
+                  f'{r["speedup"]:>9.2f}x {r["auto_vs_best"]:>8.2f}x '
+                  f'{max(r["max_rel_diff"].values()):>8.1e}')
             rows.append(r)
+    for dtype in args.dtype:
+        part = [r for r in rows if r['dtype'] == dtype]
+        total = {n: sum(r['ms'][n] for r in part) for n in part[0]['ms']}
+        best = sum(r['ms'][r['best_impl']] for r in part)
+        speedup = total['torch'] / total['auto']
+        print(f'total {dtype}: ' +
+              ', '.join(f'{n} {t:.1f} ms' for n, t in total.items()) +
+              f', best-of {best:.1f} ms; auto is {speedup:.2f}x faster than '
+              f'torch, {total["auto"] / best:.2f}x the best-of')
     return rows
 
 
@@ -109,13 +135,15 @@ def run_model(args, device):
     cfg = load_config(args.config, cfg_options=args.cfg_options)
     rows = benchmark_model(cfg, args.variants, args.whole_model, args.backward,
                            args.batch, tuple(args.shape), device, args.amp,
-                           args.min_run_time)
+                           args.min_run_time, args.rounds)
     print(f'{args.config}: {rows[0]["part"]}, {rows[0]["mode"]}, batch '
           f'{args.batch}, {args.shape[0]}x{args.shape[1]}, {device}'
           f'{", " + args.amp if args.amp else ""}')
     for r in rows:
+        chose = ', '.join(f'stage {k}: {v}' for k, v in r['auto_impl'].items())
         print(f'  {r["variant"]:<24} {r["ms"]:>10.2f} ms   '
-              f'{r["ratio_to_first"]:>6.3f} x {rows[0]["variant"]}')
+              f'{r["ratio_to_first"]:>6.3f} x {rows[0]["variant"]}'
+              f'{"   (" + chose + ")" if chose else ""}')
     return rows
 
 

@@ -3,9 +3,11 @@ one run so their ratios mean something (``tools/benchmark.py model``).
 
 Variants (the first is the baseline of the ratios):
 
-- ``default``: the model as configured (Triton convs on CUDA when
-  available; channels-last convs on the CPU);
-- ``torch``: every large kernel through ``F.conv2d``;
+- ``default``: the model as configured (``conv_impl='auto'``: the
+  measured choice per stage, reported as ``auto_impl``; channels-last
+  convs on the CPU);
+- ``torch``, ``fft``, ``triton``: every large kernel through that
+  implementation (``triton`` only where it runs: CUDA);
 - ``nchw``: CPU convs on NCHW tensors (``SLAK_MM_CPU_LAYOUT=nchw``);
 - ``deploy``: the merged inference form (``switch_to_deploy``), forward
   only;
@@ -15,7 +17,8 @@ Variants (the first is the baseline of the ratios):
 import contextlib
 import copy
 import os
-from typing import List, Optional, Sequence, Tuple
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
 from unittest import mock
 
 import torch
@@ -24,11 +27,13 @@ from mmengine.config import Config
 
 from slak_mm.models import LargeKernelConv, SLaK
 from slak_mm.ops import CPU_LAYOUT_ENV
-from slak_mm.ops.benchmark import time_fn
+from slak_mm.ops.benchmark import time_interleaved
 from .config import replace_sync_bn
 from .model import build_model, det_data_samples
 
-VARIANTS = ('default', 'torch', 'nchw', 'deploy')
+#: Variants that force one conv implementation.
+IMPL_VARIANTS = ('torch', 'fft', 'triton')
+VARIANTS = ('default', ) + IMPL_VARIANTS + ('nchw', 'deploy')
 
 
 def _variant(
@@ -39,11 +44,11 @@ def _variant(
         return model, contextlib.nullcontext()
     if name == 'nchw':
         return model, mock.patch.dict(os.environ, {CPU_LAYOUT_ENV: 'nchw'})
-    if name == 'torch':
+    if name in IMPL_VARIANTS:
         variant = copy.deepcopy(model)
         for m in variant.modules():
             if isinstance(m, LargeKernelConv):
-                m.impl = 'torch'
+                m.impl = name
         return variant, contextlib.nullcontext()
     if name == 'deploy':
         if backward:
@@ -61,6 +66,24 @@ def _variant(
             features_only=True), contextlib.nullcontext()
     raise ValueError(f'Unknown variant {name!r}; choose from {VARIANTS} or '
                      f'timm:MODEL_NAME')
+
+
+def stage_impls(model: nn.Module) -> Dict[str, str]:
+    """What each stage's large kernels ran with last (``auto``'s choice).
+
+    Args:
+        model (nn.Module): A model holding SLaK blocks.
+
+    Returns:
+        dict: Stage index (str) -> implementation name (names joined by
+        ``+`` if the stage's blocks differ).
+    """
+    found = {}
+    for name, m in model.named_modules():
+        match = re.search(r'stages\.(\d+)\.', name)
+        if isinstance(m, LargeKernelConv) and match and m.last_impl:
+            found.setdefault(match.group(1), set()).add(m.last_impl)
+    return {k: '+'.join(sorted(v)) for k, v in sorted(found.items())}
 
 
 def _tensors(out) -> List[torch.Tensor]:
@@ -81,7 +104,8 @@ def benchmark_model(cfg: Config,
                     shape: Tuple[int, int] = (512, 512),
                     device: Optional[str] = None,
                     amp: Optional[str] = None,
-                    min_run_time: float = 2.0) -> List[dict]:
+                    min_run_time: float = 2.0,
+                    rounds: int = 3) -> List[dict]:
     """Time the backbone (or whole model) of ``cfg`` in each variant.
 
     Args:
@@ -96,11 +120,14 @@ def benchmark_model(cfg: Config,
         shape (tuple[int, int]): Input height and width.
         device (str, optional): Default: CUDA if available, else CPU.
         amp (str, optional): ``'bf16'`` or ``'fp16'`` autocast.
-        min_run_time (float): Seconds of timing per variant.
+        min_run_time (float): Seconds per timed block (a block is at least
+            one step).
+        rounds (int): Interleaved rounds; the median is reported.
 
     Returns:
         list[dict]: Per variant: ``variant``, ``ms``, ``ratio_to_first``
-        (time / first variant's time) and the settings.
+        (time / first variant's time), ``auto_impl`` (stage ->
+        implementation its large kernels ran with) and the settings.
     """
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     replace_sync_bn(cfg)
@@ -120,25 +147,30 @@ def benchmark_model(cfg: Config,
                 'fp16': 'float16'
             }[amp])) if amp else contextlib.nullcontext())
 
-    results = []
+    steps, modules = {}, {}
     for name in variants:
         module, context = _variant(model, name, backward)
-        module = module.to(device).train(backward)
+        modules[name] = module = module.to(device).train(backward)
 
-        def step():
-            with autocast:
+        def step(module=module, context=context):
+            with context, autocast:
                 out = (
                     module(x, samples, mode='tensor')
                     if whole_model else module(x))
                 if backward:
                     sum(t.float().mean() for t in _tensors(out)).backward()
 
-        with context, torch.set_grad_enabled(backward):
-            seconds = time_fn(step, min_run_time)
+        steps[name] = step
+    with torch.set_grad_enabled(backward):
+        # interleaved rounds: other processes' load hits all variants alike
+        seconds = time_interleaved(steps, rounds, min_run_time)
+    results = []
+    for name in variants:
         results.append(
             dict(
                 variant=name,
-                ms=seconds * 1e3,
+                ms=seconds[name] * 1e3,
+                auto_impl=stage_impls(modules[name]),
                 part='model' if whole_model else 'backbone',
                 mode='fwd+bwd' if backward else 'fwd',
                 batch=batch,

@@ -4,8 +4,7 @@ from .depthwise_conv import (IMPL_ENV, IMPLS, MAX_KERNEL,
                              cross_depthwise_conv2d, depthwise_conv2d,
                              multi_depthwise_conv2d, resolve_impl,
                              triton_available)
-from .dispatch import (CACHE_ENV, MAX_TUNED_ENV, TUNE_ENV, bucket,
-                       cache_path)
+from .dispatch import (CACHE_ENV, MAX_TUNED_ENV, TUNE_ENV, bucket, cache_path)
 from .fft_depthwise import (fft_cross_depthwise_conv2d,
                             fft_multi_depthwise_conv2d, fft_size)
 from .memory_format import CPU_LAYOUT_ENV, to_preferred_layout

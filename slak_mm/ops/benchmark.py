@@ -1,16 +1,18 @@
-"""Timing of the large-kernel depthwise convs against ``nn.Conv2d``.
+"""Timing of the large-kernel depthwise convs, every implementation side
+by side.
 
-Torch (and Triton) only, so it runs on a bare GPU box. Times come from
-``torch.utils.benchmark.Timer`` (CUDA-synchronised, median of adaptive
-runs); every ratio is taken between timings of the same run.
+Torch (and Triton) only, so it runs on a bare GPU box. Implementations are
+timed interleaved (round after round, each one once per round, median per
+implementation), so that load from other processes hits all of them alike;
+every ratio is taken between timings of the same run.
 """
 import platform
-from typing import Dict, List, Optional, Sequence
+import time
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
-import torch.nn as nn
-from torch.utils import benchmark as torch_benchmark
 
+from . import dispatch
 from .depthwise_conv import multi_depthwise_conv2d, resolve_impl
 from .memory_format import to_preferred_layout
 
@@ -18,13 +20,6 @@ from .memory_format import to_preferred_layout
 SLAK_T_DIMS = (124, 249, 499, 998)
 SLAK_T_KERNELS = (51, 49, 47, 13)
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-def time_fn(fn, min_run_time: float = 1.0) -> float:
-    """Median seconds per call of ``fn`` (CUDA work synchronised)."""
-    fn()  # warm-up: compilation, autotuning, allocator
-    timer = torch_benchmark.Timer(stmt='fn()', globals={'fn': fn})
-    return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
 def environment() -> Dict[str, Optional[str]]:
@@ -63,16 +58,61 @@ def slak_stage_shapes(size: int = 512,
     ]
 
 
-def _branch_convs(channels: int, kernel: int, small: int) -> nn.ModuleList:
-    shapes = [(kernel, small), (small, kernel), (small, small)]
-    return nn.ModuleList(
-        nn.Conv2d(
-            channels,
-            channels,
-            s,
-            padding=(s[0] // 2, s[1] // 2),
-            groups=channels,
-            bias=False) for s in shapes)
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]],
+                     rounds: int = 5,
+                     min_round_time: float = 0.2) -> Dict[str, float]:
+    """Median seconds per call of each function, measured interleaved.
+
+    Each function is warmed up once (compilation, tuning, allocator), then
+    every round times each function once, as a block of calls long enough
+    to take about ``min_round_time`` (CUDA work synchronised).
+
+    Args:
+        fns (dict): Name -> function of no arguments.
+        rounds (int): Rounds; the median over them is reported.
+        min_round_time (float): Seconds a block of calls should take.
+
+    Returns:
+        dict: Name -> median seconds per call.
+    """
+    number = {}
+    for name, fn in fns.items():
+        _sync()
+        start = time.perf_counter()
+        fn()
+        _sync()
+        once = time.perf_counter() - start
+        number[name] = max(1, int(min_round_time / max(once, 1e-6)))
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            _sync()
+            start = time.perf_counter()
+            for _ in range(number[name]):
+                fn()
+            _sync()
+            times[name].append((time.perf_counter() - start) / number[name])
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def available_impls(x: torch.Tensor) -> List[str]:
+    """The implementations ``impl='auto'`` chooses from for ``x``.
+
+    Args:
+        x (Tensor): An input.
+
+    Returns:
+        list[str]: Names (``torch`` first).
+    """
+    return [
+        name for name, cand in dispatch.CANDIDATES.items()
+        if cand.available(x) and (name != 'triton' or x.is_cuda)
+    ]
 
 
 def benchmark_stage(channels: int,
@@ -84,11 +124,13 @@ def benchmark_stage(channels: int,
                     dtype: str = 'fp32',
                     backward: bool = False,
                     device: str = 'cuda',
-                    impl: Optional[str] = None,
-                    min_run_time: float = 1.0) -> dict:
-    """Time SLaK's three branch convs of one stage: ``nn.Conv2d`` on NCHW
-    (the baseline) against :func:`slak_mm.ops.multi_depthwise_conv2d` as
-    the backbone calls it (Triton on CUDA; channels-last torch on the CPU).
+                    impls: Optional[Sequence[str]] = None,
+                    rounds: int = 5,
+                    min_round_time: float = 0.2) -> dict:
+    """Time SLaK's three branch convs of one stage with every
+    implementation and with ``impl='auto'``, as the backbone calls them
+    (:func:`slak_mm.ops.multi_depthwise_conv2d` on the layout the device
+    prefers: channels-last on the CPU).
 
     Args:
         channels, height, width (int): Input shape per image.
@@ -100,49 +142,55 @@ def benchmark_stage(channels: int,
         backward (bool): Time forward + backward (input and weight
             gradients) instead of forward only.
         device (str): ``'cuda'`` or ``'cpu'``.
-        impl (str, optional): Passed to ``multi_depthwise_conv2d``.
-        min_run_time (float): Seconds of timing per variant.
+        impls (Sequence[str], optional): Implementations to time besides
+            ``auto``. Default: all available (:func:`available_impls`).
+        rounds (int): Interleaved rounds (median).
+        min_round_time (float): Seconds per timed block.
 
     Returns:
-        dict: Shape, ``baseline_ms``, ``ours_ms``, ``speedup``
-        (baseline / ours), ``impl``, forward ``gflop`` and the relative max
-        difference of the forward outputs.
+        dict: Shape and settings; ``ms`` (name -> time, ``auto``
+        included), ``auto_impl`` (what auto chose), ``best_impl``,
+        ``speedup`` (torch / auto), ``auto_vs_best`` (auto / best single
+        implementation), ``max_rel_diff`` (name -> forward difference to
+        torch) and the forward ``gflop``.
     """
     torch.manual_seed(0)
     dt = DTYPES[dtype]
-    convs = _branch_convs(channels, kernel, small).to(device, dt)
-    weights = [c.weight for c in convs]
-    x = torch.randn(
-        batch,
-        channels,
-        height,
-        width,
-        device=device,
-        dtype=dt,
-        requires_grad=backward)
-    x_ours = to_preferred_layout(x.detach()).requires_grad_(backward)
-    grads = [torch.randn_like(x) for _ in convs] if backward else None
+    shapes = [(kernel, small), (small, kernel), (small, small)]
+    weights = [(torch.randn(channels, 1, kh, kw, device=device) /
+                (kh * kw)**0.5).to(dt).requires_grad_(backward)
+               for kh, kw in shapes]
+    x = to_preferred_layout(
+        torch.randn(batch, channels, height, width, device=device,
+                    dtype=dt)).requires_grad_(backward)
+    grads = [torch.randn_like(x) for _ in shapes] if backward else None
+    names = list(impls or available_impls(x))
 
-    def baseline():
-        outs = [conv(x) for conv in convs]
-        if backward:
-            torch.autograd.backward(outs, grads)
-        return outs
+    def run(impl):
 
-    def ours():
-        outs = multi_depthwise_conv2d(x_ours, weights, impl=impl)
-        if backward:
-            torch.autograd.backward(outs, grads)
-        return outs
+        def step():
+            outs = multi_depthwise_conv2d(x, weights, impl=impl)
+            if backward:
+                torch.autograd.backward(outs, grads)
+            return outs
+
+        return step
 
     with torch.set_grad_enabled(backward):
-        ref, out = baseline(), ours()
-        error = max(
-            float((a.detach().float() - b.detach().float()).abs().max() /
-                  a.detach().float().abs().max().clamp_min(1e-12))
-            for a, b in zip(ref, out))
-        base_s = time_fn(baseline, min_run_time)
-        ours_s = time_fn(ours, min_run_time)
+        auto_impl = resolve_impl(x, None, weights)  # tunes now, untimed
+        ref = run('torch')()
+        errors = {}
+        for name in names:
+            out = run(name)()
+            errors[name] = max(
+                dispatch.relative_error(o, r) for o, r in zip(out, ref))
+        ms = {
+            name: t * 1e3
+            for name, t in time_interleaved(
+                {n: run(None if n == 'auto' else n)
+                 for n in names + ['auto']}, rounds, min_round_time).items()
+        }
+    best = min(names, key=ms.get)
     taps = kernel * small * 2 + small * small
     return dict(
         channels=channels,
@@ -154,9 +202,10 @@ def benchmark_stage(channels: int,
         dtype=dtype,
         mode='fwd+bwd' if backward else 'fwd',
         device=device,
-        impl=resolve_impl(x_ours, impl),
-        baseline_ms=base_s * 1e3,
-        ours_ms=ours_s * 1e3,
-        speedup=base_s / ours_s,
-        gflop=2 * batch * channels * height * width * taps / 1e9,
-        max_rel_diff=error)
+        ms=ms,
+        auto_impl=auto_impl,
+        best_impl=best,
+        speedup=ms['torch'] / ms['auto'],
+        auto_vs_best=ms['auto'] / ms[best],
+        max_rel_diff=errors,
+        gflop=2 * batch * channels * height * width * taps / 1e9)

@@ -139,15 +139,15 @@ def tuning_key(op: str, x: torch.Tensor,
         wanted) or ``'infer'``.
     """
     n, c, h, w = x.shape
-    train = torch.is_grad_enabled() and (
-        x.requires_grad or any(wt.requires_grad for wt in weights))
-    layout = ('cl' if not x.is_contiguous()
-              and x.is_contiguous(memory_format=torch.channels_last) else
-              'nchw')
-    return (op, x.device.type, x.device.index, str(_compute_dtype(x)),
-            int(n), int(c), bucket(h), bucket(w), layout,
-            tuple(tuple(int(s) for s in wt.shape[-2:]) for wt in weights),
-            'train' if train else 'infer')
+    train = torch.is_grad_enabled() and (x.requires_grad
+                                         or any(wt.requires_grad
+                                                for wt in weights))
+    layout = ('cl' if not x.is_contiguous() and x.is_contiguous(
+        memory_format=torch.channels_last) else 'nchw')
+    return (op, x.device.type, x.device.index, str(_compute_dtype(x)), int(n),
+            int(c), bucket(h), bucket(w), layout,
+            tuple(tuple(int(s) for s in wt.shape[-2:])
+                  for wt in weights), 'train' if train else 'infer')
 
 
 def _key_string(key: Tuple) -> str:
@@ -281,7 +281,17 @@ def clear_memory() -> None:
     _tuned = 0
 
 
-def _rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """Max absolute difference over the reference's max magnitude (0 for
+    empty tensors).
+
+    Args:
+        out (Tensor): A result.
+        ref (Tensor): The reference.
+
+    Returns:
+        float: The relative error.
+    """
     ref = ref.detach().double()
     scale = ref.abs().max().item() if ref.numel() else 0.0
     diff = (out.detach().double() - ref).abs().max().item() \
@@ -363,7 +373,7 @@ def tune(key: Tuple, x: torch.Tensor,
             continue
         try:
             got = _trial(run, x, tensors, train, grads)  # also the warm-up
-            errors = [_rel_error(a, b) for a, b in zip(got, ref)]
+            errors = [relative_error(a, b) for a, b in zip(got, ref)]
             if len(got) != len(ref) or max(errors, default=0.0) > tol:
                 failures[name] = (f'wrong result: relative error '
                                   f'{max(errors, default=float("nan")):.2e}'

@@ -89,8 +89,7 @@ def _complex(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-def _chunks(planes: int, channels: int, hp: int,
-            wp: int) -> Iterator[slice]:
+def _chunks(planes: int, channels: int, hp: int, wp: int) -> Iterator[slice]:
     """Channel ranges whose spectra (``planes`` maps per channel) take about
     :data:`CHUNK_BYTES`: working chunk by chunk keeps the temporaries in
     cache and lets the allocator reuse them, which on the CPU is 2-5x
@@ -139,8 +138,7 @@ def _kernel_frame(weights: Sequence[Tensor], kh: int, kw: int,
     frames = []
     for weight in weights:
         dh, dw = (kh - weight.shape[-2]) // 2, (kw - weight.shape[-1]) // 2
-        frames.append(
-            F.pad(weight.to(dtype).flip((-2, -1)), (dw, dw, dh, dh)))
+        frames.append(F.pad(weight.to(dtype).flip((-2, -1)), (dw, dw, dh, dh)))
     return torch.stack(frames)
 
 
@@ -252,7 +250,8 @@ def _fft_dwconv_backward(grads: List[Optional[Tensor]], x_spec: Tensor,
             # F(flip(g)): products with it are convolutions with g rotated,
             # i.e. the correlations the gradients are, without a conjugate.
             g_spec = {
-                o: _spectrum(
+                o:
+                _spectrum(
                     _channel_major(grads[o], cs, dtype).flip((-2, -1)), buf)
                 for o in active
             }
@@ -286,9 +285,9 @@ def _(grads, x_spec, k_spec, x_dtype, channels_last, kernel_sizes, need_x,
         _empty_like_input(like, x_dtype, channels_last)
         if need_x else x_spec.new_empty(0, dtype=x_dtype))
     return grad_x, [
-        x_spec.new_empty((like.shape[1], 1, sh, sw) if need else (0, ),
-                         dtype=x_spec.real.dtype)
-        for (sh, sw), need in zip(sizes, need_w)
+        x_spec.new_empty(
+            (like.shape[1], 1, sh, sw) if need else (0, ),
+            dtype=x_spec.real.dtype) for (sh, sw), need in zip(sizes, need_w)
     ]
 
 
@@ -340,8 +339,7 @@ def _useful_part(weight: Tensor, h: int, w: int) -> Tensor:
     return weight
 
 
-def _run(x: Tensor, weights: Sequence[Tensor],
-         sum_out: bool) -> List[Tensor]:
+def _run(x: Tensor, weights: Sequence[Tensor], sum_out: bool) -> List[Tensor]:
     if not x.is_floating_point():
         raise TypeError(f'FFT depthwise conv needs a floating-point input, '
                         f'got {x.dtype}')
@@ -353,8 +351,8 @@ def _run(x: Tensor, weights: Sequence[Tensor],
     return outs
 
 
-def fft_multi_depthwise_conv2d(x: Tensor,
-                               weights: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+def fft_multi_depthwise_conv2d(
+        x: Tensor, weights: Sequence[Tensor]) -> Tuple[Tensor, ...]:
     """Depthwise convs of one input through the FFT, one output each.
 
     Stride 1, "same" padding (odd kernel sides), no bias: each output is
