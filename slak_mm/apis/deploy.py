@@ -10,11 +10,14 @@ from typing import Optional, Tuple
 
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import (_load_checkpoint,
+                                        _load_checkpoint_to_model)
 
 from slak_mm.models import LargeKernelConv, SLaK
+from slak_mm.models.utils import fit_checkpoint
 from slak_mm.utils import torch_save_atomic
 from slak_mm.version import __version__
+from .config import partial_load_allowed
 from .model import build_model
 
 #: ``--cfg-options`` that builds a config's model in the merged form.
@@ -52,8 +55,14 @@ def load_deploy_model(cfg: Config,
         raise ValueError(
             f'The model of the config ({type(model).__name__}) contains no '
             f'SLaK backbone; nothing to re-parameterise.')
-    ckpt = load_checkpoint(
-        model, checkpoint, map_location='cpu', strict=True, logger='current')
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')  # safe loader
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{checkpoint!r} holds a {type(ckpt).__name__}, '
+                         f'not a checkpoint dict')
+    # a short error naming what does not fit, masks completed from zeros
+    allow_partial = partial_load_allowed(cfg)
+    fit_checkpoint(model, ckpt, checkpoint, allow_partial)
+    _load_checkpoint_to_model(model, ckpt, strict=not allow_partial)
     model.eval()
     params_before = _num_params(model)
     merged = 0

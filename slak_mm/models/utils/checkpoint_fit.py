@@ -25,7 +25,7 @@ PARTIAL_LOAD_OPTION = 'default_hooks.load_check.allow_partial=True'
 _MODULE_PREFIX = re.compile(r'^module\.')
 
 
-class CheckpointMismatchError(CheckpointError):
+class CheckpointMismatchError(CheckpointError, ValueError):
     """The checkpoint's weights do not fit the model."""
 
 
@@ -50,10 +50,15 @@ def _hint(file_keys: List[str], model_keys: List[str]) -> str:
         return (' It looks like a backbone-only or ImageNet file: give it to '
                 'model.backbone.init_cfg (checkpoint=...), not to '
                 'load_from / test.')
-    if any('.merged' in k for k in file_keys) != any('.merged' in k
-                                                      for k in model_keys):
-        return (' One side is a deploy (merged-kernel) model: build the '
-                'config with model.backbone.deploy matching the file.')
+    file_merged = any('.merged' in k for k in file_keys)
+    if file_merged and not any('.merged' in k for k in model_keys):
+        return (' The file is a deploy checkpoint (merged large kernels, '
+                'from tools/deploy.py): build the model with '
+                'model.backbone.deploy=True.')
+    if not file_merged and any('.merged' in k for k in model_keys):
+        return (' The model is built in deploy form (merged kernels) but the '
+                'file holds the training form: drop model.backbone.deploy, '
+                'or convert the file with tools/deploy.py.')
     return ' Check that it was written for this config (arch, kernel_size).'
 
 
