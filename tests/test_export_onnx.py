@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import slak_mm  # noqa: F401  (registers SLaK)
-from slak_mm.apis import build_model, load_config
+from slak_mm.apis import build_model, deploy_checkpoint, load_config
 from slak_mm.apis.export import (ExportAdaptiveAvgPool2d, export_friendly,
                                  export_onnx, verify_onnx)
 from slak_mm.models import LargeKernelConv
@@ -117,13 +117,19 @@ def test_tool_exports_segmentor_logits(seg_checkpoint, tmp_path):
         assert _max_rel_err([onnx_out], [ref]) < RTOL
 
 
-def test_backbone_only_forces_plain_convs(seg_checkpoint, tmp_path):
-    ckpt, _ = seg_checkpoint
+def test_backbone_of_deploy_checkpoint_runs_plain_convs(
+        seg_checkpoint, tmp_path):
+    ckpt = str(tmp_path / 'deploy.pth')
+    deploy_checkpoint(load_config(SEG), seg_checkpoint[0], ckpt)
     # triton on a CPU tensor raises unless the export forces F.conv2d
-    cfg = load_config(SEG, {'model.backbone.conv_impl': 'triton'})
+    cfg = load_config(SEG, {
+        'model.backbone.conv_impl': 'triton',
+        'model.backbone.deploy': True
+    })
     out = str(tmp_path / 'backbone.onnx')
     info = export_onnx(cfg, ckpt, out, shape=SIZES[0], backbone_only=True)
     assert info['kind'] == 'backbone' and info['note'] is None
+    assert info['merged'] == 0  # merged already by tools/deploy.py
     _check_standard_graph(out, ['feat0', 'feat1', 'feat2', 'feat3'])
     results = verify_onnx(out, info['module'], SIZES, batch=3)
     assert [r['shape'] for r in results] == SIZES

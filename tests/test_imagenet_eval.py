@@ -21,6 +21,7 @@ from slak_mm.models import SLaK
 from slak_mm.models.classifiers import (classifier_filter_fn,
                                         load_official_classifier)
 from tests.official_format import (model_shapes, official_classifier_forward,
+                                   reference_shapes,
                                    write_official_checkpoint)
 from tests.tool_runner import ROOT, run_tool
 
@@ -177,6 +178,19 @@ def test_unfit_head_is_refused_before_loading(tiny_config, tmp_path, bad,
         load_official_classifier(model, str(ckpt))
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize('name,arch', [('t', 'tiny'), ('s', 'small'),
+                                       ('b', 'base')])
+def test_eval_configs_fit_the_official_files(name, arch):
+    """Every key and shape of the official SLaK-T/S/B files, mapped, is the
+    classifier's, and nothing else."""
+    model = _build_classifier(
+        osp.join(ROOT, 'configs', 'imagenet', f'slak_{name}_in1k_eval.py'))
+    official = reference_shapes(arch)
+    mapped = classifier_filter_fn(dict.fromkeys(official))
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert ours == {m: official[k] for m, k in zip(mapped, official)}
 
 
 def test_classifier_filter_fn_names():
