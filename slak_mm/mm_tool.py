@@ -2,7 +2,7 @@
 
 ``python -m slak_mm.mm_tool SCOPE TOOL [ARGS ...]``, for example::
 
-    python -m slak_mm.mm_tool mmseg train configs/integrations/fpn_slak_t_ade20k.py
+    python -m slak_mm.mm_tool mmseg train CONFIG --work-dir DIR
     python -m slak_mm.mm_tool mmdet test CONFIG CHECKPOINT
     python -m slak_mm.mm_tool mmseg misc/print_config.py CONFIG
 

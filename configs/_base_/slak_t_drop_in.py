@@ -36,8 +36,13 @@ slak_seg_optim_wrapper = dict(
 # mmseg's PolyLR keeps eta_min=1e-4 (made for SGD at lr 0.01): at AdamW's
 # lr 1e-4 that is no decay at all. Warm-up, then linear decay to 0:
 slak_seg_param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-         end=1500),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500,
-         end=160000)
+    dict(
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(
+        type='PolyLR',
+        power=1.0,
+        eta_min=0.0,
+        by_epoch=False,
+        begin=1500,
+        end=160000)
 ]

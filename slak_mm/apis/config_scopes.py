@@ -33,8 +33,7 @@ def _has_distribution(name: str) -> bool:
         return False
 
 
-def _provider(module: str, module_dir: str,
-              providers: Dict[str, list]) -> str:
+def _provider(module: str, module_dir: str, providers: Dict[str, list]) -> str:
     """The installed distribution whose files hold ``module_dir``, else the
     import name itself (mmengine resolves an import name through
     ``find_spec`` too; only its install hints would then name no real

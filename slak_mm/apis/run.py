@@ -20,6 +20,7 @@ from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.utils import write_json_atomic
 from .config import (adapt_to_device, add_load_check, check_datasets,
                      check_train_cfg, enable_visualization, set_work_dir)
+from .model_checks import check_backbone_neck
 
 
 def _init_cpu_distributed(launcher: str) -> None:
@@ -41,6 +42,7 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
     set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
     add_load_check(cfg)
+    check_backbone_neck(cfg)  # before any process group or model is made
     _init_cpu_distributed(launcher)
 
 

@@ -1,0 +1,122 @@
+"""apis.check_backbone_neck: a neck or head that does not fit the SLaK
+backbone is refused from the config, naming both sides and the fix."""
+import pytest
+
+from slak_mm.apis import load_config
+from slak_mm.apis.model_checks import check_backbone_neck, slak_feature_maps
+from slak_mm.models.backbones.slak import SLaK
+from tests.tool_runner import ROOT
+
+CONFIGS = [
+    'integrations/retinanet_slak_t_fpn_1x_coco.py',
+    'integrations/mask_rcnn_slak_t_fpn_1x_coco.py',
+    'integrations/deeplabv3plus_slak_t_ade20k.py',
+    'integrations/fpn_slak_t_ade20k.py',
+    'upernet_slak_t_ade20k.py',
+    'cascade_mask_rcnn_slak_t_fpn_3x_coco.py',
+    'demo/faster_rcnn_slak_demo_synthetic_voc.py',
+]
+
+
+def _cfg(name, **options):
+    return load_config(f'{ROOT}/configs/{name}', options)
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_shipped_configs_pass(name):
+    check_backbone_neck(_cfg(name))
+
+
+def test_feature_maps_match_the_built_backbone():
+    cfg = dict(
+        type='SLaK',
+        arch=dict(depths=[1, 1, 1, 1], dims=[16, 32, 64, 128]),
+        kernel_size=(7, 7, 7, 7),
+        small_kernel=3,
+        width_factor=1.5,
+        out_indices=(1, 3))
+    maps = slak_feature_maps(cfg)
+    backbone = SLaK(**{k: v for k, v in cfg.items() if k != 'type'})
+    assert [m['channels'] for m in maps] == backbone.out_channels == [48, 192]
+    assert [m['stride'] for m in maps] == [8, 32]
+    # the defaults are SLaK's: SLaK-T, width 1.3, four outputs
+    assert [m['channels'] for m in slak_feature_maps(dict(type='SLaK'))
+            ] == [124, 249, 499, 998]
+
+
+@pytest.mark.parametrize(
+    'name,options,expected',
+    [
+        # 3 outputs, RetinaNet's start_level=1 kept: P4-P8 under P3-P7 anchors
+        ('integrations/retinanet_slak_t_fpn_1x_coco.py', {
+            'model.backbone.out_indices': (1, 2, 3),
+            'model.neck.in_channels': [249, 499, 998]
+        }, [
+            'model.bbox_head.anchor_generator.strides=[8, 16, 32, 64, 128]',
+            'strides [16, 32, 64, 128, 256]', 'model.neck.start_level=0'
+        ]),
+        # the ResNet channels kept
+        ('integrations/retinanet_slak_t_fpn_1x_coco.py', {
+            'model.neck.in_channels': [256, 512, 1024, 2048]
+        }, [
+            'model.neck.in_channels=[256, 512, 1024, 2048]',
+            'set model.neck.in_channels=[124, 249, 499, 998]'
+        ]),
+        ('integrations/mask_rcnn_slak_t_fpn_1x_coco.py', {
+            'model.neck.start_level': 1
+        }, [
+            'model.rpn_head.anchor_generator.strides',
+            'model.roi_head.bbox_roi_extractor.featmap_strides=[4, 8, 16, 32]',
+            'model.roi_head.mask_roi_extractor.featmap_strides'
+        ]),
+        ('integrations/mask_rcnn_slak_t_fpn_1x_coco.py', {
+            'model.neck.out_channels': 128
+        }, [
+            'model.rpn_head.in_channels=256',
+            'set model.rpn_head.in_channels=128',
+            'set model.roi_head.bbox_roi_extractor.out_channels=128'
+        ]),
+        ('integrations/deeplabv3plus_slak_t_ade20k.py', {
+            'model.decode_head.c1_in_channels': 256,
+            'model.auxiliary_head.in_channels': 1024
+        }, [
+            'model.decode_head.c1_in_channels=256',
+            'set model.decode_head.c1_in_channels=124',
+            'model.auxiliary_head.in_channels=1024',
+            'set model.auxiliary_head.in_channels=499'
+        ]),
+        ('integrations/deeplabv3plus_slak_t_ade20k.py', {
+            'model.backbone.out_indices': (2, 3)
+        }, ['model.decode_head.in_index=3', 'only 2 feature maps']),
+        # stride-4 stage left out: FPNHead's feature_strides are off
+        ('integrations/fpn_slak_t_ade20k.py', {
+            'model.backbone.out_indices': (1, 2, 3),
+            'model.neck.in_channels': [249, 499, 998]
+        }, [
+            'model.decode_head.feature_strides=[4, 8, 16, 32]',
+            'add stage 0 (stride 4) to model.backbone.out_indices'
+        ]),
+        ('upernet_slak_t_ade20k.py', {
+            'model.backbone.width_factor': 1.0
+        }, [
+            'model.decode_head.in_channels=[124, 249, 499, 998]',
+            'set model.decode_head.in_channels=[96, 192, 384, 768]'
+        ]),
+    ],
+    ids=[
+        'retinanet_strides', 'retinanet_channels', 'mask_rcnn_strides',
+        'mask_rcnn_head_channels', 'deeplabv3plus_c1_aux', 'in_index',
+        'sem_fpn_strides', 'upernet_width'
+    ])
+def test_mismatch_is_refused(name, options, expected):
+    with pytest.raises(ValueError) as err:
+        check_backbone_neck(_cfg(name, **options))
+    for text in expected:
+        assert text in str(err.value), str(err.value)
+
+
+def test_other_backbones_are_not_checked():
+    cfg = _cfg('integrations/fpn_slak_t_ade20k.py')
+    cfg.model.backbone = dict(type='ResNetV1c', depth=50)
+    cfg.model.neck.in_channels = [1, 2, 3, 4]  # not ours to judge
+    check_backbone_neck(cfg)
