@@ -10,50 +10,21 @@ instead, with a note saying which and why.
 import os
 import os.path as osp
 import re
-import zipfile
 from typing import List, Optional, Tuple
 
 from mmengine.config import Config
+
+from slak_mm.utils.checkpoint_io import \
+    checkpoint_problem as file_checkpoint_problem
 
 POINTER_NAME = 'last_checkpoint'
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
-    """Why ``path`` is not a complete checkpoint, or None.
-
-    A cheap structural check (no unpickling, so no code runs): ``torch.save``
-    writes a zip archive; it must open, every member must pass its CRC check
-    and it must hold the pickle ``data.pkl``.
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        str | None: The problem in a few words; None if it looks complete.
-    """
-    if osp.isdir(path):
-        return 'a folder, not a checkpoint file'
-    if not osp.isfile(path):  # also False for a name with a NUL byte
-        return 'the file does not exist'
-    try:
-        if osp.getsize(path) == 0:
-            return 'the file is empty'
-        with open(path, 'rb') as f:
-            legacy = f.read(1) == b'\x80'  # a pickle: torch's pre-1.6 format
-        if legacy:
-            return ('a legacy (non-zip) torch file, which cannot be checked; '
-                    'resume from it explicitly with --resume PATH')
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError,
-            NotImplementedError) as err:
-        return f'not a complete torch checkpoint ({err})'
-    if damaged is not None:
-        return f'damaged: CRC error in {damaged}'
-    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
-        return 'not a torch checkpoint (no data.pkl)'
-    return None
+    """Why ``path`` is not a complete checkpoint to resume from, or None
+    (:func:`slak_mm.utils.checkpoint_problem`; a legacy non-zip file counts
+    as a problem here, since it cannot be checked)."""
+    return file_checkpoint_problem(path, allow_legacy=False)
 
 
 def _numbered_checkpoints(folder: str, filename_tmpl: str) -> List[str]:

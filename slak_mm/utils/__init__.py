@@ -2,12 +2,12 @@ from .atomic_io import (ATOMIC_BACKEND, AtomicLocalBackend, atomic_write_bytes,
                         torch_save_atomic, write_json_atomic)
 from .checkpoint_io import (UNSAFE_LOAD_ENV, CheckpointError,
                             DamagedCheckpointError, UnsafeCheckpointError,
-                            load_checkpoint_safely, safe_globals,
+                            checkpoint_problem, load_checkpoint_safely, safe_globals,
                             use_safe_mmengine_loader)
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'atomic_write_bytes',
     'torch_save_atomic', 'write_json_atomic', 'UNSAFE_LOAD_ENV',
-    'CheckpointError', 'DamagedCheckpointError', 'UnsafeCheckpointError',
+    'CheckpointError', 'checkpoint_problem', 'DamagedCheckpointError', 'UnsafeCheckpointError',
     'load_checkpoint_safely', 'safe_globals', 'use_safe_mmengine_loader'
 ]

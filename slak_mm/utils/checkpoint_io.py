@@ -32,7 +32,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
-from typing import Any, BinaryIO, List, Union
+from typing import Any, BinaryIO, List, Optional, Union
 
 import numpy as np
 import torch
@@ -107,35 +107,62 @@ def _offending_global(err: Exception) -> str:
     return next(g for g in match.groups() if g)
 
 
+def checkpoint_problem(path: str, allow_legacy: bool = True) -> Optional[str]:
+    """Why ``path`` is not a complete checkpoint file, or None.
+
+    A structural check that unpickles nothing (so no code runs):
+    ``torch.save`` writes a zip archive, which must open, pass the CRC check
+    of every member and hold ``data.pkl``; torch's pre-1.6 format is a bare
+    pickle, which cannot be checked.
+
+    Args:
+        path (str): The file.
+        allow_legacy (bool): Accept a legacy (non-zip) pickle file.
+
+    Returns:
+        str | None: The problem in a few words; None if it looks complete.
+    """
+    if osp.isdir(path):
+        return 'a folder, not a checkpoint file'
+    if not osp.isfile(path):  # also False for a name with a NUL byte
+        return 'the file does not exist'
+    try:
+        size = osp.getsize(path)
+        if size == 0:
+            return 'the file is empty (0 bytes): an interrupted save or download'
+        with open(path, 'rb') as f:
+            head = f.read(4)
+        if head[:1] == b'\x80':  # a pickle: torch's pre-1.6 format
+            return None if allow_legacy else (
+                'a legacy (non-zip) torch file, which cannot be checked; '
+                'resume from it explicitly with --resume PATH')
+        if head != b'PK\x03\x04':
+            return (f'not a PyTorch checkpoint (starts with {head!r}; '
+                    f'expected a torch.save zip or pickle)')
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # reads every member, checks CRCs
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError,
+            NotImplementedError) as err:
+        return (f'not a complete torch checkpoint (truncated or corrupt, '
+                f'{size} bytes: {err})')
+    if damaged is not None:
+        return (f'damaged: member {damaged!r} fails its CRC check (bit flips '
+                f'or a damaged copy)')
+    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
+        return 'not a torch checkpoint (no data.pkl)'
+    return None
+
+
 def _check_file(path: str) -> None:
-    """Cheap structural checks that turn torch's raw errors into one line."""
-    if not osp.isfile(path):
+    """Turn torch's raw errors on a damaged file into one line."""
+    if not osp.isfile(path) and not osp.isdir(path):
         raise FileNotFoundError(f'Checkpoint not found: {path!r}')
-    size = osp.getsize(path)
-    if size == 0:
+    problem = checkpoint_problem(path)
+    if problem is not None:
         raise DamagedCheckpointError(
-            f'Checkpoint {path!r} is empty (0 bytes): an interrupted save or '
-            f'download. Use another checkpoint (e.g. an earlier iter_*.pth).')
-    with open(path, 'rb') as f:
-        head = f.read(4)
-    if head == b'PK\x03\x04':  # torch's zip format (torch >= 1.6)
-        try:
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()  # reads every member, checks CRCs
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            raise DamagedCheckpointError(
-                f'Checkpoint {path!r} ({size} bytes) is truncated or '
-                f'corrupt: {err}. Use another checkpoint or copy it again.'
-            ) from None
-        if bad is not None:
-            raise DamagedCheckpointError(
-                f'Checkpoint {path!r} is corrupt: member {bad!r} fails its '
-                f'CRC check (bit flips or a damaged copy). Copy it again or '
-                f'use another checkpoint.')
-    elif head[:1] != b'\x80':  # neither zip nor a legacy pickle
-        raise DamagedCheckpointError(
-            f'{path!r} is not a PyTorch checkpoint (starts with {head!r}; '
-            f'expected a torch.save zip or pickle).')
+            f'Checkpoint {path!r} is unusable: {problem}. Use another '
+            f'checkpoint (e.g. an earlier iter_*.pth) or copy it again.')
 
 
 def load_checkpoint_safely(source: Union[str, BinaryIO],
