@@ -160,3 +160,23 @@ def test_train_refuses_neck_at_wrong_strides(tmp_path):
     assert 'model.bbox_head.anchor_generator.strides' in proc.stderr
     assert 'set model.neck.start_level=0' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_config_scopes_point_at_installed_distributions(monkeypatch):
+    """The upstream name mmengine ships for ``mmseg`` is replaced by the
+    fork's distribution; scopes whose module is missing stay as they are."""
+    from mmengine.config import Config
+    from mmengine.config import utils as config_utils
+
+    from slak_mm.apis import register_config_scopes
+    table = config_utils.MODULE2PACKAGE
+    monkeypatch.setitem(table, 'mmseg', 'mmsegmentation')  # mmengine's entry
+    monkeypatch.setitem(table, 'mmocr', 'mmocr')  # not installed here
+    with pytest.raises(ModuleNotFoundError, match='mmsegmentation'):
+        Config.fromfile(osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py'))
+    changed = register_config_scopes()
+    assert changed.get('mmseg') == 'onedl-mmsegmentation', changed
+    assert table['mmocr'] == 'mmocr' and 'mmocr' not in changed
+    assert register_config_scopes() == {}  # idempotent
+    cfg = Config.fromfile(osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py'))
+    assert cfg.model.decode_head.type == 'FPNHead'
