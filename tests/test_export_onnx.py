@@ -3,6 +3,8 @@ onnxruntime on the CPU matches PyTorch at two input sizes (dynamic axes),
 for a segmentor, a backbone and a detector's backbone + neck."""
 import os
 import os.path as osp
+import runpy
+import sys
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from slak_mm.apis.export import (ExportAdaptiveAvgPool2d, export_friendly,
 from slak_mm.models import LargeKernelConv
 from slak_mm.ops import IMPL_ENV
 from tests.test_deploy import randomise_norms
-from tests.tool_runner import ROOT, run_tool
+from tests.tool_runner import ROOT
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
@@ -93,16 +95,21 @@ def _check_standard_graph(path, outputs):
     assert [bool(d.dim_param) for d in dims] == [True, False, True, True]
 
 
-def test_tool_exports_segmentor_logits(seg_checkpoint, tmp_path):
+def test_tool_exports_segmentor_logits(seg_checkpoint, tmp_path,
+                                       monkeypatch, capsys):
     ckpt, reference = seg_checkpoint
     out = str(tmp_path / 'seg.onnx')
-    proc = run_tool('tools/export_onnx.py', SEG, ckpt, out, '--shape',
-                    *map(str, SIZES[0]), '--verify-shape',
-                    *map(str, SIZES[1]), timeout=600)
-    assert 'segmentor' in proc.stdout and '5 large kernels merged' in (
-        proc.stdout)
-    assert proc.stdout.count(' OK') == 2, proc.stdout
-    assert f'at {SIZES[1][0]}x{SIZES[1][1]}' in proc.stdout
+    # the tool's command line, in this process (no second import of mm*)
+    monkeypatch.setattr(sys, 'argv', [
+        'export_onnx.py', SEG, ckpt, out, '--shape', *map(str, SIZES[0]),
+        '--verify-shape', *map(str, SIZES[1])
+    ])
+    runpy.run_path(osp.join(ROOT, 'tools', 'export_onnx.py'),
+                   run_name='__main__')
+    stdout = capsys.readouterr().out
+    assert 'segmentor' in stdout and '5 large kernels merged' in stdout
+    assert stdout.count(' OK') == 2, stdout
+    assert f'at {SIZES[1][0]}x{SIZES[1][1]}' in stdout
     _check_standard_graph(out, ['seg_logits'])
 
     # against the training-form model (branches and BNs, not merged)
