@@ -156,9 +156,10 @@ class SLaK(BaseModule):
             masks (``sparse=True``) are attached to the other weights only:
             the merged kernels get none. Default: False.
         conv_impl (str, optional): Large-kernel depthwise conv: ``'auto'``
-            (Triton kernels on CUDA when Triton imports, else
-            ``F.conv2d``), ``'triton'`` or ``'torch'``; None reads
-            ``$SLAK_MM_DWCONV_IMPL`` (default ``auto``). On the CPU the
+            (the fastest correct implementation, measured per shape, see
+            :mod:`slak_mm.ops.dispatch`), ``'torch'``, ``'fft'`` or
+            ``'triton'``; None reads ``$SLAK_MM_DWCONV_IMPL`` (default
+            ``auto``). On the CPU the
             convs run channels-last (``$SLAK_MM_CPU_LAYOUT``). Default: None.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads an official SLaK ImageNet checkpoint or
