@@ -23,7 +23,7 @@ demo: install
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(WORK_DIR) \
 		--cfg-options data_root=$(DATA)/ADEChallengeData2016
 	$(PY) tools/test.py $(DEMO_CONFIG) $$(cat $(WORK_DIR)/last_checkpoint) \
-		--work-dir $(WORK_DIR) --show-dir $(WORK_DIR)/predictions \
+		--work-dir $(WORK_DIR) --show-dir predictions \
 		--cfg-options data_root=$(DATA)/ADEChallengeData2016
 
 test: install

@@ -9,9 +9,10 @@ detection configs the boxes (and masks) scoring at least ``--score-thr``
 ``--out-dir`` (default ``work_dirs/image_demo``), named as their inputs.
 """
 import argparse
+import sys
 
 from slak_mm.apis import (add_cfg_options_arg, add_unsafe_load_arg, infer_images,
-                          run_cli)
+                          list_images, run_cli)
 
 
 def parse_args(args=None):
@@ -57,6 +58,9 @@ def main():
         cfg_options=args.cfg_options)
     for path in outs:
         print(f'Overlay written to {path}')
+    total = len(list_images(args.image))
+    if len(outs) < total:  # the skipped ones are named in the log above
+        sys.exit(f'error: {total - len(outs)} of {total} images skipped')
 
 
 if __name__ == '__main__':

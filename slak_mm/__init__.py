@@ -13,6 +13,12 @@ except ModuleNotFoundError as err:
     if err.name != 'mmengine':  # a broken install must not pass silently
         raise
 else:
+    import warnings
+
+    # mmdet warns at import that its FasterCocoMetric lacks faster_coco_eval;
+    # the COCO configs here use CocoMetric (pycocotools), so it misleads
+    warnings.filterwarnings(
+        'ignore', message='faster_coco_eval is not installed')
     from . import engine, models, utils  # noqa: F401
     utils.use_safe_mmengine_loader()  # no checkpoint read runs pickled code
 

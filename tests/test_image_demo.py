@@ -162,3 +162,37 @@ def test_clear_errors(seg_data, tmp_path, capsys):
     missing = str(tmp_path / 'missing.jpg')
     with pytest.raises(SystemExit, match='error: Image not found'):
         run_demo_here(capsys, missing, SEG, ckpt)
+
+
+def test_bad_images_are_skipped_and_reported(seg_data, tmp_path, capsys):
+    folder, ckpt = seg_data
+    good = osp.join(folder, sorted(os.listdir(folder))[0])
+    mixed = tmp_path / 'mixed'
+    mixed.mkdir()
+    mmcv.imwrite(mmcv.imread(good), str(mixed / 'a_good.png'))
+    mmcv.imwrite(np.zeros((1, 1, 3), np.uint8), str(mixed / 'b_tiny.png'))
+    (mixed / 'c_empty.png').write_bytes(b'')
+    out_dir = tmp_path / 'vis'
+    with pytest.raises(SystemExit, match='2 of 3 images skipped'):
+        run_demo_here(capsys, str(mixed), SEG, ckpt, '--out-dir',
+                      str(out_dir), '--device', 'cpu')
+    # the good image is still drawn; the bad ones are named
+    assert sorted(os.listdir(out_dir)) == ['a_good.png']
+    written = infer_images(SEG, ckpt, str(mixed), out_dir=str(out_dir))
+    assert written == [str(out_dir / 'a_good.png')]
+    # one bad image alone: one clear error
+    with pytest.raises(ValueError, match='1x1 px'):
+        infer_images(SEG, ckpt, str(mixed / 'b_tiny.png'),
+                     out=str(tmp_path / 't.png'))
+    with pytest.raises(ValueError, match='cannot be read as an image'):
+        infer_images(SEG, ckpt, str(mixed / 'c_empty.png'),
+                     out=str(tmp_path / 'e.png'))
+
+
+def test_bad_out_is_refused_before_inference(seg_data, tmp_path):
+    folder, ckpt = seg_data
+    image = osp.join(folder, sorted(os.listdir(folder))[0])
+    with pytest.raises(ValueError, match='is a folder'):
+        infer_images(SEG, ckpt, image, out=str(tmp_path))
+    with pytest.raises(ValueError, match='no image extension'):
+        infer_images(SEG, ckpt, image, out=str(tmp_path / 'overlay'))

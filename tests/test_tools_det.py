@@ -39,3 +39,24 @@ def test_detection_train_and_test(config, generate, metric_keys, tmp_path):
     for key in metric_keys:
         assert 0.0 <= metrics[key] <= 1.0
         assert key in proc.stdout
+
+
+def test_voc_test_with_tta_dumps_results(tmp_path):
+    import pickle
+    config = 'configs/demo/faster_rcnn_slak_demo_synthetic_voc.py'
+    data_root = generate_voc(str(tmp_path / 'data'), num_train=4, num_val=2)
+    work_dir = str(tmp_path / 'work_dir')
+    options = [f'data_root={data_root}', 'train_cfg.max_epochs=1']
+    run_tool('tools/train.py', config, '--work-dir', work_dir,
+             '--cfg-options', *options)
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    out = str(tmp_path / 'results.pkl')
+    proc = run_tool('tools/test.py', config, checkpoint, '--work-dir',
+                    work_dir, '--tta', '--out', out, '--cfg-options',
+                    f'data_root={data_root}',
+                    'model.test_cfg.rcnn.score_thr=0.0')
+    assert 'pascal_voc/mAP' in proc.stdout
+    with open(out, 'rb') as f:  # our own file, written just now
+        results = pickle.load(f)
+    assert len(results) == 2 and 'pred_instances' in results[0]

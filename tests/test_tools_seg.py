@@ -64,6 +64,31 @@ def test_dist_test_reports_metrics_once(trained, ade_root, tmp_path):
         assert json.load(f)['metrics']['mIoU'] > MIN_MIOU
 
 
+def test_test_tool_tta_out_and_relative_show_dir(trained, ade_root, tmp_path):
+    _, checkpoint = trained
+    out = tmp_path / 'raw'
+    proc = run_tool('tools/test.py', DEMO, checkpoint, '--work-dir',
+                    str(tmp_path), '--tta', '--out', str(out), '--show-dir',
+                    'painted', '--cfg-options', f'data_root={ade_root}')
+    assert 'SegTTAModel' in proc.log or 'TestTimeAug' in proc.log
+    with open(tmp_path / 'test_metrics.json') as f:
+        assert json.load(f)['metrics']['mIoU'] > MIN_MIOU
+    raw = [f for _, _, files in os.walk(out) for f in files]
+    assert len(raw) == 8 and all(f.endswith('.png') for f in raw)
+    painted = [f for _, _, files in os.walk(tmp_path / 'painted')
+               for f in files if f.endswith('.png')]
+    assert len(painted) == 8  # relative --show-dir: under the work_dir
+
+
+def test_auto_scale_lr_rescales_to_the_real_batch(ade_root, tmp_path):
+    proc = run_tool('tools/train.py', DEMO, '--work-dir', str(tmp_path),
+                    '--auto-scale-lr', '--cfg-options',
+                    f'data_root={ade_root}', 'train_cfg.max_iters=1',
+                    'train_cfg.val_interval=1000')
+    # demo: 4 images per step against the base batch of 16
+    assert 'Scaling the original LR by 0.25' in proc.log, proc.log[-3000:]
+
+
 def test_resume_continues_from_checkpoint(trained, ade_root, tmp_path):
     work_dir, checkpoint = trained
     proc = run_tool('tools/train.py', DEMO, '--work-dir', work_dir, '--resume',
@@ -88,3 +113,27 @@ def test_missing_dataset_folder_names_path_and_layout(tmp_path):
     assert proc.returncode != 0
     assert missing in proc.stderr
     assert 'ADEChallengeData2016/images/{training,validation}' in proc.stderr
+
+
+def test_dataset_problems_are_found_before_training(tmp_path):
+    from slak_mm.apis import check_datasets, load_config
+    root = tmp_path / 'ADEChallengeData2016'
+    for sub in ('images/training', 'images/validation',
+                'annotations/training', 'annotations/validation'):
+        (root / sub).mkdir(parents=True)
+    cfg = load_config(DEMO, {'data_root': str(root)})
+    with pytest.raises(FileNotFoundError, match='images/training.* is empty'):
+        check_datasets(cfg)
+    data = generate_ade20k(str(tmp_path / 'ok'), num_train=2, num_val=1,
+                           img_size=(32, 32))
+    (tmp_path / 'ok' / 'ADEChallengeData2016' / 'images' / 'training' /
+     'ADE_train_broken.jpg').write_bytes(b'')
+    cfg = load_config(DEMO, {'data_root': data})
+    with pytest.raises(ValueError, match='ADE_train_broken.jpg'):
+        check_datasets(cfg, ('train', ))
+    # a data_root that ends in the layout's top folder is not named twice
+    missing = str(tmp_path / 'nowhere' / 'ADEChallengeData2016')
+    cfg = load_config(DEMO, {'data_root': missing})
+    with pytest.raises(FileNotFoundError) as err:
+        check_datasets(cfg)
+    assert 'data root: images/{training,validation}' in str(err.value)

@@ -16,7 +16,19 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='dir for logs and metrics')
     parser.add_argument(
-        '--show-dir', help='save images with predictions drawn here')
+        '--show-dir',
+        help='save images with predictions drawn here (relative to the '
+        'work_dir unless absolute)')
+    parser.add_argument(
+        '--show', action='store_true', help='show each prediction')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='seconds per --show')
+    parser.add_argument(
+        '--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--out',
+        help='keep raw predictions: a folder of PNGs (segmentation) or a '
+        '.pkl file (detection)')
     return parse_tool_args(parser)
 
 
@@ -24,7 +36,9 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
     metrics = test(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
-                   show_dir=args.show_dir, launcher=args.launcher)
+                   show_dir=args.show_dir, launcher=args.launcher,
+                   show=args.show, wait_time=args.wait_time, tta=args.tta,
+                   out=args.out)
     if is_main_process():  # once, not once per rank
         for name, value in metrics.items():
             print(f'{name}: {value:.4f}')

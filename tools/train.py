@@ -21,6 +21,11 @@ def parse_args():
         'checkpoint in the work_dir')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision (CUDA)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr to the real batch size (auto_scale_lr in the '
+        'config gives the base batch size)')
     return parse_tool_args(parser)
 
 
@@ -28,7 +33,8 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
     train(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
-          amp=args.amp, launcher=args.launcher)
+          amp=args.amp, launcher=args.launcher,
+          auto_scale_lr=args.auto_scale_lr)
 
 
 if __name__ == '__main__':

@@ -45,6 +45,13 @@ test_pipeline = [
     dict(t, scale=img_scale) if t.type == 'Resize' else t
     for t in _base_.test_pipeline
 ]
+tta_pipeline = [
+    _base_.tta_pipeline[0],
+    dict(
+        _base_.tta_pipeline[1],
+        transforms=[[dict(type='Resize', scale=img_scale, keep_ratio=True)],
+                    *_base_.tta_pipeline[1].transforms[1:]])
+]
 # The synthetic objects are 20-90 px: keep them all (mmdet's VOC config
 # ignores boxes under 32 px).
 filter_cfg = dict(filter_empty_gt=True, min_size=32, bbox_min_size=4)

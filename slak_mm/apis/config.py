@@ -11,6 +11,7 @@ plus three things they lack:
 * a missing dataset folder stops with the path and the expected layout
   instead of an error deep inside a dataset class.
 """
+import os
 import os.path as osp
 from typing import Any, Optional
 
@@ -137,6 +138,45 @@ def _dataset_cfgs(node: Any):
             yield node
 
 
+#: First bytes of the image formats the datasets read.
+_IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'BM', b'II*\x00', b'MM\x00*',
+                b'RIFF')
+_IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def _unreadable_images(folder: str) -> list:
+    """Image files under ``folder`` that are empty or not images at all
+    (read their first bytes only; a fast scan before training)."""
+    bad = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if not name.lower().endswith(_IMAGE_SUFFIXES):
+                continue
+            path = osp.join(parent, name)
+            with open(path, 'rb') as f:
+                head = f.read(8)
+            if not head.startswith(_IMAGE_MAGIC):
+                bad.append(path)
+    return bad
+
+
+def _check_folder_content(split: str, ds_type: str, key: str,
+                          path: str) -> None:
+    if not osp.isdir(path):
+        return
+    if not any(files for _, _, files in os.walk(path)):
+        raise FileNotFoundError(
+            f'{split} dataset ({ds_type}) folder {key}={path!r} is empty: '
+            f'put the data there or point data_root at the right folder.')
+    if 'img' in key:
+        bad = _unreadable_images(path)
+        if bad:
+            raise ValueError(
+                f'{split} dataset ({ds_type}): {len(bad)} file(s) under '
+                f'{path!r} are empty or not images, e.g. {bad[:3]}; remove or '
+                f'replace them (training would stop at the first one).')
+
+
 def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
     """Stop early, with the expected layout, if a dataset path is missing.
 
@@ -157,14 +197,22 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
             paths = [root] if root else []
             if ds.get('ann_file'):
                 paths.append(osp.join(root, ds['ann_file']))
-            for prefix in (ds.get('data_prefix') or {}).values():
-                if isinstance(prefix, str) and prefix:
-                    paths.append(osp.join(root, prefix))
+            folders = {
+                key: osp.join(root, prefix)
+                for key, prefix in (ds.get('data_prefix') or {}).items()
+                if isinstance(prefix, str) and prefix
+            }
+            paths += list(folders.values())
             for path in paths:
                 if not osp.exists(path):
                     ds_type = ds.get('type', '?')
                     layout = DATASET_LAYOUTS.get(
                         ds_type, 'the layout the dataset class documents')
+                    # a root that already ends in the layout's top folder
+                    # (.../ADEChallengeData2016) is named once, not twice
+                    top = osp.basename(osp.normpath(root)) if root else ''
+                    if top and layout.startswith(top + '/'):
+                        layout = layout.replace(top + '/', '')
                     raise FileNotFoundError(
                         f'{split} dataset ({ds_type}) path not found: '
                         f'{path!r} (data_root={root!r}). Expected layout '
@@ -172,6 +220,8 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
                         f'at it with --cfg-options data_root=PATH, or make '
                         f'synthetic data with tools/generate_synthetic_data.py.'
                     )
+            for key, folder in folders.items():
+                _check_folder_content(split, ds.get('type', '?'), key, folder)
 
 
 def check_train_cfg(cfg: Config) -> None:
@@ -214,16 +264,71 @@ def partial_load_allowed(cfg: Config) -> bool:
     return bool(hook.get('allow_partial', False))
 
 
-def enable_visualization(cfg: Config, show_dir: str) -> None:
-    """Draw test predictions into ``show_dir`` (mmseg and mmdet hooks)."""
+def enable_visualization(cfg: Config,
+                         show_dir: Optional[str] = None,
+                         show: bool = False,
+                         wait_time: float = 2.) -> None:
+    """Draw test predictions (mmseg's and mmdet's visualization hooks).
+
+    Args:
+        cfg (Config): The config, ``work_dir`` set.
+        show_dir (str, optional): Save the painted predictions here; a
+            relative path is taken relative to the work_dir.
+        show (bool): Also open a window per image (needs a display).
+        wait_time (float): Seconds each window stays open.
+    """
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
-        raise RuntimeError('--show-dir needs a `visualization` entry in '
-                           'default_hooks (SegVisualizationHook or '
-                           'DetVisualizationHook).')
+        raise ValueError('--show/--show-dir need a `visualization` entry in '
+                         'default_hooks (SegVisualizationHook or '
+                         'DetVisualizationHook).')
     hook['draw'] = True
-    if cfg.get('default_scope') == 'mmdet':
-        hook['test_out_dir'] = osp.abspath(show_dir)
-    else:
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if cfg.get('default_scope') != 'mmdet':
         hook['interval'] = 1
+    if not show_dir:
+        return
+    show_dir = osp.abspath(osp.join(cfg.work_dir, show_dir))
+    if cfg.get('default_scope') == 'mmdet':
+        hook['test_out_dir'] = show_dir
+    else:
         cfg.visualizer['save_dir'] = show_dir
+
+
+def enable_tta(cfg: Config) -> None:
+    """Test-time augmentation, as the frameworks' ``--tta``: the test set
+    runs ``tta_pipeline`` and the model is wrapped in ``tta_model``.
+
+    Raises:
+        ValueError: The config defines no ``tta_pipeline`` / ``tta_model``.
+    """
+    lacking = [k for k in ('tta_pipeline', 'tta_model') if k not in cfg]
+    if lacking:
+        raise ValueError(
+            f'--tta needs {" and ".join(lacking)} in the config (the ADE20K '
+            f'and VOC dataset bases here define them; Cascade Mask R-CNN has '
+            f'no mask-merging TTA model in mmdet).')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+
+
+def save_predictions(cfg: Config, out: str) -> None:
+    """``--out``: keep the raw predictions, as the frameworks' tools do
+    (mmseg: prediction PNGs in the folder ``out``; mmdet: a pickle file of
+    all results via ``DumpDetResults``)."""
+    if cfg.get('default_scope') == 'mmdet':
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out {out!r}: detection results are dumped '
+                             f'as a pickle; give a .pkl file name.')
+        evaluators = cfg.test_evaluator
+        if not isinstance(evaluators, (list, tuple)):
+            evaluators = [evaluators]
+        cfg.test_evaluator = [
+            *evaluators,
+            ConfigDict(type='DumpDetResults', out_file_path=out)
+        ]
+    else:
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True

@@ -13,6 +13,7 @@ metainfo of the config's test dataset, instead of the frameworks' defaults
 (Cityscapes / COCO classes), which do not match our configs' heads.
 """
 import copy
+import logging
 import os
 import os.path as osp
 import warnings
@@ -21,6 +22,7 @@ from typing import List, Optional, Sequence, Union
 import mmcv
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import DATASETS, init_default_scope
 
 from slak_mm.models.utils import fit_checkpoint
@@ -166,7 +168,9 @@ def infer_images(config: Union[str, Config],
         cfg_options (dict, optional): ``--cfg-options`` for a config path.
 
     Returns:
-        list[str]: The written overlay files, in input order.
+        list[str]: The written overlay files, in input order. An image
+        that cannot be read or predicted is skipped with a WARNING naming
+        it when there are several (a single image raises ``ValueError``).
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
@@ -174,6 +178,13 @@ def infer_images(config: Union[str, Config],
         raise ValueError(f'opacity must be in [0, 1], got {opacity}')
     images = list_images(inputs)
     if out is not None:
+        if osp.isdir(out):
+            raise ValueError(f'out={out!r} is a folder; give a file name '
+                             f'(e.g. overlay.png) or use out_dir / --out-dir.')
+        if not out.lower().endswith(IMG_EXTENSIONS):
+            raise ValueError(
+                f'out={out!r} has no image extension; use one of '
+                f'{", ".join(IMG_EXTENSIONS)} (the overlay is an image).')
         if len(images) != 1:
             raise ValueError(
                 f'out={out!r} names one file but there are {len(images)} '
@@ -200,11 +211,37 @@ def infer_images(config: Union[str, Config],
         dict(opacity=opacity) if scope == 'mmseg' else dict(
             pred_score_thr=score_thr, no_save_pred=True))
 
+    written = []
     for image, path in zip(images, outs):
-        # one image per call: the overlay is returned (RGB) and written
-        # under our name, not the inferencer's
-        result = inferencer(image, return_vis=True, **kwargs)
-        vis = result['visualization']
-        vis = vis[0] if isinstance(vis, list) else vis
+        try:
+            _check_image(image)
+            # one image per call: the overlay is returned (RGB) and written
+            # under our name, not the inferencer's
+            result = inferencer(image, return_vis=True, **kwargs)
+            vis = result['visualization']
+            vis = vis[0] if isinstance(vis, list) else vis
+        except Exception as err:  # noqa: BLE001 (one bad image of many)
+            reason = f'{type(err).__name__}: {err}'.splitlines()[0]
+            if len(images) == 1:
+                raise ValueError(f'{image!r}: {reason}') from None
+            print_log(f'Skipped {image!r}: {reason}', logger='current',
+                      level=logging.WARNING)
+            continue
         mmcv.imwrite(vis[..., ::-1], path)
-    return outs
+        written.append(path)
+    return written
+
+
+#: Smallest image side the models and visualizers handle (a 1 x 1 image
+#: breaks the visualizers' label placement).
+MIN_IMAGE_SIDE = 8
+
+
+def _check_image(path: str) -> None:
+    """Refuse, with the reason, an image that cannot be used."""
+    img = mmcv.imread(path) if osp.getsize(path) else None
+    if img is None:
+        raise ValueError('cannot be read as an image (empty or damaged file)')
+    if min(img.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ValueError(f'is {img.shape[1]}x{img.shape[0]} px; images '
+                         f'need at least {MIN_IMAGE_SIDE} px per side')

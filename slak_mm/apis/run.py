@@ -19,7 +19,8 @@ from slak_mm.engine.checkpoint_recovery import resolve_auto_resume
 from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.utils import write_json_atomic
 from .config import (adapt_to_device, add_load_check, check_datasets,
-                     check_train_cfg, enable_visualization, set_work_dir)
+                     check_train_cfg, enable_tta, enable_visualization,
+                     save_predictions, set_work_dir)
 from .model_checks import check_backbone_neck
 
 
@@ -51,7 +52,8 @@ def train(cfg: Config,
           work_dir: Optional[str] = None,
           resume: Optional[str] = None,
           amp: bool = False,
-          launcher: str = 'none') -> Runner:
+          launcher: str = 'none',
+          auto_scale_lr: bool = False) -> Runner:
     """Train a segmentor or detector described by ``cfg``.
 
     Args:
@@ -64,6 +66,9 @@ def train(cfg: Config,
             file.
         amp (bool): Mixed precision (``AmpOptimWrapper``, CUDA only).
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+        auto_scale_lr (bool): Scale the lr by the real total batch size over
+            the config's ``auto_scale_lr.base_batch_size`` (mmengine's
+            linear rule).
 
     Returns:
         Runner: The runner after training.
@@ -79,6 +84,12 @@ def train(cfg: Config,
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     check_train_cfg(cfg)
+    if auto_scale_lr:
+        if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) '
+                'in the config (the batch size its lr was set for).')
+        cfg.auto_scale_lr.enable = True
     if resume is not None and cfg.get('load_from'):
         raise ValueError(
             f'--resume {resume} and load_from={cfg.load_from!r} are both '
@@ -104,7 +115,11 @@ def test(cfg: Config,
          checkpoint: str,
          work_dir: Optional[str] = None,
          show_dir: Optional[str] = None,
-         launcher: str = 'none') -> Dict[str, float]:
+         launcher: str = 'none',
+         show: bool = False,
+         wait_time: float = 2.,
+         tta: bool = False,
+         out: Optional[str] = None) -> Dict[str, float]:
     """Evaluate ``checkpoint`` on the config's test set.
 
     Metrics (mIoU/aAcc/mAcc for segmentation, bbox mAP for VOC, bbox and
@@ -116,8 +131,14 @@ def test(cfg: Config,
         config_path (str): The config file, for the default work_dir.
         checkpoint (str): Model checkpoint to evaluate.
         work_dir (str, optional): Where logs and metrics go.
-        show_dir (str, optional): Save painted predictions here.
+        show_dir (str, optional): Save painted predictions here (relative
+            to the work_dir unless absolute).
         launcher (str): Job launcher.
+        show (bool): Show each prediction in a window.
+        wait_time (float): Seconds a shown window stays open.
+        tta (bool): Test-time augmentation (``tta_pipeline``/``tta_model``).
+        out (str, optional): Keep the raw predictions (a folder of PNGs for
+            segmentation, a .pkl for detection).
 
     Returns:
         dict: Metric name to value.
@@ -127,18 +148,24 @@ def test(cfg: Config,
     _prepare(cfg, config_path, work_dir, launcher)
     check_datasets(cfg, ('test', ))
     cfg.load_from = checkpoint
-    if show_dir:
-        enable_visualization(cfg, show_dir)
+    if show_dir or show:
+        enable_visualization(cfg, show_dir, show, wait_time)
+    if tta:
+        enable_tta(cfg)
+    if out:
+        save_predictions(cfg, out)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     # numpy scalars (np.float32 from mmseg) are numbers.Real, not float
-    metrics = {k: float(v) for k, v in metrics.items()
-               if isinstance(v, numbers.Real)}
+    metrics = {
+        k: float(v)
+        for k, v in metrics.items() if isinstance(v, numbers.Real)
+    }
     if runner.rank == 0:
         out = osp.join(cfg.work_dir, 'test_metrics.json')
         write_json_atomic(
             dict(config=config_path, checkpoint=checkpoint, metrics=metrics),
             out)
-        print_log(f'Test metrics written to {out}: {metrics}',
-                  logger='current')
+        print_log(
+            f'Test metrics written to {out}: {metrics}', logger='current')
     return metrics

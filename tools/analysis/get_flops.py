@@ -52,6 +52,12 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error('--shape takes H W or one side')
+    if args.out:  # checked now, not after minutes of counting
+        import os.path as osp
+        folder = osp.dirname(osp.abspath(args.out))
+        if not osp.isdir(folder) or osp.isdir(args.out):
+            parser.error(f'--out {args.out!r}: the folder {folder!r} does '
+                         f'not exist or the path is a folder')
     return args
 
 

@@ -7,6 +7,8 @@ optim_wrapper = dict(
         type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='SLaKLearningRateDecayOptimizerConstructor',
     paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=6))
+# lr set for 16 images per step (8 GPUs x 2); --auto-scale-lr rescales it
+auto_scale_lr = dict(enable=False, base_batch_size=16)
 param_scheduler = [
     dict(
         type='LinearLR',

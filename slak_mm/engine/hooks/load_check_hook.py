@@ -2,7 +2,7 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from slak_mm.models.utils import CheckpointMismatchError, fit_checkpoint
 from slak_mm.registry import register_hook
@@ -53,8 +53,11 @@ class CheckpointLoadCheckHook(Hook):
                 f'checkpoint dict.')
         if getattr(runner, '_resume', False):
             self._check_resumable(checkpoint, source)
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = runner.model
+        # as mmengine's load_state_dict: DDP and TTA wrappers load their
+        # inner model
+        if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         fit_checkpoint(model, checkpoint, source, self.allow_partial)
 
     @staticmethod
