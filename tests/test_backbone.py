@@ -101,6 +101,9 @@ def test_out_indices_subset_builds_only_those_norms():
     (dict(kernel_size=(51, 49, 47, 5), small_kernel=5), 'smaller'),
     (dict(out_indices=(0, 4)), 'out_indices'),
     (dict(frozen_stages=5), 'frozen_stages'),
+    (dict(width_factor=0), 'width_factor must be a number > 0'),
+    (dict(kernel_size=(65, 49, 47, 13)), 'supported maximum 63'),
+    (dict(pretrained='ckpt.pth'), 'init_cfg'),
 ])
 def test_invalid_arguments_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -156,3 +159,10 @@ def test_registered_in_both_scopes():
     for registry in (SEG, DET):
         model = registry.build(dict(type='SLaK', **SMALL))
         assert isinstance(model, SLaK)
+
+
+def test_largest_supported_kernel_and_pretrained_none_build():
+    model = SLaK(arch=dict(depths=[1, 1, 1, 1], dims=[8, 8, 8, 8]),
+                 kernel_size=(63, 7, 7, 7), small_kernel=3, width_factor=1.0,
+                 pretrained=None)
+    assert model(torch.randn(1, 3, 64, 64))[0].shape == (1, 8, 16, 16)
