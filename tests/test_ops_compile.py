@@ -67,3 +67,17 @@ def test_compile_does_not_tune(monkeypatch):
     fn = torch.compile(_layer('auto'), backend='aot_eager', fullgraph=True)
     # the heuristic's choice for a 13 x 13 kernel: torch
     torch.testing.assert_close(fn(x), _layer('torch')(x))
+
+
+@pytest.mark.parametrize('impl', ['fft', 'auto'])
+def test_tiny_backbone_has_no_graph_break(impl):
+    from slak_mm.models.backbones.slak import SLaK
+    torch.manual_seed(0)
+    model = SLaK(
+        arch=dict(depths=[1, 1, 1, 1], dims=[8, 8, 8, 8]),
+        kernel_size=(13, 11, 9, 5),
+        small_kernel=3,
+        width_factor=1.0,
+        conv_impl=impl)
+    explanation = torch._dynamo.explain(model)(torch.randn(1, 3, 64, 64))
+    assert explanation.graph_break_count == 0, explanation.break_reasons

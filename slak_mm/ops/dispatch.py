@@ -415,8 +415,11 @@ def _tracing() -> bool:
 
 @torch.compiler.assume_constant_result
 def _choice_while_compiling(key: Tuple) -> str:
-    # runs once, eagerly, when torch.compile traces; the result is baked in
-    return _stored(_key_string(key)) or heuristic(key)
+    # runs once, eagerly, when torch.compile traces; the result is baked
+    # in. Not Triton: its launcher is not a registered custom op, so
+    # dynamo would have to trace (or break at) it.
+    stored = _stored(_key_string(key))
+    return stored if stored not in (None, 'triton') else heuristic(key)
 
 
 def _forced(impl: Optional[str]) -> str:
