@@ -12,7 +12,7 @@ import os.path as osp
 import pytest
 import torch
 
-from slak_mm.analysis.complexity import count_complexity
+from slak_mm.analysis.complexity import WEIGHT_OPS, count_complexity
 from slak_mm.models import LargeKernelConv
 from slak_mm.models.backbones.slak import SLaKBlock
 
@@ -97,6 +97,41 @@ def test_block_hand_count_with_random_masks():
     assert res['params_sparse'] == res['params'] - zeros
 
 
+def test_paper_convention_uniform_density_hand_count():
+    """The paper row scales each masked weight's op by the uniform density,
+    whatever zeros the weights have; unmasked weights count dense."""
+    from fractions import Fraction
+
+    from slak_mm.sparse import attach_masks, init_random_masks
+    torch.manual_seed(0)
+    block = SLaKBlock(C, M, N, decompose=True, norm_cfg=BN_CFG).eval()
+    attach_masks(block, exclude=[block.pwconv2])  # pwconv2: no mask
+    init_random_masks(block, 0.3, 'ERK')  # zeros unlike the paper's 0.6
+    x = torch.randn(1, C, H, W)
+    res = count_complexity(block, x, uniform_density=0.6)
+    tokens, d = H * W, Fraction(3, 5)
+    ops = res['by_operator']
+    dense_rest = ops['batch_norm'] + ops['layer_norm']
+    pw = tokens * C * 4 * C  # one pointwise linear
+    assert res['paper_density'] == 0.6
+    assert res['flops_paper'] == _exact_number(
+        (_dense_lk_macs() + pw) * d + pw + dense_rest)
+    masked_numel = C * (2 * M * N + N * N) + 4 * C * C
+    assert res['params_paper'] == _exact_number(res['params'] -
+                                                masked_numel * (1 - d))
+    # the actual zeros (ERK at 0.3 on the masked weights) differ from it
+    assert res['flops_sparse'] < res['flops_paper'] < res['flops']
+
+    res = count_complexity(block, x)  # no density given: paper = dense
+    assert res['paper_density'] is None
+    assert res['flops_paper'] == res['flops']
+    assert res['params_paper'] == res['params']
+
+
+def _exact_number(value):
+    return int(value) if value.denominator == 1 else float(value)
+
+
 def test_deploy_form_hand_count():
     lk = _lk(impl='torch')
     _zero_known_fraction(lk.LoRA1.conv.weight, 2)
@@ -156,14 +191,22 @@ def test_cli_seg_demo(repo_root, tmp_path, capsys):
     text = capsys.readouterr().out
     assert 'multiply-adds' in text and 'RANDOM masks' in text
     assert 'auxiliary head excluded' in text
-    assert json.loads(out.read_text())['flops'] == res['flops']
+    assert 'paper convention (masked weights at density 0.6)' in text
+    saved = json.loads(out.read_text())
+    assert saved['flops'] == res['flops']
+    assert saved['flops_paper'] == res['flops_paper']
+    assert set(saved['count_labels']) == {
+        'flops', 'flops_paper', 'flops_sparse'
+    }
     assert res['input_shape'] == [1, 3, 128, 128]
     assert res['params_sparse'] < res['params']
     assert res['flops_sparse'] < res['flops']
     # only the backbone is sparse; its rows add up
     groups = res['groups']
-    assert groups['decode_head']['flops_sparse'] == groups['decode_head'][
-        'flops']
+    for key in ('flops_sparse', 'flops_paper'):
+        assert groups['decode_head'][key] == groups['decode_head']['flops']
+    # ERK keeps the FLOP-heavy early stages denser than the uniform 0.6
+    assert res['flops_sparse'] > res['flops_paper']
     # the tracer puts some of UPerHead's resizes in the model's scope
     rest = groups['(model scope)']
     assert rest['params'] == 0 and rest['flops_sparse'] == rest['flops'] > 0
@@ -176,9 +219,16 @@ def test_cli_seg_demo(repo_root, tmp_path, capsys):
     stages = [backbone['groups'][f'stage{i}'] for i in range(4)]
     for key in ('params', 'params_sparse', 'flops'):
         assert sum(s[key] for s in stages) == backbone[key]
-    assert sum(s['flops_sparse'] for s in stages) == pytest.approx(
-        backbone['flops_sparse'], rel=1e-12)
+    for key in ('flops_sparse', 'flops_paper', 'params_paper'):
+        assert sum(s[key] for s in stages) == pytest.approx(
+            backbone[key], rel=1e-12)
     assert backbone['flops_sparse'] < backbone['flops']
+    # every backbone weight op is masked: the paper row is 0.6 x its
+    # weight-op FLOPs plus the rest (norms) dense
+    weight_ops = sum(v for op, v in backbone['by_operator'].items()
+                     if op in WEIGHT_OPS)
+    assert backbone['flops_paper'] == pytest.approx(
+        backbone['flops'] - 0.4 * weight_ops, rel=1e-12)
 
 
 def test_cli_det_demo(repo_root, capsys):

@@ -8,19 +8,27 @@ convention of the SLaK / ConvNeXt papers' tables. Only ops with a handle are
 counted (convolutions, linear layers, matrix products, norms, upsampling,
 adaptive pooling); element-wise additions and activations are not.
 
-Sparse counts keep only the non-zero weights, as the SLaK paper counts its
-sparse models:
+Two sparse counts are reported beside the dense one:
 
-* parameters: dense count minus the exact zeros of every 2-D / 4-D weight
-  (biases, norms and layer scales always count);
-* FLOPs: every weight op (conv, linear, matrix product, and the Triton
-  large-kernel ops) is scaled by the density ``nnz / numel`` of the weight
-  it uses; all other ops count dense.
+* **paper** (``params_paper`` / ``flops_paper``): the SLaK paper's
+  convention, every masked weight (those of a ``sparse=True`` backbone) at
+  the same density ``1 - sparsity`` (0.6 for 40% sparsity): a weight op's
+  dense FLOPs and a masked weight's parameters are scaled by it. It does
+  not depend on where the zeros are, so a config without a checkpoint gets
+  the paper's figure; without masks it equals the dense count.
+* **actual** (``params_sparse`` / ``flops_sparse``): only the non-zero
+  weights, i.e. the zeros this model really has. Parameters: dense count
+  minus the exact zeros of every 2-D / 4-D weight (biases, norms and layer
+  scales always count); FLOPs: every weight op (conv, linear, matrix
+  product, and the Triton large-kernel ops) scaled by the density
+  ``nnz / numel`` of the weight it uses. Without a checkpoint these are the
+  config's random masks (ERK by default, which keeps the FLOP-heavy early
+  stages denser, hence more FLOPs than the paper's convention).
 
-The density is read from the weights' zeros. A sparse model's masks are
-applied to its weights (random masks by ``init_weights``, a checkpoint's by
-loading), so zeros and masks agree; weights without masks (heads) are dense
-in practice.
+In both, all other ops count dense. A sparse model's masks are applied to
+its weights (random masks by ``init_weights``, a checkpoint's by loading),
+so zeros and masks agree; weights without masks (heads) are dense in
+practice.
 
 Which weight an op uses is taken from the module that runs it: each
 ``nn.Conv2d`` / ``nn.Linear`` (and each branch conv of a
@@ -44,12 +52,23 @@ from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 
 from slak_mm.models import LargeKernelConv, SLaK
-from slak_mm.sparse import is_sparse_weight
+from slak_mm.sparse import is_sparse_weight, masked_weights
 
 #: What the printed FLOPs are.
 FLOP_CONVENTION = ('FLOPs = multiply-adds (MACs): mmengine/fvcore count one '
                    'multiply-add as one FLOP, as the SLaK and ConvNeXt '
                    'papers report them')
+#: What each count of a result is (also written to the JSON).
+COUNT_LABELS = {
+    'flops': 'dense',
+    'flops_paper': 'sparse (paper: uniform density): every masked weight '
+    'at density 1 - sparsity, dense multiply-adds scaled per layer by it',
+    'flops_sparse': 'sparse (actual zeros): only the multiply-adds of the '
+    'non-zero weights this model has (random masks without a checkpoint)',
+}
+#: Counts per row of a result (total, groups).
+COUNT_KEYS = ('params', 'params_paper', 'params_sparse', 'flops',
+              'flops_paper', 'flops_sparse')
 #: jit graph kinds of slak_mm's Triton autograd functions
 #: (``prim::PythonOp.<Function class name>``).
 TRITON_OPS = ('prim::PythonOp._MultiDepthwiseConv',
@@ -150,11 +169,20 @@ def _in_group(name: str, prefixes: Sequence[str]) -> bool:
                for p in prefixes)
 
 
+def _minus(total: Number, removed: Dict[str, Fraction],
+           prefixes: Sequence[str]) -> Number:
+    """``total`` less what ``removed`` holds for the names in ``prefixes``."""
+    # Fraction(total): mmengine's totals may be floats holding integers
+    return _exact(
+        Fraction(total) - sum((r for k, r in removed.items()
+                               if _in_group(k, prefixes)), Fraction(0)))
+
+
 @torch.no_grad()
-def count_complexity(
-        model: nn.Module,
-        inputs: Union[torch.Tensor, Tuple],
-        groups: Optional[Dict[str, Sequence[str]]] = None) -> dict:
+def count_complexity(model: nn.Module,
+                     inputs: Union[torch.Tensor, Tuple],
+                     groups: Optional[Dict[str, Sequence[str]]] = None,
+                     uniform_density: Optional[float] = None) -> dict:
     """Dense and sparse parameters and FLOPs of ``model`` on ``inputs``.
 
     Args:
@@ -165,19 +193,32 @@ def count_complexity(
         groups (dict[str, Sequence[str]], optional): Report rows: a label to
             the module names (prefixes) it sums, e.g. ``{'stage0':
             ['downsample_layers.0', 'stages.0', 'norm0']}``.
+        uniform_density (float, optional): Density of every masked weight
+            in the paper-convention counts (``1 - sparsity``). None: the
+            paper counts equal the dense ones.
 
     Returns:
-        dict: ``params``, ``params_sparse``, ``flops``, ``flops_sparse``
-        (MACs; int where exact), ``groups`` (the same four per label),
-        ``by_operator`` (dense FLOPs per op), ``not_counted`` (ops without a
-        handle: count), ``dense_weight_flops`` (weight-op FLOPs of modules
-        owning no weight, counted dense).
+        dict: ``params``, ``params_paper``, ``params_sparse``, ``flops``,
+        ``flops_paper``, ``flops_sparse`` (MACs; int where exact; see the
+        module doc and :data:`COUNT_LABELS`), ``paper_density`` (the
+        uniform density, None without one or without masked weights),
+        ``groups`` (the six counts per label), ``by_operator`` (dense FLOPs
+        per op), ``not_counted`` (ops without a handle: count),
+        ``dense_weight_flops`` (weight-op FLOPs of modules owning no
+        weight, counted dense).
     """
     analyzer = flop_analyzer(model, inputs)
     by_module = analyzer.by_module_and_operator()
+    masked = {name: w for name, w, _ in masked_weights(model)}
+    masked_ids = {id(w) for w in masked.values()}
+    # str(): 0.6 as 3/5, not the float's binary fraction
+    density = (None if uniform_density is None or not masked else Fraction(
+        str(uniform_density)))
 
-    # FLOPs removed by zero weights, per module (its own ops only)
+    # FLOPs removed by zero weights (actual) and by the uniform density
+    # (paper), per module (its own ops only)
     removed: Dict[str, Fraction] = {}
+    removed_paper: Dict[str, Fraction] = {}
     dense_weight_flops = 0
     for name, module in model.named_modules():
         name = analyzer.canonical_module_name(name)
@@ -195,10 +236,18 @@ def count_complexity(
             continue
         nnz, numel = _nnz(weights)
         removed[name] = flops - Fraction(flops * nnz, numel)
+        if density is not None:
+            kept = sum(w.numel() * (density if id(w) in masked_ids else 1)
+                       for w in weights)
+            removed_paper[name] = flops - Fraction(flops * kept) / numel
 
     zeros = {
-        name: p.numel() - int(p.count_nonzero())
+        name: Fraction(p.numel() - int(p.count_nonzero()))
         for name, p in model.named_parameters() if is_sparse_weight(p)
+    }
+    zeros_paper = {} if density is None else {
+        name: w.numel() * (1 - density)
+        for name, w in masked.items()
     }
     params = parameter_count(model)
 
@@ -207,14 +256,14 @@ def count_complexity(
         n_params = sum(params.get(p, 0) for p in prefixes)
         return dict(
             params=n_params,
-            params_sparse=n_params -
-            sum(z for k, z in zeros.items() if _in_group(k, prefixes)),
+            params_paper=_minus(n_params, zeros_paper, prefixes),
+            params_sparse=_minus(n_params, zeros, prefixes),
             flops=dense,
-            flops_sparse=_exact(dense -
-                                sum((r for k, r in removed.items()
-                                     if _in_group(k, prefixes)), Fraction(0))))
+            flops_paper=_minus(dense, removed_paper, prefixes),
+            flops_sparse=_minus(dense, removed, prefixes))
 
     result = summary([''])
+    result['paper_density'] = None if density is None else float(density)
     result['groups'] = {
         label: summary(prefixes)
         for label, prefixes in (groups or {}).items()
@@ -362,10 +411,9 @@ def _tensor_forward(model: nn.Module, **kwargs) -> Iterator[nn.Module]:
 def _add_rest_row(result: dict, top: Sequence[str]) -> None:
     """Add a row for what the top-level rows miss: ops the tracer puts in
     the model's own scope (e.g. some of UPerHead's resizes)."""
-    keys = ('params', 'params_sparse', 'flops', 'flops_sparse')
     rest = {
         k: result[k] - sum(result['groups'][name][k] for name in top)
-        for k in keys
+        for k in COUNT_KEYS
     }
     if any(abs(v) > 1e-6 * max(1, result['flops']) for v in rest.values()):
         result['groups']['(model scope)'] = rest
@@ -393,10 +441,11 @@ def get_flops(cfg,
         device (str): Where to trace; ``cuda`` traces the Triton path.
 
     Returns:
-        dict: :func:`count_complexity`'s result plus ``part``
-        (``backbone`` / ``model``), ``model_type``, ``input_shape``,
-        ``device``, ``weights`` (how they were obtained) and
-        ``flop_convention``.
+        dict: :func:`count_complexity`'s result (the paper-convention
+        counts at the backbone's ``1 - sparsity`` when ``sparse=True``)
+        plus ``part`` (``backbone`` / ``model``), ``model_type``,
+        ``input_shape``, ``device``, ``weights`` (how they were obtained),
+        ``flop_convention`` and ``count_labels``.
     """
     part = 'backbone' if backbone_only else 'model'
     shape = tuple(shape or DEFAULT_SHAPE[part])
@@ -409,8 +458,12 @@ def get_flops(cfg,
                                 {}).get('pad_size_divisor', 1)
         shape = tuple(-(-s // divisor) * divisor for s in shape)
     x = torch.randn(1, 3, *shape, device=device)
+    backbone = _backbone(model)
+    # the paper's convention: its sparsity on every weight it masks
+    density = 1. - backbone.sparsity if getattr(backbone, 'sparse',
+                                                False) else None
     if backbone_only:
-        result = count_complexity(model, x, slak_groups(model))
+        result = count_complexity(model, x, slak_groups(model), density)
     else:
         groups, stages = {}, slak_groups(model)
         for name, child in model.named_children():
@@ -426,7 +479,7 @@ def get_flops(cfg,
                      'proposals the RPN keeps for this input (at most '
                      'test_cfg.rpn.max_per_img)')
         with _tensor_forward(model, **kwargs):
-            result = count_complexity(model, x, groups)
+            result = count_complexity(model, x, groups, density)
         _add_rest_row(result, [name for name in groups if '.' not in name])
     result.update(
         part=part,
@@ -434,7 +487,8 @@ def get_flops(cfg,
         input_shape=list(x.shape),
         device=str(device),
         weights=note,
-        flop_convention=FLOP_CONVENTION)
+        flop_convention=FLOP_CONVENTION,
+        count_labels=COUNT_LABELS)
     return result
 
 
@@ -443,13 +497,11 @@ def _fmt(value: Number, unit: float, digits: int = 3) -> str:
     return f'{value / unit:.{digits}f}'
 
 
-def _ratio(sparse: Number, dense: Number) -> str:
-    return f'{sparse / dense:.3f}' if dense else '-'
-
-
 def format_report(result: dict) -> str:
-    """A table of :func:`get_flops`'s result: dense and sparse parameters
-    (M) and FLOPs (G MACs) with their ratio, total and per group.
+    """A table of :func:`get_flops`'s result: parameters (M) and FLOPs
+    (G MACs), dense, sparse in the paper's convention and sparse with the
+    model's actual zeros, total and per group, under a headline with the
+    paper-convention figures.
 
     Args:
         result (dict): From :func:`get_flops` (or :func:`count_complexity`
@@ -458,32 +510,43 @@ def format_report(result: dict) -> str:
     Returns:
         str: The report, several lines.
     """
-    header = ('', 'params(M)', 'sparse(M)', 'density', 'GFLOPs', 'sparse(G)',
-              'ratio')
+    header = ('', 'params(M)', 'paper(M)', 'actual(M)', 'GFLOPs', 'paper(G)',
+              'actual(G)')
+    units = (1e6, 1e6, 1e6, 1e9, 1e9, 1e9)
     rows = [header]
     for label, stats in [('total', result)] + list(
             result.get('groups', {}).items()):
-        rows.append((label, _fmt(stats['params'],
-                                 1e6), _fmt(stats['params_sparse'], 1e6),
-                     _ratio(stats['params_sparse'],
-                            stats['params']), _fmt(stats['flops'], 1e9),
-                     _fmt(stats['flops_sparse'],
-                          1e9), _ratio(stats['flops_sparse'], stats['flops'])))
+        rows.append((label, ) + tuple(
+            _fmt(stats[k], u) for k, u in zip(COUNT_KEYS, units)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     table = [
         '  '.join(
             cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
             for i, cell in enumerate(row)) for row in rows
     ]
+    density = result.get('paper_density')
+    paper = ('no masked weights (sparse=False): paper = dense'
+             if density is None else
+             f'masked weights at density {density:g}')
     lines = [
         f'{result.get("model_type", "model")} ({result.get("part", "")}), '
         f'input {"x".join(map(str, result.get("input_shape", [])))} on '
         f'{result.get("device", "?")}',
         f'weights: {result.get("weights", "as given")}',
-        FLOP_CONVENTION + '; sparse = only non-zero weights (params) and '
-        'the multiply-adds they take (FLOPs).',
+        FLOP_CONVENTION + '.',
+        f'paper convention ({paper}): '
+        f'{_fmt(result["params_paper"], 1e6, 1)}M params, '
+        f'{_fmt(result["flops_paper"], 1e9, 2)} GFLOPs; actual zeros: '
+        f'{_fmt(result["params_sparse"], 1e6, 1)}M, '
+        f'{_fmt(result["flops_sparse"], 1e9, 2)} G; dense: '
+        f'{_fmt(result["params"], 1e6, 1)}M, '
+        f'{_fmt(result["flops"], 1e9, 2)} G',
         '',
-    ] + table
+    ] + table + [
+        '',
+        f'paper = {COUNT_LABELS["flops_paper"]};',
+        f'actual = {COUNT_LABELS["flops_sparse"]}.',
+    ]
     not_counted = result.get('not_counted')
     if not_counted:
         lines += [

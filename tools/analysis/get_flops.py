@@ -5,11 +5,15 @@
         [--out result.json] [--cfg-options k=v ...]
 
 Counts with mmengine's FlopAnalyzer: FLOPs are multiply-adds (MACs), one
-multiply-add = one FLOP, the convention of the SLaK paper's tables. "sparse"
-counts only the non-zero weights and the multiply-adds they take. Without
-``--checkpoint`` the weights are random and a ``sparse=True`` config gets
-its random masks (sparsity ``model.backbone.sparsity``); the sparse numbers
-of a trained model need its checkpoint. Default input: 224 x 224 for
+multiply-add = one FLOP, the convention of the SLaK paper's tables. Three
+counts per row: dense; "paper" (reported first: the paper's convention,
+every masked weight of a ``sparse=True`` backbone at the uniform density
+``1 - sparsity``, so it needs no checkpoint); and "actual", only the
+non-zero weights and the multiply-adds they take. Without ``--checkpoint``
+the weights are random and the actual zeros are the config's random masks
+(ERK by default); a trained model's need its checkpoint. JSON keys:
+``flops`` / ``flops_paper`` / ``flops_sparse`` (and ``params_*``), labelled
+in ``count_labels``. Default input: 224 x 224 for
 ``--backbone-only``, else 512 x 512 (a segmentor's ``tensor`` forward
 without the auxiliary head; a detector's with one image's metainfo).
 """
