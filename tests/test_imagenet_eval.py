@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-import slak_mm  # noqa: F401  (registers SLaK, and in mmpretrain if present)
+import slak_mm  # noqa: F401  (registers SLaK)
+import slak_mm.models.classifiers  # noqa: F401  (in mmpretrain if present)
 from slak_mm.apis import load_config
 from slak_mm.models import SLaK
 from slak_mm.models.classifiers import (classifier_filter_fn,

@@ -1,7 +1,10 @@
 # Runtime for classification (mmpretrain scope, `pip install -e .[cls]`);
-# importing slak_mm registers SLaK's classifier parts in mmpretrain.
+# slak_mm.models.classifiers registers SLaK's classifier parts in mmpretrain
+# (kept out of `import slak_mm`: mmpretrain's models take seconds to import).
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['slak_mm'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['slak_mm', 'slak_mm.models.classifiers'],
+    allow_failed_imports=False)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
