@@ -129,12 +129,13 @@ def test_integration_config_trains_and_tests(name, data_roots, tmp_path):
         assert key in proc.stdout
 
 
-def test_framework_tool_reads_mmseg_base(monkeypatch, capsys):
+def test_framework_tool_reads_mmseg_base(monkeypatch, capsys, tmp_path):
     """python -m slak_mm.mm_tool runs mmseg's own print_config.py on a
     config whose base is ``mmseg::...``."""
     from slak_mm import mm_tool
     config = osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py')
     monkeypatch.setattr(sys, 'argv', sys.argv[:1])
+    monkeypatch.chdir(tmp_path)  # print_config.py dumps example.py here
     mm_tool.main(['mmseg', 'misc/print_config.py', config])
     out = capsys.readouterr().out
     assert "type='SLaK'" in out and "type='FPNHead'" in out, out[-2000:]
