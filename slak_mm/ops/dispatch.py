@@ -37,6 +37,7 @@ not parse, is ignored (a corrupt one with a warning) and replaced on the
 next write. Writes merge with the file's current entries and are atomic
 (temporary file + rename). Nothing here imports mm packages.
 """
+import functools
 import json
 import os
 import os.path as osp
@@ -110,8 +111,14 @@ def bucket(n: int) -> int:
 
 
 def _device_name(device: torch.device) -> str:
-    if device.type == 'cuda':
-        return torch.cuda.get_device_name(device)
+    return _named_device(device.type, device.index, torch.get_num_threads())
+
+
+@functools.lru_cache(maxsize=None)
+def _named_device(dev_type: str, index: Optional[int], threads: int) -> str:
+    # cached: every 'auto' call names its key
+    if dev_type == 'cuda':
+        return torch.cuda.get_device_name(index)
     model = ''
     try:
         with open('/proc/cpuinfo') as f:
@@ -119,7 +126,7 @@ def _device_name(device: torch.device) -> str:
                           for line in f if line.startswith('model name')), '')
     except OSError:
         pass
-    return f'{device.type}:{model}:{torch.get_num_threads()}t'
+    return f'{dev_type}:{model}:{threads}t'
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
