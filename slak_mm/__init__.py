@@ -5,6 +5,7 @@ mmseg and mmdet registries (``custom_imports=dict(imports=['slak_mm'])``).
 Without OpenMMLab installed (e.g. a bare GPU box with torch and Triton) the
 torch-only parts still import: ``slak_mm.ops`` and ``slak_mm.sparse``.
 """
+from .config_path import get_config_path  # no mm import: works bare
 from .version import __version__
 
 try:
@@ -22,4 +23,4 @@ else:
     from . import engine, models, utils  # noqa: F401
     utils.use_safe_mmengine_loader()  # no checkpoint read runs pickled code
 
-__all__ = ['__version__']
+__all__ = ['__version__', 'get_config_path']

@@ -12,7 +12,17 @@ the upstream distribution name and mmengine falls back to the import name.)
 
 :func:`register_config_scopes` points every scope whose upstream
 distribution is missing but whose module imports at the distribution that
-really installed it. ``slak_mm.apis`` calls it at import, so our tools
+really installed it. It also adds ``slak_mm`` itself (:data:`OWN_SCOPES`),
+so user configs can inherit ours: ``_base_ = 'slak_mm::_base_/models/
+upernet_slak.py'`` reads ``slak_mm/.mim/configs/...`` (the configs the wheel
+ships, or the link an editable install makes). mmengine accepts only
+``SCOPE::FOLDER/FILE`` there, so a top-level config is reached through
+:func:`slak_mm.get_config_path` instead. mmengine would also tag such a
+base's dicts with ``_scope_='slak_mm'``, a registry scope that does not
+exist (SLaK is registered in mmseg's and mmdet's registries), and building
+would then fall back to mmengine's root registry and fail
+(``SegDataPreProcessor is not in the mmengine::model registry``); so our
+scopes' bases are read like local files, in the inheriting config's scope. ``slak_mm.apis`` calls it at import, so our tools
 (``load_config`` in ``tools/train.py`` / ``tools/test.py``) read such bases;
 ``python -m slak_mm.mm_tool`` runs the frameworks' own tools with it.
 """
@@ -21,8 +31,12 @@ from importlib import metadata
 from importlib.util import find_spec
 from typing import Dict, Iterable, Optional
 
+from mmengine.config import Config
 from mmengine.config import utils as config_utils
 from mmengine.utils import get_installed_path
+
+#: Scopes added to mmengine's table even though it does not know them.
+OWN_SCOPES = ('slak_mm', )
 
 
 def _has_distribution(name: str) -> bool:
@@ -47,6 +61,22 @@ def _provider(module: str, module_dir: str, providers: Dict[str, list]) -> str:
     return module
 
 
+def _read_own_scopes_unscoped() -> None:
+    """Make ``Config`` resolve ``slak_mm::`` bases without a ``_scope_``
+    (see the module doc). Idempotent; other scopes are unchanged."""
+    original = Config._get_cfg_path
+    if getattr(original, 'slak_mm_unscoped', False):
+        return
+
+    def get_cfg_path(cfg_path: str, filename: str):
+        path, scope = original(cfg_path, filename)
+        return path, None if scope in OWN_SCOPES else scope
+
+    get_cfg_path.slak_mm_unscoped = True
+    get_cfg_path.__doc__ = original.__doc__
+    Config._get_cfg_path = staticmethod(get_cfg_path)
+
+
 def register_config_scopes(
         scopes: Optional[Iterable[str]] = None) -> Dict[str, str]:
     """Map config scopes to the distributions installed for them.
@@ -60,15 +90,19 @@ def register_config_scopes(
 
     Args:
         scopes (Iterable[str], optional): Scopes to consider (new ones are
-            added to the table). Defaults to every scope mmengine knows.
+            added to the table). Defaults to every scope mmengine knows
+            and :data:`OWN_SCOPES`.
 
     Returns:
         dict: Each changed scope and the distribution it now maps to.
     """
+    _read_own_scopes_unscoped()
     table = config_utils.MODULE2PACKAGE  # the dict mmengine reads per call
     changed = {}
     providers = None
-    for scope in list(table if scopes is None else scopes):
+    if scopes is None:
+        scopes = list(table) + [s for s in OWN_SCOPES if s not in table]
+    for scope in list(scopes):
         dist = table.get(scope, scope)
         if scope in table and _has_distribution(dist):
             continue
