@@ -186,3 +186,10 @@ def test_jit_tracing_gets_torch(monkeypatch):
     traced = torch.jit.trace(
         lambda x: multi_depthwise_conv2d(x, weights)[0], x, check_trace=False)
     assert 'aten::_convolution' in str(traced.graph)
+
+
+def test_auto_never_offers_triton_for_cpu_tensors(monkeypatch):
+    monkeypatch.setenv('TRITON_INTERPRET', '1')  # Triton could run them
+    x, weights = _inputs()
+    assert 'triton' not in dispatch.auto_candidates(x)
+    assert resolve_impl(x, None, weights) in ('torch', 'fft')  # tuned

@@ -100,21 +100,6 @@ def time_interleaved(fns: Dict[str, Callable[[], object]],
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def available_impls(x: torch.Tensor) -> List[str]:
-    """The implementations ``impl='auto'`` chooses from for ``x``.
-
-    Args:
-        x (Tensor): An input.
-
-    Returns:
-        list[str]: Names (``torch`` first).
-    """
-    return [
-        name for name, cand in dispatch.CANDIDATES.items()
-        if cand.available(x) and (name != 'triton' or x.is_cuda)
-    ]
-
-
 def benchmark_stage(channels: int,
                     height: int,
                     width: int,
@@ -143,7 +128,8 @@ def benchmark_stage(channels: int,
             gradients) instead of forward only.
         device (str): ``'cuda'`` or ``'cpu'``.
         impls (Sequence[str], optional): Implementations to time besides
-            ``auto``. Default: all available (:func:`available_impls`).
+            ``auto``. Default: those auto chooses from
+            (:func:`slak_mm.ops.dispatch.auto_candidates`).
         rounds (int): Interleaved rounds (median).
         min_round_time (float): Seconds per timed block.
 
@@ -164,7 +150,7 @@ def benchmark_stage(channels: int,
         torch.randn(batch, channels, height, width, device=device,
                     dtype=dt)).requires_grad_(backward)
     grads = [torch.randn_like(x) for _ in shapes] if backward else None
-    names = list(impls or available_impls(x))
+    names = list(impls or dispatch.auto_candidates(x))
 
     def run(impl):
 

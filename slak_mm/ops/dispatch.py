@@ -416,6 +416,23 @@ def tune(key: Tuple, x: torch.Tensor,
     return choice
 
 
+def auto_candidates(x: torch.Tensor) -> List[str]:
+    """The implementations ``'auto'`` may choose for ``x``: those available
+    for it, Triton only for CUDA tensors (the interpreter runs CPU tensors,
+    but only when forced).
+
+    Args:
+        x (Tensor): An input.
+
+    Returns:
+        list[str]: Names, ``'torch'`` first.
+    """
+    return [
+        name for name, cand in CANDIDATES.items()
+        if cand.available(x) and (name != 'triton' or x.is_cuda)
+    ]
+
+
 def _tracing() -> bool:
     return torch.compiler.is_compiling()
 
@@ -486,7 +503,7 @@ def choose(op: str,
         return _choice_while_compiling(key)
     name = _key_string(key)
     choice = _stored(name)
-    if choice is not None and CANDIDATES[choice].available(x):
+    if choice in auto_candidates(x):
         return choice
     global _tuned
     taps = sum(wt.shape[-2] * wt.shape[-1] for wt in weights)
@@ -498,7 +515,7 @@ def choose(op: str,
     runs = {
         n: ((lambda xx, *t, _c=c: _c.multi(xx, t)) if op == 'multi' else
             (lambda xx, *t, _c=c: (_c.cross(xx, *t), )))
-        for n, c in CANDIDATES.items() if c.available(x)
+        for n, c in CANDIDATES.items() if n in auto_candidates(x)
     }
     choice = tune(key, x, tensors, runs)
     _tuned += 1
