@@ -439,11 +439,9 @@ def _tracing() -> bool:
 
 @torch.compiler.assume_constant_result
 def _choice_while_compiling(key: Tuple) -> str:
-    # runs once, eagerly, when torch.compile traces; the result is baked
-    # in. Not Triton: its launcher is not a registered custom op, so
-    # dynamo would have to trace (or break at) it.
-    stored = _stored(_key_string(key))
-    return stored if stored not in (None, 'triton') else heuristic(key)
+    # runs once, eagerly, when torch.compile traces; the result is baked in
+    # (every implementation is a custom op or plain torch ops: no breaks)
+    return _stored(_key_string(key)) or heuristic(key)
 
 
 def _forced(impl: Optional[str]) -> str:

@@ -6,7 +6,9 @@ output each; :func:`triton_cross_depthwise_conv2d` runs the merged deploy
 form (tall + wide kernel + bias) into one output. Both are
 ``torch.autograd.Function``\\ s whose forward, input gradient and weight
 gradients are the Triton kernels of :mod:`.triton_depthwise_kernels` (the
-kernel design is described there).
+kernel design is described there). The launches are ``torch.library``
+custom ops (``slak_mm::triton_dwconv``, ``slak_mm::triton_dwconv_wgrad``),
+so ``torch.compile`` traces the Functions without a graph break.
 
 Dtypes: fp32, fp16 and bf16 inputs; products are accumulated in fp32 and
 the outputs have the input's dtype. Weights are cast to the input's dtype
@@ -314,6 +316,43 @@ def _launch_wgrad(x: torch.Tensor, grads: Sequence[torch.Tensor],
     return [part.sum(0) for part in ws]
 
 
+# The launchers as torch.library custom ops: torch.compile keeps each
+# launch as one opaque node (dynamo cannot trace the launchers' module
+# loading and grid set-up), the autograd Functions below call them.
+@torch.library.custom_op('slak_mm::triton_dwconv', mutates_args=())
+def _conv_op(inputs: List[torch.Tensor], kernels: List[torch.Tensor],
+             sum_out: bool, bias: Optional[torch.Tensor]) -> List[torch.Tensor]:
+    return _launch_conv(inputs, kernels, sum_out, bias)
+
+
+@_conv_op.register_fake
+def _(inputs, kernels, sum_out, bias):
+    return [
+        torch.empty(inputs[0].shape, dtype=inputs[0].dtype,
+                    device=inputs[0].device)
+        for _ in range(1 if sum_out else len(kernels))
+    ]
+
+
+@torch.library.custom_op('slak_mm::triton_dwconv_wgrad', mutates_args=())
+def _wgrad_op(x: torch.Tensor, grads: List[torch.Tensor],
+              sizes: List[int]) -> List[torch.Tensor]:
+    """:func:`_launch_wgrad` with ``sizes`` flat: ``[kh0, kw0, ...]``."""
+    return _launch_wgrad(x, grads, list(zip(sizes[::2], sizes[1::2])))
+
+
+@_wgrad_op.register_fake
+def _(x, grads, sizes):
+    return [
+        x.new_empty((x.shape[1], kh, kw), dtype=torch.float32)
+        for kh, kw in zip(sizes[::2], sizes[1::2])
+    ]
+
+
+def _flat_sizes(kernels: Sequence[torch.Tensor]) -> List[int]:
+    return [int(s) for k in kernels for s in k.shape[-2:]]
+
+
 def _flipped(kernel: torch.Tensor) -> torch.Tensor:
     # grad_x of a "same" conv is the same conv of grad_out with the kernel
     # rotated by 180 degrees (odd sides keep the padding symmetric).
@@ -326,7 +365,7 @@ class _MultiDepthwiseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, *weights):
         kernels = [wt.to(x.dtype).contiguous() for wt in weights]
-        outs = _launch_conv([x] * len(kernels), kernels, sum_out=False)
+        outs = _conv_op([x] * len(kernels), kernels, False, None)
         ctx.save_for_backward(x, *kernels)
         ctx.weight_dtypes = [wt.dtype for wt in weights]
         ctx.set_materialize_grads(False)
@@ -344,13 +383,13 @@ class _MultiDepthwiseConv(torch.autograd.Function):
             g if g is None else g.to(x.dtype).contiguous() for g in grad_outs
         ]
         if ctx.needs_input_grad[0]:
-            grads[0] = _launch_conv([grad_outs[k] for k in active],
-                                    [_flipped(kernels[k]) for k in active],
-                                    sum_out=True)[0]
+            grads[0] = _conv_op([grad_outs[k] for k in active],
+                                [_flipped(kernels[k]) for k in active], True,
+                                None)[0]
         need_w = [k for k in active if ctx.needs_input_grad[1 + k]]
         if need_w:
-            parts = _launch_wgrad(x, [grad_outs[k] for k in need_w],
-                                  [kernels[k].shape[-2:] for k in need_w])
+            parts = _wgrad_op(x, [grad_outs[k] for k in need_w],
+                              _flat_sizes([kernels[k] for k in need_w]))
             for k, part in zip(need_w, parts):
                 grads[1 + k] = part.view(kernels[k].shape).to(
                     ctx.weight_dtypes[k])
@@ -366,7 +405,7 @@ class _CrossDepthwiseConv(torch.autograd.Function):
             weight_v.to(x.dtype).contiguous(),
             weight_h.to(x.dtype).contiguous()
         ]
-        out = _launch_conv([x, x], kernels, sum_out=True, bias=bias)[0]
+        out = _conv_op([x, x], kernels, True, bias)[0]
         ctx.save_for_backward(x, *kernels)
         ctx.weight_dtypes = (weight_v.dtype, weight_h.dtype)
         ctx.bias_dtype = None if bias is None else bias.dtype
@@ -379,15 +418,13 @@ class _CrossDepthwiseConv(torch.autograd.Function):
         grad_out = grad_out.to(x.dtype).contiguous()
         grads = [None] * 4
         if ctx.needs_input_grad[0]:
-            grads[0] = _launch_conv(
-                [grad_out, grad_out],
-                [_flipped(k_v), _flipped(k_h)],
-                sum_out=True)[0]
+            grads[0] = _conv_op([grad_out, grad_out],
+                                [_flipped(k_v), _flipped(k_h)], True, None)[0]
         need_w = [k for k in (0, 1) if ctx.needs_input_grad[1 + k]]
         if need_w:
             kernels = (k_v, k_h)
-            parts = _launch_wgrad(x, [grad_out] * len(need_w),
-                                  [kernels[k].shape[-2:] for k in need_w])
+            parts = _wgrad_op(x, [grad_out] * len(need_w),
+                              _flat_sizes([kernels[k] for k in need_w]))
             for k, part in zip(need_w, parts):
                 grads[1 + k] = part.view(kernels[k].shape).to(
                     ctx.weight_dtypes[k])
