@@ -12,7 +12,7 @@ def run_benchmark(*args):
 
 def test_op_benchmark(tmp_path):
     out = tmp_path / 'op.json'
-    stdout = run_benchmark('op', '--device', 'cpu', '--batch', '1', '--size',
+    stdout = run_benchmark('op', '--device', 'cpu', '--batch', '1', '--shape',
                            '64', '--stages', '0', '3', '--backward',
                            '--min-run-time', '0.01', '--rounds', '2',
                            '--out', str(out))
@@ -49,11 +49,21 @@ def test_model_benchmark_variants(tmp_path):
 
 def test_model_benchmark_whole_detector_backward(tmp_path):
     out = tmp_path / 'det.json'
-    run_benchmark('model',
+    log = run_tool('tools/benchmark.py', 'model',
                   'configs/demo/faster_rcnn_slak_demo_synthetic_voc.py',
                   '--whole-model', '--backward', '--shape', '64', '64',
                   '--min-run-time', '0.01', '--rounds', '1', '--out',
-                  str(out))
+                  str(out), timeout=600).log
+    assert 'no SparseMaskHook' not in log  # timing is not training
     (row, ) = json.loads(out.read_text())['results']
     assert row['part'] == 'model' and row['mode'] == 'fwd+bwd'
     assert row['ms'] > 0 and row['ratio_to_first'] == 1.0
+
+
+def test_op_benchmark_takes_the_model_benchmarks_shape(tmp_path):
+    out = tmp_path / 'op.json'
+    run_benchmark('op', '--device', 'cpu', '--batch', '1', '--shape', '64',
+                  '128', '--stages', '3', '--impls', 'torch',
+                  '--min-run-time', '0.01', '--rounds', '1', '--out', str(out))
+    (row, ) = json.loads(out.read_text())['results']
+    assert (row['height'], row['width']) == (2, 4)

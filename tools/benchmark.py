@@ -44,10 +44,13 @@ def parse_args():
         choices=['fp32', 'fp16', 'bf16'])
     op.add_argument('--batch', type=int, default=8)
     op.add_argument(
+        '--shape',
         '--size',
         type=int,
-        default=512,
-        help='input image side (stage maps are /4 ... /32)')
+        nargs='+',
+        default=[512],
+        help='input H W, or one side (stage maps are /4 ... /32); as '
+        '`model --shape` (--size is the old name)')
     op.add_argument('--stages', type=int, nargs='+', default=[0, 1, 2, 3])
     op.add_argument(
         '--impls',
@@ -90,7 +93,10 @@ def parse_args():
 
 def run_op(args, device):
     from slak_mm.ops.benchmark import benchmark_stage, slak_stage_shapes
-    shapes = slak_stage_shapes(args.size)
+    if len(args.shape) not in (1, 2):
+        raise SystemExit('error: --shape takes H W or one side')
+    shapes = slak_stage_shapes(
+        args.shape[0] if len(args.shape) == 1 else tuple(args.shape))
     rows = []
     for dtype in args.dtype:
         for stage in args.stages:

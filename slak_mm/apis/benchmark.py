@@ -27,6 +27,7 @@ from mmengine.config import Config
 
 from slak_mm.models import LargeKernelConv, SLaK
 from slak_mm.ops import CPU_LAYOUT_ENV
+from slak_mm.sparse import MASKS_KEPT_ATTR
 from slak_mm.ops.benchmark import time_interleaved
 from .config import replace_sync_bn
 from .model import build_model, det_data_samples
@@ -133,6 +134,10 @@ def benchmark_model(cfg: Config,
     replace_sync_bn(cfg)
     cfg.model.backbone.pop('init_cfg', None)
     model = build_model(cfg).to(device).train(backward)
+    for module in model.modules():
+        # timing, not training: no optimizer step fills the masked weights,
+        # so the "no SparseMaskHook" warning does not apply
+        setattr(module, MASKS_KEPT_ATTR, True)
     if not whole_model:
         model = model.backbone
     samples = (

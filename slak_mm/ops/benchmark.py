@@ -8,7 +8,7 @@ every ratio is taken between timings of the same run.
 """
 import platform
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -45,15 +45,17 @@ def environment() -> Dict[str, Optional[str]]:
     return info
 
 
-def slak_stage_shapes(size: int = 512,
+def slak_stage_shapes(size: Union[int, Sequence[int]] = 512,
                       dims: Sequence[int] = SLAK_T_DIMS,
                       kernels: Sequence[int] = SLAK_T_KERNELS) -> List[dict]:
-    """``(C, H, W, M)`` of each stage's large kernel for a square input."""
+    """``(C, H, W, M)`` of each stage's large kernel for an input of
+    ``size`` (one side, or ``(H, W)``)."""
+    height, width = (size, size) if isinstance(size, int) else size
     return [
         dict(
             channels=c,
-            height=size // 2**(i + 2),
-            width=size // 2**(i + 2),
+            height=height // 2**(i + 2),
+            width=width // 2**(i + 2),
             kernel=m) for i, (c, m) in enumerate(zip(dims, kernels))
     ]
 
