@@ -47,12 +47,28 @@ def official_tiny(tmp_path_factory):
 
 
 def test_official_tiny_loads_through_config_with_report(official_tiny, mm_log):
+    import logging
+
+    from mmengine.logging import MMLogger
     path, state = official_tiny
-    model = build_tiny_segmentor(path)
-    model.init_weights()
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.DEBUG)  # the per-weight table is DEBUG
+    try:
+        model = build_tiny_segmentor(path)
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
     backbone = model.backbone
-    report = '\n'.join(r.getMessage() for r in mm_log
-                       if 'Loaded SLaK backbone weights' in r.getMessage())
+    summary = [r for r in mm_log
+               if 'Loaded SLaK backbone weights' in r.getMessage()]
+    # one INFO line with the per-stage density; the table only at DEBUG
+    assert len(summary) == 1 and summary[0].levelno == logging.INFO
+    assert '\n' not in summary[0].getMessage()
+    assert 'stage0 0.6' in summary[0].getMessage()
+    table = [r for r in mm_log if 'Density per weight' in r.getMessage()]
+    assert len(table) == 1 and table[0].levelno == logging.DEBUG
+    report = summary[0].getMessage() + '\n' + table[0].getMessage()
     assert path in report
     n_file = len([k for k in state if not k.startswith(('norm.', 'head.'))])
     assert f'{n_file} keys loaded' in report

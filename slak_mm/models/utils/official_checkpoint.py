@@ -309,8 +309,8 @@ def load_backbone_weights(
     print_log(
         f'Loaded SLaK backbone weights from {path}: '
         f'{in_file - len(unexpected)} keys loaded, {len(missing)} '
-        f'missing {missing[:5]}, {len(unexpected)} unexpected '
-        f'{unexpected[:5]}; mean density of the {len(density)} conv/linear '
+        f'missing {missing[:8]}, {len(unexpected)} unexpected '
+        f'{unexpected[:8]}; mean density of the {len(density)} conv/linear '
         f'weights {mean_density:.3f} (' +
         ', '.join(f'{k} {v:.3f}' for k, v in per_stage.items()) +
         f'); {mask_note}.',
