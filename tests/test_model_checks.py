@@ -24,7 +24,7 @@ def _cfg(name, **options):
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_shipped_configs_pass(name):
-    check_backbone_neck(_cfg(name))
+    assert check_backbone_neck(_cfg(name)) is None  # raises on a mismatch
 
 
 def test_feature_maps_match_the_built_backbone():
@@ -119,4 +119,8 @@ def test_other_backbones_are_not_checked():
     cfg = _cfg('integrations/fpn_slak_t_ade20k.py')
     cfg.model.backbone = dict(type='ResNetV1c', depth=50)
     cfg.model.neck.in_channels = [1, 2, 3, 4]  # not ours to judge
-    check_backbone_neck(cfg)
+    assert check_backbone_neck(cfg) is None
+    slak = _cfg('integrations/fpn_slak_t_ade20k.py')
+    slak.model.neck.in_channels = [1, 2, 3, 4]  # with SLaK it is refused
+    with pytest.raises(ValueError):
+        check_backbone_neck(slak)
