@@ -34,15 +34,21 @@ import re
 import zipfile
 from typing import Any, BinaryIO, List, Optional, Union
 
-import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
+
+from . import safe_numpy
 
 #: Environment variable that allows unsafe (code-running) loads.
 UNSAFE_LOAD_ENV = 'SLAK_MM_UNSAFE_LOAD'
 
-_GLOBAL_PATTERN = re.compile(r'GLOBAL ([\w.]+)|unrecognized function ([^\s]+)|'
-                             r'Unsupported global: ([\w.]+)')
+# torch's refusals: "Unsupported global: GLOBAL mod.name was not ...",
+# "... unrecognized function <class 'slice'>", "... but got <class 'x.Y'>"
+_GLOBAL_PATTERN = re.compile(
+    r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)|"
+    r"unrecognized function <(?:class|built-in function|function) '?([\w.]+)|"
+    r"unrecognized function ([\w.]+)|"
+    r"but got <class '([\w.]+)'>")
 
 
 class CheckpointError(RuntimeError):
@@ -72,25 +78,16 @@ def _history_buffer_getattr(obj, name: str):
 def safe_globals() -> List[Any]:
     """The allow-list for ``torch.serialization.safe_globals``.
 
+    numpy's names are bound to the inert stand-ins of
+    :mod:`slak_mm.utils.safe_numpy` (never to numpy's own callables, which
+    could forge object arrays over file bytes).
+
     Returns:
         list: Globals (and ``(object, name)`` pairs for renamed ones).
     """
-    multiarray = np._core.multiarray if hasattr(np, '_core') else \
-        np.core.multiarray
-    names = []
-    for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
-        # files written under numpy 1.x name the old module
-        names += [(multiarray._reconstruct, f'{module}._reconstruct'),
-                  (multiarray.scalar, f'{module}.scalar')]
-    dtype_classes = {
-        type(np.dtype(t))
-        for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
-                  np.uint16, np.uint32, np.uint64, np.float16, np.float32,
-                  np.float64)
-    }
     return [
-        np.ndarray, np.dtype, *dtype_classes, *names, argparse.Namespace,
-        HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
+        *safe_numpy.unpickle_bindings(), argparse.Namespace, HistoryBuffer,
+        (_history_buffer_getattr, 'builtins.getattr')
     ]
 
 
@@ -101,10 +98,21 @@ def unsafe_load_allowed() -> bool:
 
 
 def _offending_global(err: Exception) -> str:
+    """What a refused file asked for, from torch's (or our getattr's)
+    message: ``the Python global `collections.defaultdict``` or the
+    refusal itself."""
     match = _GLOBAL_PATTERN.search(str(err))
-    if not match:
-        return 'an object outside the allow-list'
-    return next(g for g in match.groups() if g)
+    if match:
+        return f'the Python global `{next(g for g in match.groups() if g)}`'
+    # torch puts the refusal between a paragraph on weights_only and a
+    # pointer to its documentation
+    paragraphs = [
+        p for p in str(err).split('WeightsUnpickler error:')[-1].split('\n\n')
+        if p.strip() and not p.startswith(('Weights only load failed',
+                                           'Check the documentation'))
+    ]
+    detail = ' '.join(' '.join(paragraphs).split())
+    return detail[:300] or 'an object outside the allow-list'
 
 
 def checkpoint_problem(path: str, allow_legacy: bool = True) -> Optional[str]:
@@ -200,15 +208,23 @@ def load_checkpoint_safely(source: Union[str, BinaryIO],
                           weights_only=False)
     try:
         with torch.serialization.safe_globals(safe_globals()):
-            return torch.load(
+            loaded = torch.load(
                 source, map_location=map_location, weights_only=True)
+        return safe_numpy.materialize(loaded)
+    except safe_numpy.NumpyRefused as err:
+        raise UnsafeCheckpointError(
+            f'Refused to load {name!r}: it holds {err}. slak_mm builds '
+            f'numpy objects from checkpoints only as plain data, since an '
+            f'object dtype lets the file forge memory pointers. If you '
+            f'trust the file, rerun with --unsafe-load (tools) or '
+            f'{UNSAFE_LOAD_ENV}=1.') from None
     except pickle.UnpicklingError as err:
         if 'weights_only' not in str(err) and 'allowed' not in str(err):
             raise DamagedCheckpointError(
                 f'Checkpoint {name!r} cannot be unpickled: {err}') from None
         raise UnsafeCheckpointError(
-            f'Refused to load {name!r}: it needs the Python global '
-            f'`{_offending_global(err)}`, which is not among what mm and '
+            f'Refused to load {name!r}: it needs {_offending_global(err)}, '
+            f'which is not among what mm and '
             f'SLaK checkpoints hold (tensors, containers, numpy arrays, '
             f'argparse.Namespace, mmengine HistoryBuffer); unpickling it '
             f'could run arbitrary code. If you trust the file, rerun with '
