@@ -46,3 +46,46 @@ def test_only_rank_zero_locks(tmp_path, monkeypatch):
     assert isinstance(lock_for_training(str(tmp_path), 'pytorch'), WorkDirLock)
     monkeypatch.setenv(SHARED_WORK_DIR_ENV, '1')
     assert isinstance(lock_for_training(str(tmp_path), 'pytorch'), nullcontext)
+
+
+_HOLD_AND_FORK = '''
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location('work_dir_lock', sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.WorkDirLock(sys.argv[2]).acquire()
+child = os.fork()  # as a DataLoader worker: inherits every descriptor
+if child == 0:
+    time.sleep(120)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(120)
+'''
+
+
+def test_lock_freed_at_kill_while_forked_children_live(tmp_path):
+    """A kill -9 of the owner frees the work_dir at once even while its
+    forked children (DataLoader workers) still run: the lock is the
+    process's (a record lock), not the shared open file's (flock)."""
+    import signal
+    import subprocess
+    import sys
+
+    from slak_mm.engine import work_dir_lock
+    work_dir = str(tmp_path / 'run')
+    owner = subprocess.Popen(
+        [sys.executable, '-c', _HOLD_AND_FORK, work_dir_lock.__file__,
+         work_dir], stdout=subprocess.PIPE, text=True)
+    child = int(owner.stdout.readline())
+    try:
+        with pytest.raises(WorkDirBusyError, match=f'pid {owner.pid},'):
+            WorkDirLock(work_dir).acquire()
+        owner.kill()
+        owner.wait(timeout=30)
+        os.kill(child, 0)  # the child still lives (raises if it does not)
+        with WorkDirLock(work_dir):
+            assert (tmp_path / 'run' / LOCK_NAME).read_text() == \
+                f'{os.getpid()}\n'
+    finally:
+        os.kill(child, signal.SIGKILL)
+        owner.stdout.close()
