@@ -140,7 +140,8 @@ def test_deploy_form_hand_count():
     x = torch.randn(1, C, H, W)
     res = count_complexity(lk, x)
     assert res['flops'] == H * W * C * (M * N + N * M)  # bias add: no flops
-    nnz = int(lk.merged_v.count_nonzero()) + int(lk.merged_h.count_nonzero())
+    nnz = int(lk.merged.weight_v.count_nonzero()) + int(
+        lk.merged.weight_h.count_nonzero())
     assert nnz < 2 * C * M * N
     assert res['flops_sparse'] == H * W * nnz
     assert res['params_sparse'] == nnz + C
@@ -169,7 +170,8 @@ def test_triton_op_handle_under_interpreter(monkeypatch):
     res = count_complexity(lk, x)
     assert 'prim::PythonOp._CrossDepthwiseConv' not in res['not_counted']
     assert res['by_operator']['conv'] == H * W * C * (M * N + N * M)
-    nnz = int(lk.merged_v.count_nonzero()) + int(lk.merged_h.count_nonzero())
+    nnz = int(lk.merged.weight_v.count_nonzero()) + int(
+        lk.merged.weight_h.count_nonzero())
     assert res['flops_sparse'] == H * W * nnz
     assert triton_depthwise._launch_conv is launch  # trace patch undone
 

@@ -141,8 +141,8 @@ def test_switch_to_deploy_keeps_eval_outputs(arch, decompose):
         for n in names)
     keys = set(model.state_dict())
     lk_keys = {k for k in keys if '.large_kernel.' in k}
-    expected = ({'merged_v', 'merged_h', 'merged_bias'}
-                if decompose else {'merged.weight', 'merged.bias'})
+    expected = ({'merged.weight_v', 'merged.weight_h', 'merged.bias'}
+                if decompose else {'merged.weight_v', 'merged.bias'})
     assert {k.split('.large_kernel.')[1] for k in lk_keys} == expected
     # masks of the other weights stay
     assert 'stages.0.0.pwconv1.weight_mask' in keys

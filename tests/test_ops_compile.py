@@ -6,11 +6,12 @@ import torch
 
 from slak_mm.models.layers.large_kernel_conv import LargeKernelConv
 from slak_mm.ops import dispatch
+from slak_mm.ops.settings import CACHE_ENV
 
 
 @pytest.fixture(autouse=True)
 def isolated_tuning(monkeypatch, tmp_path):
-    monkeypatch.setenv(dispatch.CACHE_ENV, str(tmp_path / 'tune.json'))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / 'tune.json'))
     dispatch.clear_memory()
     torch._dynamo.reset()
     yield

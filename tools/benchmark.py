@@ -10,7 +10,7 @@ times SLaK-T's three branch convs per stage with every implementation of
 measured choice, which it names), interleaved, and prints their totals.
 
 A config's backbone or whole model, in several variants (the first is the
-baseline of the ratios; see ``slak_mm/apis/benchmark.py``)::
+baseline of the ratios; see ``slak_mm/benchmark/model.py``)::
 
     python tools/benchmark.py model CONFIG --variants torch fft default \
         deploy [--whole-model] [--backward] [--amp bf16] [--batch 1] \
@@ -92,7 +92,7 @@ def parse_args():
 
 
 def run_op(args, device):
-    from slak_mm.ops.benchmark import benchmark_stage, slak_stage_shapes
+    from slak_mm.benchmark.op import benchmark_stage, slak_stage_shapes
     if len(args.shape) not in (1, 2):
         raise SystemExit('error: --shape takes H W or one side')
     shapes = slak_stage_shapes(
@@ -137,7 +137,7 @@ def run_op(args, device):
 
 def run_model(args, device):
     from slak_mm.apis import load_config
-    from slak_mm.apis.benchmark import benchmark_model
+    from slak_mm.benchmark.model import benchmark_model
     cfg = load_config(args.config, cfg_options=args.cfg_options)
     rows = benchmark_model(cfg, args.variants, args.whole_model, args.backward,
                            args.batch, tuple(args.shape), device, args.amp,
@@ -157,7 +157,7 @@ def main():
     args = parse_args()
     import torch
 
-    from slak_mm.ops.benchmark import environment
+    from slak_mm.benchmark.timing import environment
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     rows = run_op(args, device) if args.what == 'op' else run_model(
         args, device)

@@ -36,8 +36,9 @@ Which weight an op uses is taken from the module that runs it: each
 owning its weight. Two cases run their convs in the parent module and are
 split by the weights' sizes, which is exact because a depthwise "same"
 conv's MACs are ``N * H * W * weight.numel()``: a deploy-form
-``LargeKernelConv`` (``merged_v`` + ``merged_h``) and the one Triton launch
-of a training-form ``LargeKernelConv`` (its branch conv weights).
+``LargeKernelConv``'s ``MergedLargeKernel`` (``weight_v`` + ``weight_h``) and
+the one Triton launch of a training-form ``LargeKernelConv`` (its branch conv
+weights).
 """
 from collections import Counter
 from contextlib import contextmanager

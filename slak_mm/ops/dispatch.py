@@ -1,18 +1,25 @@
 """Which depthwise conv implementation runs: forced, measured or guessed.
 
-``impl='torch' | 'fft' | 'triton'`` (argument, or ``$SLAK_MM_DWCONV_IMPL``)
-forces one. ``impl='auto'`` (the default) measures: the first call with a
-new :func:`tuning_key` runs every candidate available for the tensor
-(:data:`CANDIDATES`: ``torch`` everywhere, ``fft`` for floating-point
-inputs, ``triton`` on CUDA only), checks each one's outputs (and, when
-training, its gradients) against the torch conv at the dtype's tolerance,
-times the correct ones (a few synchronised repeats, interleaved; the
-fastest repeat counts, since load from other processes only ever adds
-time, and more rounds are run while the two best are within 15%)
-and keeps the fastest for that key, in memory and in a JSON file
-(:func:`cache_path`). A candidate that raises or computes a wrong result
-is dropped for that key with one warning that names it and the
-implementation used instead.
+Implementations register themselves here (:func:`register`: ``torch`` in
+:mod:`.torch_depthwise`, ``fft`` in :mod:`.fft_depthwise`, ``triton`` in
+:mod:`.triton_depthwise` when triton imports); ``torch`` is the reference
+and the fallback. :func:`choose` picks one per call:
+
+- forced (``impl='torch' | 'fft' | 'triton'``, argument or
+  ``$SLAK_MM_DWCONV_IMPL``): that one, or an error naming what it needs;
+- ``impl='auto'`` (the default) measures: the first call with a new
+  :class:`TuningKey` runs every candidate ``auto`` may offer for the tensor
+  (:func:`auto_candidates`: ``torch`` everywhere, ``fft`` for
+  floating-point inputs, ``triton`` for CUDA tensors only), checks each
+  one's outputs (and, when training, its gradients) against the torch conv
+  at the dtype's tolerance, times the correct ones
+  (:func:`slak_mm.ops.timing.time_interleaved`: a few synchronised
+  repeats, interleaved; the fastest repeat counts, since load from other
+  processes only ever adds time, and more rounds are run while the two best
+  are within 15%) and keeps the fastest for that key, in memory and in a
+  JSON file (:mod:`.tuning_cache`). A candidate that raises or computes a
+  wrong result is dropped for that key with one warning that names it and
+  the implementation used instead.
 
 Keys round the map size up to the next ``{4, 5, 6, 7} x 2**k`` (steps of
 at most 25%; :func:`bucket`), so detection's variable image sizes share a
@@ -27,38 +34,20 @@ side >= 17 on maps of at least 24 x 24, else torch; CPU inference: torch;
 CUDA: torch, i.e. cuDNN, because the Triton kernels have not been timed on
 a GPU). While ``torch.compile`` traces, nothing is timed: the
 stored choice or the heuristic is used; ``torch.jit`` tracing (FLOP
-counters) always gets torch.
-
-The file is ``$SLAK_MM_DWCONV_CACHE`` if set, else
-``$XDG_CACHE_HOME/slak_mm/dwconv_tune.json`` (``~/.cache/...``). It holds
-the versions it was measured with (torch, Triton, CUDA, cuDNN; device
-names are part of the keys); a file from other versions, or one that does
-not parse, is ignored (a corrupt one with a warning) and replaced on the
-next write. Writes merge with the file's current entries and are atomic
-(temporary file + rename). Nothing here imports mm packages.
+counters) always gets torch. The settings are read through
+:mod:`.settings`. Nothing here imports mm packages.
 """
 import functools
-import json
-import os
-import os.path as osp
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass
-from importlib import metadata
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import torch
 
-#: Forces an implementation (``auto`` | ``torch`` | ``fft`` | ``triton``).
-IMPL_ENV = 'SLAK_MM_DWCONV_IMPL'
-#: ``0`` turns the measurement off (stored choices, then the heuristic).
-TUNE_ENV = 'SLAK_MM_DWCONV_TUNE'
-#: Path of the JSON file of measured choices.
-CACHE_ENV = 'SLAK_MM_DWCONV_CACHE'
-#: How many keys one process may tune (default 32).
-MAX_TUNED_ENV = 'SLAK_MM_DWCONV_MAX_TUNED'
-IMPLS = ('auto', 'torch', 'fft', 'triton')
+from . import settings, tuning_cache
+from .timing import time_interleaved
+
 #: Multiply-adds (N C H W x kernel taps) below which nothing is timed.
 MIN_TUNE_WORK = 1 << 24
 #: Timed calls per candidate (more, up to :data:`MAX_REPEATS`, while the
@@ -66,32 +55,50 @@ MIN_TUNE_WORK = 1 << 24
 REPEATS = 3
 MAX_REPEATS = 7
 CLOSE = 1.15
-#: Version of the cache file's layout.
-CACHE_FORMAT = 1
+#: The implementation the others are checked against, and the fallback.
+REFERENCE = 'torch'
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
-    """One implementation of the two ops.
+    """One implementation of the two ops, as it registers itself.
+
+    The functions get inputs that :func:`slak_mm.ops.check_inputs` has
+    validated and that ``available`` accepted; they check nothing again.
 
     Args:
-        available (Callable): ``available(x)`` -> bool: can it run on this
-            input (device, dtype)?
+        available (Callable): ``available(x, weights)`` -> bool: can it run
+            on this input (device, dtype) with these kernels?
         multi (Callable): ``multi(x, weights)`` -> tuple of outputs.
         cross (Callable): ``cross(x, weight_v, weight_h, bias)`` -> output.
+        needs (str): What it needs, for the error of a forced call that
+            cannot run.
+        offered_to_auto (Callable): ``offered_to_auto(x)`` -> bool: may
+            ``impl='auto'`` time it for ``x``? Default: whenever available.
     """
-    available: Callable[[torch.Tensor], bool]
+    available: Callable[[torch.Tensor, Sequence[torch.Tensor]], bool]
     multi: Callable[..., Tuple[torch.Tensor, ...]]
     cross: Callable[..., torch.Tensor]
+    needs: str
+    offered_to_auto: Callable[[torch.Tensor], bool] = lambda x: True
 
 
-#: Implementations by name, filled by :mod:`.depthwise_conv`; ``torch``
-#: is the reference and the fallback.
+#: Implementations by name, in registration order.
 CANDIDATES: Dict[str, Candidate] = {}
 
-_choices: Dict[str, str] = {}  # key -> implementation, this process
-_disk: Optional[Dict[str, str]] = None  # the file's entries, read once
 _tuned = 0  # keys tuned by this process
+
+
+def register(name: str, candidate: Candidate) -> None:
+    """Make an implementation available under ``name`` (called by each
+    implementation's module when it is imported).
+
+    Args:
+        name (str): One of :data:`slak_mm.ops.settings.IMPLS` but
+            ``'auto'`` (tests register more).
+        candidate (Candidate): The implementation.
+    """
+    CANDIDATES[name] = candidate
 
 
 def bucket(n: int) -> int:
@@ -108,10 +115,6 @@ def bucket(n: int) -> int:
         return n
     e = n.bit_length() - 3
     return -(-n // (1 << e)) << e
-
-
-def _device_name(device: torch.device) -> str:
-    return _named_device(device.type, device.index, torch.get_num_threads())
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,9 +139,50 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+class TuningKey(NamedTuple):
+    """What a measured choice is valid for (see :func:`tuning_key`).
+
+    Args:
+        op (str): ``'multi'`` or ``'cross'``.
+        device_type (str): ``'cpu'``, ``'cuda'``, ...
+        device_index (int | None): The device's index.
+        dtype (str): The compute dtype, e.g. ``'torch.float32'``.
+        batch (int): N.
+        channels (int): C.
+        height (int): H, bucketed (:func:`bucket`).
+        width (int): W, bucketed.
+        layout (str): ``'cl'`` (channels-last) or ``'nchw'``.
+        kernels (tuple): ``(kh, kw)`` of each kernel.
+        mode (str): ``'train'`` (gradients wanted) or ``'infer'``.
+    """
+    op: str
+    device_type: str
+    device_index: Optional[int]
+    dtype: str
+    batch: int
+    channels: int
+    height: int
+    width: int
+    layout: str
+    kernels: Tuple[Tuple[int, int], ...]
+    mode: str
+
+    def cache_name(self) -> str:
+        """The key as the cache file stores it: the device by name (and,
+        on the CPU, thread count) instead of by index.
+
+        Returns:
+            str: The fields joined by ``|``.
+        """
+        device_name = _named_device(self.device_type, self.device_index,
+                                    torch.get_num_threads())
+        return '|'.join(
+            map(str, (self.op, device_name) + tuple(self[3:])))
+
+
 def tuning_key(op: str, x: torch.Tensor,
-               weights: Sequence[torch.Tensor]) -> Tuple:
-    """What a measured choice is valid for.
+               weights: Sequence[torch.Tensor]) -> TuningKey:
+    """The key of a call.
 
     Args:
         op (str): ``'multi'`` or ``'cross'``.
@@ -146,9 +190,7 @@ def tuning_key(op: str, x: torch.Tensor,
         weights (Sequence[Tensor]): The kernels.
 
     Returns:
-        tuple: op, device type and index, compute dtype, N, C, bucketed H
-        and W, memory layout, kernel shapes and ``'train'`` (gradients
-        wanted) or ``'infer'``.
+        TuningKey: Its fields.
     """
     n, c, h, w = x.shape
     train = torch.is_grad_enabled() and (x.requires_grad
@@ -156,21 +198,23 @@ def tuning_key(op: str, x: torch.Tensor,
                                                 for wt in weights))
     layout = ('cl' if not x.is_contiguous() and x.is_contiguous(
         memory_format=torch.channels_last) else 'nchw')
-    return (op, x.device.type, x.device.index, str(_compute_dtype(x)), int(n),
-            int(c), bucket(h), bucket(w), layout,
-            tuple(tuple(int(s) for s in wt.shape[-2:])
-                  for wt in weights), 'train' if train else 'infer')
+    return TuningKey(
+        op=op,
+        device_type=x.device.type,
+        device_index=x.device.index,
+        dtype=str(_compute_dtype(x)),
+        batch=int(n),
+        channels=int(c),
+        height=bucket(h),
+        width=bucket(w),
+        layout=layout,
+        kernels=tuple(
+            tuple(int(s) for s in wt.shape[-2:]) for wt in weights),
+        mode='train' if train else 'infer')
 
 
-def _key_string(key: Tuple) -> str:
-    op, dev_type, dev_index, *rest = key
-    device = torch.device(dev_type, dev_index) if dev_index is not None \
-        else torch.device(dev_type)
-    return '|'.join(map(str, [op, _device_name(device), *rest]))
-
-
-def heuristic(key: Tuple) -> str:
-    """The untuned choice for a :func:`tuning_key`.
+def heuristic(key: TuningKey) -> str:
+    """The untuned choice for a key.
 
     CPU, training: FFT for kernels with a side >= 17 on maps of at least
     24 x 24, else torch; CPU inference: torch (oneDNN's channels-last
@@ -178,119 +222,17 @@ def heuristic(key: Tuple) -> str:
     on this project's CPU, ``docs/benchmarks.md``). Other devices: torch.
 
     Args:
-        key (tuple): From :func:`tuning_key`.
+        key (TuningKey): From :func:`tuning_key`.
 
     Returns:
         str: An implementation name.
     """
-    op, dev_type, _, dtype, n, c, h, w, _, shapes, mode = key
-    if dev_type != 'cpu' or mode != 'train' or 'fft' not in CANDIDATES:
-        return 'torch'
-    large = max(max(s) for s in shapes) >= 17
-    return 'fft' if large and h * w >= 24 * 24 else 'torch'
-
-
-def cache_path() -> str:
-    """The JSON file of measured choices (see the module doc).
-
-    Returns:
-        str: ``$SLAK_MM_DWCONV_CACHE``, else
-        ``$XDG_CACHE_HOME/slak_mm/dwconv_tune.json`` (``~/.cache`` when
-        unset).
-    """
-    path = os.environ.get(CACHE_ENV)
-    if path:
-        return path
-    root = os.environ.get('XDG_CACHE_HOME') or osp.join(
-        osp.expanduser('~'), '.cache')
-    return osp.join(root, 'slak_mm', 'dwconv_tune.json')
-
-
-def _version(package: str) -> Optional[str]:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def fingerprint() -> Dict[str, Optional[str]]:
-    """Versions a stored measurement depends on.
-
-    Returns:
-        dict: format, torch, triton, CUDA and cuDNN versions.
-    """
-    cudnn = torch.backends.cudnn.version() if torch.cuda.is_available() \
-        else None
-    return dict(
-        format=str(CACHE_FORMAT),
-        torch=torch.__version__,
-        triton=_version('triton'),
-        cuda=torch.version.cuda,
-        cudnn=None if cudnn is None else str(cudnn))
-
-
-def _read_cache(path: str) -> Dict[str, str]:
-    """The file's entries when it was written by these versions; {} when
-    it is missing, stale or corrupt (corrupt: with a warning)."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        warnings.warn(f'slak_mm: ignoring the depthwise conv tuning cache '
-                      f'{path} ({type(e).__name__}: {e})')
-        return {}
-    entries = data.get('entries') if isinstance(data, dict) else None
-    if not isinstance(entries, dict) or not all(
-            isinstance(v, str) for v in entries.values()):
-        warnings.warn(f'slak_mm: ignoring the depthwise conv tuning cache '
-                      f'{path} (not a tuning cache)')
-        return {}
-    if data.get('fingerprint') != fingerprint():
-        return {}  # other versions: measure again
-    return dict(entries)
-
-
-def _write_cache(path: str, key: str, choice: str) -> None:
-    """Merge one entry into the file, atomically; a failure only warns."""
-    entries = _read_cache(path)
-    entries[key] = choice
-    data = dict(fingerprint=fingerprint(), entries=entries)
-    try:
-        folder = osp.dirname(osp.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-        try:
-            with os.fdopen(fd, 'w') as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:
-        warnings.warn(f'slak_mm: could not write the depthwise conv tuning '
-                      f'cache {path} ({e}); choices are kept in memory')
-
-
-def _stored(key: str) -> Optional[str]:
-    global _disk
-    if key in _choices:
-        return _choices[key]
-    if _disk is None:
-        _disk = _read_cache(cache_path())
-    choice = _disk.get(key)
-    return choice if choice in CANDIDATES else None
-
-
-def clear_memory() -> None:
-    """Forget this process's choices and the file's entries read so far
-    (the next call reads the file again); for tests and benchmarks."""
-    global _disk, _tuned
-    _choices.clear()
-    _disk = None
-    _tuned = 0
+    if (key.device_type != 'cpu' or key.mode != 'train'
+            or 'fft' not in CANDIDATES):
+        return REFERENCE
+    large = max(max(s) for s in key.kernels) >= 17
+    return 'fft' if large and key.height * key.width >= 24 * 24 \
+        else REFERENCE
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -330,11 +272,6 @@ def tolerance(dtype: torch.dtype, device_type: str) -> float:
     return 1e-2 if dtype == torch.float16 else 4e-2
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def _trial(run: Callable[..., List[torch.Tensor]], x: torch.Tensor,
            tensors: Sequence[Optional[torch.Tensor]], train: bool,
            grads: List[torch.Tensor]) -> List[torch.Tensor]:
@@ -358,15 +295,20 @@ def _trial(run: Callable[..., List[torch.Tensor]], x: torch.Tensor,
     return outs + [x.grad] + [t.grad for t in tensors if t is not None]
 
 
-def tune(key: Tuple, x: torch.Tensor,
+def _clear_winner(times: Dict[str, List[float]]) -> bool:
+    best = sorted(min(t) for t in times.values())
+    return len(best) < 2 or best[1] > CLOSE * best[0]
+
+
+def tune(key: TuningKey, x: torch.Tensor,
          tensors: Sequence[Optional[torch.Tensor]],
          runs: Dict[str, Callable[..., List[torch.Tensor]]]) -> str:
     """Measure ``runs`` (name -> function of ``(x, *tensors)`` returning
-    the outputs; ``'torch'`` first, the reference) on this call's inputs
-    and return the fastest correct name.
+    the outputs; :data:`REFERENCE` among them) on this call's inputs and
+    return the fastest correct name.
 
     Args:
-        key (tuple): The :func:`tuning_key` (for the warnings).
+        key (TuningKey): The call's key (for the mode and the warnings).
         x (Tensor): The input.
         tensors (Sequence[Tensor]): Weights (and bias or None).
         runs (dict): The candidates.
@@ -374,14 +316,14 @@ def tune(key: Tuple, x: torch.Tensor,
     Returns:
         str: The chosen name.
     """
-    train = key[-1] == 'train'
+    train = key.mode == 'train'
     tol = tolerance(_compute_dtype(x), x.device.type)
     grads = []
-    ref = _trial(runs['torch'], x, tensors, train, grads)
+    ref = _trial(runs[REFERENCE], x, tensors, train, grads)
     failures = {}
-    alive = ['torch']
+    alive = [REFERENCE]
     for name, run in runs.items():
-        if name == 'torch':
+        if name == REFERENCE:
             continue
         try:
             got = _trial(run, x, tensors, train, grads)  # also the warm-up
@@ -395,68 +337,65 @@ def tune(key: Tuple, x: torch.Tensor,
             failures[name] = f'{type(e).__name__}: {e}'
             continue
         alive.append(name)
-    times = {name: [] for name in alive}
-    while True:  # interleaved rounds: load changes hit all alike
-        for name in alive:
-            _sync(x.device)
-            start = time.perf_counter()
-            _trial(runs[name], x, tensors, train, grads)
-            _sync(x.device)
-            times[name].append(time.perf_counter() - start)
-        rounds = len(times['torch'])
-        best = sorted(min(t) for t in times.values())
-        if rounds >= MAX_REPEATS or rounds >= REPEATS and (
-                len(best) < 2 or best[1] > CLOSE * best[0]):
-            break
+    times = time_interleaved(
+        {
+            name: functools.partial(_trial, runs[name], x, tensors, train,
+                                    grads)
+            for name in alive
+        },
+        rounds=REPEATS,
+        max_rounds=MAX_REPEATS,
+        enough=_clear_winner,
+        device=x.device)
     choice = min(alive, key=lambda name: min(times[name]))
     for name, why in failures.items():
         warnings.warn(f'slak_mm: depthwise conv implementation {name!r} '
-                      f'failed its check for {_key_string(key)} ({why}); '
+                      f'failed its check for {key.cache_name()} ({why}); '
                       f'using {choice!r} there')
     return choice
 
 
-def auto_candidates(x: torch.Tensor) -> List[str]:
+def auto_candidates(x: torch.Tensor,
+                    weights: Sequence[torch.Tensor] = ()) -> List[str]:
     """The implementations ``'auto'`` may choose for ``x``: those available
-    for it, Triton only for CUDA tensors (the interpreter runs CPU tensors,
-    but only when forced).
+    for it (and ``weights``) that offer themselves to ``auto`` (Triton only
+    for CUDA tensors: the interpreter runs CPU tensors, but only when
+    forced).
 
     Args:
         x (Tensor): An input.
+        weights (Sequence[Tensor]): Its kernels. Default: none.
 
     Returns:
-        list[str]: Names, ``'torch'`` first.
+        list[str]: Names, :data:`REFERENCE` first.
     """
-    return [
+    names = [
         name for name, cand in CANDIDATES.items()
-        if cand.available(x) and (name != 'triton' or x.is_cuda)
+        if cand.offered_to_auto(x) and cand.available(x, weights)
     ]
-
-
-def _tracing() -> bool:
-    return torch.compiler.is_compiling()
+    return sorted(names, key=lambda name: name != REFERENCE)
 
 
 @torch.compiler.assume_constant_result
-def _choice_while_compiling(key: Tuple) -> str:
+def _choice_while_compiling(fields: tuple) -> str:
     # runs once, eagerly, when torch.compile traces; the result is baked in
-    # (every implementation is a custom op or plain torch ops: no breaks)
-    return _stored(_key_string(key)) or heuristic(key)
+    # (every implementation is a custom op or plain torch ops: no breaks).
+    # A plain tuple: dynamo hands a NamedTuple over broken
+    key = TuningKey(*fields)
+    choice = tuning_cache.lookup(key.cache_name())
+    return choice if choice in CANDIDATES else heuristic(key)
 
 
-def _forced(impl: Optional[str]) -> str:
-    impl = impl or os.environ.get(IMPL_ENV, 'auto')
-    if impl not in IMPLS:
-        raise ValueError(f'Unknown depthwise conv implementation {impl!r} '
-                         f'(argument or ${IMPL_ENV}); choose one of {IMPLS}')
-    return impl
-
-
-def _max_tuned() -> int:
-    try:
-        return int(os.environ.get(MAX_TUNED_ENV, 32))
-    except ValueError:
-        return 32
+def _forced(impl: str, x: torch.Tensor,
+            weights: Sequence[torch.Tensor]) -> str:
+    cand = CANDIDATES.get(impl)
+    if cand is not None and cand.available(x, weights):
+        return impl
+    needs = cand.needs if cand is not None else (
+        f'{impl} is not installed or failed to import')
+    raise RuntimeError(
+        f'impl={impl!r} cannot run on a {x.device.type} {x.dtype} tensor '
+        f'here ({needs}). Use impl="auto" or set {settings.IMPL_ENV}=auto.')
 
 
 def choose(op: str,
@@ -469,7 +408,8 @@ def choose(op: str,
         op (str): ``'multi'`` (``tensors`` = the kernels) or ``'cross'``
             (``tensors`` = tall kernel, wide kernel, bias or None).
         x (Tensor): The input.
-        tensors (Sequence[Tensor]): As above.
+        tensors (Sequence[Tensor]): As above; empty: the choice without
+            kernels (``'auto'`` then gives :data:`REFERENCE`).
         impl (str, optional): ``'auto'``, ``'torch'``, ``'fft'`` or
             ``'triton'``; None reads ``$SLAK_MM_DWCONV_IMPL`` (default
             ``'auto'``).
@@ -479,44 +419,49 @@ def choose(op: str,
         heuristic's for ``'auto'``).
 
     Raises:
+        ValueError: If ``impl`` (or the environment) names no
+            implementation.
         RuntimeError: If a forced implementation cannot run on ``x``.
     """
-    impl = _forced(impl)
-    if impl != 'auto':
-        if not CANDIDATES[impl].available(x):
-            raise RuntimeError(
-                f'impl={impl!r} cannot run on a {x.device.type} {x.dtype} '
-                f'tensor here (Triton needs Triton and a CUDA tensor, or '
-                f'TRITON_INTERPRET=1 for CPU tensors, of dtype float32, '
-                f'float16 or bfloat16; FFT needs a floating-point input). '
-                f'Use impl="auto" or set {IMPL_ENV}=auto.')
-        return impl
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
-        return 'torch'  # traced graphs (FLOP counters) see plain convs
-    weights = [t for t in tensors if t is not None and t.dim() == 4]
-    if x.numel() == 0 or not x.is_floating_point():
-        return 'torch'
-    key = tuning_key(op, x, weights)
-    if _tracing():
-        return _choice_while_compiling(key)
-    name = _key_string(key)
-    choice = _stored(name)
-    if choice in auto_candidates(x):
-        return choice
     global _tuned
+    impl = settings.conv_impl(impl)
+    weights = [t for t in tensors if t is not None and t.dim() == 4]
+    if impl != 'auto':
+        return _forced(impl, x, weights)
+    if not weights or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return REFERENCE  # traced graphs (FLOP counters) see plain convs
+    if x.numel() == 0 or not x.is_floating_point():
+        return REFERENCE
+    key = tuning_key(op, x, weights)
+    if torch.compiler.is_compiling():
+        return _choice_while_compiling(tuple(key))
+    name = key.cache_name()
+    offered = auto_candidates(x, weights)
+    choice = tuning_cache.lookup(name)
+    if choice in offered:
+        return choice
     taps = sum(wt.shape[-2] * wt.shape[-1] for wt in weights)
-    if (os.environ.get(TUNE_ENV, '1') == '0' or _tuned >= _max_tuned()
+    if (not settings.tuning_enabled() or _tuned >= settings.max_tuned()
             or x.numel() * taps < MIN_TUNE_WORK):
         choice = heuristic(key)
-        _choices[name] = choice
+        tuning_cache.remember(name, choice)
         return choice
     runs = {
-        n: ((lambda xx, *t, _c=c: _c.multi(xx, t)) if op == 'multi' else
-            (lambda xx, *t, _c=c: (_c.cross(xx, *t), )))
-        for n, c in CANDIDATES.items() if n in auto_candidates(x)
+        n: ((lambda xx, *t, _c=CANDIDATES[n]: _c.multi(xx, t)) if op ==
+            'multi' else
+            (lambda xx, *t, _c=CANDIDATES[n]: (_c.cross(xx, *t), )))
+        for n in offered
     }
     choice = tune(key, x, tensors, runs)
     _tuned += 1
-    _choices[name] = choice
-    _write_cache(cache_path(), name, choice)
+    tuning_cache.remember(name, choice, persist=True)
     return choice
+
+
+def clear_memory() -> None:
+    """Forget this process's choices and the file's entries read so far
+    (the next call reads the file again) and its count of tuned keys; for
+    tests and benchmarks."""
+    global _tuned
+    tuning_cache.clear()
+    _tuned = 0

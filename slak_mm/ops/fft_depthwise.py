@@ -5,7 +5,8 @@ the FFT it is a few transforms of the (padded) map, whatever the kernel
 size. On the CPU that makes SLaK's 51 x 5 / 5 x 51 / 5 x 5 branches several
 times faster than oneDNN's direct conv at large maps (and slower at small
 maps, where the transforms' fixed cost dominates: see
-:mod:`slak_mm.ops.dispatch`, which measures).
+:mod:`slak_mm.ops.dispatch`, which measures). Registers itself with the
+dispatcher as ``fft`` on import.
 
 How one call works (``x`` is N x C x H x W, ``B`` kernels):
 
@@ -50,6 +51,10 @@ import math
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
+
+from .capabilities import FFT_NEEDS, fft_runs
+from .checks import check_inputs
+from .dispatch import Candidate, register
 
 Tensor = torch.Tensor
 
@@ -383,9 +388,6 @@ def _useful_part(weight: Tensor, h: int, w: int) -> Tensor:
 
 
 def _run(x: Tensor, weights: Sequence[Tensor], sum_out: bool) -> List[Tensor]:
-    if not x.is_floating_point():
-        raise TypeError(f'FFT depthwise conv needs a floating-point input, '
-                        f'got {x.dtype}')
     weights = [_useful_part(wt, *x.shape[-2:]) for wt in weights]
     channels_last = (not x.is_contiguous()
                      and x.is_contiguous(memory_format=torch.channels_last))
@@ -395,6 +397,27 @@ def _run(x: Tensor, weights: Sequence[Tensor], sum_out: bool) -> List[Tensor]:
     outs, _, _ = _fft_dwconv(x, list(weights), sum_out, _output_dtype(x),
                              channels_last, save)
     return outs
+
+
+def _multi(x: Tensor, weights: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+    return tuple(_run(x, weights, sum_out=False))
+
+
+def _cross(x: Tensor,
+           weight_v: Tensor,
+           weight_h: Tensor,
+           bias: Optional[Tensor] = None) -> Tensor:
+    (out, ) = _run(x, (weight_v, weight_h), sum_out=True)
+    if bias is not None:
+        out = out + bias.to(out.dtype).view(1, -1, 1, 1)
+    return out
+
+
+def _check(x: Tensor, weights: Sequence[Tensor],
+           bias: Optional[Tensor] = None) -> None:
+    check_inputs(x, weights, bias)
+    if not fft_runs(x, weights):
+        raise TypeError(f'{FFT_NEEDS}, got {x.dtype}')
 
 
 def fft_multi_depthwise_conv2d(
@@ -414,8 +437,13 @@ def fft_multi_depthwise_conv2d(
     Returns:
         tuple[Tensor]: One (N, C, H, W) output per kernel, in the dtype
         ``F.conv2d`` would give and in the input's memory format.
+
+    Raises:
+        ValueError: If the shapes do not fit.
+        TypeError: If ``x`` is not floating point.
     """
-    return tuple(_run(x, weights, sum_out=False))
+    _check(x, weights)
+    return _multi(x, weights)
 
 
 def fft_cross_depthwise_conv2d(x: Tensor,
@@ -437,8 +465,13 @@ def fft_cross_depthwise_conv2d(x: Tensor,
     Returns:
         Tensor: Output (N, C, H, W), dtype and memory format as in
         :func:`fft_multi_depthwise_conv2d`.
+
+    Raises:
+        ValueError: If the shapes do not fit.
+        TypeError: If ``x`` is not floating point.
     """
-    (out, ) = _run(x, (weight_v, weight_h), sum_out=True)
-    if bias is not None:
-        out = out + bias.to(out.dtype).view(1, -1, 1, 1)
-    return out
+    _check(x, (weight_v, weight_h), bias)
+    return _cross(x, weight_v, weight_h, bias)
+
+
+register('fft', Candidate(fft_runs, _multi, _cross, FFT_NEEDS))

@@ -5,15 +5,12 @@ channels-last tensors: measured on this project's 2-core CI machine for the
 three SLaK-T branch convs at 512x512 input, batch 1, 2.7x (stage 1) to 4.8x
 (stage 3) faster than on NCHW (``tools/benchmark.py op --device cpu``). On
 CUDA the layout is left alone (the Triton kernels and cuDNN choose their
-own).
+own). The CPU layout is ``$SLAK_MM_CPU_LAYOUT``
+(:func:`slak_mm.ops.settings.cpu_layout`).
 """
-import os
-
 import torch
 
-#: ``channels_last`` (default) or ``nchw``: the CPU layout of the convs.
-CPU_LAYOUT_ENV = 'SLAK_MM_CPU_LAYOUT'
-CPU_LAYOUTS = ('channels_last', 'nchw')
+from .settings import cpu_layout
 
 
 def to_preferred_layout(x: torch.Tensor) -> torch.Tensor:
@@ -26,13 +23,13 @@ def to_preferred_layout(x: torch.Tensor) -> torch.Tensor:
     Returns:
         Tensor: ``x``, channels-last on the CPU (unless
         ``SLAK_MM_CPU_LAYOUT=nchw``), unchanged elsewhere.
+
+    Raises:
+        ValueError: If ``$SLAK_MM_CPU_LAYOUT`` is neither ``channels_last``
+            nor ``nchw``.
     """
     if x.device.type != 'cpu':
         return x
-    layout = os.environ.get(CPU_LAYOUT_ENV, 'channels_last')
-    if layout == 'channels_last':
+    if cpu_layout() == 'channels_last':
         return x.contiguous(memory_format=torch.channels_last)
-    if layout == 'nchw':
-        return x.contiguous()
-    raise ValueError(f'${CPU_LAYOUT_ENV}={layout!r}; choose one of '
-                     f'{CPU_LAYOUTS}')
+    return x.contiguous()

@@ -22,10 +22,13 @@ the default), else as 3xTF32 (about fp32 accuracy); see
 
 The kernels run on CUDA tensors, and on CPU tensors under
 ``TRITON_INTERPRET=1`` (the test mode). The environment variable is read at
-each call: the kernel module is loaded once per mode, so compiled and
-interpreted calls can share a process.
+each call (:func:`slak_mm.ops.settings.triton_interpreting`): the kernel
+module is loaded once per mode, so compiled and interpreted calls can share
+a process. What they support (dtypes, kernel sides up to 63) is stated in
+:mod:`.capabilities`.
 
-Nothing here imports mm packages.
+Importing this module (which imports triton) registers the kernels with the
+dispatcher as ``triton``. Nothing here imports mm packages.
 """
 import importlib.util
 import os
@@ -36,7 +39,11 @@ import torch
 import triton
 from torch.autograd.function import once_differentiable
 
-from .depthwise_conv import TRITON_DTYPES as SUPPORTED_DTYPES
+from .capabilities import (TRITON_DTYPES, TRITON_NEEDS, triton_offered_to_auto,
+                           triton_runs)
+from .checks import check_inputs
+from .dispatch import Candidate, register
+from .settings import TRITON_INTERPRET_ENV, triton_interpreting
 
 #: Kernels per launch (the kernel has three slots; more are chunked).
 _MAX_PER_LAUNCH = 3
@@ -54,10 +61,6 @@ _KERNEL_MODULES = {}
 _SM_COUNTS = {}
 
 
-def _interpreting() -> bool:
-    return os.environ.get('TRITON_INTERPRET', '0') == '1'
-
-
 @contextmanager
 def _interpret_mode(interpret: bool):
     """Make ``@triton.jit`` build interpreted (or compiled) functions."""
@@ -67,15 +70,16 @@ def _interpret_mode(interpret: bool):
             knobs.runtime.interpret = interpret
             yield
         return
-    old = os.environ.get('TRITON_INTERPRET')
-    os.environ['TRITON_INTERPRET'] = '1' if interpret else '0'
+    # older triton: it reads the variable when a function is decorated
+    old = os.environ.get(TRITON_INTERPRET_ENV)
+    os.environ[TRITON_INTERPRET_ENV] = '1' if interpret else '0'
     try:
         yield
     finally:
         if old is None:
-            del os.environ['TRITON_INTERPRET']
+            del os.environ[TRITON_INTERPRET_ENV]
         else:
-            os.environ['TRITON_INTERPRET'] = old
+            os.environ[TRITON_INTERPRET_ENV] = old
 
 
 def _kernels():
@@ -85,7 +89,7 @@ def _kernels():
     it decorates, and a kernel's helpers must be of the same kind, so each
     mode gets its own instance of the module, executed under that mode.
     """
-    interpret = _interpreting()
+    interpret = triton_interpreting()
     module = _KERNEL_MODULES.get(interpret)
     if module is None:
         spec = importlib.util.find_spec(
@@ -163,7 +167,7 @@ def _dot_options(dtype: torch.dtype) -> Tuple[bool, str]:
     (exact: products of 16-bit floats fit in fp32, and the GPU accumulates
     them in fp32 too).
     """
-    if _interpreting():
+    if triton_interpreting():
         return dtype != torch.float32, 'ieee'
     if dtype != torch.float32:
         return False, 'tf32'  # ignored for 16-bit operands
@@ -307,8 +311,8 @@ def _launch_wgrad(x: torch.Tensor, grads: Sequence[torch.Tensor],
             UPCAST=upcast,
             PREC=prec,
             # 8 warps keep 16-bit inputs at ~70 registers (3 programs per
-            # SM); fp32 (3xTF32) needs ~200, one program per SM: 2 stages
-            # of shared memory are enough then.
+            # SM); fp32 needs ~200 (measured with 3xTF32), one program per
+            # SM: 2 stages of shared memory are enough then.
             num_warps=8,
             num_stages=2 if x.dtype == torch.float32 else 3,
             **args)
@@ -434,32 +438,50 @@ class _CrossDepthwiseConv(torch.autograd.Function):
         return tuple(grads)
 
 
-def _check(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> None:
-    if x.dim() != 4:
-        raise ValueError(f'expected (N, C, H, W) input, got shape '
-                         f'{tuple(x.shape)}')
-    for weight in weights:
-        if (weight.dim() != 4 or weight.shape[:2] != (x.shape[1], 1)
-                or weight.shape[2] % 2 == 0 or weight.shape[3] % 2 == 0):
-            raise ValueError(
-                f'depthwise weight must have shape ({x.shape[1]}, 1, kh, kw) '
-                f'with odd kh, kw, got {tuple(weight.shape)}')
-        if weight.device != x.device:
-            raise ValueError(f'weight on {weight.device}, input on '
-                             f'{x.device}')
-
-
 def _prepare_input(x: torch.Tensor) -> torch.Tensor:
-    """Cast like autocast casts conv2d's input, check the dtype and make
-    the input contiguous (NCHW; strided and channels-last inputs are
-    copied)."""
+    """Cast like autocast casts conv2d's input and make it contiguous (NCHW;
+    strided and channels-last inputs are copied)."""
     device_type = x.device.type
     if x.is_floating_point() and torch.is_autocast_enabled(device_type):
         x = x.to(torch.get_autocast_dtype(device_type))
-    if x.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f'Triton depthwise conv supports {SUPPORTED_DTYPES} '
-                        f'inputs, got {x.dtype}; use impl="torch"')
     return x.contiguous()
+
+
+def _check(x: torch.Tensor,
+           weights: Sequence[torch.Tensor],
+           bias: Optional[torch.Tensor] = None) -> None:
+    """The checks of the public functions (the dispatcher has made them
+    before it calls :func:`_multi` / :func:`_cross`)."""
+    check_inputs(x, weights, bias)
+    if not weights:
+        raise ValueError('need at least one kernel')
+    dtype = x.dtype
+    if x.is_floating_point() and torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)  # what runs
+    if dtype not in TRITON_DTYPES:
+        raise TypeError(f'Triton depthwise conv supports {TRITON_DTYPES} '
+                        f'inputs, got {dtype}; use impl="torch"')
+
+
+def _multi(x: torch.Tensor,
+           weights: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    weights = tuple(weights)
+    x = _prepare_input(x)
+    outs = ()
+    for start in range(0, len(weights), _MAX_PER_LAUNCH):
+        outs += _MultiDepthwiseConv.apply(
+            x, *weights[start:start + _MAX_PER_LAUNCH])
+    return outs
+
+
+def _cross(x: torch.Tensor,
+           weight_v: torch.Tensor,
+           weight_h: torch.Tensor,
+           bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    x = _prepare_input(x)
+    if bias is not None:
+        bias = bias.contiguous()
+    return _CrossDepthwiseConv.apply(x, weight_v, weight_h, bias)
 
 
 def triton_multi_depthwise_conv2d(
@@ -476,22 +498,20 @@ def triton_multi_depthwise_conv2d(
         x (Tensor): Input (N, C, H, W), fp32 / fp16 / bf16, CUDA (or CPU
             under ``TRITON_INTERPRET=1``); any strides.
         weights (Sequence[Tensor]): Kernels (C, 1, kh_i, kw_i) with odd
-            sides (tested up to 63); cast to the input's dtype to compute.
+            sides up to :data:`~slak_mm.ops.capabilities.MAX_KERNEL` (63);
+            cast to the input's dtype to compute.
 
     Returns:
         tuple[Tensor]: One (N, C, H, W) output per kernel, in the input's
         dtype (the autocast dtype under autocast).
+
+    Raises:
+        ValueError: If the shapes do not fit.
+        TypeError: If the dtype is not supported.
     """
     weights = tuple(weights)
-    if not weights:
-        raise ValueError('need at least one kernel')
     _check(x, weights)
-    x = _prepare_input(x)
-    outs = ()
-    for start in range(0, len(weights), _MAX_PER_LAUNCH):
-        outs += _MultiDepthwiseConv.apply(
-            x, *weights[start:start + _MAX_PER_LAUNCH])
-    return outs
+    return _multi(x, weights)
 
 
 def triton_cross_depthwise_conv2d(
@@ -515,12 +535,20 @@ def triton_cross_depthwise_conv2d(
 
     Returns:
         Tensor: Output (N, C, H, W) in the input's dtype.
+
+    Raises:
+        ValueError: If the shapes do not fit.
+        TypeError: If the dtype is not supported.
     """
-    _check(x, (weight_v, weight_h))
-    if bias is not None and bias.shape != (x.shape[1], ):
-        raise ValueError(f'bias must have shape ({x.shape[1]},), got '
-                         f'{tuple(bias.shape)}')
-    x = _prepare_input(x)
-    if bias is not None:
-        bias = bias.contiguous()
-    return _CrossDepthwiseConv.apply(x, weight_v, weight_h, bias)
+    _check(x, (weight_v, weight_h), bias)
+    return _cross(x, weight_v, weight_h, bias)
+
+
+register(
+    'triton',
+    Candidate(
+        triton_runs,
+        _multi,
+        _cross,
+        TRITON_NEEDS,
+        offered_to_auto=triton_offered_to_auto))

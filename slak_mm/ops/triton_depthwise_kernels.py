@@ -14,11 +14,13 @@ output tile of one kernel column ``j`` is a matrix product with a banded
 
 where ``X_j`` are the ``BH + kh - 1`` input rows of the tile's halo shifted
 by ``j`` columns. ``tl.dot`` then runs it on the tensor cores (fp32 inputs
-use 3xTF32, about fp32 accuracy) and each loaded input row serves every
+as TF32 or 3xTF32, following torch's conv flag: see
+``triton_depthwise._dot_options``) and each loaded input row serves every
 output row of the tile; the band wastes ``(BH + kh - 1) / kh`` of the
 products, cheap next to the loads it saves. A wide kernel uses the
-transposed form (``X_i @ T_i`` over columns), and small kernels
-(``kh * kw <= 49``) a plain tap loop.
+transposed form (``X_i @ T_i`` over columns), and small kernels (at most
+``triton_depthwise._DIRECT_MAX_TAPS`` = 9 taps, i.e. up to 3 x 3) a plain
+tap loop.
 
 The weight gradient ``G[i, j] = sum go[h, w] * x[h + i - ph, w + j - pw]``
 is also a product: over K = positions ``(h, w')`` of a block of rows,

@@ -7,22 +7,22 @@ are part of the file format, so the published weights load without renaming.
 
 The deploy form (:meth:`LargeKernelConv.switch_to_deploy`, or
 ``deploy=True``) folds every branch's BatchNorm into its conv and sums the
-branches into one kernel with a bias, as RepLKNet / mmpretrain do. Its
-parameters (``merged_v``, ``merged_h``, ``merged_bias``; ``merged.weight``,
-``merged.bias`` when ``decompose=False``) are this package's own names and
-are NOT part of the official checkpoint format: a deploy checkpoint loads
-only into a deploy model, and an official (training-form) one only into a
-training-form model.
+branches into one kernel with a bias, as RepLKNet / mmpretrain do, held by
+one :class:`MergedLargeKernel` child ``merged``. Its parameters
+(``merged.weight_v``, ``merged.weight_h`` (decomposed only),
+``merged.bias``) are this package's own names and are NOT part of the
+official checkpoint format: a deploy checkpoint loads only into a deploy
+model, and an official (training-form) one only into a training-form model.
 """
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from slak_mm.ops import (cross_depthwise_conv2d, multi_depthwise_conv2d,
-                         resolve_impl, to_preferred_layout)
+from slak_mm.ops import (resolve_impl, run_cross, run_multi,
+                         to_preferred_layout)
 
 #: Branch attributes of the training form (removed by ``switch_to_deploy``).
 BRANCH_NAMES = ('LoRA1', 'LoRA2', 'small_conv', 'lkb_origin')
@@ -105,6 +105,81 @@ def _pad_to(kernel: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.pad(kernel, (dw, dw, dh, dh))
 
 
+class MergedLargeKernel(nn.Module):
+    """The merged (deploy) form of a :class:`LargeKernelConv`: its branches'
+    kernels summed into one depthwise kernel with a bias.
+
+    Decomposed (SLaK): a tall kernel ``weight_v`` (C, 1, M, N) and a wide
+    one ``weight_h`` (C, 1, N, M), applied together as one cross-shaped
+    kernel (:func:`slak_mm.ops.cross_depthwise_conv2d`: one pass on the
+    Triton path, no dense ``M x M``). Dense (RepLKNet): one ``weight_v``
+    (C, 1, M, M) and no ``weight_h``.
+
+    Args:
+        weight_v (Tensor): The tall (or dense) kernel.
+        weight_h (Tensor, optional): The wide kernel; None for a dense one.
+        bias (Tensor): The per-channel bias (C,).
+    """
+
+    def __init__(self, weight_v: torch.Tensor,
+                 weight_h: Optional[torch.Tensor], bias: torch.Tensor):
+        super().__init__()
+        self.weight_v = nn.Parameter(weight_v)
+        self.register_parameter(
+            'weight_h', None if weight_h is None else nn.Parameter(weight_h))
+        self.bias = nn.Parameter(bias)
+
+    @classmethod
+    def zeros(cls, channels: int, kernel_size: int, small_kernel: int,
+              decompose: bool) -> 'MergedLargeKernel':
+        """A zero-initialised merged kernel, to load a deploy checkpoint
+        into.
+
+        Args:
+            channels (int): Number of channels.
+            kernel_size (int): The large side ``M``.
+            small_kernel (int): The short side ``N``.
+            decompose (bool): Cross-shaped (True) or dense (False).
+
+        Returns:
+            MergedLargeKernel: All parameters zero.
+        """
+        width = small_kernel if decompose else kernel_size
+        return cls(
+            torch.zeros(channels, 1, kernel_size, width),
+            torch.zeros(channels, 1, small_kernel, kernel_size)
+            if decompose else None, torch.zeros(channels))
+
+    @property
+    def op(self) -> str:
+        """The :mod:`slak_mm.ops` op that runs it: ``'cross'`` or
+        ``'multi'`` (dense)."""
+        return 'multi' if self.weight_h is None else 'cross'
+
+    def op_tensors(self) -> List[Optional[torch.Tensor]]:
+        """What :func:`slak_mm.ops.resolve_impl` needs for :attr:`op`."""
+        if self.weight_h is None:
+            return [self.weight_v]
+        return [self.weight_v, self.weight_h, self.bias]
+
+    def forward(self, x: torch.Tensor, impl: str) -> torch.Tensor:
+        """Apply the merged kernel.
+
+        Args:
+            x (Tensor): Input (N, C, H, W).
+            impl (str): The implementation, as
+                :func:`slak_mm.ops.resolve_impl` resolved it for ``x`` and
+                :meth:`op_tensors` with :attr:`op`.
+
+        Returns:
+            Tensor: Output (N, C, H, W).
+        """
+        if self.weight_h is None:
+            (out, ) = run_multi(impl, x, [self.weight_v])
+            return out + self.bias.to(out.dtype).view(1, -1, 1, 1)
+        return run_cross(impl, x, self.weight_v, self.weight_h, self.bias)
+
+
 class LargeKernelConv(nn.Module):
     """Sum of depthwise conv+norm branches that together form a large kernel.
 
@@ -115,14 +190,14 @@ class LargeKernelConv(nn.Module):
     used. Each branch has its own norm, which the paper found essential.
 
     Deploy form (inference only; see :meth:`switch_to_deploy`): the norms
-    are folded into the convs and the branches merged. Decomposed: the
-    ``N x N`` kernel is added into the centre of the ``M x N`` one, giving a
-    tall kernel ``merged_v`` (C, 1, M, N), a wide one ``merged_h``
-    (C, 1, N, M) and ``merged_bias`` (C,), applied together as one
-    cross-shaped kernel by :func:`slak_mm.ops.cross_depthwise_conv2d` (one
-    pass on the Triton path; no dense ``M x M``). Non-decomposed: one dense
-    depthwise ``merged`` conv (``nn.Conv2d`` with bias). These names are not
-    part of the official checkpoint format.
+    are folded into the convs and the branches merged into one
+    :class:`MergedLargeKernel` child ``merged``. Decomposed: the ``N x N``
+    kernel is added into the centre of the ``M x N`` one, giving a tall
+    kernel ``merged.weight_v`` (C, 1, M, N), a wide one ``merged.weight_h``
+    (C, 1, N, M) and ``merged.bias`` (C,), applied together as one
+    cross-shaped kernel. Non-decomposed: one dense ``merged.weight_v``
+    (C, 1, M, M) and ``merged.bias``. These names are not part of the
+    official checkpoint format.
 
     Args:
         channels (int): Number of channels.
@@ -154,25 +229,21 @@ class LargeKernelConv(nn.Module):
         self.kernel_size = kernel_size
         self.small_kernel = small_kernel
         self.decompose = decompose
-        self.deploy = False
+        self.deploy = deploy
         if deploy:
-            zeros = torch.zeros(channels)
-            self._set_merged(
-                zeros.new_zeros(channels, 1, kernel_size,
-                                small_kernel if decompose else kernel_size),
-                zeros.new_zeros(channels, 1, small_kernel, kernel_size)
-                if decompose else None, zeros)
-            return
-        if decompose:
-            self.LoRA1 = ConvBN(channels, (kernel_size, small_kernel),
-                                norm_layer)
-            self.LoRA2 = ConvBN(channels, (small_kernel, kernel_size),
-                                norm_layer)
+            self.merged = MergedLargeKernel.zeros(channels, kernel_size,
+                                                  small_kernel, decompose)
         else:
-            self.lkb_origin = ConvBN(channels, (kernel_size, kernel_size),
+            if decompose:
+                self.LoRA1 = ConvBN(channels, (kernel_size, small_kernel),
+                                    norm_layer)
+                self.LoRA2 = ConvBN(channels, (small_kernel, kernel_size),
+                                    norm_layer)
+            else:
+                self.lkb_origin = ConvBN(channels, (kernel_size, kernel_size),
+                                         norm_layer)
+            self.small_conv = ConvBN(channels, (small_kernel, small_kernel),
                                      norm_layer)
-        self.small_conv = ConvBN(channels, (small_kernel, small_kernel),
-                                 norm_layer)
 
     def branches(self) -> Iterator[ConvBN]:
         """Yield the conv+norm branches whose outputs are summed."""
@@ -189,11 +260,9 @@ class LargeKernelConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = to_preferred_layout(x)
         if self.deploy:
-            if not self.decompose:
-                return self.merged(x)
-            merged = [self.merged_v, self.merged_h, self.merged_bias]
-            impl = self._resolve(x, merged, 'cross')
-            return cross_depthwise_conv2d(x, *merged, impl=impl)
+            return self.merged(
+                x, self._resolve(x, self.merged.op_tensors(),
+                                 self.merged.op))
         branches = list(self.branches())
         weights = [branch.conv.weight for branch in branches]
         impl = self._resolve(x, weights, 'multi')
@@ -201,13 +270,14 @@ class LargeKernelConv(nn.Module):
             convs = [branch.conv(x) for branch in branches]
         else:  # one call for all branches: the input is read (or
             # transformed) once
-            convs = multi_depthwise_conv2d(x, weights, impl=impl)
+            convs = run_multi(impl, x, weights)
         out = branches[0].bn(convs[0])
         for branch, conv in zip(branches[1:], convs[1:]):
             out = out + branch.bn(conv)
         return out
 
     def _resolve(self, x: torch.Tensor, tensors, op: str) -> str:
+        # the one check and choice of this forward
         impl = resolve_impl(x, self.impl, tensors, op)
         if not torch.compiler.is_compiling():
             self.last_impl = impl  # what 'auto' chose (benchmarks report it)
@@ -232,10 +302,9 @@ class LargeKernelConv(nn.Module):
             ``bias`` (C,) is the sum of the folded norm biases.
         """
         if self.deploy:
-            if self.decompose:
-                return (self.merged_v.detach(), self.merged_h.detach(),
-                        self.merged_bias.detach())
-            return (self.merged.weight.detach(), None,
+            weight_h = self.merged.weight_h
+            return (self.merged.weight_v.detach(),
+                    None if weight_h is None else weight_h.detach(),
                     self.merged.bias.detach())
         k_small, b_small = fuse_conv_bn(self.small_conv.conv.weight,
                                         self.small_conv.bn)
@@ -246,27 +315,6 @@ class LargeKernelConv(nn.Module):
             return k_v, k_h, b_v + b_h + b_small
         k, b = fuse_conv_bn(self.lkb_origin.conv.weight, self.lkb_origin.bn)
         return k + _pad_to(k_small, *k.shape[-2:]), None, b + b_small
-
-    def _set_merged(self, weight_v: torch.Tensor,
-                    weight_h: Optional[torch.Tensor],
-                    bias: torch.Tensor) -> None:
-        if self.decompose:
-            self.merged_v = nn.Parameter(weight_v)
-            self.merged_h = nn.Parameter(weight_h)
-            self.merged_bias = nn.Parameter(bias)
-        else:
-            m = self.kernel_size
-            self.merged = nn.Conv2d(
-                self.channels,
-                self.channels,
-                kernel_size=m,
-                padding=m // 2,
-                groups=self.channels,
-                bias=True).to(
-                    device=weight_v.device, dtype=weight_v.dtype)
-            self.merged.weight.data.copy_(weight_v)
-            self.merged.bias.data.copy_(bias)
-        self.deploy = True
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
@@ -280,11 +328,12 @@ class LargeKernelConv(nn.Module):
         """
         if self.deploy:
             return
-        weight_v, weight_h, bias = self.get_equivalent_kernel_bias()
+        merged = MergedLargeKernel(*self.get_equivalent_kernel_bias())
         for name in BRANCH_NAMES:
             if hasattr(self, name):
                 delattr(self, name)
-        self._set_merged(weight_v, weight_h, bias)
+        self.merged = merged
+        self.deploy = True
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a strict=False load (mmengine's default) would otherwise leave the
@@ -301,8 +350,8 @@ class LargeKernelConv(nn.Module):
                 f'kernels). Convert the checkpoint with tools/deploy.py, or '
                 f'build the model with deploy=False, load it and call '
                 f'switch_to_deploy().')
-        merged_keys = ('merged_v', 'merged_h', 'merged_bias', 'merged.')
-        if not self.deploy and has(tuple(prefix + n for n in merged_keys)):
+        # 'merged': also the bare merged_v/h/bias of earlier versions
+        if not self.deploy and has(prefix + 'merged'):
             raise ValueError(
                 f'{where}: the checkpoint is a deploy '
                 f'checkpoint (merged kernels, e.g. from tools/deploy.py) but '

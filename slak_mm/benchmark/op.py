@@ -1,20 +1,24 @@
 """Timing of the large-kernel depthwise convs, every implementation side
-by side.
+by side (``tools/benchmark.py op``).
 
 Torch (and Triton) only, so it runs on a bare GPU box. Implementations are
-timed interleaved (round after round, each one once per round, median per
-implementation), so that load from other processes hits all of them alike;
-every ratio is taken between timings of the same run.
+timed interleaved (:func:`slak_mm.benchmark.timing.time_medians`), so that
+load from other processes hits all of them alike; every ratio is taken
+between timings of the same run.
 """
-import platform
-import time
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 
-from . import dispatch
-from .depthwise_conv import multi_depthwise_conv2d, resolve_impl
-from .memory_format import to_preferred_layout
+from slak_mm.ops import (multi_depthwise_conv2d, resolve_impl,
+                         to_preferred_layout)
+from slak_mm.ops.dispatch import auto_candidates, relative_error
+from .timing import time_medians
+
+__all__ = [
+    'DTYPES', 'SLAK_T_DIMS', 'SLAK_T_KERNELS', 'benchmark_stage',
+    'slak_stage_shapes'
+]
 
 #: Stage channels (width x1.3) and kernel sides of SLaK-T.
 SLAK_T_DIMS = (124, 249, 499, 998)
@@ -22,34 +26,21 @@ SLAK_T_KERNELS = (51, 49, 47, 13)
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
-def environment() -> Dict[str, Optional[str]]:
-    """Versions and hardware the numbers were taken on."""
-    info = {
-        'torch': torch.__version__,
-        'python': platform.python_version(),
-        'cpu': platform.processor() or platform.machine(),
-        'threads': str(torch.get_num_threads()),
-        'cuda': torch.version.cuda,
-        'gpu': None,
-        'cudnn': None,
-        'triton': None,
-    }
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name()
-        info['cudnn'] = str(torch.backends.cudnn.version())
-    try:
-        import triton
-        info['triton'] = triton.__version__
-    except ImportError:
-        pass
-    return info
-
-
 def slak_stage_shapes(size: Union[int, Sequence[int]] = 512,
                       dims: Sequence[int] = SLAK_T_DIMS,
                       kernels: Sequence[int] = SLAK_T_KERNELS) -> List[dict]:
-    """``(C, H, W, M)`` of each stage's large kernel for an input of
-    ``size`` (one side, or ``(H, W)``)."""
+    """The large-kernel shapes of each stage for an input of ``size``.
+
+    Args:
+        size (int | Sequence[int]): Input side, or ``(H, W)``.
+        dims (Sequence[int]): Channels per stage. Default: SLaK-T's.
+        kernels (Sequence[int]): Large kernel side per stage. Default:
+            SLaK-T's.
+
+    Returns:
+        list[dict]: Per stage ``channels``, ``height``, ``width`` (the map
+        at stride 4, 8, 16, 32) and ``kernel``.
+    """
     height, width = (size, size) if isinstance(size, int) else size
     return [
         dict(
@@ -58,48 +49,6 @@ def slak_stage_shapes(size: Union[int, Sequence[int]] = 512,
             width=width // 2**(i + 2),
             kernel=m) for i, (c, m) in enumerate(zip(dims, kernels))
     ]
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def time_interleaved(fns: Dict[str, Callable[[], object]],
-                     rounds: int = 5,
-                     min_round_time: float = 0.2) -> Dict[str, float]:
-    """Median seconds per call of each function, measured interleaved.
-
-    Each function is warmed up once (compilation, tuning, allocator), then
-    every round times each function once, as a block of calls long enough
-    to take about ``min_round_time`` (CUDA work synchronised).
-
-    Args:
-        fns (dict): Name -> function of no arguments.
-        rounds (int): Rounds; the median over them is reported.
-        min_round_time (float): Seconds a block of calls should take.
-
-    Returns:
-        dict: Name -> median seconds per call.
-    """
-    number = {}
-    for name, fn in fns.items():
-        _sync()
-        start = time.perf_counter()
-        fn()
-        _sync()
-        once = time.perf_counter() - start
-        number[name] = max(1, int(min_round_time / max(once, 1e-6)))
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            _sync()
-            start = time.perf_counter()
-            for _ in range(number[name]):
-                fn()
-            _sync()
-            times[name].append((time.perf_counter() - start) / number[name])
-    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def benchmark_stage(channels: int,
@@ -152,7 +101,7 @@ def benchmark_stage(channels: int,
         torch.randn(batch, channels, height, width, device=device,
                     dtype=dt)).requires_grad_(backward)
     grads = [torch.randn_like(x) for _ in shapes] if backward else None
-    names = list(impls or dispatch.auto_candidates(x))
+    names = list(impls or auto_candidates(x, weights))
 
     def run(impl):
 
@@ -171,10 +120,10 @@ def benchmark_stage(channels: int,
         for name in names:
             out = run(name)()
             errors[name] = max(
-                dispatch.relative_error(o, r) for o, r in zip(out, ref))
+                relative_error(o, r) for o, r in zip(out, ref))
         ms = {
             name: t * 1e3
-            for name, t in time_interleaved(
+            for name, t in time_medians(
                 {n: run(None if n == 'auto' else n)
                  for n in names + ['auto']}, rounds, min_round_time).items()
         }

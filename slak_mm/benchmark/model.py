@@ -25,12 +25,12 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from slak_mm.apis import build_model, det_data_samples, replace_sync_bn
 from slak_mm.models import LargeKernelConv, SLaK
 from slak_mm.ops import CPU_LAYOUT_ENV
-from slak_mm.sparse import MASKS_KEPT_ATTR
-from slak_mm.ops.benchmark import time_interleaved
-from .config import replace_sync_bn
-from .model import build_model, det_data_samples
+from .timing import time_medians
+
+__all__ = ['IMPL_VARIANTS', 'VARIANTS', 'benchmark_model', 'stage_impls']
 
 #: Variants that force one conv implementation.
 IMPL_VARIANTS = ('torch', 'fft', 'triton')
@@ -134,10 +134,6 @@ def benchmark_model(cfg: Config,
     replace_sync_bn(cfg)
     cfg.model.backbone.pop('init_cfg', None)
     model = build_model(cfg).to(device).train(backward)
-    for module in model.modules():
-        # timing, not training: no optimizer step fills the masked weights,
-        # so the "no SparseMaskHook" warning does not apply
-        setattr(module, MASKS_KEPT_ATTR, True)
     if not whole_model:
         model = model.backbone
     samples = (
@@ -168,7 +164,7 @@ def benchmark_model(cfg: Config,
         steps[name] = step
     with torch.set_grad_enabled(backward):
         # interleaved rounds: other processes' load hits all variants alike
-        seconds = time_interleaved(steps, rounds, min_run_time)
+        seconds = time_medians(steps, rounds, min_run_time)
     results = []
     for name in variants:
         results.append(
