@@ -103,8 +103,7 @@ def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
     _fsync_folder(folder)
 
 
-def write_json_atomic(data: Any,
-                      path: Union[str, Path],
+def write_json_atomic(data: Any, path: Union[str, Path],
                       **dump_kwargs) -> None:
     """Write ``data`` as JSON, atomically (:func:`atomic_write_bytes`).
 

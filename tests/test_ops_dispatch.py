@@ -149,9 +149,8 @@ def test_stored_choice_is_used_without_tuning(fresh, monkeypatch):
     key = dispatch.tuning_key('multi', x, weights).cache_name()
     fresh.write_text(
         json.dumps(
-            dict(
-                fingerprint=tuning_cache.fingerprint(),
-                entries={key: 'fft'})))
+            dict(fingerprint=tuning_cache.fingerprint(), entries={key:
+                                                                  'fft'})))
     monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
     assert resolve_impl(x, None, weights) == 'fft'
 

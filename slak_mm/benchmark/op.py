@@ -119,13 +119,14 @@ def benchmark_stage(channels: int,
         errors = {}
         for name in names:
             out = run(name)()
-            errors[name] = max(
-                relative_error(o, r) for o, r in zip(out, ref))
+            errors[name] = max(relative_error(o, r) for o, r in zip(out, ref))
         ms = {
             name: t * 1e3
             for name, t in time_medians(
-                {n: run(None if n == 'auto' else n)
-                 for n in names + ['auto']}, rounds, min_round_time).items()
+                {
+                    n: run(None if n == 'auto' else n)
+                    for n in names + ['auto']
+                }, rounds, min_round_time).items()
         }
     best = min(names, key=ms.get)
     taps = kernel * small * 2 + small * small

@@ -68,8 +68,7 @@ def triton_runs(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> bool:
     Returns:
         bool: Whether they can run.
     """
-    return ((x.is_cuda or triton_interpreting())
-            and x.dtype in TRITON_DTYPES
+    return ((x.is_cuda or triton_interpreting()) and x.dtype in TRITON_DTYPES
             and all(max(w.shape[-2:]) <= MAX_KERNEL for w in weights))
 
 

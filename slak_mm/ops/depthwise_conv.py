@@ -65,8 +65,8 @@ def resolve_impl(x: torch.Tensor,
     tensors = list(weights or ())
     if tensors:
         if op == 'cross':
-            check_inputs(x, tensors[:2], tensors[2] if len(tensors) > 2
-                         else None)
+            check_inputs(x, tensors[:2],
+                         tensors[2] if len(tensors) > 2 else None)
         else:
             check_inputs(x, tensors)
     return dispatch.choose(op, x, tensors, impl)

@@ -176,8 +176,7 @@ class TuningKey(NamedTuple):
         """
         device_name = _named_device(self.device_type, self.device_index,
                                     torch.get_num_threads())
-        return '|'.join(
-            map(str, (self.op, device_name) + tuple(self[3:])))
+        return '|'.join(map(str, (self.op, device_name) + tuple(self[3:])))
 
 
 def tuning_key(op: str, x: torch.Tensor,
@@ -208,8 +207,7 @@ def tuning_key(op: str, x: torch.Tensor,
         height=bucket(h),
         width=bucket(w),
         layout=layout,
-        kernels=tuple(
-            tuple(int(s) for s in wt.shape[-2:]) for wt in weights),
+        kernels=tuple(tuple(int(s) for s in wt.shape[-2:]) for wt in weights),
         mode='train' if train else 'infer')
 
 
@@ -355,8 +353,8 @@ def tune(key: TuningKey, x: torch.Tensor,
     return choice
 
 
-def auto_candidates(x: torch.Tensor,
-                    weights: Sequence[torch.Tensor] = ()) -> List[str]:
+def auto_candidates(
+    x: torch.Tensor, weights: Sequence[torch.Tensor] = ()) -> List[str]:
     """The implementations ``'auto'`` may choose for ``x``: those available
     for it (and ``weights``) that offer themselves to ``auto`` (Triton only
     for CUDA tensors: the interpreter runs CPU tensors, but only when
@@ -447,9 +445,8 @@ def choose(op: str,
         tuning_cache.remember(name, choice)
         return choice
     runs = {
-        n: ((lambda xx, *t, _c=CANDIDATES[n]: _c.multi(xx, t)) if op ==
-            'multi' else
-            (lambda xx, *t, _c=CANDIDATES[n]: (_c.cross(xx, *t), )))
+        n: ((lambda xx, *t, _c=CANDIDATES[n]: _c.multi(xx, t)) if op == 'multi'
+            else (lambda xx, *t, _c=CANDIDATES[n]: (_c.cross(xx, *t), )))
         for n in offered
     }
     choice = tune(key, x, tensors, runs)

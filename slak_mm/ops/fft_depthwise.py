@@ -413,7 +413,8 @@ def _cross(x: Tensor,
     return out
 
 
-def _check(x: Tensor, weights: Sequence[Tensor],
+def _check(x: Tensor,
+           weights: Sequence[Tensor],
            bias: Optional[Tensor] = None) -> None:
     check_inputs(x, weights, bias)
     if not fft_runs(x, weights):

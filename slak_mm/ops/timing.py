@@ -96,4 +96,3 @@ def median(samples: List[float]) -> float:
         float: The median.
     """
     return sorted(samples)[len(samples) // 2]
-

@@ -261,8 +261,7 @@ class LargeKernelConv(nn.Module):
         x = to_preferred_layout(x)
         if self.deploy:
             return self.merged(
-                x, self._resolve(x, self.merged.op_tensors(),
-                                 self.merged.op))
+                x, self._resolve(x, self.merged.op_tensors(), self.merged.op))
         branches = list(self.branches())
         weights = [branch.conv.weight for branch in branches]
         impl = self._resolve(x, weights, 'multi')
