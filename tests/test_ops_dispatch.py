@@ -191,6 +191,24 @@ def test_forced_impls_and_errors(monkeypatch):
         resolve_impl(x.long(), 'fft', weights)
 
 
+def test_env_forced_impl_is_the_one_that_runs(monkeypatch):
+    calls = []
+
+    def counting_fft(x, weights):
+        calls.append(1)
+        return _torch_multi(x, weights)
+
+    _inject(monkeypatch, 'fft', counting_fft)
+    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
+    monkeypatch.setenv(IMPL_ENV, 'fft')
+    x, weights = _inputs()
+    multi_depthwise_conv2d(x, weights)
+    assert calls == [1]
+    monkeypatch.setenv(IMPL_ENV, 'torch')
+    multi_depthwise_conv2d(x, weights)
+    assert calls == [1]
+
+
 def test_jit_tracing_gets_torch(monkeypatch):
     monkeypatch.setattr(dispatch, 'tune', None)
     x, weights = _inputs(64, 64, grad=False)

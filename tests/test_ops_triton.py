@@ -14,11 +14,9 @@ import torch
 
 pytest.importorskip('triton')
 
-from slak_mm.ops import (
-    cross_depthwise_conv2d,  # noqa: E402
-    depthwise_conv2d,
-    multi_depthwise_conv2d,
-    resolve_impl)
+from slak_mm.ops import (  # noqa: E402
+    MAX_KERNEL, cross_depthwise_conv2d, depthwise_conv2d,
+    multi_depthwise_conv2d, resolve_impl)
 from slak_mm.ops import triton_depthwise as td  # noqa: E402
 from tests.dwconv_checks import leaf, ref_conv, rel_err  # noqa: E402
 
@@ -290,6 +288,19 @@ def test_dispatch(monkeypatch):
         resolve_impl(x, 'triton')
     with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
         depthwise_conv2d(x, weight, impl='triton')
+
+
+def test_kernels_above_the_triton_limit_take_the_other_paths():
+    """The 63 limit is Triton's: forced Triton refuses a larger kernel with
+    the reason, torch and FFT run it."""
+    x = torch.randn(1, 2, 6, 5)
+    weight = torch.randn(2, 1, MAX_KERNEL + 2, 3)
+    with pytest.raises(RuntimeError, match=f'<= {MAX_KERNEL}'):
+        resolve_impl(x, 'triton', [weight])
+    assert torch.allclose(
+        depthwise_conv2d(x, weight, 'fft'),
+        depthwise_conv2d(x, weight, 'torch'),
+        atol=1e-5)
 
 
 @pytest.fixture
