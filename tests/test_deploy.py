@@ -204,6 +204,28 @@ def test_checkpoint_form_mismatch_is_a_clear_error():
         load_state_dict(SLaK(**kwargs), deploy_form.state_dict(), strict=False)
 
 
+def test_deploy_checkpoint_of_the_bare_parameter_layout_is_refused():
+    """Deploy files written before MergedLargeKernel (merged_v / merged_h /
+    merged_bias) are refused by name, not loaded as zeros."""
+    deploy_form = random_slak()
+    deploy_form.switch_to_deploy()
+    old_names = {
+        'merged.weight_v': 'merged_v',
+        'merged.weight_h': 'merged_h',
+        'merged.bias': 'merged_bias'
+    }
+    old = {}
+    for key, value in deploy_form.state_dict().items():
+        for new, bare in old_names.items():
+            key = key.replace(new, bare)
+        old[key] = value
+    kwargs = dict(**ARCHS['small_kernels'], sparse=True)
+    with pytest.raises(ValueError, match='earlier slak_mm'):
+        load_state_dict(SLaK(deploy=True, **kwargs), old, strict=False)
+    with pytest.raises(ValueError, match='deploy=True'):
+        load_state_dict(SLaK(**kwargs), old, strict=False)
+
+
 def test_pretrained_training_file_into_deploy_model(tmp_path):
     path = str(tmp_path / 'backbone.pth')
     torch.save(random_slak().state_dict(), path)

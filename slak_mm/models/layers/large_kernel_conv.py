@@ -349,6 +349,12 @@ class LargeKernelConv(nn.Module):
                 f'kernels). Convert the checkpoint with tools/deploy.py, or '
                 f'build the model with deploy=False, load it and call '
                 f'switch_to_deploy().')
+        if self.deploy and has(prefix + 'merged_'):
+            raise ValueError(
+                f'{where}: the checkpoint is a deploy checkpoint of an '
+                f'earlier slak_mm (bare merged_v/merged_h/merged_bias, now '
+                f'merged.weight_v/weight_h/bias); write it again with '
+                f'tools/deploy.py from the training checkpoint.')
         # 'merged': also the bare merged_v/h/bias of earlier versions
         if not self.deploy and has(prefix + 'merged'):
             raise ValueError(
