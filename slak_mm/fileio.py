@@ -7,8 +7,10 @@ A file is written to a temporary name in the same folder
 new one, never a truncated one. A process killed mid-write leaves only the
 temporary file; :func:`remove_stale_temp_files` clears those.
 """
+import errno
 import json
 import os
+import shutil
 import os.path as osp
 import re
 import stat
@@ -17,13 +19,63 @@ from pathlib import Path
 from typing import Any, List, Union
 
 __all__ = [
-    'TEMP_FILE_PATTERN', 'atomic_write_bytes', 'plain_open_mode',
+    'TEMP_FILE_PATTERN', 'DiskFullError', 'UnwritableError',
+    'WriteFailedError', 'atomic_write_bytes', 'plain_open_mode',
     'remove_stale_temp_files', 'write_json_atomic'
 ]
 
 #: Names of :func:`atomic_write_bytes`'s temporary files: ``.`` + target
 #: name + ``.`` + mkstemp's 8 random characters + ``.tmp``.
 TEMP_FILE_PATTERN = re.compile(r'^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$')
+
+
+class WriteFailedError(OSError):
+    """A write that the OS refused; the message names the file, the cause
+    and what to do (one line, for the tools' ``error:``).
+
+    Args:
+        code (int): The ``errno`` of the refusal.
+        message (str): The whole message (``str()`` gives only it).
+    """
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.errno = code
+
+
+class DiskFullError(WriteFailedError):
+    """No space (or quota) left for a write."""
+
+
+class UnwritableError(WriteFailedError):
+    """The folder is read-only or not ours to write."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _explained(err: OSError, path: str, size: int) -> OSError:
+    """``err`` as a one-line :class:`WriteFailedError` (others unchanged)."""
+    folder = osp.dirname(osp.abspath(path))
+    if err.errno in _FULL:
+        try:
+            free = f'{shutil.disk_usage(folder).free / 2**20:.1f} MiB free'
+        except OSError:
+            free = 'free space unknown'
+        return DiskFullError(
+            err.errno,
+            f'no space left on device writing {path}: it needs '
+            f'{size / 2**20:.1f} MiB, {free} in {folder}; free space there '
+            f'or write elsewhere (nothing was replaced: the previous file, '
+            f'if any, is intact)')
+    if err.errno in _UNWRITABLE:
+        return UnwritableError(
+            err.errno,
+            f'cannot write {path}: {os.strerror(err.errno)} (is {folder} '
+            f'read-only or owned by another user?); choose a writable '
+            f'folder')
+    return err
 
 
 def _umask() -> int:
@@ -81,14 +133,19 @@ def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
         path (str | Path): Target file; its folder is created if missing.
 
     Raises:
-        OSError: If the folder or the file cannot be written (the temporary
-            file is removed).
+        DiskFullError: No space left (names the file, the size and the free
+            space); the temporary file is removed, the old file intact.
+        UnwritableError: The folder is read-only or not writable.
+        OSError: Other failures (the temporary file is removed).
     """
     folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    except OSError as err:
+        raise _explained(err, str(path), len(data)) from None
     mode = plain_open_mode(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
@@ -96,9 +153,11 @@ def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError):
+            raise _explained(err, str(path), len(data)) from None
         raise
     _fsync_folder(folder)
 
