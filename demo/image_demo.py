@@ -11,8 +11,9 @@ detection configs the boxes (and masks) scoring at least ``--score-thr``
 import argparse
 import sys
 
-from slak_mm.apis import (add_cfg_options_arg, add_unsafe_load_arg, infer_images,
-                          list_images, run_cli)
+from slak_mm.apis import infer_images
+from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
+from slak_mm.utils import list_images
 
 
 def parse_args(args=None):

@@ -11,7 +11,7 @@ their packages; ``TOOL`` may also be a path to a tool file) as
 ``__main__`` with ``ARGS``. The frameworks' tools read the config (and its
 bases) before any ``custom_imports``, so neither ``custom_imports`` nor an
 import in a plugin can fix a ``mmseg::`` base for them; this wrapper maps
-the scopes first (:func:`slak_mm.apis.register_config_scopes`) and imports
+the scopes first (:func:`slak_mm.config.register_config_scopes`) and imports
 ``slak_mm``, which registers SLaK.
 """
 import os.path as osp
@@ -21,7 +21,7 @@ from typing import List, Optional
 
 from mmengine.utils import get_installed_path
 
-from slak_mm.apis.config_scopes import register_config_scopes
+from slak_mm.config import register_config_scopes
 
 USAGE = 'usage: python -m slak_mm.mm_tool SCOPE TOOL [ARGS ...]'
 

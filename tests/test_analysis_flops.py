@@ -248,7 +248,8 @@ def test_cli_det_demo(repo_root, capsys):
 
 
 def test_cli_counts_the_checkpoint_zeros(repo_root, tmp_path):
-    from slak_mm.apis import build_model, load_config, replace_sync_bn
+    from slak_mm.apis import build_model
+    from slak_mm.config import load_config, replace_sync_bn
     tool = _get_flops_tool(repo_root)
     config = osp.join(repo_root, 'configs', 'demo',
                       'upernet_slak_demo_synthetic_ade20k.py')

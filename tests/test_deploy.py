@@ -10,7 +10,9 @@ from mmengine.runner import load_checkpoint, load_state_dict
 from mmengine.structures import PixelData
 
 import slak_mm  # noqa: F401  (registers SLaK)
-from slak_mm.apis import build_model, deploy_checkpoint, load_config
+from slak_mm.apis import build_model
+from slak_mm.config import load_config
+from slak_mm.deploy import deploy_checkpoint
 from slak_mm.models import SLaK
 from slak_mm.models.layers import LargeKernelConv
 from slak_mm.models.layers.large_kernel_conv import fuse_conv_bn

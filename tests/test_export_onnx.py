@@ -1,4 +1,4 @@
-"""ONNX export of the deploy form (tools/export_onnx.py, slak_mm.apis.export):
+"""ONNX export of the deploy form (tools/export_onnx.py, slak_mm.deploy):
 onnxruntime on the CPU matches PyTorch at two input sizes (dynamic axes),
 for a segmentor, a backbone and a detector's backbone + neck."""
 import os
@@ -13,9 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import slak_mm  # noqa: F401  (registers SLaK)
-from slak_mm.apis import build_model, deploy_checkpoint, load_config
-from slak_mm.apis.export import (ExportAdaptiveAvgPool2d, export_friendly,
-                                 export_onnx, verify_onnx)
+from slak_mm.apis import build_model
+from slak_mm.config import load_config
+from slak_mm.deploy import (ExportAdaptiveAvgPool2d, deploy_checkpoint,
+                            export_friendly, export_onnx, verify_onnx)
 from slak_mm.models import LargeKernelConv
 from slak_mm.ops import IMPL_ENV
 from tests.test_deploy import randomise_norms

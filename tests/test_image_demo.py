@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from slak_mm.apis import (adapt_to_device, build_model, infer_images,
-                          load_config)
-from slak_mm.apis.inference import _config_dataset_meta
+from slak_mm.apis import (build_inferencer, build_model, config_dataset_meta,
+                          infer_images)
+from slak_mm.config import adapt_to_device, load_config
 from slak_mm.datasets import generate_ade20k, generate_voc
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -61,7 +61,7 @@ def make_checkpoint(config, path, with_meta):
     model.init_weights()
     ckpt = dict(state_dict=model.state_dict())
     if with_meta:
-        ckpt['meta'] = dict(dataset_meta=_config_dataset_meta(cfg))
+        ckpt['meta'] = dict(dataset_meta=config_dataset_meta(cfg))
     torch.save(ckpt, path)
     return path
 
@@ -128,14 +128,13 @@ def test_det_demo_one_image_and_folder(det_data, tmp_path, capsys):
 
 
 def test_config_dataset_meta_fallback():
-    seg = _config_dataset_meta(load_config(SEG))
+    seg = config_dataset_meta(load_config(SEG))
     assert len(seg['classes']) == 150 and len(seg['palette']) == 150
-    det = _config_dataset_meta(load_config(DET))
+    det = config_dataset_meta(load_config(DET))
     assert len(det['classes']) == 20 and det['classes'][0] == 'aeroplane'
 
 
 def test_checkpoint_without_meta_uses_config_classes(det_data):
-    from slak_mm.apis.inference import build_inferencer
     cfg = load_config(DET)
     adapt_to_device(cfg)
     inferencer = build_inferencer(cfg, det_data[1], 'cpu')

@@ -17,7 +17,7 @@ from PIL import Image
 
 import slak_mm  # noqa: F401  (registers SLaK)
 import slak_mm.models.classifiers  # noqa: F401  (in mmpretrain if present)
-from slak_mm.apis import load_config
+from slak_mm.config import load_config
 from slak_mm.models import SLaK
 from slak_mm.models.classifiers import (classifier_filter_fn,
                                         load_official_classifier)
@@ -215,7 +215,7 @@ sys.modules['mmpretrain'] = None  # import mmpretrain now raises
 import slak_mm
 from mmseg.registry import MODELS
 from slak_mm.models import classifiers
-from slak_mm.apis.classification import evaluate_classifier
+from slak_mm.apis import evaluate_classifier
 assert MODELS.get('SLaK') is not None and not classifiers.HAS_MMPRETRAIN
 try:
     evaluate_classifier(None, 'x.pth', 'cfg.py')

@@ -169,7 +169,7 @@ def test_config_scopes_point_at_installed_distributions(monkeypatch):
     from mmengine.config import Config
     from mmengine.config import utils as config_utils
 
-    from slak_mm.apis import register_config_scopes
+    from slak_mm.config import register_config_scopes
     table = config_utils.MODULE2PACKAGE
     monkeypatch.setitem(table, 'mmseg', 'mmsegmentation')  # mmengine's entry
     monkeypatch.setitem(table, 'mmocr', 'mmocr')  # not installed here

@@ -178,7 +178,8 @@ def test_slak_mm_scope_base_loads_and_builds_from_the_wheel(built, tmp_path):
     (tmp_path / 'user.py').write_text(USER_CONFIG)
     out = _python(
         textwrap.dedent('''
-        import slak_mm.apis  # maps the slak_mm scope for mmengine
+        from slak_mm.config import register_config_scopes
+        register_config_scopes()  # maps the slak_mm scope for mmengine
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
         from mmseg.registry import MODELS

@@ -279,7 +279,8 @@ def test_damaged_file_into_test_tool_writes_no_metrics(env, tmp_path):
 def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
     from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-    from slak_mm.apis import build_model, load_config
+    from slak_mm.apis import build_model
+    from slak_mm.config import load_config
     from slak_mm.models.utils import fit_checkpoint
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)
@@ -300,7 +301,8 @@ def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
 
 
 def test_partial_load_is_an_opt_in(env, tmp_path, mm_log):
-    from slak_mm.apis import build_model, load_config
+    from slak_mm.apis import build_model
+    from slak_mm.config import load_config
     from slak_mm.models.utils import CheckpointMismatchError, fit_checkpoint
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)

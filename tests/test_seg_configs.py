@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 
 import slak_mm  # noqa: F401
-from slak_mm.apis import adapt_to_device, load_config
+from slak_mm.config import adapt_to_device, load_config
 from tests.sparse_checks import assert_sparsity_kept, attach_config_sparse_hook
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -8,7 +8,7 @@ import torch
 from mmengine.registry import init_default_scope
 
 import slak_mm  # noqa: F401
-from slak_mm.apis import adapt_to_device, load_config
+from slak_mm.config import adapt_to_device, load_config
 from slak_mm.models import SLaK
 from slak_mm.models.utils import load_pretrained_backbone
 from slak_mm.sparse import masked_weights

@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
-from slak_mm.apis import load_config
+from slak_mm.config import load_config
 from slak_mm.datasets import generate_ade20k
 from slak_mm.models import SLaK
 from tests.official_format import model_shapes, write_official_checkpoint

@@ -116,7 +116,7 @@ def test_missing_dataset_folder_names_path_and_layout(tmp_path):
 
 
 def test_dataset_problems_are_found_before_training(tmp_path):
-    from slak_mm.apis import check_datasets, load_config
+    from slak_mm.config import check_datasets, load_config
     root = tmp_path / 'ADEChallengeData2016'
     for sub in ('images/training', 'images/validation',
                 'annotations/training', 'annotations/validation'):

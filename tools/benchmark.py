@@ -136,8 +136,8 @@ def run_op(args, device):
 
 
 def run_model(args, device):
-    from slak_mm.apis import load_config
     from slak_mm.benchmark.model import benchmark_model
+    from slak_mm.config import load_config
     cfg = load_config(args.config, cfg_options=args.cfg_options)
     rows = benchmark_model(cfg, args.variants, args.whole_model, args.backward,
                            args.batch, tuple(args.shape), device, args.amp,

@@ -9,9 +9,9 @@ Evaluate the result with the same config and
 """
 import argparse
 
-from slak_mm.apis import (DEPLOY_CFG_OPTION, add_cfg_options_arg,
-                          add_unsafe_load_arg, deploy_checkpoint, load_config,
-                          run_cli)
+from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
+from slak_mm.config import load_config
+from slak_mm.deploy import DEPLOY_CFG_OPTION, deploy_checkpoint
 
 
 def parse_args():

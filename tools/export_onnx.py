@@ -13,8 +13,9 @@ Needs ``pip install -e .[onnx]`` (onnx, onnxscript, onnxruntime).
 import argparse
 import sys
 
-from slak_mm.apis import load_config, parse_tool_args
-from slak_mm.apis.export import export_onnx, verify_onnx
+from slak_mm.cli import parse_tool_args
+from slak_mm.config import load_config
+from slak_mm.deploy import export_onnx, verify_onnx
 
 
 def parse_args():

@@ -7,7 +7,9 @@ import argparse
 
 from mmengine.dist import is_main_process
 
-from slak_mm.apis import load_config, parse_tool_args, run_cli, test
+from slak_mm.apis import test
+from slak_mm.cli import parse_tool_args, run_cli
+from slak_mm.config import load_config
 
 
 def parse_args():

@@ -12,8 +12,9 @@ import argparse
 
 from mmengine.dist import get_rank
 
-from slak_mm.apis import load_config, parse_tool_args
-from slak_mm.apis.classification import evaluate_classifier
+from slak_mm.apis import evaluate_classifier
+from slak_mm.cli import parse_tool_args
+from slak_mm.config import load_config
 
 
 def parse_args():

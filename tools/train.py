@@ -5,7 +5,9 @@ mmseg's and mmdet's tools/train.py.
 """
 import argparse
 
-from slak_mm.apis import load_config, parse_tool_args, run_cli, train
+from slak_mm.apis import train
+from slak_mm.cli import parse_tool_args, run_cli
+from slak_mm.config import load_config
 
 
 def parse_args():

@@ -40,6 +40,7 @@ conv's MACs are ``N * H * W * weight.numel()``: a deploy-form
 the one Triton launch of a training-form ``LargeKernelConv`` (its branch conv
 weights).
 """
+import logging
 from collections import Counter
 from contextlib import contextmanager
 from fractions import Fraction
@@ -51,9 +52,22 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
+from mmengine.logging import MMLogger
+from mmengine.runner import load_checkpoint
 
-from slak_mm.models import LargeKernelConv, SLaK
+from slak_mm.config import replace_sync_bn
+from slak_mm.models import LargeKernelConv, SLaK, build_model
+from slak_mm.models.utils import (extract_state_dict, load_checkpoint_file,
+                                  load_pretrained_backbone)
 from slak_mm.sparse import is_sparse_weight, masked_weights
+from .inputs import det_data_samples
+
+__all__ = [
+    'COUNT_KEYS', 'COUNT_LABELS', 'DEFAULT_SHAPE', 'FLOP_CONVENTION',
+    'TRITON_OPS', 'WEIGHT_OPS', 'build_for_analysis', 'count_complexity',
+    'depthwise_flop_jit', 'flop_analyzer', 'format_report', 'get_flops',
+    'op_weights', 'slak_groups'
+]
 
 #: What the printed FLOPs are.
 FLOP_CONVENTION = ('FLOPs = multiply-adds (MACs): mmengine/fvcore count one '
@@ -324,10 +338,6 @@ def _weights_note(model: nn.Module, checkpoint: Optional[str]) -> str:
 
 
 def _load(model: nn.Module, checkpoint: str, backbone_only: bool) -> None:
-    from mmengine.runner import load_checkpoint
-
-    from slak_mm.models.utils import (extract_state_dict, load_checkpoint_file,
-                                      load_pretrained_backbone)
     keys = extract_state_dict(load_checkpoint_file(checkpoint)).keys()
     whole = any(k.startswith('backbone.')
                 for k in keys) and any(not k.startswith('backbone.')
@@ -367,11 +377,6 @@ def build_for_analysis(cfg,
     Returns:
         tuple[nn.Module, str]: The model and a note on its weights.
     """
-    import logging
-
-    from mmengine.logging import MMLogger
-
-    from slak_mm.apis import build_model, replace_sync_bn
     replace_sync_bn(cfg)
     cfg.model.backbone.pop('init_cfg', None)
     model = build_model(cfg)
@@ -472,7 +477,6 @@ def get_flops(cfg,
                 groups[name] = [name]
                 groups.update((k, v) for k, v in stages.items()
                               if k.startswith(name + '.'))
-        from slak_mm.apis import det_data_samples
         kwargs = dict(mode='tensor')
         kwargs['data_samples'] = det_data_samples(shape) if is_det else None
         if is_det:

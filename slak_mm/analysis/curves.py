@@ -17,6 +17,11 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+__all__ = [
+    'DEFAULT_METRICS', 'DEFAULT_TRAIN_KEYS', 'Scalars', 'default_keys',
+    'find_scalars', 'load_scalars', 'plot_curves', 'resolve_keys'
+]
+
 #: Training scalars plotted by default, in this order, when present.
 DEFAULT_TRAIN_KEYS = ('loss', 'lr', 'density')
 #: Validation metrics plotted by default: keys equal to one of these or

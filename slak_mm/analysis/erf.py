@@ -24,9 +24,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.registry import MODELS, init_default_scope
+
+from slak_mm.config import load_config, replace_sync_bn
+from slak_mm.datasets.synthetic import generate_ade20k
+from slak_mm.models import SLaK
+from slak_mm.models.utils import (extract_state_dict, load_backbone_weights,
+                                  load_checkpoint_file,
+                                  to_backbone_state_dict)
+from slak_mm.utils import list_images
 
 __all__ = [
-    'DEFAULT_THRESHOLDS', 'ERFImages', 'build_erf_backbone',
+    'DEFAULT_THRESHOLDS', 'MIN_SIZE', 'ERFImages', 'build_erf_backbone',
     'erf_contribution', 'find_images', 'format_area_table',
     'high_contribution_area', 'normalise_scores', 'plot_erf',
     'synthetic_images', 'threshold_key'
@@ -58,7 +67,7 @@ def _check_size(size: int) -> int:
 # ----------------------------------------------------------------- images
 def find_images(folder: str, num_images: Optional[int] = None) -> List[str]:
     """The first ``num_images`` image files of a folder, sorted by name
-    (see :func:`slak_mm.apis.list_images`).
+    (see :func:`slak_mm.utils.list_images`).
 
     Args:
         folder (str): Image folder.
@@ -67,7 +76,6 @@ def find_images(folder: str, num_images: Optional[int] = None) -> List[str]:
     Returns:
         list[str]: Image paths.
     """
-    from slak_mm.apis import list_images
     if not osp.isdir(folder):
         raise FileNotFoundError(f'Image folder not found: {folder!r}')
     if num_images is not None and num_images < 1:
@@ -93,7 +101,6 @@ def synthetic_images(out_dir: str,
     Returns:
         list[str]: Paths of the images.
     """
-    from slak_mm.datasets.synthetic import generate_ade20k
     root = generate_ade20k(
         out_dir,
         num_train=1,
@@ -151,11 +158,6 @@ class ERFImages(abc.Sequence):
 # --------------------------------------------------------------- backbones
 def _load_mm_backbone(backbone: nn.Module, checkpoint: str) -> None:
     """Weights of ``checkpoint`` (official SLaK file or mm checkpoint)."""
-    from slak_mm.models import SLaK
-    from slak_mm.models.utils import (extract_state_dict,
-                                      load_backbone_weights,
-                                      load_checkpoint_file,
-                                      to_backbone_state_dict)
     loaded = load_checkpoint_file(checkpoint)  # the safe loader, no fallback
     if isinstance(backbone, SLaK):
         # checks every shape first; masks from the file (or its zeros)
@@ -232,10 +234,6 @@ def _build_timm(name: str, checkpoint: Optional[str]):
 
 def _build_from_config(path: str, checkpoint: Optional[str],
                        cfg_options: Optional[dict]):
-    from mmengine.registry import MODELS, init_default_scope
-
-    import slak_mm  # noqa: F401  (registers SLaK)
-    from slak_mm.apis.config import load_config, replace_sync_bn
     cfg = load_config(path, cfg_options)
     replace_sync_bn(cfg)  # SyncBN needs a process group
     model_cfg = cfg.get('model') or {}

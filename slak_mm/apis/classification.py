@@ -16,9 +16,11 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from slak_mm.config import adapt_to_device, check_datasets, set_work_dir
 from slak_mm.models.classifiers import HAS_MMPRETRAIN, load_official_classifier
 from slak_mm.utils import write_json_atomic
-from .config import adapt_to_device, check_datasets, set_work_dir
+
+__all__ = ['IMAGENET_LAYOUT', 'evaluate_classifier']
 
 #: Where the ImageNet images are expected, named when they are missing.
 IMAGENET_LAYOUT = ('data_root/val/<class folder>/*.JPEG, one folder per '

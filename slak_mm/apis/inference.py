@@ -3,7 +3,8 @@
 Segmentation configs (``default_scope='mmseg'``) run through mmseg's
 ``MMSegInferencer`` (prediction drawn by ``SegLocalVisualizer``), detection
 configs (``default_scope='mmdet'``) through mmdet's ``DetInferencer``
-(``DetLocalVisualizer``). The config is read with :func:`load_config` (so
+(``DetLocalVisualizer``). The config is read with
+:func:`slak_mm.config.load_config` (so
 ``--cfg-options data_root=...`` style re-binding works) and adapted to the
 device (``SyncBN`` -> ``BN`` without CUDA) before the inferencer gets it.
 
@@ -14,7 +15,6 @@ metainfo of the config's test dataset, instead of the frameworks' defaults
 """
 import copy
 import logging
-import os
 import os.path as osp
 import warnings
 from typing import List, Optional, Sequence, Union
@@ -25,18 +25,30 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS, init_default_scope
 
+from slak_mm.config import adapt_to_device, load_config, partial_load_allowed
 from slak_mm.models.utils import fit_checkpoint
-from .config import adapt_to_device, load_config, partial_load_allowed
+from slak_mm.utils.images import IMG_EXTENSIONS, list_images
 
-#: File endings read as images from an input folder.
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+__all__ = [
+    'MIN_IMAGE_SIDE', 'build_inferencer', 'config_dataset_meta',
+    'infer_images'
+]
 
 
-def _config_dataset_meta(cfg: Config) -> dict:
+def config_dataset_meta(cfg: Config) -> dict:
     """``classes`` and ``palette`` of the config's test (else val) dataset.
 
     The dataset is built lazily (no annotation file is read, its folders
     need not exist), as mmdet's ``DetInferencer`` does for the palette.
+
+    Args:
+        cfg (Config): Loaded config.
+
+    Returns:
+        dict: ``classes`` and ``palette`` (None where the dataset has none).
+
+    Raises:
+        ValueError: The config has no test or val dataloader.
     """
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
     if not loader:
@@ -97,42 +109,10 @@ def build_inferencer(cfg: Config, checkpoint: str, device: str):
                 warnings.filterwarnings('ignore', 'dataset_meta or class')
                 super()._load_weights_to_model(model, ckpt, model_cfg)
             if not _has_dataset_meta(ckpt):
-                model.dataset_meta = _config_dataset_meta(model_cfg)
+                model.dataset_meta = config_dataset_meta(model_cfg)
 
     return _Inferencer(
         cfg, checkpoint, device=device, scope=scope, show_progress=False)
-
-
-def list_images(inputs: Union[str, Sequence[str]]) -> List[str]:
-    """The image files named by ``inputs``.
-
-    Args:
-        inputs (str | Sequence[str]): An image file, a folder (its image
-            files, sorted, not recursive) or a list of image files.
-
-    Returns:
-        list[str]: Image paths.
-
-    Raises:
-        FileNotFoundError: A path does not exist, or a folder holds no
-            image.
-    """
-    if isinstance(inputs, str):
-        if osp.isdir(inputs):
-            images = sorted(
-                osp.join(inputs, name) for name in os.listdir(inputs)
-                if name.lower().endswith(IMG_EXTENSIONS)
-                and osp.isfile(osp.join(inputs, name)))
-            if not images:
-                raise FileNotFoundError(
-                    f'No image ({", ".join(IMG_EXTENSIONS)}) in the folder '
-                    f'{inputs!r}')
-            return images
-        inputs = [inputs]
-    for path in inputs:
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'Image not found: {path!r}')
-    return list(inputs)
 
 
 def infer_images(config: Union[str, Config],
@@ -153,7 +133,7 @@ def infer_images(config: Union[str, Config],
 
     Args:
         config (str | Config): Config file, or a config loaded with
-            :func:`load_config`. A deploy checkpoint needs
+            :func:`slak_mm.config.load_config`. A deploy checkpoint needs
             ``model.backbone.deploy=True`` in ``cfg_options``.
         checkpoint (str): Model checkpoint (e.g. from ``tools/train.py``).
         inputs (str | Sequence[str]): An image, a folder of images or a list

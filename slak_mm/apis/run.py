@@ -15,13 +15,16 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from slak_mm.config import (adapt_to_device, add_load_check,
+                            check_backbone_neck, check_datasets,
+                            check_sparse_training, check_train_cfg, enable_tta,
+                            enable_visualization, save_predictions,
+                            set_work_dir)
 from slak_mm.engine.checkpoint_recovery import resolve_auto_resume
 from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.utils import write_json_atomic
-from .config import (adapt_to_device, add_load_check, check_datasets,
-                     check_train_cfg, enable_tta, enable_visualization,
-                     save_predictions, set_work_dir)
-from .model_checks import check_backbone_neck
+
+__all__ = ['test', 'train']
 
 
 def _init_cpu_distributed(launcher: str) -> None:
@@ -84,6 +87,7 @@ def train(cfg: Config,
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     check_train_cfg(cfg)
+    check_sparse_training(cfg)
     if auto_scale_lr:
         if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
             raise ValueError(

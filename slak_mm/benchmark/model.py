@@ -25,8 +25,9 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from slak_mm.apis import build_model, det_data_samples, replace_sync_bn
-from slak_mm.models import LargeKernelConv, SLaK
+from slak_mm.analysis.inputs import det_data_samples
+from slak_mm.config import replace_sync_bn
+from slak_mm.models import LargeKernelConv, SLaK, build_model
 from slak_mm.ops import CPU_LAYOUT_ENV
 from .timing import time_medians
 

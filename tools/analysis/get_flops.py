@@ -20,7 +20,7 @@ without the auxiliary head; a detector's with one image's metainfo).
 import argparse
 import json
 
-from slak_mm.apis import add_cfg_options_arg, add_unsafe_load_arg, run_cli
+from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
 
 
 def parse_args(argv=None):
@@ -68,7 +68,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from slak_mm.analysis.complexity import format_report, get_flops
-    from slak_mm.apis import load_config
+    from slak_mm.config import load_config
     cfg = load_config(args.config, args.cfg_options)
     result = get_flops(
         cfg,

@@ -1,5 +1,11 @@
-"""Command-line plumbing shared by the tools: common flags and one-line
-errors."""
+"""Command-line plumbing shared by the tools (``tools/``, ``demo/``):
+common flags and one-line errors.
+
+The tools are thin: they parse their arguments here, load the config with
+:func:`slak_mm.config.load_config` and call an action of
+:mod:`slak_mm.apis`, :mod:`slak_mm.deploy` or :mod:`slak_mm.analysis`
+inside :func:`run_cli`.
+"""
 import argparse
 import os
 import sys
@@ -9,6 +15,11 @@ from mmengine.config import DictAction
 
 from slak_mm.engine.work_dir_lock import WorkDirBusyError
 from slak_mm.utils import UNSAFE_LOAD_ENV, CheckpointError
+
+__all__ = [
+    'TRACEBACK_ENV', 'USER_ERRORS', 'CfgOptionsAction', 'add_cfg_options_arg',
+    'add_common_args', 'add_unsafe_load_arg', 'parse_tool_args', 'run_cli'
+]
 
 #: Set to 1 to see the full traceback of a tool's error.
 TRACEBACK_ENV = 'SLAK_MM_TRACEBACK'
@@ -43,7 +54,11 @@ class _UnsafeLoadAction(argparse.Action):
 
 
 def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cfg-options key=value ...``."""
+    """Add ``--cfg-options key=value ...``.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+    """
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -54,7 +69,11 @@ def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
 
 def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
     """Add ``--unsafe-load``: read checkpoints the safe loader refuses
-    (pickled Python objects; only for files you trust)."""
+    (pickled Python objects; only for files you trust).
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+    """
     parser.add_argument(
         '--unsafe-load',
         action=_UnsafeLoadAction,

@@ -22,9 +22,13 @@ base's dicts with ``_scope_='slak_mm'``, a registry scope that does not
 exist (SLaK is registered in mmseg's and mmdet's registries), and building
 would then fall back to mmengine's root registry and fail
 (``SegDataPreProcessor is not in the mmengine::model registry``); so our
-scopes' bases are read like local files, in the inheriting config's scope. ``slak_mm.apis`` calls it at import, so our tools
-(``load_config`` in ``tools/train.py`` / ``tools/test.py``) read such bases;
-``python -m slak_mm.mm_tool`` runs the frameworks' own tools with it.
+scopes' bases are read like local files, in the inheriting config's scope.
+
+Nothing is changed at import: :func:`slak_mm.config.load_config` (every
+tool of this repository) calls :func:`register_config_scopes` before it
+reads a config, and ``python -m slak_mm.mm_tool`` before it runs a
+framework's own tool. Code that reads configs with ``Config.fromfile``
+calls it first.
 """
 import os.path as osp
 from importlib import metadata
@@ -34,6 +38,8 @@ from typing import Dict, Iterable, Optional
 from mmengine.config import Config
 from mmengine.config import utils as config_utils
 from mmengine.utils import get_installed_path
+
+__all__ = ['OWN_SCOPES', 'register_config_scopes']
 
 #: Scopes added to mmengine's table even though it does not know them.
 OWN_SCOPES = ('slak_mm', )

@@ -18,12 +18,26 @@ from mmengine.config import Config
 
 from slak_mm.models.backbones.slak import SLaK
 
+__all__ = [
+    'FPN_LIKE', 'check_backbone_neck', 'slak_default', 'slak_feature_maps',
+    'type_name'
+]
+
 #: Necks whose outputs are the inputs from ``start_level`` on, then extra
 #: levels at twice the stride each (mmdet's and mmseg's FPN, mmdet's PAFPN).
 FPN_LIKE = ('FPN', 'PAFPN')
 
 
-def _type_name(node: dict) -> Optional[str]:
+def type_name(node: dict) -> Optional[str]:
+    """The class name of a config node's ``type``, without a scope
+    (``'mmdet.FPN'`` -> ``'FPN'``; a class gives its ``__name__``).
+
+    Args:
+        node (dict): A config dict with a ``type``.
+
+    Returns:
+        str | None: The name; None without a usable ``type``.
+    """
     kind = node.get('type')
     if isinstance(kind, str):
         return kind.split('.')[-1]  # 'mmdet.FPN' -> 'FPN'
@@ -39,6 +53,19 @@ def _stride(value: Any) -> int:
     return int(_as_list(value)[0])
 
 
+def slak_default(name: str) -> Any:
+    """The default of the ``SLaK`` argument ``name`` (what a backbone
+    config that does not set it gets).
+
+    Args:
+        name (str): An argument of ``SLaK.__init__``.
+
+    Returns:
+        The default value.
+    """
+    return inspect.signature(SLaK.__init__).parameters[name].default
+
+
 def slak_feature_maps(backbone: dict) -> Optional[List[dict]]:
     """The maps a SLaK backbone config outputs, without building it.
 
@@ -51,14 +78,10 @@ def slak_feature_maps(backbone: dict) -> Optional[List[dict]]:
         config cannot be read (SLaK's own argument checks then report it
         at build time).
     """
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(SLaK.__init__).parameters.items()
-    }
-    arch = backbone.get('arch', defaults['arch'])
-    width = backbone.get('width_factor', defaults['width_factor'])
+    arch = backbone.get('arch', slak_default('arch'))
+    width = backbone.get('width_factor', slak_default('width_factor'))
     out_indices = _as_list(
-        backbone.get('out_indices', defaults['out_indices']))
+        backbone.get('out_indices', slak_default('out_indices')))
     try:
         dims = (SLaK.arch_settings[arch]
                 if isinstance(arch, str) else arch)['dims']
@@ -91,7 +114,7 @@ def _check_neck(neck: dict, maps: List[dict], errors: List[str]):
                 f'model.neck.in_channels={wanted} (one entry per '
                 f'model.backbone.out_indices, SLaK(...).out_channels).')
             return None
-    kind = _type_name(neck)
+    kind = type_name(neck)
     if kind not in FPN_LIKE or not isinstance(in_channels, (list, tuple)):
         return None
     start = neck.get('start_level', 0)
@@ -254,7 +277,7 @@ def check_backbone_neck(cfg: Config) -> None:
     """
     model = cfg.get('model') or {}
     backbone = model.get('backbone') or {}
-    if not isinstance(backbone, dict) or _type_name(backbone) != 'SLaK':
+    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
         return
     backbone_maps = slak_feature_maps(backbone)
     if backbone_maps is None:

@@ -1,7 +1,7 @@
 """ONNX export of a config's model in deploy form (``tools/export_onnx.py``).
 
 The model is loaded and re-parameterised as by ``tools/deploy.py``
-(:func:`slak_mm.apis.deploy.load_deploy_model`), then exported with
+(:func:`slak_mm.deploy.load_deploy_model`), then exported with
 ``torch.onnx.export(dynamo=True)`` with dynamic batch, height and width:
 
 - ``backbone_only=True``: the SLaK backbone, one output per ``out_indices``
@@ -32,7 +32,13 @@ from mmengine.config import Config
 
 from slak_mm.models import LargeKernelConv, SLaK
 from slak_mm.ops import IMPL_ENV
-from .deploy import load_deploy_model
+from .reparam import load_deploy_model
+
+__all__ = [
+    'DETECTOR_NOTE', 'MIN_SIDE', 'ExportAdaptiveAvgPool2d', 'FeatureExtractor',
+    'SegmentorLogits', 'export_friendly', 'export_module', 'export_onnx',
+    'plain_torch_convs', 'verify_onnx'
+]
 
 #: Smallest input side SLaK accepts (four downsamplings, stride 32).
 MIN_SIDE = 32

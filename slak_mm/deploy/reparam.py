@@ -13,12 +13,13 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
-from slak_mm.models import LargeKernelConv, SLaK
+from slak_mm.config import adapt_to_device, partial_load_allowed
+from slak_mm.models import LargeKernelConv, SLaK, build_model
 from slak_mm.models.utils import fit_checkpoint
 from slak_mm.utils import torch_save_atomic
 from slak_mm.version import __version__
-from .config import partial_load_allowed
-from .model import build_model
+
+__all__ = ['DEPLOY_CFG_OPTION', 'deploy_checkpoint', 'load_deploy_model']
 
 #: ``--cfg-options`` that builds a config's model in the merged form.
 DEPLOY_CFG_OPTION = 'model.backbone.deploy=True'
@@ -36,9 +37,11 @@ def load_deploy_model(cfg: Config,
     training form: it is loaded strictly and every SLaK backbone is switched
     to the merged form. With ``model.backbone.deploy=True`` the checkpoint
     must be a deploy checkpoint (``tools/deploy.py``) and is loaded as it is.
+    The config is adapted to the device first
+    (:func:`slak_mm.config.adapt_to_device`).
 
     Args:
-        cfg (Config): Loaded config.
+        cfg (Config): Loaded config; changed in place.
         checkpoint (str): mm checkpoint of the whole model (``state_dict``
             with ``backbone.`` and head keys).
 
@@ -49,6 +52,7 @@ def load_deploy_model(cfg: Config,
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    adapt_to_device(cfg)
     model = build_model(cfg)
     backbones = [m for m in model.modules() if isinstance(m, SLaK)]
     if not backbones:

@@ -1,0 +1,198 @@
+"""Adapting a loaded config to the run: work_dir, device, load check,
+visualisation, test-time augmentation and prediction dumps.
+
+What the mm tools do (work_dir, show-dir, ``--tta``, ``--out``), plus: on
+machines without CUDA, ``SyncBN`` becomes ``BN`` and distributed runs use
+the gloo backend with CPU DDP (:func:`adapt_to_device`). Each function
+changes the config in place and is called by name where it is wanted (the
+train / test actions, inference, deploy).
+"""
+import os.path as osp
+from typing import Any, Optional
+
+import torch
+from mmengine.config import Config, ConfigDict
+
+__all__ = [
+    'LOAD_CHECK_HOOK', 'adapt_to_device', 'add_load_check', 'enable_tta',
+    'enable_visualization', 'partial_load_allowed', 'replace_sync_bn',
+    'save_predictions', 'set_work_dir'
+]
+
+
+def set_work_dir(cfg: Config,
+                 config_path: str,
+                 work_dir: Optional[str] = None) -> None:
+    """Set ``cfg.work_dir``: ``work_dir``, else the config's, else
+    ``./work_dirs/CONFIG_NAME``.
+
+    Args:
+        cfg (Config): The config; changed in place.
+        config_path (str): The config file (its name for the default).
+        work_dir (str, optional): ``--work-dir``.
+    """
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+
+
+def _walk_dicts(node: Any):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk_dicts(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _walk_dicts(value)
+
+
+def replace_sync_bn(cfg: Config) -> None:
+    """Turn every ``SyncBN`` of ``cfg`` into ``BN`` (single-process runs:
+    SyncBN needs a process group and CUDA).
+
+    Args:
+        cfg (Config): The config; changed in place.
+    """
+    for node in _walk_dicts(cfg._cfg_dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+
+
+def adapt_to_device(cfg: Config) -> None:
+    """Make GPU configs run where CUDA is missing.
+
+    ``SyncBN`` (CUDA only) becomes ``BN``; distributed runs use gloo and DDP
+    without ``device_ids``. Nothing changes when CUDA is available. Call
+    it before building the model of a GPU config on a CPU-only machine.
+
+    Args:
+        cfg (Config): The config; changed in place.
+    """
+    if torch.cuda.is_available():
+        return
+    replace_sync_bn(cfg)
+    cfg.setdefault('env_cfg', ConfigDict())
+    cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    cfg.model_wrapper_cfg = ConfigDict(
+        type='MMDistributedDataParallel',
+        device_ids=None,
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+#: The checkpoint check every runner of the tools gets (see
+#: :class:`slak_mm.engine.hooks.CheckpointLoadCheckHook`).
+LOAD_CHECK_HOOK = dict(type='CheckpointLoadCheckHook', allow_partial=False)
+
+
+def add_load_check(cfg: Config) -> None:
+    """Give ``cfg`` the ``default_hooks.load_check`` entry if it lacks one
+    (e.g. a framework config with SLaK swapped in), so a checkpoint that
+    does not fit the model is an error and not a silent random model.
+
+    Args:
+        cfg (Config): The config; changed in place.
+    """
+    if cfg.get('default_hooks') is None:
+        cfg.default_hooks = ConfigDict()
+    if cfg.default_hooks.get('load_check') is None:
+        cfg.default_hooks.load_check = ConfigDict(LOAD_CHECK_HOOK)
+
+
+def partial_load_allowed(cfg: Config) -> bool:
+    """The config's ``default_hooks.load_check.allow_partial`` (False if
+    unset): the same opt-in for the runner, inference and deploy.
+
+    Args:
+        cfg (Config): The config.
+
+    Returns:
+        bool: Whether a checkpoint may load partially.
+    """
+    hook = (cfg.get('default_hooks') or {}).get('load_check') or {}
+    return bool(hook.get('allow_partial', False))
+
+
+def enable_visualization(cfg: Config,
+                         show_dir: Optional[str] = None,
+                         show: bool = False,
+                         wait_time: float = 2.) -> None:
+    """Draw test predictions (mmseg's and mmdet's visualization hooks).
+
+    Args:
+        cfg (Config): The config, ``work_dir`` set.
+        show_dir (str, optional): Save the painted predictions here; a
+            relative path is taken relative to the work_dir.
+        show (bool): Also open a window per image (needs a display).
+        wait_time (float): Seconds each window stays open.
+    """
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ValueError('--show/--show-dir need a `visualization` entry in '
+                         'default_hooks (SegVisualizationHook or '
+                         'DetVisualizationHook).')
+    hook['draw'] = True
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if cfg.get('default_scope') != 'mmdet':
+        hook['interval'] = 1
+    if not show_dir:
+        return
+    show_dir = osp.abspath(osp.join(cfg.work_dir, show_dir))
+    if cfg.get('default_scope') == 'mmdet':
+        hook['test_out_dir'] = show_dir
+    else:
+        cfg.visualizer['save_dir'] = show_dir
+
+
+def enable_tta(cfg: Config) -> None:
+    """Test-time augmentation, as the frameworks' ``--tta``: the test set
+    runs ``tta_pipeline`` and the model is wrapped in ``tta_model``.
+
+    Args:
+        cfg (Config): The test config; changed in place.
+
+    Raises:
+        ValueError: The config defines no ``tta_pipeline`` / ``tta_model``.
+    """
+    lacking = [k for k in ('tta_pipeline', 'tta_model') if k not in cfg]
+    if lacking:
+        raise ValueError(
+            f'--tta needs {" and ".join(lacking)} in the config (the ADE20K '
+            f'and VOC dataset bases here define them; Cascade Mask R-CNN has '
+            f'no mask-merging TTA model in mmdet).')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+
+
+def save_predictions(cfg: Config, out: str) -> None:
+    """``--out``: keep the raw predictions, as the frameworks' tools do
+    (mmseg: prediction PNGs in the folder ``out``; mmdet: a pickle file of
+    all results via ``DumpDetResults``).
+
+    Args:
+        cfg (Config): The test config; changed in place.
+        out (str): ``--out``: a folder (segmentation) or a ``.pkl`` file
+            (detection).
+
+    Raises:
+        ValueError: A detection ``out`` that is no ``.pkl`` file.
+    """
+    if cfg.get('default_scope') == 'mmdet':
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out {out!r}: detection results are dumped '
+                             f'as a pickle; give a .pkl file name.')
+        evaluators = cfg.test_evaluator
+        if not isinstance(evaluators, (list, tuple)):
+            evaluators = [evaluators]
+        cfg.test_evaluator = [
+            *evaluators,
+            ConfigDict(type='DumpDetResults', out_file_path=out)
+        ]
+    else:
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True

@@ -1,0 +1,213 @@
+"""Checks of a config before a run, from the config alone (nothing built).
+
+* a missing dataset folder stops with the path and the expected layout
+  instead of an error deep inside a dataset class; an empty folder or a
+  file that is no image (its first bytes) stops before training;
+* a schedule that would train nothing (``max_iters=-5``) is refused;
+* a sparse SLaK that would train without a hook keeping its masks gets a
+  WARNING (the optimizer would fill the masked weights).
+
+The fit of the neck and heads to the backbone is checked in
+:mod:`.model_checks`.
+"""
+import logging
+import os
+import os.path as osp
+from typing import Any
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from slak_mm.engine.hooks import SparseMaskHook
+from slak_mm.utils.images import IMG_EXTENSIONS
+from .model_checks import slak_default, type_name
+
+__all__ = [
+    'DATASET_LAYOUTS', 'MASKS_NOT_KEPT_WARNING', 'check_datasets',
+    'check_sparse_training', 'check_train_cfg'
+]
+
+#: Expected on-disk layouts, named in the error for a missing dataset.
+DATASET_LAYOUTS = {
+    'ADE20KDataset':
+    'ADEChallengeData2016/images/{training,validation}/*.jpg and '
+    'ADEChallengeData2016/annotations/{training,validation}/*.png',
+    'VOCDataset':
+    'VOCdevkit/VOC2007 and VOCdevkit/VOC2012, each with JPEGImages/, '
+    'Annotations/*.xml and ImageSets/Main/{trainval,test}.txt',
+    'CocoDataset':
+    'coco/annotations/instances_{train,val}2017.json and '
+    'coco/{train,val}2017/*.jpg',
+}
+
+
+def _dataset_cfgs(node: Any):
+    """Leaf dataset configs inside wrappers (RepeatDataset, ConcatDataset)."""
+    if isinstance(node, dict):
+        if 'datasets' in node:
+            for child in node['datasets']:
+                yield from _dataset_cfgs(child)
+        elif 'dataset' in node:
+            yield from _dataset_cfgs(node['dataset'])
+        else:
+            yield node
+
+
+#: First bytes of the image formats the datasets read.
+_IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'BM', b'II*\x00', b'MM\x00*',
+                b'RIFF')
+
+
+def _unreadable_images(folder: str) -> list:
+    """Image files under ``folder`` that are empty or not images at all
+    (read their first bytes only; a fast scan before training)."""
+    bad = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if not name.lower().endswith(IMG_EXTENSIONS):
+                continue
+            path = osp.join(parent, name)
+            with open(path, 'rb') as f:
+                head = f.read(8)
+            if not head.startswith(_IMAGE_MAGIC):
+                bad.append(path)
+    return bad
+
+
+def _check_folder_content(split: str, ds_type: str, key: str,
+                          path: str) -> None:
+    if not osp.isdir(path):
+        return
+    if not any(files for _, _, files in os.walk(path)):
+        raise FileNotFoundError(
+            f'{split} dataset ({ds_type}) folder {key}={path!r} is empty: '
+            f'put the data there or point data_root at the right folder.')
+    if 'img' in key:
+        bad = _unreadable_images(path)
+        if bad:
+            raise ValueError(
+                f'{split} dataset ({ds_type}): {len(bad)} file(s) under '
+                f'{path!r} are empty or not images, e.g. {bad[:3]}; remove or '
+                f'replace them (training would stop at the first one).')
+
+
+def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
+    """Stop early, with the expected layout, if a dataset path is missing.
+
+    Args:
+        cfg (Config): The config.
+        splits (tuple[str]): Which ``{split}_dataloader`` entries to check.
+
+    Raises:
+        FileNotFoundError: Naming the missing path, the dataset type and the
+            layout it expects.
+    """
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for ds in _dataset_cfgs(loader.get('dataset')):
+            root = ds.get('data_root', '') or ''
+            paths = [root] if root else []
+            if ds.get('ann_file'):
+                paths.append(osp.join(root, ds['ann_file']))
+            folders = {
+                key: osp.join(root, prefix)
+                for key, prefix in (ds.get('data_prefix') or {}).items()
+                if isinstance(prefix, str) and prefix
+            }
+            paths += list(folders.values())
+            for path in paths:
+                if not osp.exists(path):
+                    ds_type = ds.get('type', '?')
+                    layout = DATASET_LAYOUTS.get(
+                        ds_type, 'the layout the dataset class documents')
+                    # a root that already ends in the layout's top folder
+                    # (.../ADEChallengeData2016) is named once, not twice
+                    top = osp.basename(osp.normpath(root)) if root else ''
+                    if top and layout.startswith(top + '/'):
+                        layout = layout.replace(top + '/', '')
+                    raise FileNotFoundError(
+                        f'{split} dataset ({ds_type}) path not found: '
+                        f'{path!r} (data_root={root!r}). Expected layout '
+                        f'under the data root: {layout}. Point the config '
+                        f'at it with --cfg-options data_root=PATH, or make '
+                        f'synthetic data with tools/generate_synthetic_data.py.'
+                    )
+            for key, folder in folders.items():
+                _check_folder_content(split, ds.get('type', '?'), key, folder)
+
+
+def check_train_cfg(cfg: Config) -> None:
+    """Refuse a schedule that would train nothing (``max_iters=-5`` runs
+    zero iterations and exits 0).
+
+    Args:
+        cfg (Config): The config.
+
+    Raises:
+        ValueError: Naming the key, its value and what is expected.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    for key in ('max_iters', 'max_epochs', 'val_interval', 'val_begin'):
+        value = train_cfg.get(key)
+        low = 0 if key == 'val_begin' else 1
+        if value is not None and (not isinstance(value, int)
+                                  or isinstance(value, bool) or value < low):
+            raise ValueError(
+                f'train_cfg.{key}={value!r}: expected an integer >= {low} '
+                f'(--cfg-options train_cfg.{key}=N).')
+
+
+#: The WARNING of :func:`check_sparse_training`.
+MASKS_NOT_KEPT_WARNING = (
+    'SLaK(sparse=True) is training but no SparseMaskHook keeps its masks: '
+    'the optimizer will fill the zeroed weights. Add '
+    "custom_hooks=[dict(type='SparseMaskHook')] to the config (the slak_mm "
+    'base model configs do), or call slak_mm.sparse.apply_masks(model) after '
+    'every optimizer step.')
+
+
+def _mask_hook_names() -> set:
+    """Names of :class:`SparseMaskHook` and its subclasses
+    (``DynamicSparsityHook``)."""
+    names, todo = set(), [SparseMaskHook]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
+def _keeps_masks(hook: Any) -> bool:
+    if not isinstance(hook, dict):
+        return False
+    kind = hook.get('type')
+    if isinstance(kind, type):
+        return issubclass(kind, SparseMaskHook)
+    return isinstance(kind, str) and type_name(hook) in _mask_hook_names()
+
+
+def check_sparse_training(cfg: Config) -> bool:
+    """Warn (WARNING, once per call) when the config trains a sparse SLaK
+    without a hook that keeps its masks.
+
+    ``model.backbone`` is SLaK with ``sparse=True`` and ``custom_hooks``
+    has no :class:`~slak_mm.engine.SparseMaskHook` (or a subclass such as
+    ``DynamicSparsityHook``): the optimizer would fill the masked weights.
+
+    Args:
+        cfg (Config): The training config.
+
+    Returns:
+        bool: Whether it warned.
+    """
+    backbone = (cfg.get('model') or {}).get('backbone')
+    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
+        return False
+    if not backbone.get('sparse', slak_default('sparse')):
+        return False
+    if any(_keeps_masks(h) for h in cfg.get('custom_hooks') or ()):
+        return False
+    print_log(MASKS_NOT_KEPT_WARNING, logger='current', level=logging.WARNING)
+    return True

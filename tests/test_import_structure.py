@@ -1,0 +1,209 @@
+"""The package's import structure, read from the source (ast): no import
+cycle inside slak_mm, imports go down the layers only, and importing the
+public packages changes nothing global (the config scopes are registered
+when a config is loaded, not on import)."""
+import ast
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, Iterator, List, Set, Tuple
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PACKAGE = 'slak_mm'
+
+#: The layers, lowest first: a module imports from its own layer and the
+#: layers below it, never from a layer above (also not inside a function).
+LAYERS: List[Tuple[str, ...]] = [
+    # torch / stdlib helpers and the registries, no slak_mm layer above
+    ('version', 'config_path', 'fileio', 'registry', 'ops', 'sparse', 'utils',
+     'datasets'),
+    ('checkpoint', ),  # reading, writing and mapping checkpoint files
+    ('models', 'engine'),  # the model and the runner's hooks / optimizers
+    ('config', ),  # loading, adapting and checking configs
+    ('deploy', ),  # re-parameterisation and ONNX export
+    ('apis', 'analysis', 'benchmark', 'mm_tool'),  # actions behind tools
+    ('cli', ),  # what the command lines share
+]
+
+
+def _modules() -> Dict[str, str]:
+    """Every module of the package: dotted name -> file."""
+    found = {}
+    for folder, dirs, files in os.walk(osp.join(ROOT, PACKAGE)):
+        dirs[:] = [d for d in dirs if not d.startswith(('.', '__'))]
+        rel = osp.relpath(folder, ROOT).replace(os.sep, '.')
+        for name in files:
+            if name.endswith('.py'):
+                stem = name[:-3]
+                found[rel if stem == '__init__' else f'{rel}.{stem}'] = \
+                    osp.join(folder, name)
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(tree: ast.AST,
+             module_level: bool) -> Iterator[Tuple[ast.stmt, int]]:
+    """Import statements of ``tree``; ``module_level``: not those inside a
+    function (which run only when it is called)."""
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        if module_level and isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node, node.lineno
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def _targets(module: str, node: ast.stmt) -> Set[str]:
+    """The slak_mm modules an import statement loads (by name, not the
+    parent packages Python loads on the way)."""
+    is_package = MODULES[module].endswith('__init__.py')
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    else:
+        base = node.module or ''
+        if node.level:
+            parts = module.split('.')
+            keep = len(parts) - node.level + (1 if is_package else 0)
+            base = '.'.join(parts[:keep] + ([base] if base else []))
+        # `from pkg import sub` loads the submodule pkg.sub (pkg itself is
+        # a parent, loaded on the way); `from pkg import name` reads pkg
+        names = [
+            f'{base}.{alias.name}'
+            if f'{base}.{alias.name}' in MODULES else base
+            for alias in node.names
+        ]
+    return {n for n in names if n in MODULES}
+
+
+def _graph(module_level: bool) -> Dict[str, Dict[str, int]]:
+    """module -> {imported slak_mm module: line}."""
+    graph = {}
+    for module, path in MODULES.items():
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), path)
+        edges = {}
+        for node, line in _imports(tree, module_level):
+            for target in _targets(module, node):
+                if target != module:
+                    edges.setdefault(target, line)
+        graph[module] = edges
+    return graph
+
+
+def _cycles(graph: Dict[str, Dict[str, int]]) -> List[List[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in graph[node]:
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(graph)))
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _layer(module: str) -> int:
+    """Index in :data:`LAYERS` of a module's top-level name (-1: the
+    package root, which imports what registers the modules)."""
+    parts = module.split('.')
+    if len(parts) == 1:
+        return -1
+    for i, names in enumerate(LAYERS):
+        if parts[1] in names:
+            return i
+    return -2
+
+
+def _describe(graph: Dict[str, Dict[str, int]], component: List[str]) -> str:
+    """One cycle through the first module of a component, with the lines
+    of the imports."""
+    start, members = component[0], set(component)
+    paths, todo = {start: [start]}, [start]
+    while todo:
+        node = todo.pop(0)
+        for succ in sorted(graph[node]):
+            if succ == start:
+                path = paths[node] + [start]
+                return ' -> '.join(
+                    f'{a} (line {graph[a][b]})'
+                    for a, b in zip(path, path[1:])) + f' -> {start}'
+            if succ in members and succ not in paths:
+                paths[succ] = paths[node] + [succ]
+                todo.append(succ)
+    return ', '.join(component)
+
+
+def test_no_import_cycle_inside_slak_mm():
+    graph = _graph(module_level=True)
+    cycles = [_describe(graph, c) for c in _cycles(graph)]
+    assert not cycles, 'import cycles:\n' + '\n'.join(cycles)
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(m for m in MODULES if _layer(m) == -2)
+    assert not unplaced, (
+        f'{unplaced}: add their top-level name to LAYERS in {__file__}')
+
+
+def test_imports_go_down_the_layers():
+    """Also inside functions: a lazy import is no way around the layers
+    (e.g. analysis/ takes its configs from slak_mm.config, not apis)."""
+    wrong = []
+    for module, edges in _graph(module_level=False).items():
+        low = _layer(module)
+        for target, line in edges.items():
+            if low >= 0 and _layer(target) > low:
+                wrong.append(
+                    f'{osp.relpath(MODULES[module], ROOT)}:{line} imports '
+                    f'{target}')
+    assert not wrong, 'imports from a higher layer:\n' + '\n'.join(wrong)
+
+
+def test_importing_the_packages_changes_no_global_table():
+    """``import slak_mm.apis`` (and the other public packages) leaves
+    mmengine's scope table and config reader as they are; a fresh
+    interpreter, since this session has loaded configs already."""
+    code = '''
+from mmengine.config import Config
+from mmengine.config import utils
+table = dict(utils.MODULE2PACKAGE)
+get_cfg_path = Config._get_cfg_path
+import slak_mm.apis, slak_mm.analysis, slak_mm.cli, slak_mm.config
+import slak_mm.deploy, slak_mm.mm_tool
+assert utils.MODULE2PACKAGE == table, (table, utils.MODULE2PACKAGE)
+assert Config._get_cfg_path is get_cfg_path
+print('unchanged')
+'''
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and 'unchanged' in proc.stdout, \
+        proc.stderr[-2000:]
