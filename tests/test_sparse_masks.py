@@ -6,7 +6,10 @@ import math
 import pytest
 import torch
 
+from mmengine.config import Config
+
 import slak_mm  # noqa: F401
+from slak_mm.config import check_sparse_training
 from slak_mm.engine import DynamicSparsityHook, SparseMaskHook
 from slak_mm.models import SLaK
 from slak_mm.sparse import (apply_masks, attach_masks, cosine_prune_rate,
@@ -227,14 +230,28 @@ def test_mask_gradients_helper():
 
 
 def test_training_without_hook_warns_once(mm_log):
+    """The config check of the train action warns (once per run) when a
+    sparse SLaK has no mask-keeping hook; the backbone's own forward, which
+    knows nothing of hooks, does not."""
     model = sparse_model().train()
     model(torch.randn(2, 3, 32, 32))
     model(torch.randn(2, 3, 32, 32))
+
+    def config(*hooks):
+        return Config(
+            dict(
+                model=dict(backbone=dict(type='SLaK', sparse=True, **SMALL)),
+                custom_hooks=list(hooks)))
+
+    assert check_sparse_training(config())
     warnings = [
         r for r in mm_log
         if r.levelno == logging.WARNING and 'SparseMaskHook' in r.getMessage()
     ]
     assert len(warnings) == 1
+    assert not check_sparse_training(config(dict(type='SparseMaskHook')))
+    assert not check_sparse_training(
+        config(dict(type='mmseg.DynamicSparsityHook')))
 
 
 @pytest.mark.parametrize('growth', ['random', 'gradient'])

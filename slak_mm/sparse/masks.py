@@ -17,9 +17,6 @@ import torch.nn as nn
 
 #: Suffix of a mask buffer's name: ``weight`` -> ``weight_mask``.
 MASK_SUFFIX = '_mask'
-#: Attribute a training hook sets on every module whose masks it keeps (see
-#: ``SparseMaskHook``); a sparse model training without it loses sparsity.
-MASKS_KEPT_ATTR = '_sparse_masks_kept'
 
 
 def is_sparse_weight(param: torch.Tensor) -> bool:

@@ -10,8 +10,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
 from slak_mm.registry import register_hook
-from slak_mm.sparse import (MASK_SUFFIX, MASKS_KEPT_ATTR, apply_masks,
-                            density_by_group, has_masks, masked_weights)
+from slak_mm.sparse import (MASK_SUFFIX, apply_masks, density_by_group,
+                            has_masks, masked_weights)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -106,17 +106,12 @@ class SparseMaskHook(Hook):
             self._handles.append(
                 optimizer.register_step_post_hook(
                     partial(self._after_step, self._masked_params(optimizer))))
-        for module in model.modules():
-            setattr(module, MASKS_KEPT_ATTR, True)
 
     def detach(self) -> None:
         """Remove every hook :meth:`attach` installed."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        if self._model is not None:
-            for module in self._model.modules():
-                setattr(module, MASKS_KEPT_ATTR, False)
 
     # ------------------------------------------------------------- internals
     def _gradient_masker(self, mask: torch.Tensor):

@@ -5,7 +5,6 @@ Parameter names follow the official SLaK checkpoints (``downsample_layers``,
 published ImageNet weights load unchanged and mm's ConvNeXt layer-decay rules
 apply.
 """
-import logging
 from functools import partial
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -13,14 +12,12 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from timm.layers import DropPath, LayerNorm2d, trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from slak_mm.registry import register_model
-from slak_mm.sparse import (MASKS_KEPT_ATTR, SPARSE_INIT_METHODS, attach_masks,
-                            init_random_masks)
+from slak_mm.sparse import SPARSE_INIT_METHODS, attach_masks, init_random_masks
 from slak_mm.ops import MAX_KERNEL
 
 from ..layers import LargeKernelConv
@@ -143,8 +140,9 @@ class SLaK(BaseModule):
             with 2 or 4 dims) sparse: each gets a bool ``<name>_mask``
             buffer, saved in checkpoints, taken from the pretrained
             weights' zeros (or drawn at ``sparsity`` without a checkpoint).
-            ``SparseMaskHook`` keeps masked weights at zero during training.
-            Default: False.
+            ``SparseMaskHook`` keeps masked weights at zero during training
+            (``tools/train.py`` warns when a sparse config has none, see
+            :func:`slak_mm.config.check_sparse_training`). Default: False.
         sparsity (float): Fraction of zeros when masks are drawn at random
             (no pretrained checkpoint), in [0, 1). Default: 0.4 (SLaK).
         sparse_init (str): Layer-wise scheme for random masks: ``'ERK'`` or
@@ -273,7 +271,6 @@ class SLaK(BaseModule):
                     m for m in self.modules()
                     if isinstance(m, LargeKernelConv) and m.deploy
                 ])
-        self._warned_masks_not_kept = False
         self._freeze_stages()
 
     # ----------------------------------------------------------- validation
@@ -378,20 +375,6 @@ class SLaK(BaseModule):
                     m.eval()
         return self
 
-    def _warn_if_masks_not_kept(self):
-        if getattr(self, MASKS_KEPT_ATTR, False) or \
-                self._warned_masks_not_kept:
-            return
-        self._warned_masks_not_kept = True
-        print_log(
-            'SLaK(sparse=True) is training but no SparseMaskHook keeps its '
-            'masks: the optimizer will fill the zeroed weights. Add '
-            "custom_hooks=[dict(type='SparseMaskHook')] to the config (the "
-            'slak_mm base model configs do), or call '
-            'slak_mm.sparse.apply_masks(model) after every optimizer step.',
-            logger='current',
-            level=logging.WARNING)
-
     # ---------------------------------------------------------------- deploy
     def switch_to_deploy(self) -> None:
         """Merge every large kernel's branches for inference, in place.
@@ -435,8 +418,6 @@ class SLaK(BaseModule):
             raise ValueError(
                 f'SLaK expects (N, C, H, W) input with H, W >= 32 (four '
                 f'downsamplings, stride 32); got shape {tuple(x.shape)}')
-        if self.sparse and self.training and torch.is_grad_enabled():
-            self._warn_if_masks_not_kept()
         outs = []
         for i in range(self.num_stages):
             x = self.stages[i](self.downsample_layers[i](x))
