@@ -185,6 +185,48 @@ def test_imports_go_down_the_layers():
     assert not wrong, 'imports from a higher layer:\n' + '\n'.join(wrong)
 
 
+def _public_names(path: str):
+    """A module's ``__all__`` (None if it defines none)."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                getattr(t, 'id', None) == '__all__' for t in node.targets):
+            # a literal list, or lists joined with + (conditional exports)
+            return {
+                n.value
+                for n in ast.walk(node.value)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            }
+    return None
+
+
+def test_tools_and_tests_import_public_names():
+    """What tools, demos and tests take from slak_mm is public: no leading
+    underscore, and in the module's ``__all__`` where it has one."""
+    users = []
+    for folder in ('tests', 'tools', 'demo'):
+        for parent, _, names in os.walk(osp.join(ROOT, folder)):
+            users += [osp.join(parent, n) for n in names if n.endswith('.py')]
+    wrong = []
+    for path in sorted(users):
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ImportFrom) and not node.level
+                    and node.module in MODULES):
+                continue
+            public = _public_names(MODULES[node.module])
+            for alias in node.names:
+                if f'{node.module}.{alias.name}' in MODULES:
+                    continue  # a submodule
+                if alias.name.startswith('_') or (public is not None and
+                                                  alias.name not in public):
+                    wrong.append(f'{osp.relpath(path, ROOT)}:{node.lineno} '
+                                 f'{node.module}.{alias.name}')
+    assert not wrong, 'private or unlisted names:\n' + '\n'.join(wrong)
+
+
 def test_importing_the_packages_changes_no_global_table():
     """``import slak_mm.apis`` (and the other public packages) leaves
     mmengine's scope table and config reader as they are; a fresh

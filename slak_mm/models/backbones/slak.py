@@ -23,6 +23,7 @@ from slak_mm.ops import MAX_KERNEL
 from ..layers import LargeKernelConv
 from ..utils import load_pretrained_backbone
 
+__all__ = ['SLaK', 'SLaKBlock']
 
 def _norm_module(norm_cfg: dict, channels: int) -> nn.Module:
     return build_norm_layer(norm_cfg, channels)[1]
