@@ -20,7 +20,8 @@ else:
     # the COCO configs here use CocoMetric (pycocotools), so it misleads
     warnings.filterwarnings(
         'ignore', message='faster_coco_eval is not installed')
-    from . import engine, models, utils  # noqa: F401
-    utils.use_safe_mmengine_loader()  # no checkpoint read runs pickled code
+    from . import checkpoint, engine, models  # noqa: F401
+    # no checkpoint read runs pickled code, also mmengine's
+    checkpoint.use_safe_mmengine_loader()
 
 __all__ = ['__version__', 'get_config_path']

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 from mmengine.config import DictAction
 
 from slak_mm.engine.work_dir_lock import WorkDirBusyError
-from slak_mm.utils import UNSAFE_LOAD_ENV, CheckpointError
+from slak_mm.checkpoint import UNSAFE_LOAD_ENV, CheckpointError
 
 __all__ = [
     'TRACEBACK_ENV', 'USER_ERRORS', 'CfgOptionsAction', 'add_cfg_options_arg',

@@ -17,10 +17,9 @@ from PIL import Image
 
 import slak_mm  # noqa: F401  (registers SLaK)
 import slak_mm.models.classifiers  # noqa: F401  (in mmpretrain if present)
+from slak_mm.checkpoint import classifier_filter_fn, load_official_classifier
 from slak_mm.config import load_config
 from slak_mm.models import SLaK
-from slak_mm.models.classifiers import (classifier_filter_fn,
-                                        load_official_classifier)
 from tests.official_format import (model_shapes, official_classifier_forward,
                                    reference_shapes,
                                    write_official_checkpoint)

@@ -16,8 +16,8 @@ import pytest
 import torch
 from mmengine.logging import MessageHub
 
+from slak_mm.checkpoint import UnsafeCheckpointError, load_checkpoint_safely
 from slak_mm.datasets import generate_ade20k
-from slak_mm.utils import UnsafeCheckpointError, load_checkpoint_safely
 from tests.test_safe_loading import DEMO, ENTRY_POINTS
 from tests.tool_runner import run_tool
 

@@ -4,7 +4,7 @@ import torch
 
 import slak_mm  # noqa: F401
 from slak_mm.models import SLaK
-from slak_mm.models.utils import load_pretrained_backbone
+from slak_mm.checkpoint import load_pretrained_backbone
 from tests.official_format import model_shapes, write_official_checkpoint
 
 SMALL = dict(

@@ -137,7 +137,7 @@ def test_training_checkpoints_load_as_backbone_init_and_for_flops(env):
                     env['good'], '--shape', '64', timeout=600)
     assert 'sparse' in proc.stdout
     from slak_mm.models import SLaK
-    from slak_mm.models.utils import load_pretrained_backbone
+    from slak_mm.checkpoint import load_pretrained_backbone
     backbone = SLaK(
         arch=dict(depths=[1, 1, 2, 1], dims=[24, 48, 96, 192]),
         kernel_size=(13, 11, 9, 7), small_kernel=3, width_factor=1.0,
@@ -257,7 +257,8 @@ def _damaged(kind, good, tmp_path):
                       ('garbage', 'not a PyTorch checkpoint'),
                       ('bitflip', 'fails its CRC check')])
 def test_damaged_files_give_one_line(env, kind, expected, tmp_path):
-    from slak_mm.utils import DamagedCheckpointError, load_checkpoint_safely
+    from slak_mm.checkpoint import (DamagedCheckpointError,
+                                    load_checkpoint_safely)
     path = _damaged(kind, env['good'], tmp_path)
     with pytest.raises(DamagedCheckpointError, match=expected) as err:
         load_checkpoint_safely(path)
@@ -281,7 +282,7 @@ def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
 
     from slak_mm.apis import build_model
     from slak_mm.config import load_config
-    from slak_mm.models.utils import fit_checkpoint
+    from slak_mm.checkpoint import fit_checkpoint
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)
     checkpoint = torch.load(env['good'], weights_only=False)
@@ -303,7 +304,7 @@ def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
 def test_partial_load_is_an_opt_in(env, tmp_path, mm_log):
     from slak_mm.apis import build_model
     from slak_mm.config import load_config
-    from slak_mm.models.utils import CheckpointMismatchError, fit_checkpoint
+    from slak_mm.checkpoint import CheckpointMismatchError, fit_checkpoint
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)
     state = torch.load(env['good'], weights_only=False)['state_dict']

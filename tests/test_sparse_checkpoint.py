@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 import slak_mm  # noqa: F401
 from slak_mm.config import adapt_to_device, load_config
 from slak_mm.models import SLaK
-from slak_mm.models.utils import load_pretrained_backbone
+from slak_mm.checkpoint import load_pretrained_backbone
 from slak_mm.sparse import masked_weights
 from tests.official_format import (model_shapes, reference_shapes,
                                    write_official_checkpoint)

@@ -8,7 +8,7 @@ with ``torch.load(weights_only=True)``.
 import argparse
 
 from slak_mm.cli import add_unsafe_load_arg, run_cli
-from slak_mm.models.utils import convert_official_checkpoint
+from slak_mm.checkpoint import convert_official_checkpoint
 
 
 def parse_args():

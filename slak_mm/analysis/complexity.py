@@ -55,10 +55,10 @@ from mmengine.analysis.jit_handles import get_shape
 from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 
+from slak_mm.checkpoint import (extract_state_dict, load_checkpoint_file,
+                                load_pretrained_backbone)
 from slak_mm.config import replace_sync_bn
 from slak_mm.models import LargeKernelConv, SLaK, build_model
-from slak_mm.models.utils import (extract_state_dict, load_checkpoint_file,
-                                  load_pretrained_backbone)
 from slak_mm.sparse import is_sparse_weight, masked_weights
 from .inputs import det_data_samples
 

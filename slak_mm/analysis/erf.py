@@ -26,12 +26,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS, init_default_scope
 
+from slak_mm.checkpoint import (extract_state_dict, load_backbone_weights,
+                                load_checkpoint_file, to_backbone_state_dict)
 from slak_mm.config import load_config, replace_sync_bn
 from slak_mm.datasets.synthetic import generate_ade20k
 from slak_mm.models import SLaK
-from slak_mm.models.utils import (extract_state_dict, load_backbone_weights,
-                                  load_checkpoint_file,
-                                  to_backbone_state_dict)
 from slak_mm.utils import list_images
 
 __all__ = [

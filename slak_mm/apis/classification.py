@@ -4,7 +4,7 @@
 Runs an mmpretrain config (``configs/imagenet/slak_*_in1k_eval.py``:
 ``ImageClassifier`` with ``SLaKClsBackbone`` and ``SLaKClsHead``) through
 mmengine's ``Runner.test`` after loading the official file with
-:func:`slak_mm.models.classifiers.load_official_classifier` (mmengine's
+:func:`slak_mm.checkpoint.load_official_classifier` (mmengine's
 ``load_from`` would neither read the official layout nor map its names).
 Needs mmpretrain (``pip install -e .[cls]``).
 """
@@ -16,9 +16,9 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from slak_mm.checkpoint import load_official_classifier, write_json_atomic
 from slak_mm.config import adapt_to_device, check_datasets, set_work_dir
-from slak_mm.models.classifiers import HAS_MMPRETRAIN, load_official_classifier
-from slak_mm.utils import write_json_atomic
+from slak_mm.models.classifiers import HAS_MMPRETRAIN
 
 __all__ = ['IMAGENET_LAYOUT', 'evaluate_classifier']
 

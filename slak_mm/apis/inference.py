@@ -25,8 +25,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS, init_default_scope
 
+from slak_mm.checkpoint import fit_checkpoint
 from slak_mm.config import adapt_to_device, load_config, partial_load_allowed
-from slak_mm.models.utils import fit_checkpoint
 from slak_mm.utils.images import IMG_EXTENSIONS, list_images
 
 __all__ = [

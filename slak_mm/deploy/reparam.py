@@ -13,10 +13,9 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
+from slak_mm.checkpoint import fit_checkpoint, torch_save_atomic
 from slak_mm.config import adapt_to_device, partial_load_allowed
 from slak_mm.models import LargeKernelConv, SLaK, build_model
-from slak_mm.models.utils import fit_checkpoint
-from slak_mm.utils import torch_save_atomic
 from slak_mm.version import __version__
 
 __all__ = ['DEPLOY_CFG_OPTION', 'deploy_checkpoint', 'load_deploy_model']

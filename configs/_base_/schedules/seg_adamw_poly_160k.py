@@ -34,7 +34,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # SafeCheckpointHook (slak_mm.engine): new checkpoint, then the
     # last_checkpoint pointer, then pruning, so a crash keeps a loadable one;
-    # atomic_local (slak_mm.utils): no file is ever left half-written
+    # atomic_local (slak_mm.checkpoint): no file is ever left half-written
     checkpoint=dict(
         type='SafeCheckpointHook',
         by_epoch=False,

@@ -4,7 +4,7 @@ from typing import Optional
 from mmengine.hooks import Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 
-from slak_mm.models.utils import CheckpointMismatchError, fit_checkpoint
+from slak_mm.checkpoint import CheckpointMismatchError, fit_checkpoint
 from slak_mm.registry import register_hook
 
 #: What ``Runner.resume`` reads from a checkpoint besides the weights.
@@ -20,7 +20,7 @@ class CheckpointLoadCheckHook(Hook):
     it (so ``tools/test.py``, ``load_from=`` and ``--resume`` are covered):
 
     - the weights must fit the model (see
-      :func:`slak_mm.models.utils.fit_checkpoint`: missing, unexpected or
+      :func:`slak_mm.checkpoint.fit_checkpoint`: missing, unexpected or
       reshaped keys are an error naming them, unless ``allow_partial``);
       masks a sparse model has and the file lacks come from its zeros;
     - a resumed file must be a training checkpoint (``meta`` with epoch and

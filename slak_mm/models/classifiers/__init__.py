@@ -3,10 +3,9 @@
 The modules are registered in mmpretrain's ``MODELS`` only when mmpretrain
 is installed (``pip install -e .[cls]``); without it this package imports
 and registers nothing, and the rest of slak_mm works as before. The
-checkpoint mapping (:mod:`.checkpoint`) needs no mmpretrain.
+checkpoint mapping (:mod:`slak_mm.checkpoint.classifier`) needs no
+mmpretrain.
 """
-from .checkpoint import classifier_filter_fn, load_official_classifier
-
 try:
     import mmpretrain  # noqa: F401
 except ModuleNotFoundError as err:
@@ -17,6 +16,6 @@ else:
     HAS_MMPRETRAIN = True
     from .slak_classifier import SLaKClsBackbone, SLaKClsHead  # noqa: F401
 
-__all__ = [
-    'HAS_MMPRETRAIN', 'classifier_filter_fn', 'load_official_classifier'
-] + (['SLaKClsBackbone', 'SLaKClsHead'] if HAS_MMPRETRAIN else [])
+__all__ = ['HAS_MMPRETRAIN']
+if HAS_MMPRETRAIN:
+    __all__ += ['SLaKClsBackbone', 'SLaKClsHead']

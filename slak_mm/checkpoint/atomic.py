@@ -5,6 +5,10 @@ A file is written to a temporary name in the same folder
 (``os.replace`` is atomic on POSIX), so a checkpoint is either the old one or
 the new one, never a truncated file. A process killed mid-write leaves only
 the temporary file; :func:`remove_stale_temp_files` clears those.
+
+Plain Python (``torch`` only inside :func:`torch_save_atomic`): no
+OpenMMLab import. mmengine's checkpoint writes use it through
+:mod:`.atomic_backend`.
 """
 import io
 import json
@@ -14,21 +18,25 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import List, Union
+from typing import Any, List, Union
 
-import torch
-from mmengine.fileio import LocalBackend, register_backend
-
-#: ``backend_args=dict(backend=ATOMIC_BACKEND)`` on mmengine's
-#: ``CheckpointHook`` makes it write checkpoints atomically.
-ATOMIC_BACKEND = 'atomic_local'
+__all__ = [
+    'TEMP_FILE_PATTERN', 'atomic_write_bytes', 'current_umask',
+    'plain_open_mode', 'remove_stale_temp_files', 'torch_save_atomic',
+    'write_json_atomic'
+]
 
 #: Names of :func:`atomic_write_bytes`'s temporary files: ``.`` + target
 #: name + ``.`` + mkstemp's 8 random characters + ``.tmp``.
 TEMP_FILE_PATTERN = re.compile(r'^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$')
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask, read without changing it where possible.
+
+    Returns:
+        int: The umask bits (e.g. ``0o022``).
+    """
     # /proc avoids os.umask's set-and-restore, which would briefly change
     # the mask for every thread of the process
     try:
@@ -55,7 +63,7 @@ def plain_open_mode(path: Union[str, Path]) -> int:
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        return 0o666 & ~_umask()
+        return 0o666 & ~current_umask()
 
 
 def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
@@ -130,27 +138,24 @@ def remove_stale_temp_files(folder: Union[str, Path]) -> List[str]:
 
 
 def write_json_atomic(data: dict, path: Union[str, Path]) -> None:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented JSON, atomically.
+
+    Args:
+        data (dict): JSON-serialisable content.
+        path (str | Path): Target file.
+    """
     atomic_write_bytes(json.dumps(data, indent=2).encode('utf-8'), path)
 
 
-def torch_save_atomic(obj, path: Union[str, Path]) -> None:
-    """``torch.save(obj, path)``, atomically."""
+def torch_save_atomic(obj: Any, path: Union[str, Path]) -> None:
+    """``torch.save(obj, path)``, atomically.
+
+    Args:
+        obj: What to save (e.g. ``{'meta': ..., 'state_dict': ...}``).
+        path (str | Path): Target file.
+    """
+    import torch  # the only torch use here: the byte writer stays plain
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(buffer.getvalue(), path)
 
-
-@register_backend(ATOMIC_BACKEND)
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend with atomic ``put`` / ``put_text``
-    (used for checkpoints and the ``last_checkpoint`` pointer)."""
-
-    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
-        atomic_write_bytes(obj, filepath)
-
-    def put_text(self,
-                 obj: str,
-                 filepath: Union[str, Path],
-                 encoding: str = 'utf-8') -> None:
-        atomic_write_bytes(obj.encode(encoding), filepath)

@@ -5,7 +5,9 @@ blindly (``find_latest_checkpoint``): a missing pointer silently trains from
 scratch, an empty one or one naming a deleted or damaged file crashes. Here
 the pointer is checked, and when it does not name a complete checkpoint the
 newest complete ``iter_N.pth`` / ``epoch_N.pth`` in the folder is used
-instead, with a note saying which and why.
+instead, with a note saying which and why. "Complete" is
+:func:`~slak_mm.checkpoint.checkpoint_problem` finding nothing (a legacy
+non-zip file cannot be checked, so it is not picked).
 """
 import os
 import os.path as osp
@@ -14,17 +16,12 @@ from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
-from slak_mm.utils.checkpoint_io import \
-    checkpoint_problem as file_checkpoint_problem
+from .reading import checkpoint_problem
 
+__all__ = ['POINTER_NAME', 'find_resume_checkpoint', 'resolve_auto_resume']
+
+#: The file in the work_dir naming the latest checkpoint (mmengine's).
 POINTER_NAME = 'last_checkpoint'
-
-
-def checkpoint_problem(path: str) -> Optional[str]:
-    """Why ``path`` is not a complete checkpoint to resume from, or None
-    (:func:`slak_mm.utils.checkpoint_problem`; a legacy non-zip file counts
-    as a problem here, since it cannot be checked)."""
-    return file_checkpoint_problem(path, allow_legacy=False)
 
 
 def _numbered_checkpoints(folder: str, filename_tmpl: str) -> List[str]:

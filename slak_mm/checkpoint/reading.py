@@ -12,10 +12,11 @@ what the files this toolkit meets legitimately hold:
 - official SLaK ImageNet files: ``argparse.Namespace`` (their ``args``).
 
 mmengine's own loader retries with ``weights_only=False`` when that fails
-(one WARNING line, then the file's code runs). :func:`use_safe_mmengine_loader`
-replaces that function, so the runner's ``load_from`` / ``resume``, the
-backbones' ``init_cfg`` and the frameworks' inferencers read through
-:func:`load_checkpoint_safely` too.
+(one WARNING line, then the file's code runs);
+:func:`~slak_mm.checkpoint.use_safe_mmengine_loader` (:mod:`.mmengine_loader`)
+makes the runner's ``load_from`` / ``resume``, the backbones' ``init_cfg``
+and the frameworks' inferencers read through :func:`load_checkpoint_safely`
+too.
 
 Damaged files (empty, truncated, garbage, failing the zip CRC) get one line
 naming the file and the problem instead of a bare ``EOFError``.
@@ -25,7 +26,6 @@ A file the user trusts can be read unsafely with ``SLAK_MM_UNSAFE_LOAD=1``
 WARNING naming the file.
 """
 import argparse
-import io
 import logging
 import os
 import os.path as osp
@@ -38,6 +38,12 @@ import torch
 from mmengine.logging import HistoryBuffer, print_log
 
 from . import safe_numpy
+
+__all__ = [
+    'UNSAFE_LOAD_ENV', 'CheckpointError', 'DamagedCheckpointError',
+    'UnsafeCheckpointError', 'checkpoint_problem', 'load_checkpoint_safely',
+    'safe_globals', 'unsafe_load_allowed'
+]
 
 #: Environment variable that allows unsafe (code-running) loads.
 UNSAFE_LOAD_ENV = 'SLAK_MM_UNSAFE_LOAD'
@@ -79,7 +85,7 @@ def safe_globals() -> List[Any]:
     """The allow-list for ``torch.serialization.safe_globals``.
 
     numpy's names are bound to the inert stand-ins of
-    :mod:`slak_mm.utils.safe_numpy` (never to numpy's own callables, which
+    :mod:`slak_mm.checkpoint.safe_numpy` (never to numpy's own callables, which
     could forge object arrays over file bytes).
 
     Returns:
@@ -92,7 +98,11 @@ def safe_globals() -> List[Any]:
 
 
 def unsafe_load_allowed() -> bool:
-    """Whether the user opted into unsafe loads (``SLAK_MM_UNSAFE_LOAD``)."""
+    """Whether the user opted into unsafe loads (``SLAK_MM_UNSAFE_LOAD``).
+
+    Returns:
+        bool: ``SLAK_MM_UNSAFE_LOAD`` is ``1``, ``true`` or ``yes``.
+    """
     return os.environ.get(UNSAFE_LOAD_ENV, '0').lower() in ('1', 'true',
                                                             'yes')
 
@@ -115,17 +125,21 @@ def _offending_global(err: Exception) -> str:
     return detail[:300] or 'an object outside the allow-list'
 
 
-def checkpoint_problem(path: str, allow_legacy: bool = True) -> Optional[str]:
+def checkpoint_problem(path: str,
+                       allow_legacy: bool = False) -> Optional[str]:
     """Why ``path`` is not a complete checkpoint file, or None.
 
     A structural check that unpickles nothing (so no code runs):
     ``torch.save`` writes a zip archive, which must open, pass the CRC check
     of every member and hold ``data.pkl``; torch's pre-1.6 format is a bare
-    pickle, which cannot be checked.
+    pickle, which cannot be checked. By default such a file counts as a
+    problem (an automatic resume must not pick a file it cannot check); the
+    loader accepts it (``allow_legacy=True``), as torch does.
 
     Args:
         path (str): The file.
         allow_legacy (bool): Accept a legacy (non-zip) pickle file.
+            Default: False.
 
     Returns:
         str | None: The problem in a few words; None if it looks complete.
@@ -166,7 +180,7 @@ def _check_file(path: str) -> None:
     """Turn torch's raw errors on a damaged file into one line."""
     if not osp.isfile(path) and not osp.isdir(path):
         raise FileNotFoundError(f'Checkpoint not found: {path!r}')
-    problem = checkpoint_problem(path)
+    problem = checkpoint_problem(path, allow_legacy=True)
     if problem is not None:
         raise DamagedCheckpointError(
             f'Checkpoint {path!r} is unusable: {problem}. Use another '
@@ -236,25 +250,3 @@ def load_checkpoint_safely(source: Union[str, BinaryIO],
             f'{str(err).splitlines()[0] if str(err) else "no detail"}): '
             f'it is damaged or not a checkpoint.') from None
 
-
-def _mmengine_safe_torch_load(file, map_location=None, weights_only=None):
-    """Drop-in for ``mmengine.runner.checkpoint._safe_torch_load``."""
-    if weights_only is False:
-        # an explicit request from the caller's own code, not a fallback
-        return torch.load(file, map_location=map_location,
-                          weights_only=False)
-    if isinstance(file, (bytes, bytearray)):
-        file = io.BytesIO(file)
-    return load_checkpoint_safely(file, map_location=map_location)
-
-
-def use_safe_mmengine_loader() -> None:
-    """Route mmengine's checkpoint reads through :func:`load_checkpoint_safely`.
-
-    Every scheme of mmengine's ``CheckpointLoader`` (local files, s3/petrel
-    backends, pavi, open-mmlab) calls ``_safe_torch_load``, which falls back
-    to ``weights_only=False``; mmengine has no switch to turn that off, so
-    the function is replaced here (once, on ``import slak_mm``).
-    """
-    from mmengine.runner import checkpoint as mm_checkpoint
-    mm_checkpoint._safe_torch_load = _mmengine_safe_torch_load

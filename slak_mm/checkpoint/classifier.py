@@ -2,10 +2,12 @@
 
 The official files hold the backbone (``downsample_layers.*``,
 ``stages.*``), the final ``norm.*`` (LayerNorm after pooling) and
-``head.*`` (Linear); the classifier of :mod:`.slak_classifier` names them
-``backbone.*``, ``head.norm.*`` and ``head.fc.*``. The names are mapped
+``head.*`` (Linear); the classifier of :mod:`slak_mm.models.classifiers`
+names them ``backbone.*``, ``head.norm.*`` and ``head.fc.*``. The names
+are mapped
 when loading (:func:`classifier_filter_fn`, as timm's
-``checkpoint_filter_fn``), the files stay as published.
+``checkpoint_filter_fn``), the files stay as published. Nothing here needs
+mmpretrain.
 """
 from collections import OrderedDict
 from typing import Dict, List, Tuple
@@ -13,8 +15,10 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 
-from ..utils import (extract_state_dict, load_backbone_weights,
-                     load_checkpoint_file)
+from .official import (extract_state_dict, load_backbone_weights,
+                       load_checkpoint_file)
+
+__all__ = ['classifier_filter_fn', 'load_official_classifier']
 
 #: Official classifier prefixes -> ``ImageClassifier`` prefixes. ``head.``
 #: is matched after the official ``norm.`` only, so an official
@@ -26,8 +30,9 @@ def classifier_filter_fn(
         state_dict: Dict[str, torch.Tensor]
 ) -> 'OrderedDict[str, torch.Tensor]':
     """Map an official SLaK ImageNet state dict onto the names of an
-    ``ImageClassifier`` with :class:`SLaKClsBackbone` and
-    :class:`SLaKClsHead`.
+    ``ImageClassifier`` with
+    :class:`~slak_mm.models.classifiers.SLaKClsBackbone` and
+    :class:`~slak_mm.models.classifiers.SLaKClsHead`.
 
     ``module.`` prefixes (DDP) are stripped; ``norm.*`` becomes
     ``head.norm.*``, ``head.*`` becomes ``head.fc.*``, every other key gets
@@ -83,14 +88,14 @@ def load_official_classifier(model: nn.Module,
                              ) -> Tuple[List[str], List[str]]:
     """Load an official SLaK ImageNet checkpoint (or an mm classifier
     checkpoint) into an ``ImageClassifier`` with a SLaK backbone and
-    :class:`SLaKClsHead`.
+    :class:`~slak_mm.models.classifiers.SLaKClsHead`.
 
     The file is read safely (``weights_only=True``). Head and backbone are
     checked before anything is copied: a head of another shape (e.g.
     ``num_classes``), a file without a head, or a backbone that does not fit
     (arch, kernel sizes, depth) is refused whole, naming the keys. The
     backbone part goes through
-    :func:`slak_mm.models.utils.load_backbone_weights` (legacy
+    :func:`slak_mm.checkpoint.load_backbone_weights` (legacy
     ``Decom1/Decom2`` names, sparsity masks from the zeros, load report).
 
     Args:

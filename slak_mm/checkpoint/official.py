@@ -3,9 +3,14 @@
 The official ImageNet files are ``torch.save`` dicts with ``model`` (the
 state dict), ``optimizer``, ``epoch``, ``scaler``, ``args`` (an
 ``argparse.Namespace``) and sometimes ``model_ema``. They are read
-through :func:`slak_mm.utils.load_checkpoint_safely` (``weights_only=True``
-with an allow-list that includes ``argparse.Namespace``): no arbitrary object
-is ever unpickled.
+through :func:`~slak_mm.checkpoint.load_checkpoint_safely`
+(``weights_only=True`` with an allow-list that includes
+``argparse.Namespace``): no arbitrary object is ever unpickled.
+
+At the core is :func:`checkpoint_filter_fn`, a pure function as timm's:
+the file's weights mapped onto a SLaK backbone's names, checked against it
+and completed with the masks a sparse backbone derives from their zeros;
+:func:`load_backbone_weights` loads its result and reports.
 """
 import argparse
 import logging
@@ -20,8 +25,15 @@ from mmengine.logging import print_log
 
 from slak_mm.sparse import (MASK_SUFFIX, apply_masks, group_density, has_masks,
                             masks_to_state_dict, weight_density)
-from slak_mm.utils import load_checkpoint_safely, torch_save_atomic
 from slak_mm.version import __version__
+from .atomic import torch_save_atomic
+from .reading import load_checkpoint_safely
+
+__all__ = [
+    'checkpoint_filter_fn', 'convert_official_checkpoint',
+    'extract_state_dict', 'load_backbone_weights', 'load_checkpoint_file',
+    'load_pretrained_backbone', 'to_backbone_state_dict'
+]
 
 #: Key prefixes added by DDP (``module.``) or by mm detectors/segmentors.
 _WRAPPER_PREFIXES = ('module.', 'backbone.')
@@ -36,7 +48,7 @@ _LEGACY_RENAMES = (('.Decom1.', '.LoRA1.'), ('.Decom2.', '.LoRA2.'))
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     """Read a SLaK checkpoint file safely
-    (:func:`slak_mm.utils.load_checkpoint_safely`).
+    (:func:`~slak_mm.checkpoint.load_checkpoint_safely`).
 
     Args:
         path (str): Local path of the checkpoint.
@@ -259,6 +271,52 @@ def load_pretrained_backbone(
         source=path)
 
 
+def _filter(state_dict: Dict[str, torch.Tensor], model: nn.Module,
+            source: str) -> Tuple['OrderedDict[str, torch.Tensor]', list]:
+    """:func:`checkpoint_filter_fn`, and the names of the masks it derived."""
+    state_dict = to_backbone_state_dict(state_dict)
+    model_state = model.state_dict()
+    _check_compatible(source, state_dict, model_state)
+    derived = []
+    if has_masks(model):
+        masks = masks_to_state_dict(
+            {k: v
+             for k, v in state_dict.items() if k in model_state})
+        derived = [k for k in masks if k not in state_dict]
+        state_dict.update((k, masks[k]) for k in derived)
+    return state_dict, derived
+
+
+def checkpoint_filter_fn(
+        state_dict: Dict[str, torch.Tensor],
+        model: nn.Module,
+        source: str = 'the given state dict'
+) -> 'OrderedDict[str, torch.Tensor]':
+    """Map official or mm weights onto a SLaK backbone, as timm's
+    ``checkpoint_filter_fn``: a pure function (neither the model nor
+    ``state_dict`` is changed).
+
+    The keys are renamed (:func:`to_backbone_state_dict`), checked against
+    ``model`` (decomposed or not, shapes, depth, deploy form; a file that
+    does not fit is refused whole), and when ``model`` has sparsity masks,
+    the masks the file lacks are added from the zeros of its weights (the
+    official files store sparsity that way).
+
+    Args:
+        state_dict (dict): Keys and tensors as stored in the file.
+        model (nn.Module): The SLaK backbone they are meant for.
+        source (str): Where they came from, for the messages.
+
+    Returns:
+        OrderedDict: The backbone's keys and tensors, ready for
+        ``model.load_state_dict(..., strict=False)``.
+
+    Raises:
+        ValueError: The weights do not fit ``model``.
+    """
+    return _filter(state_dict, model, source)[0]
+
+
 def load_backbone_weights(
         model: nn.Module,
         state_dict: Dict[str, torch.Tensor],
@@ -275,18 +333,10 @@ def load_backbone_weights(
         tuple[list[str], list[str]]: Missing and unexpected keys.
     """
     path = source
-    state_dict = to_backbone_state_dict(state_dict)
+    state_dict, derived = _filter(state_dict, model, source)
     model_state = model.state_dict()
-    _check_compatible(path, state_dict, model_state)
     sparse = has_masks(model)
-    in_file = len(state_dict)
-    if sparse:
-        derived = masks_to_state_dict({
-            k: v
-            for k, v in state_dict.items() if k in model_state
-        })
-        derived = {k: v for k, v in derived.items() if k not in state_dict}
-        state_dict.update(derived)
+    in_file = len(state_dict) - len(derived)
     missing = [k for k in model_state if k not in state_dict]
     unexpected = [k for k in state_dict if k not in model_state]
     model.load_state_dict(state_dict, strict=False)

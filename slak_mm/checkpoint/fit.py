@@ -18,7 +18,12 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from slak_mm.sparse import MASK_SUFFIX, mask_key
-from slak_mm.utils import CheckpointError
+from .reading import CheckpointError
+
+__all__ = [
+    'PARTIAL_LOAD_OPTION', 'CheckpointMismatchError', 'fit_checkpoint',
+    'state_dict_of'
+]
 
 #: Where the opt-in for partial loads lives in a config.
 PARTIAL_LOAD_OPTION = 'default_hooks.load_check.allow_partial=True'
@@ -30,7 +35,17 @@ class CheckpointMismatchError(CheckpointError, ValueError):
 
 
 def state_dict_of(checkpoint: dict) -> Dict[str, torch.Tensor]:
-    """The weights of a loaded checkpoint (``state_dict`` entry or bare)."""
+    """The weights of a loaded checkpoint (``state_dict`` entry or bare).
+
+    Args:
+        checkpoint (dict): A loaded checkpoint.
+
+    Returns:
+        dict: Its state dict.
+
+    Raises:
+        CheckpointMismatchError: The ``state_dict`` entry is no dict.
+    """
     state_dict = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state_dict, dict):
         raise CheckpointMismatchError(

@@ -1,0 +1,50 @@
+"""Checkpoint files: reading them safely, writing them atomically, mapping
+the official format, checking the fit, choosing what to resume.
+
+- :mod:`.reading`: :func:`load_checkpoint_safely` (``weights_only=True``
+  with an allow-list; numpy objects rebuilt by :mod:`.safe_numpy`), the
+  errors, and :func:`checkpoint_problem` (is a file complete, read
+  without unpickling); :mod:`.mmengine_loader` routes mmengine's reads
+  through it;
+- :mod:`.atomic`: :func:`atomic_write_bytes` and the writers on top (plain
+  Python); :mod:`.atomic_backend`: the same for mmengine's file backend;
+- :mod:`.official`: :func:`checkpoint_filter_fn` (official or mm weights
+  onto a SLaK backbone, a pure function as timm's) and the loaders around
+  it; :mod:`.classifier`: the same for the ImageNet classifier;
+- :mod:`.fit`: :func:`fit_checkpoint`, whether a whole-model checkpoint
+  fits the model (``load_from``, test, inference, deploy);
+- :mod:`.recovery`: which checkpoint an automatic ``--resume`` takes.
+"""
+from .atomic import (TEMP_FILE_PATTERN, atomic_write_bytes,
+                     remove_stale_temp_files, torch_save_atomic,
+                     write_json_atomic)
+from .atomic_backend import ATOMIC_BACKEND, AtomicLocalBackend
+from .classifier import classifier_filter_fn, load_official_classifier
+from .fit import (PARTIAL_LOAD_OPTION, CheckpointMismatchError, fit_checkpoint,
+                  state_dict_of)
+from .mmengine_loader import MMENGINE_LOADER, use_safe_mmengine_loader
+from .official import (checkpoint_filter_fn, convert_official_checkpoint,
+                       extract_state_dict, load_backbone_weights,
+                       load_checkpoint_file, load_pretrained_backbone,
+                       to_backbone_state_dict)
+from .reading import (UNSAFE_LOAD_ENV, CheckpointError, DamagedCheckpointError,
+                      UnsafeCheckpointError, checkpoint_problem,
+                      load_checkpoint_safely, safe_globals,
+                      unsafe_load_allowed)
+from .recovery import (POINTER_NAME, find_resume_checkpoint,
+                       resolve_auto_resume)
+
+__all__ = [
+    'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION', 'POINTER_NAME',
+    'TEMP_FILE_PATTERN', 'UNSAFE_LOAD_ENV', 'AtomicLocalBackend',
+    'CheckpointError', 'CheckpointMismatchError', 'DamagedCheckpointError',
+    'UnsafeCheckpointError', 'atomic_write_bytes', 'checkpoint_filter_fn',
+    'checkpoint_problem', 'classifier_filter_fn',
+    'convert_official_checkpoint', 'extract_state_dict',
+    'find_resume_checkpoint', 'fit_checkpoint', 'load_backbone_weights',
+    'load_checkpoint_file', 'load_checkpoint_safely',
+    'load_official_classifier', 'load_pretrained_backbone',
+    'remove_stale_temp_files', 'resolve_auto_resume', 'safe_globals',
+    'state_dict_of', 'to_backbone_state_dict', 'torch_save_atomic',
+    'unsafe_load_allowed', 'use_safe_mmengine_loader', 'write_json_atomic'
+]
