@@ -20,8 +20,8 @@ from typing import Any, List, Union
 
 __all__ = [
     'TEMP_FILE_PATTERN', 'DiskFullError', 'UnwritableError',
-    'WriteFailedError', 'atomic_write_bytes', 'plain_open_mode',
-    'remove_stale_temp_files', 'write_json_atomic'
+    'WriteFailedError', 'atomic_write_bytes', 'current_umask',
+    'plain_open_mode', 'remove_stale_temp_files', 'write_json_atomic'
 ]
 
 #: Names of :func:`atomic_write_bytes`'s temporary files: ``.`` + target
@@ -78,7 +78,12 @@ def _explained(err: OSError, path: str, size: int) -> OSError:
     return err
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask, read without changing it where possible.
+
+    Returns:
+        int: The umask bits (e.g. ``0o022``).
+    """
     # /proc avoids os.umask's set-and-restore, which would briefly change
     # the mask for every thread of the process
     try:
@@ -105,7 +110,7 @@ def plain_open_mode(path: Union[str, Path]) -> int:
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        return 0o666 & ~_umask()
+        return 0o666 & ~current_umask()
 
 
 def _fsync_folder(folder: str) -> None:

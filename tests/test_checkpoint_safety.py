@@ -19,9 +19,10 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 import slak_mm  # noqa: F401
-from slak_mm.checkpoint import (atomic, atomic_backend, atomic_write_bytes,
-                                checkpoint_problem, find_resume_checkpoint,
-                                remove_stale_temp_files, resolve_auto_resume)
+from slak_mm import fileio
+from slak_mm.checkpoint import (atomic, checkpoint_problem,
+                                find_resume_checkpoint, resolve_auto_resume)
+from slak_mm.fileio import atomic_write_bytes, remove_stale_temp_files
 from slak_mm.engine.hooks import SafeCheckpointHook
 
 
@@ -58,7 +59,7 @@ def test_umask_fallback_without_proc(tmp_path, umask_027, monkeypatch):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr('builtins.open', no_proc)
-    assert atomic.current_umask() == 0o027
+    assert fileio.current_umask() == 0o027
     assert os.umask(0o027) == 0o027  # and it was restored
 
 
@@ -217,7 +218,7 @@ def test_hook_writes_before_it_removes(tmp_path, monkeypatch):
     """Every removal (max_keep_ckpts and the previous best) comes after the
     new checkpoint and the pointer are on disk."""
     events = []
-    real_put, real_remove = atomic.atomic_write_bytes, LocalBackend.remove
+    real_put, real_remove = fileio.atomic_write_bytes, LocalBackend.remove
 
     def put(data, path):
         real_put(data, path)
@@ -227,7 +228,7 @@ def test_hook_writes_before_it_removes(tmp_path, monkeypatch):
         real_remove(self, path)
         events.append(('remove', osp.basename(path)))
 
-    monkeypatch.setattr(atomic_backend, 'atomic_write_bytes', put)
+    monkeypatch.setattr(atomic, 'atomic_write_bytes', put)
     monkeypatch.setattr(
         'slak_mm.engine.hooks.checkpoint_hook.atomic_write_bytes', put)
     monkeypatch.setattr(LocalBackend, 'remove', remove)

@@ -11,10 +11,11 @@ import signal
 import pytest
 import torch
 
-from slak_mm.checkpoint import TEMP_FILE_PATTERN, checkpoint_problem
+from slak_mm.checkpoint import checkpoint_problem
 from slak_mm.datasets import generate_ade20k
 from slak_mm.engine.work_dir_lock import (LOCK_NAME, SHARED_WORK_DIR_ENV,
                                           WorkDirLock)
+from slak_mm.fileio import TEMP_FILE_PATTERN
 from tests.crash_points import CRASH_ENV
 from tests.tool_runner import ROOT, run_tool
 

@@ -16,8 +16,9 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import load_official_classifier, write_json_atomic
+from slak_mm.checkpoint import load_official_classifier
 from slak_mm.config import adapt_to_device, check_datasets, set_work_dir
+from slak_mm.fileio import write_json_atomic
 from slak_mm.models.classifiers import HAS_MMPRETRAIN
 
 __all__ = ['IMAGENET_LAYOUT', 'evaluate_classifier']

@@ -15,13 +15,14 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import resolve_auto_resume, write_json_atomic
+from slak_mm.checkpoint import resolve_auto_resume
 from slak_mm.config import (adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
                             check_sparse_training, check_train_cfg, enable_tta,
                             enable_visualization, save_predictions,
                             set_work_dir)
 from slak_mm.engine.work_dir_lock import lock_for_training
+from slak_mm.fileio import write_json_atomic
 
 __all__ = ['test', 'train']
 

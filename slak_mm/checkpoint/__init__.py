@@ -6,8 +6,8 @@ the official format, checking the fit, choosing what to resume.
   errors, and :func:`checkpoint_problem` (is a file complete, read
   without unpickling); :mod:`.mmengine_loader` routes mmengine's reads
   through it;
-- :mod:`.atomic`: :func:`atomic_write_bytes` and the writers on top (plain
-  Python); :mod:`.atomic_backend`: the same for mmengine's file backend;
+- :mod:`.atomic`: :func:`torch_save_atomic` and mmengine's file backend,
+  written atomically by :mod:`slak_mm.fileio` (the plain-Python writer);
 - :mod:`.official`: :func:`checkpoint_filter_fn` (official or mm weights
   onto a SLaK backbone, a pure function as timm's) and the loaders around
   it; :mod:`.classifier`: the same for the ImageNet classifier;
@@ -15,10 +15,7 @@ the official format, checking the fit, choosing what to resume.
   fits the model (``load_from``, test, inference, deploy);
 - :mod:`.recovery`: which checkpoint an automatic ``--resume`` takes.
 """
-from .atomic import (TEMP_FILE_PATTERN, atomic_write_bytes,
-                     remove_stale_temp_files, torch_save_atomic,
-                     write_json_atomic)
-from .atomic_backend import ATOMIC_BACKEND, AtomicLocalBackend
+from .atomic import ATOMIC_BACKEND, AtomicLocalBackend, torch_save_atomic
 from .classifier import classifier_filter_fn, load_official_classifier
 from .fit import (PARTIAL_LOAD_OPTION, CheckpointMismatchError, fit_checkpoint,
                   state_dict_of)
@@ -36,15 +33,14 @@ from .recovery import (POINTER_NAME, find_resume_checkpoint,
 
 __all__ = [
     'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION', 'POINTER_NAME',
-    'TEMP_FILE_PATTERN', 'UNSAFE_LOAD_ENV', 'AtomicLocalBackend',
-    'CheckpointError', 'CheckpointMismatchError', 'DamagedCheckpointError',
-    'UnsafeCheckpointError', 'atomic_write_bytes', 'checkpoint_filter_fn',
-    'checkpoint_problem', 'classifier_filter_fn',
-    'convert_official_checkpoint', 'extract_state_dict',
-    'find_resume_checkpoint', 'fit_checkpoint', 'load_backbone_weights',
-    'load_checkpoint_file', 'load_checkpoint_safely',
+    'UNSAFE_LOAD_ENV', 'AtomicLocalBackend', 'CheckpointError',
+    'CheckpointMismatchError', 'DamagedCheckpointError',
+    'UnsafeCheckpointError', 'checkpoint_filter_fn', 'checkpoint_problem',
+    'classifier_filter_fn', 'convert_official_checkpoint',
+    'extract_state_dict', 'find_resume_checkpoint', 'fit_checkpoint',
+    'load_backbone_weights', 'load_checkpoint_file', 'load_checkpoint_safely',
     'load_official_classifier', 'load_pretrained_backbone',
-    'remove_stale_temp_files', 'resolve_auto_resume', 'safe_globals',
-    'state_dict_of', 'to_backbone_state_dict', 'torch_save_atomic',
-    'unsafe_load_allowed', 'use_safe_mmengine_loader', 'write_json_atomic'
+    'resolve_auto_resume', 'safe_globals', 'state_dict_of',
+    'to_backbone_state_dict', 'torch_save_atomic', 'unsafe_load_allowed',
+    'use_safe_mmengine_loader'
 ]

@@ -1,150 +1,29 @@
-"""Writes that readers (and crashes) never see half done.
+"""Checkpoints written atomically, on :mod:`slak_mm.fileio`'s writer.
 
-A file is written to a temporary name in the same folder
-(``.NAME.XXXXXXXX.tmp``), flushed to disk and renamed over the target
-(``os.replace`` is atomic on POSIX), so a checkpoint is either the old one or
-the new one, never a truncated file. A process killed mid-write leaves only
-the temporary file; :func:`remove_stale_temp_files` clears those.
+- :func:`torch_save_atomic`: ``torch.save`` to a temporary file, then a
+  rename (deploy and converted checkpoints);
+- :class:`AtomicLocalBackend`: mmengine's local file backend writing the
+  same way; ``backend_args=dict(backend=ATOMIC_BACKEND)`` on mmengine's
+  ``CheckpointHook`` (``SafeCheckpointHook`` picks it itself) writes
+  checkpoints and the ``last_checkpoint`` pointer through it.
 
-Plain Python (``torch`` only inside :func:`torch_save_atomic`): no
-OpenMMLab import. mmengine's checkpoint writes use it through
-:mod:`.atomic_backend`.
+The writer itself (:func:`slak_mm.fileio.atomic_write_bytes`, JSON, stale
+temporary files) is plain Python, for the torch-only parts too.
 """
 import io
-import json
-import os
-import os.path as osp
-import re
-import stat
-import tempfile
 from pathlib import Path
-from typing import Any, List, Union
+from typing import Any, Union
 
-__all__ = [
-    'TEMP_FILE_PATTERN', 'atomic_write_bytes', 'current_umask',
-    'plain_open_mode', 'remove_stale_temp_files', 'torch_save_atomic',
-    'write_json_atomic'
-]
+import torch
+from mmengine.fileio import LocalBackend, register_backend
 
-#: Names of :func:`atomic_write_bytes`'s temporary files: ``.`` + target
-#: name + ``.`` + mkstemp's 8 random characters + ``.tmp``.
-TEMP_FILE_PATTERN = re.compile(r'^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$')
+from slak_mm.fileio import atomic_write_bytes
 
+__all__ = ['ATOMIC_BACKEND', 'AtomicLocalBackend', 'torch_save_atomic']
 
-def current_umask() -> int:
-    """The process's umask, read without changing it where possible.
-
-    Returns:
-        int: The umask bits (e.g. ``0o022``).
-    """
-    # /proc avoids os.umask's set-and-restore, which would briefly change
-    # the mask for every thread of the process
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('Umask:'):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def plain_open_mode(path: Union[str, Path]) -> int:
-    """The permission bits ``open(path, 'w')`` would leave on ``path``.
-
-    Args:
-        path (str | Path): The file about to be written.
-
-    Returns:
-        int: The existing file's mode, else ``0o666`` minus the umask.
-    """
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~current_umask()
-
-
-def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename.
-
-    The file gets the mode a plain ``open(path, 'w')`` would give it (not
-    mkstemp's 0600).
-
-    Args:
-        data (bytes): File content.
-        path (str | Path): Target file; its folder is created if missing.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    mode = plain_open_mode(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: str) -> None:
-    # makes the rename itself durable (a power cut then keeps the new name)
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems cannot fsync a folder
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temp_files(folder: Union[str, Path]) -> List[str]:
-    """Delete the temporary files that killed atomic writes left in
-    ``folder`` (only names of :data:`TEMP_FILE_PATTERN`; not recursive).
-
-    Call it only when no other process writes into ``folder``.
-
-    Args:
-        folder (str | Path): The folder to clean; a missing one is ignored.
-
-    Returns:
-        list[str]: The paths removed.
-    """
-    try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return []
-    removed = []
-    for name in names:
-        path = osp.join(folder, name)
-        if TEMP_FILE_PATTERN.match(name) and osp.isfile(path):
-            try:
-                os.remove(path)
-            except FileNotFoundError:  # removed meanwhile
-                continue
-            removed.append(path)
-    return removed
-
-
-def write_json_atomic(data: dict, path: Union[str, Path]) -> None:
-    """Write ``data`` as indented JSON, atomically.
-
-    Args:
-        data (dict): JSON-serialisable content.
-        path (str | Path): Target file.
-    """
-    atomic_write_bytes(json.dumps(data, indent=2).encode('utf-8'), path)
+#: ``backend_args=dict(backend=ATOMIC_BACKEND)`` on mmengine's
+#: ``CheckpointHook`` makes it write checkpoints atomically.
+ATOMIC_BACKEND = 'atomic_local'
 
 
 def torch_save_atomic(obj: Any, path: Union[str, Path]) -> None:
@@ -154,8 +33,34 @@ def torch_save_atomic(obj: Any, path: Union[str, Path]) -> None:
         obj: What to save (e.g. ``{'meta': ..., 'state_dict': ...}``).
         path (str | Path): Target file.
     """
-    import torch  # the only torch use here: the byte writer stays plain
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(buffer.getvalue(), path)
 
+
+@register_backend(ATOMIC_BACKEND)
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic ``put`` / ``put_text``
+    (used for checkpoints and the ``last_checkpoint`` pointer)."""
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        """Write ``obj`` to ``filepath`` atomically.
+
+        Args:
+            obj (bytes): File content.
+            filepath (str | Path): Target file.
+        """
+        atomic_write_bytes(obj, filepath)
+
+    def put_text(self,
+                 obj: str,
+                 filepath: Union[str, Path],
+                 encoding: str = 'utf-8') -> None:
+        """Write the text ``obj`` to ``filepath`` atomically.
+
+        Args:
+            obj (str): File content.
+            filepath (str | Path): Target file.
+            encoding (str): Text encoding. Default: ``'utf-8'``.
+        """
+        atomic_write_bytes(obj.encode(encoding), filepath)

@@ -5,10 +5,10 @@ from typing import List
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
+from slak_mm.checkpoint import ATOMIC_BACKEND
 from slak_mm.engine.work_dir_lock import shared_work_dir_allowed
+from slak_mm.fileio import atomic_write_bytes, remove_stale_temp_files
 from slak_mm.registry import register_hook
-from slak_mm.checkpoint import (ATOMIC_BACKEND, atomic_write_bytes,
-                                remove_stale_temp_files)
 
 
 class _DeferredRemovals:
