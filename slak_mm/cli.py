@@ -13,8 +13,10 @@ from typing import Callable, Optional, Sequence
 
 from mmengine.config import DictAction
 
-from slak_mm.engine.work_dir_lock import WorkDirBusyError
 from slak_mm.checkpoint import UNSAFE_LOAD_ENV, CheckpointError
+from slak_mm.engine.stop_signals import TrainingStopped
+from slak_mm.engine.work_dir_lock import WorkDirBusyError
+from slak_mm.fileio import WriteFailedError
 
 __all__ = [
     'TRACEBACK_ENV', 'USER_ERRORS', 'CfgOptionsAction', 'add_cfg_options_arg',
@@ -26,7 +28,8 @@ TRACEBACK_ENV = 'SLAK_MM_TRACEBACK'
 #: Errors that are the user's input (a path, a file, a value), reported as
 #: one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
-               CheckpointError, WorkDirBusyError, ValueError, KeyError)
+               CheckpointError, WorkDirBusyError, WriteFailedError,
+               ValueError, KeyError)
 
 
 class CfgOptionsAction(DictAction):
@@ -127,13 +130,16 @@ def parse_tool_args(
 def run_cli(main: Callable[[], object]) -> None:
     """Run a tool's ``main``; a user error ends it with one line
     ``error: ...`` on stderr and exit status 1 (``SLAK_MM_TRACEBACK=1``
-    shows the traceback).
+    shows the traceback); a training stopped by SIGTERM exits with
+    ``128 + signal`` after its log line.
 
     Args:
         main (callable): The tool's entry point.
     """
     try:
         main()
+    except TrainingStopped as stop:  # already logged where it stopped
+        sys.exit(stop.exit_status)
     except USER_ERRORS as err:
         if os.environ.get(TRACEBACK_ENV, '0') == '1':
             raise

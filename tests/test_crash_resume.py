@@ -97,7 +97,10 @@ KILLS = [
     # inside the atomic write of iter_3.pth: its temp file holds the data
     ('temp_write:iter_3.pth', 2, dict(temp='.iter_3.pth.'), 2),
     # the third pointer (to iter_3) written to its temp file, not renamed
-    ('before_replace:last_checkpoint:3', 2, dict(temp='.last_checkpoint.'), 2),
+    # (as when the disk filled up after iter_3.pth): the newer complete
+    # file beside the one named is taken
+    ('before_replace:last_checkpoint:3', 2,
+     dict(temp='.last_checkpoint.', newer=True), 3),
     # iter_2.pth pruned (mmengine pruned it before saving iter_3)
     ('after_remove:iter_2.pth', 3, dict(), 3),
     # iter_3.pth complete, the pointer not yet replaced; then emptied, as a
@@ -136,6 +139,8 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
         assert f'newest complete checkpoint instead: {source}' in log
     if state.get('temp'):
         assert 'interrupted' in log
+    if state.get('newer'):
+        assert f'{source} is newer and complete' in log
     assert temp_files(work_dir) == []
     final = work_dir / f'iter_{MAX_ITERS}.pth'
     assert pointer.read_text() == str(final)

@@ -15,12 +15,13 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import resolve_auto_resume
+from slak_mm.checkpoint import find_resume_checkpoint, resolve_auto_resume
 from slak_mm.config import (adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
                             check_sparse_training, check_train_cfg, enable_tta,
                             enable_visualization, save_predictions,
                             set_work_dir)
+from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.fileio import write_json_atomic
 
@@ -48,6 +49,15 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
     add_load_check(cfg)
     check_backbone_neck(cfg)  # before any process group or model is made
     _init_cpu_distributed(launcher)
+
+
+def _resume_hint(runner: Runner) -> str:
+    hook = runner.cfg.get('default_hooks', {}).get('checkpoint') or {}
+    tmpl = hook.get('filename_tmpl') or ('epoch_{}.pth' if hook.get(
+        'by_epoch', True) else 'iter_{}.pth')
+    path, _ = find_resume_checkpoint(runner.work_dir, tmpl)
+    return (f'--resume continues from {path}' if path else
+            'no checkpoint was written yet: a rerun starts from scratch')
 
 
 def train(cfg: Config,
@@ -79,6 +89,8 @@ def train(cfg: Config,
     Raises:
         WorkDirBusyError: Another live run trains in the work_dir (set
             ``SLAK_MM_ALLOW_SHARED_WORK_DIR=1`` to share it).
+        TrainingStopped: SIGTERM arrived (logged with the checkpoint
+            ``--resume`` continues from).
     """
     _prepare(cfg, config_path, work_dir, launcher)
     check_datasets(cfg, ('train', 'val') if cfg.get('val_cfg') else
@@ -110,7 +122,17 @@ def train(cfg: Config,
         runner = Runner.from_cfg(cfg)
         for note in resume_notes:
             runner.logger.warning(note)
-        runner.train()
+        with stop_on_signals() as signals:
+            try:
+                runner.train()
+            except (Exception, KeyboardInterrupt) as err:
+                stop = as_stop(err, signals)
+                if stop is None:
+                    raise
+                runner.logger.warning(
+                    f'{stop}: training stopped at iteration {runner.iter}; '
+                    f'{_resume_hint(runner)}')
+                raise stop from None
     return runner
 
 

@@ -37,6 +37,18 @@ def _numbered_checkpoints(folder: str, filename_tmpl: str) -> List[str]:
     return [osp.join(folder, name) for _, name in sorted(numbered)[::-1]]
 
 
+def _newer_complete(target: str, filename_tmpl: str) -> Optional[str]:
+    """A complete checkpoint numbered above ``target`` in its folder."""
+    folder = osp.dirname(osp.abspath(target))
+    numbered = _numbered_checkpoints(folder, filename_tmpl)
+    if osp.abspath(target) not in numbered:  # not one of the series
+        return None
+    for path in numbered[:numbered.index(osp.abspath(target))]:
+        if checkpoint_problem(path) is None:
+            return path
+    return None
+
+
 def find_resume_checkpoint(
     work_dir: str,
     filename_tmpl: str = 'iter_{}.pth',
@@ -45,7 +57,9 @@ def find_resume_checkpoint(
     """The checkpoint an automatic resume in ``work_dir`` should load.
 
     ``WORK_DIR/last_checkpoint`` when it names a complete file (or a remote
-    URI, not checked); otherwise the highest-numbered complete checkpoint in
+    URI, not checked), unless a complete checkpoint numbered above it lies
+    beside it (saved, then the pointer update failed, e.g. on a full
+    disk: the newer one is taken, with a note); otherwise the highest-numbered complete checkpoint in
     the pointer's folder, the work_dir and ``folders``.
 
     Args:
@@ -75,6 +89,13 @@ def find_resume_checkpoint(
         problem = (
             checkpoint_problem(target) if target else 'the file is empty')
         if problem is None:
+            newer = _newer_complete(target, filename_tmpl)
+            if newer:  # saved, but the pointer update failed (disk full)
+                return newer, [
+                    f'{pointer} names {target}, but {newer} is newer and '
+                    f'complete (the pointer was not updated after it was '
+                    f'saved): resuming from {newer}'
+                ]
             return target, []
         notes.append(f'{pointer} -> {target!r} is unusable: {problem}'
                      if target else f'{pointer} is unusable: {problem}')

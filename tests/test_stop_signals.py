@@ -1,0 +1,55 @@
+"""SIGTERM (what Slurm and Kubernetes send first) stops a training run
+cleanly: one log line naming the checkpoint ``--resume`` continues from,
+exit status 143, the checkpoint whole. Its own process: a signal is the
+point."""
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+from slak_mm.checkpoint import checkpoint_problem
+from slak_mm.datasets import generate_ade20k
+from tests.tool_runner import ROOT
+
+DEMO = osp.join(ROOT, 'configs', 'demo',
+                'upernet_slak_demo_synthetic_ade20k.py')
+
+
+def test_sigterm_to_the_job_stops_training_cleanly(tmp_path):
+    data = generate_ade20k(
+        str(tmp_path / 'data'), num_train=2, num_val=1, img_size=64)
+    work_dir = tmp_path / 'work'
+    log_path = tmp_path / 'train.log'
+    with open(log_path, 'w') as log:
+        # workers too, as scancel signals every process of the job step
+        proc = subprocess.Popen(
+            [sys.executable, 'tools/train.py', DEMO, '--work-dir',
+             str(work_dir), '--cfg-options', f'data_root={data}',
+             'train_cfg.max_iters=1000', 'train_cfg.val_interval=1000',
+             'default_hooks.checkpoint.interval=1',
+             'train_dataloader.num_workers=1'],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1'),
+            start_new_session=True)
+        try:
+            deadline = time.time() + 600
+            while not (work_dir / 'iter_1.pth').exists():
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.time() < deadline, 'no checkpoint in 10 min'
+                time.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGTERM)
+            status = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = log_path.read_text()
+    assert status == 128 + signal.SIGTERM, text[-3000:]
+    lines = [ln for ln in text.splitlines() if 'SIGTERM received' in ln]
+    assert len(lines) == 1, text[-3000:]
+    assert 'training stopped at iteration' in lines[0]
+    resume_from = lines[0].split('--resume continues from ')[1].strip()
+    assert resume_from.startswith(str(work_dir / 'iter_'))
+    assert checkpoint_problem(resume_from) is None
+    assert 'Traceback' not in text
