@@ -7,10 +7,13 @@ name and POINT one of
   data, before fsync and rename (a kill inside the write);
 - ``before_replace`` / ``after_replace``: just before / after the rename
   that puts NAME in place;
-- ``after_remove``: just after NAME was deleted.
+- ``after_remove``: just after NAME was deleted;
+- ``enospc``: the fsync of NAME's temp file fails with ``ENOSPC`` (a full
+  disk; the process lives on).
 
 NTH (default 1) picks the n-th matching call.
 """
+import errno
 import fnmatch
 import os
 import os.path as osp
@@ -25,7 +28,8 @@ def _kill():
 
 def _install(point: str, name: str, nth: int) -> None:
     calls = [0]
-    pattern = f'.{name}.*.tmp' if point == 'temp_write' else name
+    pattern = f'.{name}.*.tmp' if point in ('temp_write', 'enospc') \
+        else name
 
     def hit(path) -> bool:
         if not fnmatch.fnmatch(osp.basename(path), pattern):
@@ -46,7 +50,16 @@ def _install(point: str, name: str, nth: int) -> None:
 
         return wrapper
 
-    if point == 'temp_write':  # the fd's file name, from /proc
+    if point == 'enospc':
+        fsync = os.fsync
+
+        def full(fd):
+            if hit(os.readlink(f'/proc/self/fd/{fd}')):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return fsync(fd)
+
+        os.fsync = full
+    elif point == 'temp_write':  # the fd's file name, from /proc
         os.fsync = wrap(os.fsync,
                         lambda fd: os.readlink(f'/proc/self/fd/{fd}'), True)
     elif point in ('before_replace', 'after_replace'):

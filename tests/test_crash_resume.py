@@ -158,6 +158,28 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
         assert os.stat(path).st_mode & 0o777 == plain_mode(), path
 
 
+def test_disk_full_at_the_pointer_is_one_line_and_resume_continues(
+        config, ade_root, tmp_path):
+    """iter_2.pth saved, then the disk is full for last_checkpoint: one
+    line naming the file and the space, exit 1; once there is space,
+    --resume takes the newest complete checkpoint (iter_2), not the one
+    the stale pointer names."""
+    work_dir = tmp_path / 'work'
+    full = train(config, ade_root, work_dir, expect_ok=False,
+                 **{CRASH_ENV: 'enospc:last_checkpoint:2'})
+    pointer = work_dir / 'last_checkpoint'
+    assert full.returncode == 1, full.log[-3000:]
+    assert full.stderr.strip().splitlines()[-1].startswith(
+        f'error: no space left on device writing {pointer}: it needs ')
+    assert 'Traceback' not in full.stderr
+    assert pointer.read_text() == str(work_dir / 'iter_1.pth')
+    assert temp_files(work_dir) == []
+    log = train(config, ade_root, work_dir, resume=True).log
+    assert f'{work_dir / "iter_2.pth"} is newer and complete' in log
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert pointer.read_text() == str(work_dir / f'iter_{MAX_ITERS}.pth')
+
+
 def test_second_run_in_a_busy_work_dir_is_refused(config, ade_root, tmp_path):
     work_dir = tmp_path / 'busy'
     with WorkDirLock(str(work_dir)):
