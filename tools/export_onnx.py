@@ -13,7 +13,7 @@ Needs ``pip install -e .[onnx]`` (onnx, onnxscript, onnxruntime).
 import argparse
 import sys
 
-from slak_mm.cli import parse_tool_args
+from slak_mm.cli import parse_tool_args, run_cli
 from slak_mm.config import load_config
 from slak_mm.deploy import export_onnx, verify_onnx
 
@@ -101,4 +101,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

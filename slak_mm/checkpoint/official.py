@@ -19,6 +19,7 @@ import re
 from collections import OrderedDict
 from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -70,6 +71,21 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     return load_checkpoint_safely(path, map_location=map_location)
 
 
+def _as_tensors(state_dict: dict) -> dict:
+    """``state_dict`` with numpy arrays as tensors; anything else that is
+    not a tensor is refused by key."""
+    out = type(state_dict)() if isinstance(state_dict, OrderedDict) else {}
+    for key, value in state_dict.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in 'biuf':
+            value = torch.from_numpy(np.ascontiguousarray(value))
+        elif not isinstance(value, torch.Tensor):
+            raise ValueError(
+                f'weight {key!r} is a {type(value).__name__}, not a tensor '
+                f'or a numeric numpy array: not a state dict of weights')
+        out[key] = value
+    return out
+
+
 def extract_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:
     """Pick the model weights out of a checkpoint dict.
 
@@ -79,19 +95,26 @@ def extract_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:
         use_ema (bool): Take ``model_ema`` instead of ``model``.
 
     Returns:
-        dict: The state dict.
+        dict: The state dict; numpy arrays (some converters write them)
+        become tensors.
+
+    Raises:
+        KeyError: No weights found.
+        ValueError: A weight that is neither a tensor nor a numpy array.
     """
     if use_ema:
         if 'model_ema' not in checkpoint:
             raise KeyError(
                 'use_ema=True but the checkpoint has no "model_ema" entry; '
                 f'its keys are {sorted(checkpoint)[:10]}')
-        return checkpoint['model_ema']
+        return _as_tensors(checkpoint['model_ema'])
     for key in ('state_dict', 'model'):
         if key in checkpoint and isinstance(checkpoint[key], dict):
-            return checkpoint[key]
-    if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        return checkpoint
+            return _as_tensors(checkpoint[key])
+    if checkpoint and all(
+            isinstance(v, (torch.Tensor, np.ndarray))
+            for v in checkpoint.values()):
+        return _as_tensors(checkpoint)
     raise KeyError('No weights found in the checkpoint: expected a "model" '
                    'or "state_dict" entry or a bare state dict; found keys '
                    f'{sorted(checkpoint)[:10]}')

@@ -7,11 +7,15 @@ the gloo backend with CPU DDP (:func:`adapt_to_device`). Each function
 changes the config in place and is called by name where it is wanted (the
 train / test actions, inference, deploy).
 """
+import os
 import os.path as osp
+import tempfile
 from typing import Any, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
+
+from slak_mm.fileio import UnwritableError
 
 __all__ = [
     'LOAD_CHECK_HOOK', 'adapt_to_device', 'add_load_check', 'enable_tta',
@@ -30,12 +34,42 @@ def set_work_dir(cfg: Config,
         cfg (Config): The config; changed in place.
         config_path (str): The config file (its name for the default).
         work_dir (str, optional): ``--work-dir``.
+
+    Raises:
+        NotADirectoryError: The work_dir (or a folder above it) is a file.
+        UnwritableError: It cannot be created or written (read-only
+            filesystem, permissions).
     """
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
+    _check_writable(str(cfg.work_dir))
+
+
+def _check_writable(work_dir: str) -> None:
+    """Refuse a work_dir that is a file or cannot be written, in one line,
+    before any run writes its logs there."""
+    if '://' in work_dir:  # a remote backend: not ours to probe
+        return
+    path = work_dir
+    while path and not osp.exists(path):  # the nearest existing ancestor
+        path = osp.dirname(path.rstrip(osp.sep)) if path != osp.sep else ''
+    if path and not osp.isdir(path):
+        raise NotADirectoryError(
+            f'work_dir {work_dir} is not a folder: {path} is a file; pass '
+            f'another --work-dir')
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=work_dir):
+            pass
+    except OSError as err:
+        raise UnwritableError(
+            err.errno or 0,
+            f'cannot write to work_dir {work_dir}: '
+            f'{err.strerror or err} (read-only filesystem or another '
+            f"user's folder?); pass a writable --work-dir") from None
 
 
 def _walk_dicts(node: Any):
