@@ -46,7 +46,21 @@ class StopState:
     def handler(self, signum, frame):
         if self.signum is None:  # the first: stop; later ones: unwinding
             self.signum = signum
+            _expect_worker_deaths()
             raise TrainingStopped(signum)
+
+
+def _expect_worker_deaths() -> None:
+    """Stop torch's SIGCHLD handler from raising "DataLoader worker ...
+    is killed" while the stop unwinds: the workers die of the same signal
+    (a raise from there would replace the stop, at any line)."""
+    # a Python no-op, not SIG_DFL: a SIGCHLD already pending would
+    # otherwise print "Signal 17 ignored due to race condition"
+    signal.signal(signal.SIGCHLD, _ignore)
+
+
+def _ignore(signum, frame):
+    pass
 
 
 def as_stop(err: BaseException,
@@ -63,13 +77,13 @@ def as_stop(err: BaseException,
     """
     if isinstance(err, TrainingStopped):
         return err
-    if state.signum is not None:
-        return TrainingStopped(state.signum)
-    if isinstance(err, RuntimeError) and \
+    if state.signum is None and isinstance(err, RuntimeError) and \
             'is killed by signal: Terminated' in str(err):
         state.signum = signal.SIGTERM
-        return TrainingStopped(signal.SIGTERM)
-    return None
+    if state.signum is None:
+        return None
+    _expect_worker_deaths()
+    return TrainingStopped(state.signum)
 
 
 @contextmanager
