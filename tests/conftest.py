@@ -1,12 +1,19 @@
+"""Shared fixtures: synthetic datasets, one trained demo model, a tiny SLaK,
+mmengine's log records; and ``--reverse`` / ``--shuffle-seed`` to run the
+tests in another order (order independence)."""
 import os
+import random
+import shutil
 import sys
 import tempfile
 
 import pytest
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # this checkout's `tests`, not an installed one
+    sys.path.insert(0, ROOT)
+
+from tests.common import DEMO_CONFIG, tiny_slak  # noqa: E402
 
 # The depthwise conv tuner (slak_mm.ops.dispatch) stores its choices in a
 # temporary file during the tests (tool subprocesses inherit it), not in
@@ -16,9 +23,114 @@ os.environ.setdefault(
     os.path.join(tempfile.mkdtemp(prefix='slak_mm_tune_'), 'dwconv_tune.json'))
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup('slak_mm order')
+    group.addoption(
+        '--reverse',
+        action='store_true',
+        help='run the collected tests in reverse order')
+    group.addoption(
+        '--shuffle-seed',
+        type=int,
+        help='run the collected tests in a random order from this seed')
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--shuffle-seed') is not None:
+        random.Random(config.getoption('--shuffle-seed')).shuffle(items)
+    if config.getoption('--reverse'):
+        items.reverse()
+
+
 @pytest.fixture(scope='session')
 def repo_root():
-    return REPO_ROOT
+    """The checkout's root folder."""
+    return ROOT
+
+
+@pytest.fixture(scope='session')
+def ade_root(tmp_path_factory):
+    """Synthetic ADE20K at the generator's defaults (32 training, 8
+    validation images of 128 x 128): the demo's data. Read only."""
+    from slak_mm.datasets import generate_ade20k
+    return generate_ade20k(str(tmp_path_factory.mktemp('ade20k')))
+
+
+@pytest.fixture(scope='session')
+def small_ade_root(tmp_path_factory):
+    """Synthetic ADE20K, 4 training and 2 validation images of 64 x 64, for
+    runs that only need the data path to work. Read only."""
+    from slak_mm.datasets import generate_ade20k
+    return generate_ade20k(
+        str(tmp_path_factory.mktemp('ade20k_small')),
+        num_train=4,
+        num_val=2,
+        img_size=64)
+
+
+@pytest.fixture(scope='session')
+def voc_root(tmp_path_factory):
+    """Synthetic VOC, 8 training and 4 validation images. Read only."""
+    from slak_mm.datasets import generate_voc
+    return generate_voc(
+        str(tmp_path_factory.mktemp('voc')), num_train=8, num_val=4)
+
+
+@pytest.fixture(scope='session')
+def coco_root(tmp_path_factory):
+    """Synthetic COCO, 8 training and 4 validation images. Read only."""
+    from slak_mm.datasets import generate_coco
+    return generate_coco(
+        str(tmp_path_factory.mktemp('coco')), num_train=8, num_val=4)
+
+
+@pytest.fixture(scope='session')
+def demo_trained(ade_root, tmp_path_factory):
+    """The segmentation demo trained once per session with tools/train.py
+    (its 300 iterations on ``ade_root``).
+
+    Returns:
+        dict: ``work_dir``, ``checkpoint`` (the final one) and
+        ``data_root``. Read only: a test that trains on copies the work_dir
+        (``copy_work_dir``).
+    """
+    from tests.tool_runner import run_tool
+    work_dir = str(tmp_path_factory.mktemp('demo_work_dir'))
+    run_tool('tools/train.py', DEMO_CONFIG, '--work-dir', work_dir,
+             '--cfg-options', f'data_root={ade_root}')
+    with open(os.path.join(work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    return dict(work_dir=work_dir, checkpoint=checkpoint, data_root=ade_root)
+
+
+@pytest.fixture
+def copy_work_dir(tmp_path):
+    """``copy_work_dir(work_dir)``: a copy under this test's tmp_path, with
+    ``last_checkpoint`` pointing into the copy.
+
+    Returns:
+        callable: ``work_dir -> str`` (the copy).
+    """
+
+    def copy(work_dir):
+        dst = str(tmp_path / 'work_dir_copy')
+        shutil.copytree(work_dir, dst)
+        pointer = os.path.join(dst, 'last_checkpoint')
+        if os.path.exists(pointer):
+            with open(pointer) as f:
+                target = f.read().strip()
+            with open(pointer, 'w') as f:
+                f.write(target.replace(work_dir, dst, 1))
+        return dst
+
+    return copy
+
+
+@pytest.fixture(name='tiny_slak')
+def tiny_slak_fixture():
+    """``tiny_slak(depths=None, dims=None, **overrides)``: builds the tiny
+    SLaK of ``tests.common.TINY_SLAK``."""
+    return tiny_slak
 
 
 @pytest.fixture

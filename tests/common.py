@@ -1,0 +1,82 @@
+"""Constants and small helpers shared by the tests (the fixtures built from
+them are in conftest.py)."""
+import os.path as osp
+import socket
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+#: The demo configs (UperNet on synthetic ADE20K, Faster R-CNN on synthetic
+#: VOC, Cascade Mask R-CNN on synthetic COCO).
+DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo',
+                       'upernet_slak_demo_synthetic_ade20k.py')
+DEMO_VOC_CONFIG = osp.join(ROOT, 'configs', 'demo',
+                           'faster_rcnn_slak_demo_synthetic_voc.py')
+DEMO_COCO_CONFIG = osp.join(ROOT, 'configs', 'demo',
+                            'cascade_mask_rcnn_slak_demo_synthetic_coco.py')
+
+#: A tiny SLaK (four one-block stages, 9/7/7/5 kernels) that builds and
+#: runs in milliseconds; tests spell out only what they change.
+TINY_SLAK = dict(
+    arch=dict(depths=[1, 1, 1, 1], dims=[8, 16, 24, 32]),
+    kernel_size=(9, 7, 7, 5),
+    small_kernel=3,
+    width_factor=1.0)
+
+
+def tiny_slak_args(depths=None, dims=None, **overrides):
+    """``TINY_SLAK`` with other ``depths`` / ``dims`` or arguments.
+
+    Args:
+        depths (list[int], optional): Blocks per stage.
+        dims (list[int], optional): Channels per stage.
+        **overrides: Other SLaK arguments.
+
+    Returns:
+        dict: SLaK keyword arguments.
+    """
+    arch = dict(TINY_SLAK['arch'])
+    if depths is not None:
+        arch['depths'] = list(depths)
+    if dims is not None:
+        arch['dims'] = list(dims)
+    return dict(TINY_SLAK, arch=arch, **overrides)
+
+
+def tiny_slak(depths=None, dims=None, **overrides):
+    """Build a tiny SLaK (see :func:`tiny_slak_args`).
+
+    Returns:
+        SLaK: The backbone, not initialised.
+    """
+    from slak_mm.models import SLaK
+    return SLaK(**tiny_slak_args(depths, dims, **overrides))
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute difference over the largest magnitude of ``b`` (the
+    reference), in float64.
+
+    Args:
+        a (torch.Tensor): The result.
+        b (torch.Tensor): The reference.
+
+    Returns:
+        float: The relative error.
+    """
+    a, b = a.detach().double(), b.detach().double()
+    scale = b.abs().max().item() or 1.0
+    return (a - b).abs().max().item() / scale
+
+
+def free_port() -> str:
+    """A TCP port free on this machine now, for a distributed run's
+    ``PORT`` (a fixed one collides with any other run on the machine).
+
+    Returns:
+        str: The port number.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
