@@ -2,11 +2,7 @@
 onnxruntime on the CPU matches PyTorch at two input sizes (dynamic axes),
 for a segmentor, a backbone and a detector's backbone + neck."""
 import os
-import os.path as osp
-import runpy
-import sys
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -19,16 +15,15 @@ from slak_mm.deploy import (ExportAdaptiveAvgPool2d, deploy_checkpoint,
                             export_friendly, export_onnx, verify_onnx)
 from slak_mm.models import LargeKernelConv
 from slak_mm.ops import IMPL_ENV
+from tests.common import DEMO_CONFIG as SEG
+from tests.common import DEMO_VOC_CONFIG as DET
+from tests.common import rel_err
 from tests.test_deploy import randomise_norms
-from tests.tool_runner import ROOT
+from tests.tool_runner import run_tool
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
 
-SEG = osp.join(ROOT, 'configs', 'demo',
-               'upernet_slak_demo_synthetic_ade20k.py')
-DET = osp.join(ROOT, 'configs', 'demo',
-               'faster_rcnn_slak_demo_synthetic_voc.py')
 # the second size is no multiple of 32 and pools differently in the PPM
 SIZES = [(64, 64), (102, 80)]
 RTOL = 1e-4
@@ -49,12 +44,6 @@ def _random_checkpoint(config, path):
 def seg_checkpoint(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('onnx') / 'seg.pth')
     return path, _random_checkpoint(SEG, path)
-
-
-def _max_rel_err(outs, refs):
-    return max(
-        float(np.abs(o - r.numpy()).max() / np.abs(r.numpy()).max())
-        for o, r in zip(outs, refs))
 
 
 @pytest.mark.parametrize('out_size', [1, 2, 3, 6, (2, 5)])
@@ -96,18 +85,11 @@ def _check_standard_graph(path, outputs):
     assert [bool(d.dim_param) for d in dims] == [True, False, True, True]
 
 
-def test_tool_exports_segmentor_logits(seg_checkpoint, tmp_path,
-                                       monkeypatch, capsys):
+def test_tool_exports_segmentor_logits(seg_checkpoint, tmp_path):
     ckpt, reference = seg_checkpoint
     out = str(tmp_path / 'seg.onnx')
-    # the tool's command line, in this process (no second import of mm*)
-    monkeypatch.setattr(sys, 'argv', [
-        'export_onnx.py', SEG, ckpt, out, '--shape', *map(str, SIZES[0]),
-        '--verify-shape', *map(str, SIZES[1])
-    ])
-    runpy.run_path(osp.join(ROOT, 'tools', 'export_onnx.py'),
-                   run_name='__main__')
-    stdout = capsys.readouterr().out
+    stdout = run_tool('tools/export_onnx.py', SEG, ckpt, out, '--shape',
+                      *SIZES[0], '--verify-shape', *SIZES[1]).stdout
     assert 'segmentor' in stdout and '5 large kernels merged' in stdout
     assert stdout.count(' OK') == 2, stdout
     assert f'at {SIZES[1][0]}x{SIZES[1][1]}' in stdout
@@ -122,7 +104,7 @@ def test_tool_exports_segmentor_logits(seg_checkpoint, tmp_path,
                 reference._forward(x), size=size, mode='bilinear')
         onnx_out = session.run(None, {'inputs': x.numpy()})[0]
         assert onnx_out.shape == (batch, 150, *size)
-        assert _max_rel_err([onnx_out], [ref]) < RTOL
+        assert rel_err(torch.from_numpy(onnx_out), ref) < RTOL
 
 
 def test_backbone_of_deploy_checkpoint_runs_plain_convs(

@@ -2,14 +2,10 @@
 detection (Faster R-CNN) overlays of one image (--out) and of a folder
 (--out-dir), with checkpoints of the demo models made here (randomly
 initialised: this checks the path and the drawing, not accuracy). The script
-runs once as its own process; the other runs are in-process (runpy), which
-saves importing the mm stack (10-40 s) each time."""
+runs once as its own process (its smoke run); the other runs are in-process
+(tests/tool_runner.py)."""
 import os
 import os.path as osp
-import runpy
-import subprocess
-import sys
-from unittest import mock
 
 import mmcv
 import numpy as np
@@ -20,36 +16,27 @@ from slak_mm.apis import (build_inferencer, build_model, config_dataset_meta,
                           infer_images)
 from slak_mm.config import adapt_to_device, load_config
 from slak_mm.datasets import generate_ade20k, generate_voc
+from tests.common import DEMO_CONFIG as SEG
+from tests.common import DEMO_VOC_CONFIG as DET
+from tests.tool_runner import run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SEG = osp.join(ROOT, 'configs', 'demo',
-               'upernet_slak_demo_synthetic_ade20k.py')
-DET = osp.join(ROOT, 'configs', 'demo',
-               'faster_rcnn_slak_demo_synthetic_voc.py')
 # a random detector scores every class about 1/21, under the config's 0.05
 DET_OPTIONS = ['--cfg-options', 'model.test_cfg.rcnn.score_thr=0']
 
-DEMO_SCRIPT = osp.join(ROOT, 'demo', 'image_demo.py')
+DEMO_SCRIPT = 'demo/image_demo.py'
 
 
-def run_demo(*args):
-    """The script in a new process; returns its stdout."""
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, DEMO_SCRIPT, *args],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+def run_demo(*args, **kwargs):
+    """The script (in this process unless ``fresh_process=True``); returns
+    its stdout."""
+    return run_tool(DEMO_SCRIPT, *args, timeout=600, **kwargs).stdout
 
 
-def run_demo_here(capsys, *args):
-    """The script in this process; returns its stdout."""
-    with mock.patch.object(sys, 'argv', [DEMO_SCRIPT, *args]):
-        runpy.run_path(DEMO_SCRIPT, run_name='__main__')
-    return capsys.readouterr().out
+def demo_error(*args):
+    """The script's exit message, asserting it failed."""
+    proc = run_tool(DEMO_SCRIPT, *args, expect_ok=False)
+    assert proc.returncode == 1, proc.log[-2000:]
+    return proc.stderr.strip().splitlines()[-1]
 
 
 def make_checkpoint(config, path, with_meta):
@@ -93,35 +80,36 @@ def det_data(tmp_path_factory):
     return images, ckpt
 
 
-def test_seg_demo_one_image_and_folder(seg_data, tmp_path, capsys):
+def test_seg_demo_one_image_and_folder(seg_data, tmp_path):
     folder, ckpt = seg_data
     images = sorted(os.listdir(folder))
     image = osp.join(folder, images[0])
     out = str(tmp_path / 'one.png')
-    run_demo(image, SEG, ckpt, '--out', out, '--device', 'cpu')
+    run_demo(image, SEG, ckpt, '--out', out, '--device', 'cpu',
+             fresh_process=True)
     assert_overlay(out, image)
 
     out_dir = str(tmp_path / 'all')
-    stdout = run_demo_here(capsys, folder, SEG, ckpt, '--out-dir', out_dir,
-                           '--opacity', '0.7')
+    stdout = run_demo(folder, SEG, ckpt, '--out-dir', out_dir, '--opacity',
+                      '0.7')
     assert sorted(os.listdir(out_dir)) == images
     for name in images:
         assert_overlay(osp.join(out_dir, name), osp.join(folder, name))
     assert stdout.count('Overlay written to') == len(images)
 
 
-def test_det_demo_one_image_and_folder(det_data, tmp_path, capsys):
+def test_det_demo_one_image_and_folder(det_data, tmp_path):
     folder, ckpt = det_data
     images = sorted(os.listdir(folder))
     image = osp.join(folder, images[0])
     out = str(tmp_path / 'one.jpg')
-    run_demo_here(capsys, image, DET, ckpt, '--out', out, '--score-thr', '0',
-                  *DET_OPTIONS)
+    run_demo(image, DET, ckpt, '--out', out, '--score-thr', '0',
+             *DET_OPTIONS)
     assert_overlay(out, image)
 
     out_dir = str(tmp_path / 'all')
-    run_demo_here(capsys, folder, DET, ckpt, '--out-dir', out_dir,
-                  '--score-thr', '0', *DET_OPTIONS)
+    run_demo(folder, DET, ckpt, '--out-dir', out_dir, '--score-thr', '0',
+             *DET_OPTIONS)
     assert sorted(os.listdir(out_dir)) == images
     for name in images:
         assert_overlay(osp.join(out_dir, name), osp.join(folder, name))
@@ -143,7 +131,7 @@ def test_checkpoint_without_meta_uses_config_classes(det_data):
     assert inferencer.visualizer.dataset_meta['classes'] == classes
 
 
-def test_clear_errors(seg_data, tmp_path, capsys):
+def test_clear_errors(seg_data, tmp_path):
     folder, ckpt = seg_data
     image = osp.join(folder, sorted(os.listdir(folder))[0])
     with pytest.raises(FileNotFoundError, match='Checkpoint not found'):
@@ -159,11 +147,10 @@ def test_clear_errors(seg_data, tmp_path, capsys):
         infer_images(SEG, ckpt, folder, out=str(tmp_path / 'x.png'))
     # the script reports it in one line
     missing = str(tmp_path / 'missing.jpg')
-    with pytest.raises(SystemExit, match='error: Image not found'):
-        run_demo_here(capsys, missing, SEG, ckpt)
+    assert demo_error(missing, SEG, ckpt).startswith('error: Image not found')
 
 
-def test_bad_images_are_skipped_and_reported(seg_data, tmp_path, capsys):
+def test_bad_images_are_skipped_and_reported(seg_data, tmp_path):
     folder, ckpt = seg_data
     good = osp.join(folder, sorted(os.listdir(folder))[0])
     mixed = tmp_path / 'mixed'
@@ -172,9 +159,8 @@ def test_bad_images_are_skipped_and_reported(seg_data, tmp_path, capsys):
     mmcv.imwrite(np.zeros((1, 1, 3), np.uint8), str(mixed / 'b_tiny.png'))
     (mixed / 'c_empty.png').write_bytes(b'')
     out_dir = tmp_path / 'vis'
-    with pytest.raises(SystemExit, match='2 of 3 images skipped'):
-        run_demo_here(capsys, str(mixed), SEG, ckpt, '--out-dir',
-                      str(out_dir), '--device', 'cpu')
+    assert '2 of 3 images skipped' in demo_error(
+        str(mixed), SEG, ckpt, '--out-dir', str(out_dir), '--device', 'cpu')
     # the good image is still drawn; the bad ones are named
     assert sorted(os.listdir(out_dir)) == ['a_good.png']
     written = infer_images(SEG, ckpt, str(mixed), out_dir=str(out_dir))

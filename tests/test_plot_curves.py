@@ -2,53 +2,26 @@
 of the segmentation demo (4 iterations, validated at the end), and the
 scalar parsing of a detection-style (epoch-based) file."""
 import json
-import os
 import os.path as osp
-import runpy
-import subprocess
-import sys
-from unittest import mock
 
 import pytest
 
 from slak_mm.analysis.curves import (default_keys, load_scalars, plot_curves,
                                      resolve_keys)
-from slak_mm.datasets import generate_ade20k
+from tests.common import DEMO_CONFIG as DEMO
+from tests.tool_runner import run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO = osp.join(ROOT, 'configs', 'demo',
-                'upernet_slak_demo_synthetic_ade20k.py')
 ITERS = 4
-TOOL = osp.join(ROOT, 'tools', 'analysis', 'plot_curves.py')
-
-
-def run(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=900)
-    return proc
-
-
-def run_tool_here(*args):
-    """The tool in this process (no second import of the mm stack)."""
-    with mock.patch.object(sys, 'argv', [TOOL, *args]):
-        runpy.run_path(TOOL, run_name='__main__')
+TOOL = 'tools/analysis/plot_curves.py'
 
 
 @pytest.fixture(scope='module')
-def work_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('curves')
-    data_root = generate_ade20k(str(tmp / 'data'), num_train=4, num_val=2)
-    work_dir = str(tmp / 'work_dir')
-    proc = run('tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
-               f'data_root={data_root}', f'train_cfg.max_iters={ITERS}',
-               f'train_cfg.val_interval={ITERS}',
-               'default_hooks.logger.interval=1', 'custom_hooks.0.interval=1')
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def work_dir(tmp_path_factory, small_ade_root):
+    work_dir = str(tmp_path_factory.mktemp('curves') / 'work_dir')
+    run_tool('tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
+             f'data_root={small_ade_root}', f'train_cfg.max_iters={ITERS}',
+             f'train_cfg.val_interval={ITERS}',
+             'default_hooks.logger.interval=1', 'custom_hooks.0.interval=1')
     return work_dir
 
 
@@ -66,12 +39,12 @@ def test_scalars_of_a_training_run(work_dir):
     assert default_keys(scalars) == ['loss', 'lr', 'density', 'mIoU']
 
 
-def test_plot_tool_writes_png(work_dir, tmp_path, capsys):
-    run_tool_here(work_dir)
+def test_plot_tool_writes_png(work_dir, tmp_path):
+    stdout = run_tool(TOOL, work_dir).stdout
     out = osp.join(work_dir, 'curves.png')
     with open(out, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    assert 'written to' in capsys.readouterr().out
+    assert 'written to' in stdout
 
     out = str(tmp_path / 'two.png')
     plot_curves(load_scalars(work_dir), ['loss', 'mIoU'], out)
@@ -83,8 +56,10 @@ def test_clear_errors(tmp_path, work_dir):
     with pytest.raises(FileNotFoundError, match='LocalVisBackend') as e:
         load_scalars(missing)
     assert missing in str(e.value)
-    with pytest.raises(SystemExit, match='error: No scalars.json found'):
-        run_tool_here(missing)
+    proc = run_tool(TOOL, missing, expect_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].startswith(
+        'error: No scalars.json found')
     with pytest.raises(KeyError, match='logged'):
         resolve_keys(load_scalars(work_dir), ['bbox_mAP'])
 

@@ -15,10 +15,8 @@ import os.path as osp
 import pytest
 import torch
 
-from slak_mm.datasets import generate_ade20k
+from tests.common import DEMO_CONFIG as DEMO
 from tests.tool_runner import run_tool
-
-DEMO = 'configs/demo/upernet_slak_demo_synthetic_ade20k.py'
 
 
 class _Payload:
@@ -32,16 +30,12 @@ class _Payload:
 
 
 @pytest.fixture(scope='module')
-def env(tmp_path_factory):
-    """Tiny data, one real 1-iteration checkpoint, a hostile copy of it."""
+def env(tmp_path_factory, demo_trained, small_ade_root):
+    """Tiny data, the session's trained demo checkpoint, a hostile copy of
+    it."""
     root = tmp_path_factory.mktemp('safe')
-    data = generate_ade20k(
-        str(root / 'data'), num_train=2, num_val=1, img_size=(64, 64))
-    work = str(root / 'trained')
-    run_tool('tools/train.py', DEMO, '--work-dir', work, '--cfg-options',
-             f'data_root={data}', 'train_cfg.max_iters=1',
-             'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=1')
-    good = osp.join(work, 'iter_1.pth')
+    data = small_ade_root
+    good = demo_trained['checkpoint']  # read only
     marker = str(root / 'PAYLOAD_RAN')
     checkpoint = torch.load(good, weights_only=False)  # our own file
     checkpoint['meta']['extra'] = _Payload(marker)
@@ -133,8 +127,10 @@ def test_unsafe_load_is_an_explicit_logged_opt_in(env, tmp_path):
 
 def test_training_checkpoints_load_as_backbone_init_and_for_flops(env):
     # iter_N.pth holds mmengine's HistoryBuffer: allowed, unlike real code
+    # the tool's smoke run as its own process
     proc = run_tool('tools/analysis/get_flops.py', DEMO, '--checkpoint',
-                    env['good'], '--shape', '64', timeout=600)
+                    env['good'], '--shape', '64', timeout=600,
+                    fresh_process=True)
     assert 'sparse' in proc.stdout
     from slak_mm.models import SLaK
     from slak_mm.checkpoint import load_pretrained_backbone
@@ -228,7 +224,8 @@ def test_convert_refuses_a_file_without_slak_weights(tmp_path):
     path = _resnet_file(tmp_path)
     out = tmp_path / 'out.pth'
     proc = run_tool('tools/convert_checkpoint.py', path, str(out),
-                    timeout=600, expect_ok=False)
+                    timeout=600, expect_ok=False,
+                    fresh_process=True)  # the tool's smoke run
     assert proc.returncode != 0
     assert 'holds no SLaK backbone weights' in proc.stderr
     assert not out.exists()
