@@ -14,9 +14,9 @@ from slak_mm.analysis.erf import (ERFImages, build_erf_backbone,
                                   high_contribution_area, normalise_scores,
                                   plot_erf, synthetic_images)
 from slak_mm.models import SLaK
+from tests.common import DEMO_CONFIG, tiny_slak
 from tests.tool_runner import ROOT, run_tool
 
-DEMO_CONFIG = 'configs/demo/upernet_slak_demo_synthetic_ade20k.py'
 SIZE = 256
 
 
@@ -31,11 +31,9 @@ def small_slak(kernel_size):
     torch.manual_seed(0)
     # layer scale 1 (as in the segmentation configs): with the default 1e-6
     # the random blocks are near-identity and the kernels would not matter
-    model = SLaK(
-        arch=dict(depths=[1, 1, 1, 1], dims=[16, 32, 64, 64]),
+    model = tiny_slak(
+        dims=[16, 32, 64, 64],
         kernel_size=kernel_size,
-        small_kernel=3,
-        width_factor=1.0,
         layer_scale_init_value=1.0)
     model.init_weights()
     return model
@@ -129,7 +127,8 @@ def test_cli_end_to_end(tmp_path):
         'cpu',
         '--out-dir',
         str(out),
-        timeout=600)
+        timeout=600,
+        fresh_process=True)  # the tool's smoke run
     names = ['upernet_slak_demo_synthetic_ade20k', 'timm_convnext_atto']
     for name in names:
         scores = np.load(out / f'{name}_erf.npy')

@@ -8,6 +8,7 @@ import torch.nn as nn
 
 import slak_mm  # noqa: F401  (registers SLaK)
 from slak_mm.models import SLaK
+from tests.common import tiny_slak_args
 from tests.official_format import official_forward
 
 # copy of ../shared/reference/slak_official_state_dict_keys.json: key names
@@ -15,11 +16,7 @@ from tests.official_format import official_forward
 REF = osp.join(
     osp.dirname(osp.abspath(__file__)), 'data',
     'slak_official_state_dict_keys.json')
-SMALL = dict(
-    arch=dict(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32]),
-    kernel_size=(9, 7, 7, 5),
-    small_kernel=3,
-    width_factor=1.0)
+SMALL = tiny_slak_args(depths=[1, 1, 2, 1])
 
 
 @pytest.mark.parametrize('arch,dims', [

@@ -12,25 +12,14 @@ import pytest
 import torch
 
 from slak_mm.checkpoint import checkpoint_problem
-from slak_mm.datasets import generate_ade20k
 from slak_mm.engine.work_dir_lock import (LOCK_NAME, SHARED_WORK_DIR_ENV,
                                           WorkDirLock)
 from slak_mm.fileio import TEMP_FILE_PATTERN
+from tests.common import DEMO_CONFIG as DEMO
 from tests.crash_points import CRASH_ENV
-from tests.tool_runner import ROOT, run_tool
+from tests.tool_runner import run_tool
 
-DEMO = osp.join(ROOT, 'configs', 'demo',
-                'upernet_slak_demo_synthetic_ade20k.py')
 MAX_ITERS = 4
-
-
-@pytest.fixture(scope='module')
-def ade_root(tmp_path_factory):
-    return generate_ade20k(
-        str(tmp_path_factory.mktemp('synthetic')),
-        num_train=4,
-        num_val=2,
-        img_size=64)
 
 
 @pytest.fixture(scope='module')
@@ -51,14 +40,15 @@ def config(tmp_path_factory):
 
 
 def train(config,
-          ade_root,
+          small_ade_root,
           work_dir,
           *options,
           resume=False,
           expect_ok=True,
+          fresh_process=False,
           **env):
     """tools/train.py CONFIG with ``--cfg-options data_root=... *options``
-    (and ``--resume``)."""
+    (and ``--resume``); ``fresh_process`` for a run to be killed."""
     return run_tool(
         'tools/train.py',
         config,
@@ -66,9 +56,10 @@ def train(config,
         str(work_dir),
         *(['--resume'] if resume else []),
         '--cfg-options',
-        f'data_root={ade_root}',
+        f'data_root={small_ade_root}',
         *options,
         expect_ok=expect_ok,
+        fresh_process=fresh_process,
         **env)
 
 
@@ -111,11 +102,16 @@ KILLS = [
 
 
 @pytest.mark.parametrize('kill, pointed, state, resumed', KILLS)
-def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
+def test_kill_during_save_then_resume(config, small_ade_root, tmp_path, kill,
                                       pointed, state, resumed):
     work_dir = tmp_path / 'work'
     crashed = train(
-        config, ade_root, work_dir, expect_ok=False, **{CRASH_ENV: kill})
+        config,
+        small_ade_root,
+        work_dir,
+        expect_ok=False,
+        fresh_process=True,  # it kills itself
+        **{CRASH_ENV: kill})
     assert crashed.returncode == -signal.SIGKILL, crashed.log[-3000:]
     pointer = work_dir / 'last_checkpoint'
     assert pointer.read_text() == str(work_dir / f'iter_{pointed}.pth')
@@ -127,12 +123,13 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
         pointer.write_text('')
     source = work_dir / f'iter_{resumed}.pth'
     before = masks_and_weights(source)
-    # a lock file whose flock is free, naming a live pid (this one): stale
-    (work_dir / LOCK_NAME).write_text(f'{os.getpid()}\n')
+    # a lock file whose flock is free, naming a live pid (not the run's):
+    # stale
+    (work_dir / LOCK_NAME).write_text(f'{os.getppid()}\n')
 
     # another seed: masks drawn afresh would differ from the checkpoint's
     log = train(
-        config, ade_root, work_dir, 'randomness.seed=1', resume=True).log
+        config, small_ade_root, work_dir, 'randomness.seed=1', resume=True).log
     assert f'resumed epoch: 0, iter: {resumed}' in log
     if state.get('empty_pointer'):
         assert 'Auto resume:' in log and 'is empty' in log
@@ -159,14 +156,19 @@ def test_kill_during_save_then_resume(config, ade_root, tmp_path, kill,
 
 
 def test_disk_full_at_the_pointer_is_one_line_and_resume_continues(
-        config, ade_root, tmp_path):
+        config, small_ade_root, tmp_path):
     """iter_2.pth saved, then the disk is full for last_checkpoint: one
     line naming the file and the space, exit 1; once there is space,
     --resume takes the newest complete checkpoint (iter_2), not the one
     the stale pointer names."""
     work_dir = tmp_path / 'work'
-    full = train(config, ade_root, work_dir, expect_ok=False,
-                 **{CRASH_ENV: 'enospc:last_checkpoint:2'})
+    full = train(
+        config,
+        small_ade_root,
+        work_dir,
+        expect_ok=False,
+        fresh_process=True,  # the crash point patches os.fsync
+        **{CRASH_ENV: 'enospc:last_checkpoint:2'})
     pointer = work_dir / 'last_checkpoint'
     assert full.returncode == 1, full.log[-3000:]
     assert full.stderr.strip().splitlines()[-1].startswith(
@@ -174,16 +176,16 @@ def test_disk_full_at_the_pointer_is_one_line_and_resume_continues(
     assert 'Traceback' not in full.stderr
     assert pointer.read_text() == str(work_dir / 'iter_1.pth')
     assert temp_files(work_dir) == []
-    log = train(config, ade_root, work_dir, resume=True).log
+    log = train(config, small_ade_root, work_dir, resume=True).log
     assert f'{work_dir / "iter_2.pth"} is newer and complete' in log
     assert 'resumed epoch: 0, iter: 2' in log
     assert pointer.read_text() == str(work_dir / f'iter_{MAX_ITERS}.pth')
 
 
-def test_second_run_in_a_busy_work_dir_is_refused(config, ade_root, tmp_path):
+def test_second_run_in_a_busy_work_dir_is_refused(config, small_ade_root, tmp_path):
     work_dir = tmp_path / 'busy'
     with WorkDirLock(str(work_dir)):
-        proc = train(config, ade_root, work_dir, expect_ok=False)
+        proc = train(config, small_ade_root, work_dir, expect_ok=False)
         lines = proc.log.strip().splitlines()
         assert proc.returncode == 1
         assert lines[-1] == (

@@ -6,8 +6,6 @@ mmpretrain's top-1/top-5 of them."""
 import json
 import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import mmcv
 import numpy as np
@@ -23,16 +21,13 @@ from slak_mm.models import SLaK
 from tests.official_format import (model_shapes, official_classifier_forward,
                                    reference_shapes,
                                    write_official_checkpoint)
-from tests.tool_runner import ROOT, run_tool
+from tests.common import tiny_slak_args
+from tests.tool_runner import ROOT, run_python, run_tool
 
 pytest.importorskip('mmpretrain')
 
 EVAL_CFG = osp.join(ROOT, 'configs', 'imagenet', 'slak_t_in1k_eval.py')
-TINY = dict(
-    arch=dict(depths=[1, 1, 1, 1], dims=[8, 8, 16, 16]),
-    kernel_size=(9, 7, 7, 5),
-    small_kernel=3,
-    width_factor=1.0)
+TINY = tiny_slak_args(dims=[8, 8, 16, 16])
 NUM_CLASSES = 6
 # (H, W) whose shorter side scales to exactly 256 in every resize rounding
 IMAGE_SIZES = [(128, 192), (160, 160)]
@@ -119,6 +114,7 @@ def test_tool_evaluates_official_weights(imagenet_root, tiny_config,
         '--out',
         preds,
         timeout=600,
+        fresh_process=True,  # the tool's smoke run
         SLAK_MM_DWCONV_IMPL='torch')
     assert 'accuracy/top1' in proc.stdout and 'accuracy/top5' in proc.stdout
     with open(tmp_path / 'work' / 'test_metrics.json') as f:
@@ -221,10 +217,6 @@ try:
 except ModuleNotFoundError as err:
     print('refused:', err)
 '''
-    proc = subprocess.run([sys.executable, '-c', code],
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    proc = run_python(code, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'refused:' in proc.stdout and '.[cls]' in proc.stdout

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from slak_mm.datasets import generate_ade20k, generate_coco
+from slak_mm.datasets import generate_coco
 from tests.tool_runner import ROOT, run_tool
 
 CONFIGS = 'configs/integrations'
@@ -89,12 +89,12 @@ CASES = {
 
 
 @pytest.fixture(scope='module')
-def data_roots(tmp_path_factory):
+def data_roots(tmp_path_factory, small_ade_root):
     """One tiny synthetic COCO and ADE20K for all configs."""
     root = str(tmp_path_factory.mktemp('integration_data'))
     return dict(
         coco=generate_coco(root, num_train=4, num_val=2, img_size=128),
-        ade20k=generate_ade20k(root, num_train=4, num_val=2, img_size=64))
+        ade20k=small_ade_root)
 
 
 @pytest.mark.parametrize('name', list(CASES))

@@ -5,13 +5,8 @@ import torch
 import slak_mm  # noqa: F401
 from slak_mm.models import SLaK
 from slak_mm.checkpoint import load_pretrained_backbone
+from tests.common import TINY_SLAK as SMALL
 from tests.official_format import model_shapes, write_official_checkpoint
-
-SMALL = dict(
-    arch=dict(depths=[1, 1, 1, 1], dims=[8, 16, 24, 32]),
-    kernel_size=(9, 7, 7, 5),
-    small_kernel=3,
-    width_factor=1.0)
 
 
 def official_file(path, model, prefix='', rename=None):

@@ -9,7 +9,6 @@ are in the venv; nothing is written into the checkout).
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import textwrap
 import zipfile
@@ -17,8 +16,8 @@ import zipfile
 import pytest
 
 from slak_mm.config_path import get_config_path, list_configs
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.common import DEMO_CONFIG, ROOT
+from tests.tool_runner import run_process, run_python
 TOP_CONFIGS = ('upernet_slak_t_ade20k.py', 'upernet_slak_s_ade20k.py',
                'upernet_slak_b_ade20k.py', 'faster_rcnn_slak_t_fpn_voc0712.py',
                'cascade_mask_rcnn_slak_t_fpn_3x_coco.py')
@@ -35,12 +34,9 @@ HIDE_MM = textwrap.dedent('''
 
 def _source_copy(dst):
     """The files git would ship (tracked and untracked, not ignored)."""
-    files = subprocess.run(
-        ['git', 'ls-files', '-co', '--exclude-standard', '-z'],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True).stdout.split('\0')
+    proc = run_process(['git', 'ls-files', '-co', '--exclude-standard', '-z'])
+    assert proc.returncode == 0, proc.stderr
+    files = proc.stdout.split('\0')
     for rel in filter(None, files):
         src = osp.join(ROOT, rel)
         if osp.isfile(src):  # not a file deleted in the working tree
@@ -50,13 +46,7 @@ def _source_copy(dst):
 
 
 def _python(code, pythonpath, cwd):
-    env = dict(os.environ, PYTHONPATH=pythonpath, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, '-c', code],
-                          cwd=cwd,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    proc = run_python(code, pythonpath=pythonpath, cwd=cwd, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -66,14 +56,13 @@ def built(tmp_path_factory):
     """A source copy, the wheel built from it and the wheel unpacked."""
     tmp = tmp_path_factory.mktemp('packaging')
     src = _source_copy(str(tmp / 'src'))
-    proc = subprocess.run([
+    proc = run_process([
         sys.executable, '-m', 'pip', 'wheel', '--no-deps',
         '--no-build-isolation', '--no-index', '-q', '-w',
         str(tmp / 'dist'), src
     ],
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+                       pythonpath=None,
+                       timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (wheel, ) = (tmp / 'dist').glob('slak_mm-*.whl')
     unpacked = tmp / 'site'
@@ -121,8 +110,7 @@ def test_get_config_path_in_the_checkout():
     expected = osp.join(ROOT, 'configs', 'upernet_slak_t_ade20k.py')
     for name in ('upernet_slak_t_ade20k.py', 'upernet_slak_t_ade20k'):
         assert osp.samefile(get_config_path(name), expected)
-    demo = osp.join(ROOT, 'configs', 'demo',
-                    'upernet_slak_demo_synthetic_ade20k.py')
+    demo = DEMO_CONFIG
     for name in ('demo/upernet_slak_demo_synthetic_ade20k.py',
                  'demo/upernet_slak_demo_synthetic_ade20k',
                  'upernet_slak_demo_synthetic_ade20k'):  # unique file name

@@ -16,6 +16,7 @@ import sys
 import tarfile
 import textwrap
 
+from tests.common import free_port
 from tests.tool_runner import ROOT
 
 STUB = textwrap.dedent('''\
@@ -138,7 +139,7 @@ def _launch(tmp_path, **env):
     base['PATH'] = '/usr/bin:/bin'  # no venv on PATH, as outside `activate`
     return subprocess.run(
         ['bash', osp.join(ROOT, 'tools', 'dist_launch.sh'), '2', str(script)],
-        env=dict(base, PORT='29531', **env),
+        env=dict(base, PORT=free_port(), **env),
         capture_output=True, text=True, timeout=300)
 
 

@@ -14,14 +14,10 @@ from slak_mm.checkpoint import load_pretrained_backbone
 from slak_mm.sparse import masked_weights
 from tests.official_format import (model_shapes, reference_shapes,
                                    write_official_checkpoint)
+from tests.common import TINY_SLAK as SMALL
 from tests.tool_runner import ROOT, run_tool
 
 TINY_CONFIG = osp.join(ROOT, 'configs', 'upernet_slak_t_ade20k.py')
-SMALL = dict(
-    arch=dict(depths=[1, 1, 1, 1], dims=[8, 16, 24, 32]),
-    kernel_size=(9, 7, 7, 5),
-    small_kernel=3,
-    width_factor=1.0)
 
 
 def build_tiny_segmentor(checkpoint):

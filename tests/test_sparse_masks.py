@@ -16,12 +16,9 @@ from slak_mm.sparse import (apply_masks, attach_masks, cosine_prune_rate,
                             density_by_group, erk_densities, init_random_masks,
                             mask_gradients, masked_weights, masks_from_zeros,
                             prune_and_regrow, uniform_densities)
+from tests.common import tiny_slak_args
 
-SMALL = dict(
-    arch=dict(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32]),
-    kernel_size=(9, 7, 7, 5),
-    small_kernel=3,
-    width_factor=1.0)
+SMALL = tiny_slak_args(depths=[1, 1, 2, 1])
 
 
 def sparse_model(**kwargs):

@@ -8,24 +8,17 @@ import pytest
 import torch
 
 from slak_mm.config import load_config
-from slak_mm.datasets import generate_ade20k
 from slak_mm.models import SLaK
+from tests.common import DEMO_CONFIG as DEMO
+from tests.common import free_port
 from tests.official_format import model_shapes, write_official_checkpoint
-from tests.tool_runner import ROOT, run_tool
-
-DEMO = osp.join(ROOT, 'configs', 'demo',
-                'upernet_slak_demo_synthetic_ade20k.py')
+from tests.tool_runner import run_tool
 
 
 def sparse_items(state):
     """(key, weight, mask) of every masked weight of a backbone state."""
     return [(k[:-len('_mask')], state[k[:-len('_mask')]], v)
             for k, v in state.items() if k.endswith('_mask')]
-
-
-@pytest.fixture(scope='module')
-def ade_root(tmp_path_factory):
-    return generate_ade20k(str(tmp_path_factory.mktemp('synthetic')))
 
 
 @pytest.fixture(scope='module')
@@ -130,7 +123,7 @@ def test_dynamic_sparsity_two_gloo_ranks(pretrained, ade_root, tmp_path):
                       'train_cfg.max_iters=6', 'train_dataloader.batch_size=2')
     args[1] = str(config)
     log = run_tool(
-        'tools/dist_train.sh', args[1], '2', *args[2:], PORT='29523').log
+        'tools/dist_train.sh', args[1], '2', *args[2:], PORT=free_port()).log
     assert 'world_size: 2' in log or 'Distributed launcher: pytorch' in log
     assert 'Dynamic sparsity at iter 2' in log
     assert 'Dynamic sparsity at iter 4' in log

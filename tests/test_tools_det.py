@@ -7,29 +7,45 @@ import os.path as osp
 
 import pytest
 
-from slak_mm.datasets import generate_coco, generate_voc
+from tests.common import DEMO_COCO_CONFIG, DEMO_VOC_CONFIG
 from tests.tool_runner import run_tool
 
+CASES = {
+    'faster_rcnn_voc': (DEMO_VOC_CONFIG, 'voc_root', {'pascal_voc/mAP'}),
+    'cascade_mask_rcnn_coco': (DEMO_COCO_CONFIG, 'coco_root',
+                               {'coco/bbox_mAP', 'coco/segm_mAP'}),
+}
 
-@pytest.mark.parametrize(
-    'config,generate,metric_keys', [
-        ('configs/demo/faster_rcnn_slak_demo_synthetic_voc.py', generate_voc,
-         {'pascal_voc/mAP'}),
-        ('configs/demo/cascade_mask_rcnn_slak_demo_synthetic_coco.py',
-         generate_coco, {'coco/bbox_mAP', 'coco/segm_mAP'}),
-    ],
-    ids=['faster_rcnn_voc', 'cascade_mask_rcnn_coco'])
-def test_detection_train_and_test(config, generate, metric_keys, tmp_path):
-    data_root = generate(str(tmp_path / 'data'), num_train=8, num_val=4)
-    work_dir = str(tmp_path / 'work_dir')
-    options = [f'data_root={data_root}', 'train_cfg.max_epochs=1']
-    run_tool('tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
-             *options)
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        checkpoint = f.read().strip()
+
+@pytest.fixture(scope='module')
+def trained(request, tmp_path_factory):
+    """``trained(case)``: (config, data_root, work_dir, checkpoint) of one
+    epoch of tools/train.py, once per case and module (read only)."""
+    cache = {}
+
+    def train(case):
+        if case not in cache:
+            config, data_fixture, _ = CASES[case]
+            data_root = request.getfixturevalue(data_fixture)
+            work_dir = str(tmp_path_factory.mktemp(case))
+            run_tool('tools/train.py', config, '--work-dir', work_dir,
+                     '--cfg-options', f'data_root={data_root}',
+                     'train_cfg.max_epochs=1')
+            with open(osp.join(work_dir, 'last_checkpoint')) as f:
+                cache[case] = (config, data_root, work_dir, f.read().strip())
+        return cache[case]
+
+    return train
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_detection_train_and_test(case, trained, tmp_path):
+    config, data_root, _, checkpoint = trained(case)
+    metric_keys = CASES[case][2]
     assert osp.isfile(checkpoint)
     # after one epoch scores are low: keep every box so that the metric
     # has detections to score (an empty result set yields no AP at all)
+    work_dir = str(tmp_path / 'work_dir')
     proc = run_tool('tools/test.py', config, checkpoint, '--work-dir',
                     work_dir, '--cfg-options', f'data_root={data_root}',
                     'model.test_cfg.rcnn.score_thr=0.0')
@@ -41,22 +57,18 @@ def test_detection_train_and_test(config, generate, metric_keys, tmp_path):
         assert key in proc.stdout
 
 
-def test_voc_test_with_tta_dumps_results(tmp_path):
+def test_voc_test_with_tta_dumps_results(trained, tmp_path):
     import pickle
-    config = 'configs/demo/faster_rcnn_slak_demo_synthetic_voc.py'
-    data_root = generate_voc(str(tmp_path / 'data'), num_train=4, num_val=2)
-    work_dir = str(tmp_path / 'work_dir')
-    options = [f'data_root={data_root}', 'train_cfg.max_epochs=1']
-    run_tool('tools/train.py', config, '--work-dir', work_dir,
-             '--cfg-options', *options)
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        checkpoint = f.read().strip()
+    config, data_root, _, checkpoint = trained('faster_rcnn_voc')
     out = str(tmp_path / 'results.pkl')
     proc = run_tool('tools/test.py', config, checkpoint, '--work-dir',
-                    work_dir, '--tta', '--out', out, '--cfg-options',
-                    f'data_root={data_root}',
+                    str(tmp_path / 'work_dir'), '--tta', '--out', out,
+                    '--cfg-options', f'data_root={data_root}',
                     'model.test_cfg.rcnn.score_thr=0.0')
     assert 'pascal_voc/mAP' in proc.stdout
     with open(out, 'rb') as f:  # our own file, written just now
         results = pickle.load(f)
-    assert len(results) == 2 and 'pred_instances' in results[0]
+    with open(osp.join(data_root, 'VOC2007', 'ImageSets', 'Main',
+                       'test.txt')) as f:
+        num_val = len(f.read().split())
+    assert len(results) == num_val and 'pred_instances' in results[0]

@@ -1,13 +1,9 @@
 """slak_mm.ops and slak_mm.sparse work where OpenMMLab is not installed (a
 bare GPU box with torch and Triton), so the kernels can be benchmarked
 there; ``import slak_mm`` works with only one of mmseg / mmdet."""
-import os.path as osp
-import subprocess
-import sys
-
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.tool_runner import run_python
 
 HIDE = '''
 import importlib.abc, sys
@@ -21,12 +17,9 @@ OPENMMLAB = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain')
 
 
 def run_without_mm(code, hidden=OPENMMLAB):
-    return subprocess.run([sys.executable, '-c',
-                           HIDE.format(hidden=tuple(hidden)) + code],
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    """``code`` in a new interpreter where ``hidden`` cannot be imported."""
+    return run_python(
+        HIDE.format(hidden=tuple(hidden)) + code, timeout=300)
 
 
 def test_ops_and_sparse_import_without_openmmlab():
