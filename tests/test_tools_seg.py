@@ -12,25 +12,17 @@ import os.path as osp
 import pytest
 
 from slak_mm.datasets import generate_ade20k
-from tests.tool_runner import ROOT, run_tool
+from tests.common import DEMO_CONFIG as DEMO
+from tests.common import free_port
+from tests.tool_runner import run_tool
 
-DEMO = osp.join(ROOT, 'configs', 'demo',
-                'upernet_slak_demo_synthetic_ade20k.py')
 MIN_MIOU = 40.0
 
 
 @pytest.fixture(scope='module')
-def ade_root(tmp_path_factory):
-    return generate_ade20k(str(tmp_path_factory.mktemp('synthetic')))
-
-
-@pytest.fixture(scope='module')
-def trained(ade_root, tmp_path_factory):
-    work_dir = str(tmp_path_factory.mktemp('work_dir'))
-    run_tool('tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
-             f'data_root={ade_root}')
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return work_dir, f.read().strip()
+def trained(demo_trained):
+    """(work_dir, checkpoint) of the session's demo training (read only)."""
+    return demo_trained['work_dir'], demo_trained['checkpoint']
 
 
 def test_train_then_test_reports_miou_and_learns(trained, ade_root, tmp_path):
@@ -56,7 +48,7 @@ def test_dist_test_reports_metrics_once(trained, ade_root, tmp_path):
     _, checkpoint = trained
     proc = run_tool('tools/dist_test.sh', DEMO, checkpoint, '2', '--work-dir',
                     str(tmp_path), '--cfg-options', f'data_root={ade_root}',
-                    PORT='29532')
+                    PORT=free_port())
     printed = [line for line in proc.stdout.splitlines()
                if line.startswith('mIoU:')]
     assert len(printed) == 1, proc.stdout[-2000:]  # rank 0 only
@@ -89,8 +81,10 @@ def test_auto_scale_lr_rescales_to_the_real_batch(ade_root, tmp_path):
     assert 'Scaling the original LR by 0.25' in proc.log, proc.log[-3000:]
 
 
-def test_resume_continues_from_checkpoint(trained, ade_root, tmp_path):
-    work_dir, checkpoint = trained
+def test_resume_continues_from_checkpoint(trained, ade_root, copy_work_dir):
+    # a copy: the shared work_dir and its checkpoint stay as trained
+    work_dir = copy_work_dir(trained[0])
+    checkpoint = osp.join(work_dir, osp.basename(trained[1]))
     proc = run_tool('tools/train.py', DEMO, '--work-dir', work_dir, '--resume',
                     checkpoint, '--cfg-options', f'data_root={ade_root}',
                     'train_cfg.max_iters=302', 'train_cfg.val_interval=1000')
