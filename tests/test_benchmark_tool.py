@@ -8,8 +8,7 @@ from tests.tool_runner import run_tool
 
 
 def run_benchmark(*args, **kwargs):
-    return run_tool('tools/benchmark.py', *args, timeout=600,
-                    **kwargs).stdout
+    return run_tool('tools/benchmark.py', *args, timeout=600, **kwargs).stdout
 
 
 def test_op_benchmark(tmp_path):
@@ -17,9 +16,24 @@ def test_op_benchmark(tmp_path):
     # untuned, auto takes the heuristic's choice (no timing decides it), and
     # the tool names that choice; its smoke run as its own process
     stdout = run_benchmark(
-        'op', '--device', 'cpu', '--batch', '1', '--shape', '128',
-        '--stages', '0', '3', '--backward', '--min-run-time', '0.01',
-        '--rounds', '2', '--out', str(out), fresh_process=True,
+        'op',
+        '--device',
+        'cpu',
+        '--batch',
+        '1',
+        '--shape',
+        '128',
+        '--stages',
+        '0',
+        '3',
+        '--backward',
+        '--min-run-time',
+        '0.01',
+        '--rounds',
+        '2',
+        '--out',
+        str(out),
+        fresh_process=True,
         SLAK_MM_DWCONV_TUNE='0')
     assert 'auto chose' in stdout and 'total fp32' in stdout
     data = json.loads(out.read_text())
@@ -41,10 +55,10 @@ def test_op_benchmark(tmp_path):
 
 def test_model_benchmark_variants(tmp_path):
     out = tmp_path / 'model.json'
-    stdout = run_benchmark(
-        'model', DEMO_CONFIG,
-        '--variants', 'nchw', 'default', 'fft', 'deploy', '--shape', '64',
-        '64', '--min-run-time', '0.01', '--rounds', '2', '--out', str(out))
+    stdout = run_benchmark('model', DEMO_CONFIG, '--variants', 'nchw',
+                           'default', 'fft', 'deploy', '--shape', '64', '64',
+                           '--min-run-time', '0.01', '--rounds', '2', '--out',
+                           str(out))
     rows = json.loads(out.read_text())['results']
     assert [r['variant'] for r in rows] == ['nchw', 'default', 'fft', 'deploy']
     assert set(rows[2]['auto_impl'].values()) == {'fft'}
@@ -56,10 +70,22 @@ def test_model_benchmark_variants(tmp_path):
 
 def test_model_benchmark_whole_detector_backward(tmp_path):
     out = tmp_path / 'det.json'
-    log = run_tool('tools/benchmark.py', 'model', DEMO_VOC_CONFIG,
-                  '--whole-model', '--backward', '--shape', '64', '64',
-                  '--min-run-time', '0.01', '--rounds', '1', '--out',
-                  str(out), timeout=600).log
+    log = run_tool(
+        'tools/benchmark.py',
+        'model',
+        DEMO_VOC_CONFIG,
+        '--whole-model',
+        '--backward',
+        '--shape',
+        '64',
+        '64',
+        '--min-run-time',
+        '0.01',
+        '--rounds',
+        '1',
+        '--out',
+        str(out),
+        timeout=600).log
     assert 'no SparseMaskHook' not in log  # timing is not training
     (row, ) = json.loads(out.read_text())['results']
     assert row['part'] == 'model' and row['mode'] == 'fwd+bwd'
@@ -69,7 +95,7 @@ def test_model_benchmark_whole_detector_backward(tmp_path):
 def test_op_benchmark_takes_the_model_benchmarks_shape(tmp_path):
     out = tmp_path / 'op.json'
     run_benchmark('op', '--device', 'cpu', '--batch', '1', '--shape', '64',
-                  '128', '--stages', '3', '--impls', 'torch',
-                  '--min-run-time', '0.01', '--rounds', '1', '--out', str(out))
+                  '128', '--stages', '3', '--impls', 'torch', '--min-run-time',
+                  '0.01', '--rounds', '1', '--out', str(out))
     (row, ) = json.loads(out.read_text())['results']
     assert (row['height'], row['width']) == (2, 4)

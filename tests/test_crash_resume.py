@@ -5,7 +5,6 @@ masks and zero pattern, and leaves no temp file. Also: a second live run in
 the same work_dir is refused in one line; a stale lock is taken over.
 (The kill points: tests/crash_points.py.)"""
 import os
-import os.path as osp
 import signal
 
 import pytest
@@ -182,7 +181,8 @@ def test_disk_full_at_the_pointer_is_one_line_and_resume_continues(
     assert pointer.read_text() == str(work_dir / f'iter_{MAX_ITERS}.pth')
 
 
-def test_second_run_in_a_busy_work_dir_is_refused(config, small_ade_root, tmp_path):
+def test_second_run_in_a_busy_work_dir_is_refused(config, small_ade_root,
+                                                  tmp_path):
     work_dir = tmp_path / 'busy'
     with WorkDirLock(str(work_dir)):
         proc = train(config, small_ade_root, work_dir, expect_ok=False)

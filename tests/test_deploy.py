@@ -23,9 +23,11 @@ from tests.tool_runner import run_tool
 RTOL = 1e-5
 SIZES = [(64, 64), (70, 45)]  # the second is no multiple of 32
 ARCHS = {
-    'small_kernels': TINY_SLAK,
+    'small_kernels':
+    TINY_SLAK,
     # the real SLaK-T kernels on few channels
-    'tiny_kernels': tiny_slak_args(
+    'tiny_kernels':
+    tiny_slak_args(
         dims=[8, 8, 16, 16], kernel_size=(51, 49, 47, 13), small_kernel=5),
 }
 

@@ -85,8 +85,8 @@ def test_seg_demo_one_image_and_folder(seg_data, tmp_path):
     images = sorted(os.listdir(folder))
     image = osp.join(folder, images[0])
     out = str(tmp_path / 'one.png')
-    run_demo(image, SEG, ckpt, '--out', out, '--device', 'cpu',
-             fresh_process=True)
+    run_demo(
+        image, SEG, ckpt, '--out', out, '--device', 'cpu', fresh_process=True)
     assert_overlay(out, image)
 
     out_dir = str(tmp_path / 'all')
@@ -103,8 +103,7 @@ def test_det_demo_one_image_and_folder(det_data, tmp_path):
     images = sorted(os.listdir(folder))
     image = osp.join(folder, images[0])
     out = str(tmp_path / 'one.jpg')
-    run_demo(image, DET, ckpt, '--out', out, '--score-thr', '0',
-             *DET_OPTIONS)
+    run_demo(image, DET, ckpt, '--out', out, '--score-thr', '0', *DET_OPTIONS)
     assert_overlay(out, image)
 
     out_dir = str(tmp_path / 'all')
@@ -167,11 +166,11 @@ def test_bad_images_are_skipped_and_reported(seg_data, tmp_path):
     assert written == [str(out_dir / 'a_good.png')]
     # one bad image alone: one clear error
     with pytest.raises(ValueError, match='1x1 px'):
-        infer_images(SEG, ckpt, str(mixed / 'b_tiny.png'),
-                     out=str(tmp_path / 't.png'))
+        infer_images(
+            SEG, ckpt, str(mixed / 'b_tiny.png'), out=str(tmp_path / 't.png'))
     with pytest.raises(ValueError, match='cannot be read as an image'):
-        infer_images(SEG, ckpt, str(mixed / 'c_empty.png'),
-                     out=str(tmp_path / 'e.png'))
+        infer_images(
+            SEG, ckpt, str(mixed / 'c_empty.png'), out=str(tmp_path / 'e.png'))
 
 
 def test_bad_out_is_refused_before_inference(seg_data, tmp_path):

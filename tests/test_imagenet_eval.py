@@ -18,10 +18,10 @@ import slak_mm.models.classifiers  # noqa: F401  (in mmpretrain if present)
 from slak_mm.checkpoint import classifier_filter_fn, load_official_classifier
 from slak_mm.config import load_config
 from slak_mm.models import SLaK
+from tests.common import tiny_slak_args
 from tests.official_format import (model_shapes, official_classifier_forward,
                                    reference_shapes,
                                    write_official_checkpoint)
-from tests.common import tiny_slak_args
 from tests.tool_runner import ROOT, run_python, run_tool
 
 pytest.importorskip('mmpretrain')

@@ -12,9 +12,9 @@ from slak_mm.config import adapt_to_device, load_config
 from slak_mm.models import SLaK
 from slak_mm.checkpoint import load_pretrained_backbone
 from slak_mm.sparse import masked_weights
+from tests.common import TINY_SLAK as SMALL
 from tests.official_format import (model_shapes, reference_shapes,
                                    write_official_checkpoint)
-from tests.common import TINY_SLAK as SMALL
 from tests.tool_runner import ROOT, run_tool
 
 TINY_CONFIG = osp.join(ROOT, 'configs', 'upernet_slak_t_ade20k.py')

@@ -57,7 +57,8 @@ def test_exit_status_and_output(script, action, code, monkeypatch):
         assert 'Traceback' in proc.stderr
         assert proc.stderr.splitlines()[-1] == 'RuntimeError: a bug'
     # put back: environment, folder, sys.path, mmengine's loggers
-    assert 'SLAK_MM_RUNNER_TEST' not in os.environ and 'ACTION' not in os.environ
+    assert 'SLAK_MM_RUNNER_TEST' not in os.environ
+    assert 'ACTION' not in os.environ
     assert os.environ['SLAK_MM_RUNNER_GONE'] == 'kept'
     assert os.getcwd() == cwd and sys.path == path
     assert MMLogger.get_current_instance() is current
@@ -67,7 +68,10 @@ def test_exit_status_and_output(script, action, code, monkeypatch):
 def test_the_same_run_in_a_new_process(script):
     here = run_tool(script, 'a', expect_ok=False, ACTION='exit_message')
     there = run_tool(
-        script, 'a', expect_ok=False, fresh_process=True,
+        script,
+        'a',
+        expect_ok=False,
+        fresh_process=True,
         ACTION='exit_message')
     assert not there.in_process
     assert here.returncode == there.returncode == 1

@@ -12,8 +12,8 @@ from tests.tool_runner import run_tool
 
 CASES = {
     'faster_rcnn_voc': (DEMO_VOC_CONFIG, 'voc_root', {'pascal_voc/mAP'}),
-    'cascade_mask_rcnn_coco': (DEMO_COCO_CONFIG, 'coco_root',
-                               {'coco/bbox_mAP', 'coco/segm_mAP'}),
+    'cascade_mask_rcnn_coco':
+    (DEMO_COCO_CONFIG, 'coco_root', {'coco/bbox_mAP', 'coco/segm_mAP'}),
 }
 
 

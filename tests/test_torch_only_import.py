@@ -18,8 +18,7 @@ OPENMMLAB = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain')
 
 def run_without_mm(code, hidden=OPENMMLAB):
     """``code`` in a new interpreter where ``hidden`` cannot be imported."""
-    return run_python(
-        HIDE.format(hidden=tuple(hidden)) + code, timeout=300)
+    return run_python(HIDE.format(hidden=tuple(hidden)) + code, timeout=300)
 
 
 def test_ops_and_sparse_import_without_openmmlab():
@@ -46,7 +45,8 @@ def test_the_hiding_is_real():
                                              ('mmseg', 'mmdet')])
 def test_one_framework_is_enough(missing, present):
     hidden = (missing, ) if missing == 'mmseg' else ('mmdet', 'mmpretrain')
-    proc = run_without_mm(f'''
+    proc = run_without_mm(
+        f'''
 import sys, slak_mm
 from {present}.registry import MODELS, HOOKS, OPTIM_WRAPPER_CONSTRUCTORS
 assert MODELS.get('SLaK') is not None

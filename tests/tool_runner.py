@@ -60,11 +60,7 @@ class ToolResult:
         return self.stdout + self.stderr
 
 
-def run_tool(*args,
-             timeout=2400,
-             expect_ok=True,
-             fresh_process=False,
-             **env):
+def run_tool(*args, timeout=2400, expect_ok=True, fresh_process=False, **env):
     """Run ``python ARGS`` (``bash ARGS`` for a ``.sh`` script) in the
     repository root with one OpenMP thread.
 
@@ -89,8 +85,8 @@ def run_tool(*args,
     else:
         result = _run_here(args, env)
     if expect_ok:
-        assert result.returncode == 0, (result.stdout[-3000:] +
-                                        result.stderr[-3000:])
+        assert result.returncode == 0, (
+            result.stdout[-3000:] + result.stderr[-3000:])
     return result
 
 
@@ -111,15 +107,14 @@ def run_process(cmd, cwd=ROOT, timeout=600, pythonpath=ROOT, **env):
     env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
     if pythonpath is not None:
         env['PYTHONPATH'] = pythonpath
-    proc = subprocess.run(
-        [str(c) for c in cmd],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout)
-    return ToolResult(list(cmd), proc.returncode, proc.stdout, proc.stderr,
-                      False)
+    proc = subprocess.run([str(c) for c in cmd],
+                          cwd=cwd,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+    return ToolResult(
+        list(cmd), proc.returncode, proc.stdout, proc.stderr, False)
 
 
 def run_python(code, **kwargs):
@@ -176,8 +171,8 @@ def _fresh_warnings():
     records them instead), each shown again as in a new process."""
     warnings.resetwarnings()  # also forgets what was shown already
     warnings.showwarning = _print_warning
-    for category in (ResourceWarning, ImportWarning,
-                     PendingDeprecationWarning, DeprecationWarning):
+    for category in (ResourceWarning, ImportWarning, PendingDeprecationWarning,
+                     DeprecationWarning):
         warnings.filterwarnings('ignore', category=category)
     warnings.filterwarnings(
         'default', category=DeprecationWarning, module='__main__')
@@ -201,13 +196,14 @@ def _captured_output():
         saved_fds = os.dup(1), os.dup(2)
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
-        sys.stdout, sys.stderr = (open(
-            fd,
-            'w',
-            buffering=1,
-            encoding='utf-8',
-            errors='backslashreplace',
-            closefd=False) for fd in (1, 2))
+        sys.stdout, sys.stderr = (
+            open(
+                fd,
+                'w',
+                buffering=1,
+                encoding='utf-8',
+                errors='backslashreplace',
+                closefd=False) for fd in (1, 2))
         try:
             yield output
         finally:
