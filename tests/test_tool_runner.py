@@ -1,5 +1,6 @@
 """The in-process tool runner reports a run as a new process would and puts
 back what the run changed."""
+import logging
 import os
 import sys
 import warnings
@@ -9,7 +10,7 @@ import pytest
 from tests.tool_runner import ROOT, run_tool
 
 SCRIPT = '''
-import os, sys, warnings
+import logging, os, sys, warnings
 from mmengine.logging import MMLogger, print_log
 print('out', sys.argv[1:], os.getcwd())
 print_log('logged', logger='current')
@@ -20,6 +21,7 @@ sys.path.insert(0, '/nowhere')
 warnings.warn('a tool warning')
 os.write(2, b'fd-level\\n')
 MMLogger.get_instance('runner_test_logger')
+logging.getLogger('slak_mm_runner_test').addHandler(logging.StreamHandler())
 action = os.environ.get('ACTION')
 if action == 'exit_message':
     sys.exit('error: one line')
@@ -63,6 +65,9 @@ def test_exit_status_and_output(script, action, code, monkeypatch):
     assert os.getcwd() == cwd and sys.path == path
     assert MMLogger.get_current_instance() is current
     assert not MMLogger.check_instance_created('runner_test_logger')
+    # a handler left on the run's stderr now writes to this process's
+    handler = logging.getLogger('slak_mm_runner_test').handlers.pop()
+    assert handler.stream is sys.stderr
 
 
 def test_the_same_run_in_a_new_process(script):

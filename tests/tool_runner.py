@@ -196,7 +196,7 @@ def _captured_output():
         saved_fds = os.dup(1), os.dup(2)
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
-        sys.stdout, sys.stderr = (
+        run_streams = tuple(
             open(
                 fd,
                 'w',
@@ -204,13 +204,15 @@ def _captured_output():
                 encoding='utf-8',
                 errors='backslashreplace',
                 closefd=False) for fd in (1, 2))
+        sys.stdout, sys.stderr = run_streams
         try:
             yield output
         finally:
-            for stream in (sys.stdout, sys.stderr):
+            for stream in run_streams:
                 stream.flush()
                 stream.close()  # closefd=False: fds 1 and 2 stay open
             sys.stdout, sys.stderr = saved_streams
+            _redirect_log_handlers(run_streams, saved_streams)
             os.dup2(saved_fds[0], 1)
             os.dup2(saved_fds[1], 2)
             for fd in saved_fds:
@@ -218,6 +220,21 @@ def _captured_output():
             for name, file in (('stdout', out), ('stderr', err)):
                 file.seek(0)
                 output[name] = file.read().decode('utf-8', 'backslashreplace')
+
+
+def _redirect_log_handlers(old_streams, new_streams):
+    """Point logging handlers a run left on its (closed) streams at this
+    process's (a library imported during the run may add one)."""
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if (isinstance(handler, logging.StreamHandler)
+                    and handler.stream in old_streams):
+                # not setStream(): it flushes the closed stream
+                handler.stream = new_streams[old_streams.index(handler.stream)]
 
 
 def _manager_classes():
