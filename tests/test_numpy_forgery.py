@@ -17,8 +17,7 @@ import torch
 from mmengine.logging import MessageHub
 
 from slak_mm.checkpoint import UnsafeCheckpointError, load_checkpoint_safely
-from slak_mm.datasets import generate_ade20k
-from tests.test_safe_loading import DEMO, ENTRY_POINTS
+from tests.test_safe_loading import ENTRY_POINTS
 from tests.tool_runner import run_tool
 
 try:
@@ -176,12 +175,11 @@ def test_in_memory_forgery_is_refused():
 
 # ------------------------------------------------------------ entry points
 @pytest.fixture(scope='module')
-def forged_env(tmp_path_factory):
+def forged_env(tmp_path_factory, small_ade_root):
     """Tiny data and a checkpoint whose meta and message hub hold forged
     object arrays (refused before any weight is looked at)."""
     root = tmp_path_factory.mktemp('forged')
-    data = generate_ade20k(
-        str(root / 'data'), num_train=2, num_val=1, img_size=(64, 64))
+    data = small_ade_root
     forged = FORGERIES['ndarray_constructor']
     checkpoint = PLACES['message_hub'](forged)
     checkpoint['meta'] = {'iter': 1, 'epoch': 0, 'forged': forged}
@@ -205,7 +203,7 @@ def test_forged_array_stops_tools_with_exit_1(forged_env, entry, tmp_path):
     pointer dereferenced would kill the interpreter with SIGSEGV)."""
     proc = run_tool(
         *ENTRY_POINTS[entry](forged_env, str(tmp_path)), timeout=600,
-        expect_ok=False)
+        expect_ok=False, fresh_process=True)
     _assert_refused_in_one_line(proc, forged_env['evil'])
     assert not osp.exists(tmp_path / 'test_metrics.json')
 

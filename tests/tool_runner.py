@@ -124,17 +124,19 @@ def run_python(code, **kwargs):
     return run_process([sys.executable, '-c', code], **kwargs)
 
 
-# The start of the last in-process run: mmengine names a run (its logger,
-# its timestamped log folder) by the second it starts in.
-_last_start = [0]
+# (second, work_dir) of the last in-process run: mmengine names a run's log
+# folder WORK_DIR/YYYYMMDD_HHMMSS by the second it starts in.
+_last_start = [(0, None)]
 
 
 def _run_here(args, env):
     script = args[0] if osp.isabs(args[0]) else osp.join(ROOT, args[0])
+    work_dir = args[args.index('--work-dir') +
+                    1] if '--work-dir' in args[:-1] else None
     second = int(time.time())
-    if second == _last_start[0]:  # two runs, one name: wait for the next
-        time.sleep(second + 1 - time.time())
-    _last_start[0] = int(time.time())
+    if work_dir and _last_start[0] == (second, work_dir):
+        time.sleep(second + 1 - time.time())  # not the last run's folder
+    _last_start[0] = (int(time.time()), work_dir)
     with _restored_state(), _captured_output() as output:
         os.environ.update(OMP_NUM_THREADS='1', **env)
         os.chdir(ROOT)
