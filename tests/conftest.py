@@ -1,6 +1,6 @@
-"""Shared fixtures: synthetic datasets, one trained demo model, a tiny SLaK,
-mmengine's log records; and ``--reverse`` / ``--shuffle-seed`` to run the
-tests in another order (order independence)."""
+"""Shared fixtures: synthetic datasets, one trained demo model, mmengine's log
+records (constants and builders, e.g. the tiny SLaK: tests/common.py); and
+``--reverse`` / ``--shuffle-seed`` to run the tests in another order."""
 import os
 import random
 import shutil
@@ -9,18 +9,18 @@ import tempfile
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # this checkout's `tests`, not an installed one
-    sys.path.insert(0, ROOT)
-
-from tests.common import DEMO_CONFIG, tiny_slak  # noqa: E402
-
 # The depthwise conv tuner (slak_mm.ops.dispatch) stores its choices in a
 # temporary file during the tests (tool subprocesses inherit it), not in
 # the user's cache.
 os.environ.setdefault(
     'SLAK_MM_DWCONV_CACHE',
     os.path.join(tempfile.mkdtemp(prefix='slak_mm_tune_'), 'dwconv_tune.json'))
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # this checkout's `tests`, not an installed one
+    sys.path.insert(0, ROOT)
+
+from tests.common import DEMO_CONFIG  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -124,13 +124,6 @@ def copy_work_dir(tmp_path):
         return dst
 
     return copy
-
-
-@pytest.fixture(name='tiny_slak')
-def tiny_slak_fixture():
-    """``tiny_slak(depths=None, dims=None, **overrides)``: builds the tiny
-    SLaK of ``tests.common.TINY_SLAK``."""
-    return tiny_slak
 
 
 @pytest.fixture
