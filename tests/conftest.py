@@ -84,23 +84,66 @@ def coco_root(tmp_path_factory):
         str(tmp_path_factory.mktemp('coco')), num_train=8, num_val=4)
 
 
+@pytest.fixture(scope='session', autouse=True)
+def _demo_training(request, tmp_path_factory):
+    """Starts the demo training as soon as a session whose tests need
+    ``demo_trained`` begins: a process of its own (one OpenMP thread) on the
+    core the tests leave idle, while they run."""
+    if not any('demo_trained' in item.fixturenames
+               for item in request.session.items):
+        yield None
+        return
+    from tests.tool_runner import start_tool
+    ade_root = request.getfixturevalue('ade_root')
+    work_dir = str(tmp_path_factory.mktemp('demo_work_dir'))
+    log_path = os.path.join(
+        str(tmp_path_factory.mktemp('demo_train_log')), 'train.log')
+    with open(log_path, 'w') as log:
+        proc = start_tool(
+            'tools/train.py',
+            DEMO_CONFIG,
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            f'data_root={ade_root}',
+            log=log)
+        try:
+            yield dict(
+                proc=proc, log=log_path, work_dir=work_dir, data_root=ade_root)
+        finally:
+            if proc.poll() is None:  # the session ended before it did
+                proc.kill()
+                proc.wait()
+
+
 @pytest.fixture(scope='session')
-def demo_trained(ade_root, tmp_path_factory):
+def demo_trained(_demo_training, request, tmp_path_factory):
     """The segmentation demo trained once per session with tools/train.py
-    (its 300 iterations on ``ade_root``).
+    (its 300 iterations on ``ade_root``, started with the session).
 
     Returns:
         dict: ``work_dir``, ``checkpoint`` (the final one) and
         ``data_root``. Read only: a test that trains on copies the work_dir
         (``copy_work_dir``).
     """
-    from tests.tool_runner import run_tool
-    work_dir = str(tmp_path_factory.mktemp('demo_work_dir'))
-    run_tool('tools/train.py', DEMO_CONFIG, '--work-dir', work_dir,
-             '--cfg-options', f'data_root={ade_root}')
-    with open(os.path.join(work_dir, 'last_checkpoint')) as f:
+    run = _demo_training
+    if run is None:  # asked for by getfixturevalue: not started, train now
+        from tests.tool_runner import run_tool
+        run = dict(
+            work_dir=str(tmp_path_factory.mktemp('demo_work_dir')),
+            data_root=request.getfixturevalue('ade_root'))
+        run_tool('tools/train.py', DEMO_CONFIG, '--work-dir', run['work_dir'],
+                 '--cfg-options', f'data_root={run["data_root"]}')
+    else:
+        returncode = run['proc'].wait(timeout=3600)
+        with open(run['log']) as f:
+            assert returncode == 0, f.read()[-3000:]
+    with open(os.path.join(run['work_dir'], 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    return dict(work_dir=work_dir, checkpoint=checkpoint, data_root=ade_root)
+    return dict(
+        work_dir=run['work_dir'],
+        checkpoint=checkpoint,
+        data_root=run['data_root'])
 
 
 @pytest.fixture

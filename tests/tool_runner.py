@@ -33,7 +33,9 @@ from typing import List
 
 from tests.common import ROOT
 
-__all__ = ['ROOT', 'ToolResult', 'run_process', 'run_python', 'run_tool']
+__all__ = [
+    'ROOT', 'ToolResult', 'run_process', 'run_python', 'run_tool', 'start_tool'
+]
 
 
 @dataclass
@@ -104,17 +106,40 @@ def run_process(cmd, cwd=ROOT, timeout=600, pythonpath=ROOT, **env):
     Returns:
         ToolResult: Exit status, stdout, stderr.
     """
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
-    if pythonpath is not None:
-        env['PYTHONPATH'] = pythonpath
     proc = subprocess.run([str(c) for c in cmd],
                           cwd=cwd,
-                          env=env,
+                          env=_process_env(pythonpath, env),
                           capture_output=True,
                           text=True,
                           timeout=timeout)
     return ToolResult(
         list(cmd), proc.returncode, proc.stdout, proc.stderr, False)
+
+
+def start_tool(*args, log, **env):
+    """Start ``python ARGS`` as :func:`run_tool` with ``fresh_process=True``
+    would run it, without waiting: a long run beside the tests.
+
+    Args:
+        *args (str): The tool and its arguments.
+        log (file): Where its stdout and stderr go.
+        **env (str): Extra environment variables.
+
+    Returns:
+        subprocess.Popen: The process.
+    """
+    return subprocess.Popen([sys.executable, *map(str, args)],
+                            cwd=ROOT,
+                            env=_process_env(ROOT, env),
+                            stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def _process_env(pythonpath, env):
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
+    if pythonpath is not None:
+        env['PYTHONPATH'] = pythonpath
+    return env
 
 
 def run_python(code, **kwargs):
