@@ -97,8 +97,8 @@ def write_official_checkpoint(path,
 def _ln_channels_first(x, w, b):
     u = x.mean(1, keepdim=True)
     s = (x - u).pow(2).mean(1, keepdim=True)
-    return w[:, None, None] * ((x - u) / torch.sqrt(s + 1e-6)) + b[:, None,
-                                                                      None]
+    return w[:, None, None] * ((x - u) / torch.sqrt(s + 1e-6)) + \
+        b[:, None, None]
 
 
 def official_stages(sd, x, depths, kernel, small):

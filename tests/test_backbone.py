@@ -1,4 +1,5 @@
-"""SLaK backbone: shapes, official layout, arguments, freezing, checkpointing."""
+"""SLaK backbone: shapes, official layout, arguments, freezing,
+checkpointing."""
 import json
 import os.path as osp
 
@@ -41,7 +42,8 @@ def test_state_dict_matches_official_keys_and_shapes():
     for arch in ('tiny', 'small', 'base'):
         official = {
             k: tuple(shape)
-            for k, shape, _ in ref[arch] if not k.startswith(('norm.', 'head.'))
+            for k, shape, _ in ref[arch]
+            if not k.startswith(('norm.', 'head.'))
         }
         ours = {
             k: tuple(v.shape)
@@ -66,7 +68,7 @@ def test_matches_official_forward_with_same_weights():
     with torch.no_grad():
         ours = model(x)
         ref = official_forward(model.state_dict(), x, [1, 1, 2, 1],
-                                (9, 7, 7, 5), 3)
+                               (9, 7, 7, 5), 3)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 

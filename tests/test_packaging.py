@@ -129,7 +129,8 @@ def test_get_config_path_in_the_unpacked_wheel(built):
         HIDE_MM + textwrap.dedent('''
         import slak_mm
         print(slak_mm.__file__)
-        for name in ('upernet_slak_t_ade20k', 'demo/upernet_slak_demo_synthetic_ade20k.py',
+        for name in ('upernet_slak_t_ade20k',
+                     'demo/upernet_slak_demo_synthetic_ade20k.py',
                      '_base_/models/upernet_slak.py'):
             print(slak_mm.get_config_path(name))
         '''),

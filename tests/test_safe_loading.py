@@ -75,7 +75,8 @@ ENTRY_POINTS = {
     'init_cfg': lambda e, w: ('tools/train.py', DEMO, '--work-dir', w,
                               '--cfg-options', _data(e),
                               'model.backbone.init_cfg.type=Pretrained',
-                              f'model.backbone.init_cfg.checkpoint={e["evil"]}',
+                              'model.backbone.init_cfg.checkpoint=' +
+                              e['evil'],
                               'train_cfg.max_iters=2'),
     'deploy': lambda e, w: ('tools/deploy.py', DEMO, e['evil'],
                             osp.join(w, 'deploy.pth'), '--cfg-options',

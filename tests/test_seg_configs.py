@@ -64,7 +64,8 @@ def test_config_trains_one_step_and_predicts(path):
     before = model.backbone.downsample_layers[0][0].weight.detach().clone()
     losses = model.train_step(data, optim_wrapper)
     assert all(torch.isfinite(v).all() for v in losses.values())
-    assert not torch.equal(before, model.backbone.downsample_layers[0][0].weight)
+    assert not torch.equal(before,
+                           model.backbone.downsample_layers[0][0].weight)
     assert_sparsity_kept(model.backbone)
 
     model.eval()

@@ -13,7 +13,6 @@ import os.path as osp
 import stat
 import subprocess
 import sys
-import tarfile
 import textwrap
 
 from tests.common import free_port
