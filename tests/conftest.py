@@ -1,6 +1,7 @@
 """Shared fixtures: synthetic datasets, one trained demo model, mmengine's log
 records (constants and builders, e.g. the tiny SLaK: tests/common.py); and
 ``--reverse`` / ``--shuffle-seed`` to run the tests in another order."""
+import contextlib
 import os
 import random
 import shutil
@@ -48,12 +49,38 @@ def repo_root():
     return ROOT
 
 
+def _files_state(root):
+    state = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            stat = os.stat(path)
+            state[os.path.relpath(path,
+                                  root)] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+@contextlib.contextmanager
+def _read_only(root):
+    """The block's tests share ``root``: afterwards, fail naming what they
+    added, changed or removed there."""
+    before = _files_state(root)
+    yield root
+    after = _files_state(root)
+    changed = sorted(name for name in before.keys() | after.keys()
+                     if before.get(name) != after.get(name))
+    assert not changed, f'tests changed the shared {root}: {changed[:10]}'
+
+
 @pytest.fixture(scope='session')
 def ade_root(tmp_path_factory):
     """Synthetic ADE20K at the generator's defaults (32 training, 8
-    validation images of 128 x 128): the demo's data. Read only."""
+    validation images of 128 x 128): the demo's data. Read only (checked
+    at the end of the session), as all the shared roots."""
     from slak_mm.datasets import generate_ade20k
-    return generate_ade20k(str(tmp_path_factory.mktemp('ade20k')))
+    with _read_only(generate_ade20k(str(
+            tmp_path_factory.mktemp('ade20k')))) as root:
+        yield root
 
 
 @pytest.fixture(scope='session')
@@ -61,27 +88,35 @@ def small_ade_root(tmp_path_factory):
     """Synthetic ADE20K, 4 training and 2 validation images of 64 x 64, for
     runs that only need the data path to work. Read only."""
     from slak_mm.datasets import generate_ade20k
-    return generate_ade20k(
-        str(tmp_path_factory.mktemp('ade20k_small')),
-        num_train=4,
-        num_val=2,
-        img_size=64)
+    with _read_only(
+            generate_ade20k(
+                str(tmp_path_factory.mktemp('ade20k_small')),
+                num_train=4,
+                num_val=2,
+                img_size=64)) as root:
+        yield root
 
 
 @pytest.fixture(scope='session')
 def voc_root(tmp_path_factory):
     """Synthetic VOC, 8 training and 4 validation images. Read only."""
     from slak_mm.datasets import generate_voc
-    return generate_voc(
-        str(tmp_path_factory.mktemp('voc')), num_train=8, num_val=4)
+    with _read_only(
+            generate_voc(
+                str(tmp_path_factory.mktemp('voc')), num_train=8,
+                num_val=4)) as root:
+        yield root
 
 
 @pytest.fixture(scope='session')
 def coco_root(tmp_path_factory):
     """Synthetic COCO, 8 training and 4 validation images. Read only."""
     from slak_mm.datasets import generate_coco
-    return generate_coco(
-        str(tmp_path_factory.mktemp('coco')), num_train=8, num_val=4)
+    with _read_only(
+            generate_coco(
+                str(tmp_path_factory.mktemp('coco')), num_train=8,
+                num_val=4)) as root:
+        yield root
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -140,10 +175,11 @@ def demo_trained(_demo_training, request, tmp_path_factory):
             assert returncode == 0, f.read()[-3000:]
     with open(os.path.join(run['work_dir'], 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    return dict(
-        work_dir=run['work_dir'],
-        checkpoint=checkpoint,
-        data_root=run['data_root'])
+    with _read_only(run['work_dir']):
+        yield dict(
+            work_dir=run['work_dir'],
+            checkpoint=checkpoint,
+            data_root=run['data_root'])
 
 
 @pytest.fixture
