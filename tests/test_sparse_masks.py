@@ -12,10 +12,10 @@ import slak_mm  # noqa: F401
 from slak_mm.config import check_sparse_training
 from slak_mm.engine import DynamicSparsityHook, SparseMaskHook
 from slak_mm.models import SLaK
-from slak_mm.sparse import (apply_masks, attach_masks, cosine_prune_rate,
-                            density_by_group, erk_densities, init_random_masks,
-                            mask_gradients, masked_weights, masks_from_zeros,
-                            prune_and_regrow, uniform_densities)
+from slak_mm.sparse import (apply_masks, cosine_prune_rate, density_by_group,
+                            erk_densities, mask_gradients, masked_weights,
+                            masks_from_zeros, prune_and_regrow,
+                            uniform_densities)
 from tests.common import tiny_slak_args
 
 SMALL = tiny_slak_args(depths=[1, 1, 2, 1])

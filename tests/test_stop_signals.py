@@ -3,36 +3,26 @@ cleanly: one log line naming the checkpoint ``--resume`` continues from,
 exit status 143, the checkpoint whole. Its own process: a signal is the
 point."""
 import os
-import os.path as osp
 import signal
-import subprocess
-import sys
 import time
 
 from slak_mm.checkpoint import checkpoint_problem
-from slak_mm.datasets import generate_ade20k
-from tests.tool_runner import ROOT
-
-DEMO = osp.join(ROOT, 'configs', 'demo',
-                'upernet_slak_demo_synthetic_ade20k.py')
+from tests.common import DEMO_CONFIG as DEMO
+from tests.tool_runner import start_tool
 
 
-def test_sigterm_to_the_job_stops_training_cleanly(tmp_path):
-    data = generate_ade20k(
-        str(tmp_path / 'data'), num_train=2, num_val=1, img_size=64)
+def test_sigterm_to_the_job_stops_training_cleanly(small_ade_root, tmp_path):
+    data = small_ade_root
     work_dir = tmp_path / 'work'
     log_path = tmp_path / 'train.log'
     with open(log_path, 'w') as log:
         # workers too, as scancel signals every process of the job step
-        proc = subprocess.Popen(
-            [sys.executable, 'tools/train.py', DEMO, '--work-dir',
-             str(work_dir), '--cfg-options', f'data_root={data}',
-             'train_cfg.max_iters=1000', 'train_cfg.val_interval=1000',
-             'default_hooks.checkpoint.interval=1',
-             'train_dataloader.num_workers=1'],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1'),
-            start_new_session=True)
+        proc = start_tool(
+            'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
+            f'data_root={data}', 'train_cfg.max_iters=1000',
+            'train_cfg.val_interval=1000',
+            'default_hooks.checkpoint.interval=1',
+            'train_dataloader.num_workers=1', log=log, new_session=True)
         try:
             deadline = time.time() + 600
             while not (work_dir / 'iter_1.pth').exists():

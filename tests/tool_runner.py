@@ -116,13 +116,16 @@ def run_process(cmd, cwd=ROOT, timeout=600, pythonpath=ROOT, **env):
         list(cmd), proc.returncode, proc.stdout, proc.stderr, False)
 
 
-def start_tool(*args, log, **env):
+def start_tool(*args, log, new_session=False, **env):
     """Start ``python ARGS`` as :func:`run_tool` with ``fresh_process=True``
     would run it, without waiting: a long run beside the tests.
 
     Args:
         *args (str): The tool and its arguments.
         log (file): Where its stdout and stderr go.
+        new_session (bool): Start it in a session (and process group) of
+            its own, as a job: ``os.killpg(proc.pid, ...)`` signals it with
+            its DataLoader workers.
         **env (str): Extra environment variables.
 
     Returns:
@@ -132,7 +135,8 @@ def start_tool(*args, log, **env):
                             cwd=ROOT,
                             env=_process_env(ROOT, env),
                             stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT,
+                            start_new_session=new_session)
 
 
 def _process_env(pythonpath, env):
