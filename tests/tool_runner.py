@@ -7,9 +7,9 @@ interpreter would report them) and everything it writes to stdout and stderr
 saves the 10-15 s import of torch + mmdet + mmseg + timm a new process pays.
 What a run changes in this process is put back afterwards: the environment,
 the working directory, ``sys.argv`` / ``sys.path``, warning filters, logging
-handlers, thread counts and random states, and mmengine's global instances
-(MMLogger, MessageHub, DefaultScope, Visualizer), which the run does not see
-either, as in a new process.
+handlers, SIGTERM / SIGINT handlers, thread counts and random states, and
+mmengine's global instances (MMLogger, MessageHub, DefaultScope,
+Visualizer), which the run does not see either, as in a new process.
 
 ``fresh_process=True`` (and every ``.sh`` script) runs a real process: for
 the tests where the process boundary is the point (kill -9, several ranks,
@@ -22,6 +22,7 @@ import os
 import os.path as osp
 import random
 import runpy
+import signal
 import subprocess
 import sys
 import tempfile
@@ -321,6 +322,11 @@ def _restored_state():
                    torch.backends.cudnn.deterministic,
                    torch.get_default_dtype())
     start_method = multiprocessing.get_start_method(allow_none=True)
+    # (not SIGCHLD: torch sets its DataLoader handler once per process)
+    handlers = {
+        s: signal.getsignal(s)
+        for s in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         with warnings.catch_warnings(), _fresh_managers():
             yield
@@ -342,5 +348,7 @@ def _restored_state():
         torch.backends.cudnn.benchmark = torch_flags[2]
         torch.backends.cudnn.deterministic = torch_flags[3]
         torch.set_default_dtype(torch_flags[4])
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         if multiprocessing.get_start_method(allow_none=True) != start_method:
             multiprocessing.set_start_method(start_method, force=True)
