@@ -20,7 +20,7 @@ else:
     # the COCO configs here use CocoMetric (pycocotools), so it misleads
     warnings.filterwarnings(
         'ignore', message='faster_coco_eval is not installed')
-    from . import checkpoint, engine, models  # noqa: F401
+    from . import checkpoint, datasets, engine, models  # noqa: F401
     # no checkpoint read runs pickled code, also mmengine's
     checkpoint.use_safe_mmengine_loader()
 

@@ -1,8 +1,25 @@
-"""Dataset helpers: synthetic data in the real ADE20K / VOC / COCO layouts."""
+"""Dataset helpers: synthetic data in the real ADE20K / VOC / COCO layouts
+(numpy and OpenCV only), checks of a dataset's files before a run
+(:mod:`.checks`) and loading transforms that check what they decode
+(:mod:`.transforms`, registered in mmseg's / mmdet's ``TRANSFORMS``)."""
 from .synthetic import (generate_ade20k, generate_all, generate_coco,
                         generate_voc, make_scene)
+
+try:
+    import mmengine  # noqa: F401
+except ModuleNotFoundError as err:  # the generators work without OpenMMLab
+    if err.name != 'mmengine':
+        raise
+    _WITH_MM = False
+else:
+    from .checks import DatasetError, check_dataset_files
+    from .transforms import CheckedLoadImageFromFile, install_data_checks
+    _WITH_MM = True
 
 __all__ = [
     'generate_ade20k', 'generate_voc', 'generate_coco', 'generate_all',
     'make_scene'
-]
+] + ([
+    'DatasetError', 'check_dataset_files', 'CheckedLoadImageFromFile',
+    'install_data_checks'
+] if _WITH_MM else [])
