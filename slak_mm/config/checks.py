@@ -2,7 +2,9 @@
 
 * a missing dataset folder stops with the path and the expected layout
   instead of an error deep inside a dataset class; an empty folder or a
-  file that is no image (its first bytes) stops before training;
+  file that is no image (its first bytes) stops before training, and so do
+  damaged or inconsistent annotation files
+  (:func:`slak_mm.datasets.check_dataset_files`);
 * a schedule that would train nothing (``max_iters=-5``) is refused;
 * a sparse SLaK that would train without a hook keeping its masks gets a
   WARNING (the optimizer would fill the masked weights).
@@ -18,6 +20,7 @@ from typing import Any
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from slak_mm.datasets.checks import check_dataset_files, leaf_dataset_cfgs
 from slak_mm.engine.hooks import SparseMaskHook
 from slak_mm.utils.images import IMG_EXTENSIONS
 from .model_checks import slak_default, type_name
@@ -39,18 +42,6 @@ DATASET_LAYOUTS = {
     'coco/annotations/instances_{train,val}2017.json and '
     'coco/{train,val}2017/*.jpg',
 }
-
-
-def _dataset_cfgs(node: Any):
-    """Leaf dataset configs inside wrappers (RepeatDataset, ConcatDataset)."""
-    if isinstance(node, dict):
-        if 'datasets' in node:
-            for child in node['datasets']:
-                yield from _dataset_cfgs(child)
-        elif 'dataset' in node:
-            yield from _dataset_cfgs(node['dataset'])
-        else:
-            yield node
 
 
 #: First bytes of the image formats the datasets read.
@@ -106,7 +97,7 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
-        for ds in _dataset_cfgs(loader.get('dataset')):
+        for ds in leaf_dataset_cfgs(loader.get('dataset')):
             root = ds.get('data_root', '') or ''
             paths = [root] if root else []
             if ds.get('ann_file'):
@@ -136,6 +127,7 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
                     )
             for key, folder in folders.items():
                 _check_folder_content(split, ds.get('type', '?'), key, folder)
+    check_dataset_files(cfg, splits)  # annotations: references, pairs
 
 
 def check_train_cfg(cfg: Config) -> None:
