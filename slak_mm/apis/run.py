@@ -21,6 +21,7 @@ from slak_mm.config import (adapt_to_device, add_load_check,
                             check_sparse_training, check_train_cfg, enable_tta,
                             enable_visualization, save_predictions,
                             set_work_dir)
+from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.fileio import write_json_atomic
@@ -47,6 +48,7 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
     set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
     add_load_check(cfg)
+    install_data_checks(cfg)  # loaders that name a damaged file
     check_backbone_neck(cfg)  # before any process group or model is made
     _init_cpu_distributed(launcher)
 
@@ -136,6 +138,41 @@ def train(cfg: Config,
     return runner
 
 
+#: The AP items mmdet's CocoMetric reports by default.
+_COCO_AP_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
+
+
+def _fill_empty_coco_metrics(cfg: Config, metrics: Dict[str, float]) -> dict:
+    """mmdet's ``CocoMetric`` returns no number at all when the model
+    detects nothing ("The testing results of the whole dataset is empty"):
+    the AP is 0.0 then, so its keys are set to 0.0 (in place) and a note
+    says why. Returns ``{'note': ...}``, or ``{}`` if nothing was missing.
+    """
+    evaluators = cfg.get('test_evaluator')
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    filled = []
+    for evaluator in evaluators:
+        if not isinstance(evaluator, dict) or evaluator.get('format_only') \
+                or not str(evaluator.get('type')).endswith('CocoMetric'):
+            continue
+        prefix = evaluator.get('prefix') or 'coco'
+        kinds = evaluator.get('metric', 'bbox')
+        for kind in [kinds] if isinstance(kinds, str) else kinds:
+            if kind not in ('bbox', 'segm') or any(
+                    k.startswith(f'{prefix}/{kind}_') for k in metrics):
+                continue
+            for item in evaluator.get('metric_items') or _COCO_AP_ITEMS:
+                metrics[f'{prefix}/{kind}_{item}'] = 0.0
+                filled.append(f'{prefix}/{kind}_{item}')
+    if not filled:
+        return {}
+    note = (f'the model detected nothing on the test set, so the '
+            f'CocoMetric reported no AP: {", ".join(filled)} are 0.0')
+    print_log(note, logger='current', level=30)  # WARNING
+    return dict(note=note)
+
+
 def test(cfg: Config,
          config_path: str,
          checkpoint: str,
@@ -187,11 +224,12 @@ def test(cfg: Config,
         k: float(v)
         for k, v in metrics.items() if isinstance(v, numbers.Real)
     }
+    notes = _fill_empty_coco_metrics(cfg, metrics)
     if runner.rank == 0:
         out = osp.join(cfg.work_dir, 'test_metrics.json')
         write_json_atomic(
-            dict(config=config_path, checkpoint=checkpoint, metrics=metrics),
-            out)
+            dict(config=config_path, checkpoint=checkpoint, metrics=metrics,
+                 **notes), out)
         print_log(
             f'Test metrics written to {out}: {metrics}', logger='current')
     return metrics
