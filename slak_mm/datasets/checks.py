@@ -29,7 +29,7 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 from collections import Counter
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
@@ -381,7 +381,7 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
             malformed.append(str(ann)[:120])
             continue
         if ann['image_id'] not in images:
-            no_image.append(ann.get('id', ann['image_id']))
+            no_image.append(f'{ann.get("id")} -> {ann["image_id"]!r}')
             continue
         if ann.get('category_id') not in categories:
             no_category[ann.get('category_id')] += 1
@@ -415,7 +415,8 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
     if no_image:
         raise DatasetError(
             f'{path}: {len(no_image)} annotations refer to an image_id that '
-            f'is not in "images" (annotation ids {_examples(no_image)}); '
+            f'is not in "images" (annotation id -> image_id: '
+            f'{_examples(no_image)}); '
             f'fix the ids or restore the images list.')
     if no_category:
         raise DatasetError(

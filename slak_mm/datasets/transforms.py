@@ -5,9 +5,9 @@ dataset is never decoded twice:
 
 * :class:`CheckedLoadImageFromFile` (mmseg and mmdet): mmcv's
   ``LoadImageFromFile`` that stops with one line naming the file when it is
-  missing, empty (0 bytes), not an image, or a JPEG / PNG cut short (a
-  truncated JPEG after an intact header decodes to a half-grey image
-  without an error otherwise);
+  missing, empty (0 bytes), not an image, or a JPEG / PNG cut short (mmcv
+  raises a bare ``AssertionError`` or a decoder error for these, and some
+  decoders return a cut JPEG as an image with a grey lower part);
 * :class:`CheckedLoadAnnotations` (mmseg): mmseg's ``LoadAnnotations`` with
   the same decoding checks for the label map, plus: one channel, the size
   of its decoded image, and every label value (after ``reduce_zero_label``
@@ -106,14 +106,15 @@ def read_and_decode(path: str,
         reason = 'the decoder returned nothing'
     except Exception as err:  # noqa: BLE001 - every decoder's own errors
         array, reason = None, f'{type(err).__name__}: {err}'
-    if array is None:
-        raise DatasetError(
-            f'{what} {path!r} cannot be decoded ({reason}; first bytes '
-            f'{bytes(data[:8])!r}): it is damaged or not an image; {fix}.')
+    # also when decoding "worked": some decoders fill a cut image with grey
     if _cut_short(data):
         raise DatasetError(
             f'{what} {path!r} is truncated ({len(data)} bytes, the image '
             f'data ends before its end marker); {fix}.')
+    if array is None:
+        raise DatasetError(
+            f'{what} {path!r} cannot be decoded ({reason}; first bytes '
+            f'{bytes(data[:8])!r}): it is damaged or not an image; {fix}.')
     return array
 
 

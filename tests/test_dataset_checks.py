@@ -1,0 +1,576 @@
+"""Damaged or inconsistent datasets: a clear stop naming the file, or a
+correct run, never a silent wrong metric (issue 15, section 2).
+
+Tiny synthetic datasets (64x64, 2 images per split) are damaged one file at
+a time. The tools run in this process (``runpy``, ``sys.argv`` patched), so
+each case costs a model build, not an interpreter start; a run trains for at
+most 2 iterations.
+"""
+import copy
+import glob
+import json
+import os.path as osp
+import re
+import runpy
+import shutil
+import sys
+from unittest import mock
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from slak_mm.apis import build_model, check_datasets, load_config
+from slak_mm.datasets import (DatasetError, check_dataset_files,
+                              generate_ade20k, generate_coco, generate_voc,
+                              install_data_checks)
+from slak_mm.datasets.checks import image_size_from_header
+from slak_mm.datasets.transforms import (CheckedLoadAnnotations,
+                                         CheckedLoadImageFromFile)
+from tests.tool_runner import ROOT
+
+SEG = osp.join(ROOT, 'configs', 'demo',
+               'upernet_slak_demo_synthetic_ade20k.py')
+COCO = osp.join(ROOT, 'configs', 'demo',
+                'cascade_mask_rcnn_slak_demo_synthetic_coco.py')
+VOC = osp.join(ROOT, 'configs', 'demo',
+               'faster_rcnn_slak_demo_synthetic_voc.py')
+SHORT = ['train_cfg.max_iters=2', 'train_cfg.val_begin=1000']
+
+
+def run_tool(tool, *args):
+    """Run ``tools/TOOL`` in this process; returns its exit status (0, or
+    what ``sys.exit`` got: the ``error: ...`` line of ``run_cli``)."""
+    path = osp.join(ROOT, 'tools', tool)
+    with mock.patch.object(sys, 'argv', [path, *map(str, args)]):
+        try:
+            runpy.run_path(path, run_name='__main__')
+        except SystemExit as done:
+            return done.code or 0
+    return 0
+
+
+def one_line_error(code, *needles):
+    """``code`` is one ``error: ...`` line holding every needle."""
+    assert isinstance(code, str) and code.startswith('error: '), code
+    assert '\n' not in code and 'Traceback' not in code, code
+    for needle in needles:
+        assert str(needle) in code, (needle, code)
+    return code
+
+
+@pytest.fixture(scope='module')
+def ade_clean(tmp_path_factory):
+    return generate_ade20k(
+        str(tmp_path_factory.mktemp('ade')),
+        num_train=2,
+        num_val=2,
+        img_size=64)
+
+
+@pytest.fixture
+def ade(ade_clean, tmp_path):
+    """A private copy of the tiny ADE20K set, to damage."""
+    return shutil.copytree(ade_clean, str(tmp_path / 'ADEChallengeData2016'))
+
+
+@pytest.fixture(scope='module')
+def seg_checkpoint(tmp_path_factory):
+    """Weights of the untrained demo segmentor (enough to run a test)."""
+    path = str(tmp_path_factory.mktemp('ckpt') / 'seg.pth')
+    torch.save(
+        dict(state_dict=build_model(load_config(SEG)).state_dict(), meta={}),
+        path)
+    return path
+
+
+def ade_file(root, kind, split, index=0):
+    sub = 'images' if kind == 'image' else 'annotations'
+    suffix = '.jpg' if kind == 'image' else '.png'
+    return sorted(glob.glob(osp.join(root, sub, split, '*' + suffix)))[index]
+
+
+def write_labels(path, edit):
+    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    edit(label)
+    assert cv2.imwrite(path, label)
+
+
+def add_out_of_range(label):
+    label[:3, :] = 200  # 3 rows of 64 pixels: 192 pixels
+    label[5, :4] = 255  # raw 255 is ignored by reduce_zero_label: allowed
+
+
+# ----------------------------------------------------------------------------
+# ADE20K label values
+# ----------------------------------------------------------------------------
+def test_out_of_range_labels_in_validation_are_an_error(
+        ade, seg_checkpoint, tmp_path):
+    """Was: test.py exit 0 with another aAcc (6.40 vs 3.12), no warning."""
+    ann = ade_file(ade, 'annotation', 'validation', 1)
+    write_labels(ann, add_out_of_range)
+    code = run_tool('test.py', SEG, seg_checkpoint, '--work-dir', tmp_path,
+                    '--cfg-options', f'data_root={ade}')
+    one_line_error(code, ann, '[200]', '192 pixels', '0..150 and 255',
+                   "out_of_range='ignore'")
+    assert not (tmp_path / 'test_metrics.json').exists()
+
+
+def test_out_of_range_labels_in_training_name_the_file(ade, tmp_path):
+    """Was: a raw ``IndexError: Target 199 is out of bounds``. The demo
+    config's 2 DataLoader workers raise it: still one line."""
+    ann = ade_file(ade, 'annotation', 'training', 1)
+    write_labels(ann, add_out_of_range)
+    code = run_tool('train.py', SEG, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={ade}', *SHORT)
+    one_line_error(code, ann, '[200]', '192 pixels', 'DataLoader worker')
+    assert 'IndexError' not in code
+
+
+def test_out_of_range_ignore_switch_warns_with_count_and_completes(
+        ade, tmp_path, capfd):
+    ann = ade_file(ade, 'annotation', 'training', 1)
+    write_labels(ann, add_out_of_range)
+    code = run_tool('train.py', SEG, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={ade}', *SHORT,
+                    'data_checks.out_of_range=ignore')
+    assert code == 0
+    assert osp.isfile(tmp_path / 'iter_2.pth')
+    log = capfd.readouterr()
+    warnings = [
+        line for line in (log.out + log.err).splitlines()
+        if 'WARNING' in line and ann in line
+    ]
+    assert warnings, (log.out + log.err)[-3000:]
+    assert all('192 pixels with label values [200]' in w and 'set to 255' in w
+               for w in warnings), warnings
+
+
+def test_unknown_data_checks_setting_is_refused(ade, tmp_path):
+    code = run_tool('train.py', SEG, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={ade}', 'data_checks.out_of_range=clip')
+    one_line_error(code, 'out_of_range', "'error', 'ignore'")
+
+
+def _seg_transform(**kwargs):
+    return CheckedLoadAnnotations(**dict(dict(num_classes=150), **kwargs))
+
+
+def _seg_results(ann, shape=(64, 64), reduce_zero_label=True, **extra):
+    return dict(
+        seg_map_path=ann,
+        ori_shape=shape,
+        seg_fields=[],
+        reduce_zero_label=reduce_zero_label,
+        **extra)
+
+
+def test_label_check_runs_after_reduce_zero_label(tmp_path):
+    """ADE20K: raw 0 and 255 -> 255 (ignore), raw v -> v-1; so raw 150 is
+    class 149 (allowed), raw 151 is class 150 (outside 150 classes)."""
+    path = str(tmp_path / 'l.png')
+    label = np.zeros((64, 64), np.uint8)
+    label[0, :3] = (1, 150, 255)
+    cv2.imwrite(path, label)
+    out = _seg_transform().transform(_seg_results(path))['gt_seg_map']
+    assert out[0, :3].tolist() == [0, 149, 255] and out[1, 0] == 255
+    label[1, 1] = 151
+    cv2.imwrite(path, label)
+    with pytest.raises(DatasetError, match=r'\[151\] in 1 pixels'):
+        _seg_transform().transform(_seg_results(path))
+    # without reduce_zero_label: 0..149 and the ignore index 255
+    with pytest.raises(DatasetError, match=r'\[150, 151\].*0\.\.149 and 255'):
+        _seg_transform().transform(_seg_results(path, reduce_zero_label=False))
+    # the dataset's label_map (custom classes) applies before the check
+    out = _seg_transform(num_classes=2).transform(
+        _seg_results(path, label_map={
+            0: 0,
+            149: 1,
+            150: 255
+        }))
+    assert sorted(np.unique(out['gt_seg_map'])) == [0, 1, 255]
+
+
+def test_16_bit_and_multi_channel_label_maps_are_refused(tmp_path):
+    """mmseg casts to uint8: 256 would silently become 0 (ignored)."""
+    path = str(tmp_path / 'l16.png')
+    cv2.imwrite(path, np.full((64, 64), 256, np.uint16))
+    with pytest.raises(DatasetError, match=r'\[256\] in 4096 pixels'):
+        _seg_transform().transform(_seg_results(path))
+    cv2.imwrite(path, np.ones((64, 64, 3), np.uint8))
+    with pytest.raises(DatasetError, match='has 3 channels'):
+        _seg_transform().transform(_seg_results(path))
+
+
+# ----------------------------------------------------------------------------
+# ADE20K annotation files
+# ----------------------------------------------------------------------------
+def test_annotation_of_another_size_is_found_before_training(ade, tmp_path):
+    """Was: ``stack expects each tensor to be equal size`` (train),
+    ``The shape of the mask ...`` (test), no file named."""
+    ann = ade_file(ade, 'annotation', 'training', 0)
+    cv2.imwrite(ann, np.ones((48, 64), np.uint8))
+    code = run_tool('train.py', SEG, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={ade}', *SHORT)
+    one_line_error(code, ann, '64x48 (WxH)',
+                   ade_file(ade, 'image', 'training', 0), '64x64')
+    assert not glob.glob(str(tmp_path / '*.pth'))
+
+
+def test_annotation_of_another_size_is_found_where_it_is_decoded(ade):
+    """Damaged after the scan, or a pipeline run without it: the decoded
+    sizes are compared too."""
+    ann = ade_file(ade, 'annotation', 'validation', 0)
+    cv2.imwrite(ann, np.ones((48, 64), np.uint8))
+    with pytest.raises(DatasetError, match=r'64x48 \(WxH\).*64x64'):
+        _seg_transform().transform(_seg_results(ann, img_path='the image'))
+
+
+@pytest.mark.parametrize('damage,message', [
+    ('empty', 'is empty (0 bytes)'),
+    ('garbage', 'is not an image'),
+    ('missing', 'annotation files are missing'),
+])
+def test_damaged_annotation_png_stops_before_training(ade, tmp_path, damage,
+                                                      message):
+    """Was: ``UnidentifiedImageError ... <_io.BytesIO object>`` (file never
+    named) or a raw worker traceback; the pre-run scan read images only."""
+    ann = ade_file(ade, 'annotation', 'training', 1)
+    if damage == 'missing':
+        shutil.move(ann, ann + '.moved')
+    else:
+        with open(ann, 'wb') as f:
+            f.write(b'' if damage == 'empty' else b'<html>oops</html>' * 9)
+    code = run_tool('train.py', SEG, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={ade}', *SHORT)
+    one_line_error(code, ann, message)
+
+
+@pytest.mark.parametrize('damage,message', [
+    ('empty', 'is empty (0 bytes)'),
+    ('garbage', 'cannot be decoded'),
+    ('missing', 'not found'),
+    ('truncated', 'truncated'),
+])
+def test_damaged_annotation_png_named_where_decoded(ade, damage, message):
+    """The same files, damaged after the scan (or in a pipeline run
+    without it): the transform names them."""
+    ann = ade_file(ade, 'annotation', 'validation', 0)
+    with open(ann, 'rb') as f:
+        data = f.read()
+    if damage == 'missing':
+        shutil.move(ann, ann + '.moved')
+    else:
+        with open(ann, 'wb') as f:
+            f.write({
+                'empty': b'',
+                'garbage': b'\x00garbage' * 16,
+                'truncated': data[:len(data) // 2]
+            }[damage])
+    with pytest.raises(DatasetError, match=re.escape(message)) as err:
+        _seg_transform().transform(_seg_results(ann))
+    assert ann in str(err.value)
+
+
+def _noise_jpeg(path, side=256):
+    """A JPEG of many scan bytes; returns its bytes."""
+    rng = np.random.default_rng(0)
+    img = cv2.resize(rng.integers(0, 255, (32, 32, 3), np.uint8), (side, side))
+    img = (img + rng.integers(0, 40, img.shape)).clip(0, 255)
+    assert cv2.imwrite(path, img.astype(np.uint8))
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def test_truncated_jpeg_stops_with_its_name(ade, tmp_path):
+    """Was: a raw worker traceback. The header is intact, so the pre-run
+    scan (first bytes) passes and the decode names it."""
+    img = ade_file(ade, 'image', 'training', 1)
+    with open(img, 'rb') as f:
+        data = f.read()
+    with open(img, 'wb') as f:
+        f.write(data[:len(data) * 2 // 3])
+    check_datasets(load_config(SEG, {'data_root': ade}), ('train', ))
+    code = run_tool('train.py', SEG, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={ade}', *SHORT)
+    one_line_error(code, img, 'is truncated')
+
+
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_truncated_jpeg_is_named_by_every_decoder(tmp_path, backend):
+    path = str(tmp_path / 'big.jpg')
+    data = _noise_jpeg(path)
+    with open(path, 'wb') as f:
+        f.write(data[:int(len(data) * 0.6)])
+    with pytest.raises(DatasetError, match='is truncated'):
+        CheckedLoadImageFromFile(imdecode_backend=backend).transform(
+            dict(img_path=path))
+    # a decoder that returns the cut image, its lower part grey (older
+    # OpenCV, turbojpeg), does not make it pass
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    with mock.patch('mmcv.imfrombytes', return_value=grey), \
+            pytest.raises(DatasetError, match='is truncated'):
+        CheckedLoadImageFromFile(imdecode_backend=backend).transform(
+            dict(img_path=path))
+    # bytes after the end marker (some cameras append data) are fine
+    with open(path, 'wb') as f:
+        f.write(data + b'\x00trailer\xff\xda' * 4)
+    out = CheckedLoadImageFromFile(imdecode_backend=backend).transform(
+        dict(img_path=path))
+    assert out['img'].shape == (256, 256, 3)
+    assert out['ori_shape'] == (256, 256)
+
+
+@pytest.mark.parametrize('damage', ['empty', 'garbage', 'missing'])
+def test_damaged_image_named_where_decoded(tmp_path, damage):
+    path = str(tmp_path / 'x.jpg')
+    if damage != 'missing':
+        with open(path, 'wb') as f:
+            f.write(b'' if damage == 'empty' else b'\xff\xd8\xff' + b'x' * 99)
+    with pytest.raises(DatasetError) as err:
+        CheckedLoadImageFromFile().transform(dict(img_path=path))
+    assert path in str(err.value) and '\n' not in str(err.value)
+    # mmcv's ignore_empty keeps its meaning: skip the sample
+    assert CheckedLoadImageFromFile(ignore_empty=True).transform(
+        dict(img_path=path)) is None
+
+
+def test_image_size_from_header(tmp_path):
+    path = str(tmp_path / 'a.jpg')
+    cv2.imwrite(path, np.zeros((40, 70, 3), np.uint8))
+    assert image_size_from_header(path) == (40, 70)
+    cv2.imwrite(path[:-4] + '.png', np.zeros((41, 71), np.uint8))
+    assert image_size_from_header(path[:-4] + '.png') == (41, 71)
+    cv2.imwrite(path[:-4] + '.bmp', np.zeros((4, 7), np.uint8))
+    assert image_size_from_header(path[:-4] + '.bmp') is None
+
+
+# ----------------------------------------------------------------------------
+# COCO
+# ----------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def coco_clean(tmp_path_factory):
+    return generate_coco(
+        str(tmp_path_factory.mktemp('coco')),
+        num_train=2,
+        num_val=2,
+        img_size=64)
+
+
+@pytest.fixture
+def coco(coco_clean, tmp_path):
+    return shutil.copytree(coco_clean, str(tmp_path / 'coco'))
+
+
+def edit_json(path, edit):
+    with open(path) as f:
+        data = json.load(f)
+    edit(data)
+    with open(path, 'w') as f:
+        json.dump(data, f)
+
+
+def coco_check(root, splits=('train', )):
+    check_dataset_files(load_config(COCO, {'data_root': root}), splits)
+
+
+def train_json(root):
+    return osp.join(root, 'annotations', 'instances_train2017.json')
+
+
+def test_coco_summary_counts_dropped_boxes(coco, mm_log):
+    """Was: silently dropped. A negative-width box is dropped (as mmdet
+    does), and the summary at the start says so."""
+
+    def edit(data):
+        data['annotations'][0]['bbox'][2] = -5
+
+    edit_json(train_json(coco), edit)
+    coco_check(coco)
+    lines = [r.getMessage() for r in mm_log if ' images, ' in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert train_json(coco) in lines[0]
+    assert '2 images' in lines[0] and '1 dropped' in lines[0]
+    assert 'box width or height < 1 px: 1' in lines[0]
+    assert mm_log[-1].levelname == 'WARNING'
+
+
+def test_coco_every_box_invalid_is_an_error(coco, tmp_path):
+    """Was: exit 0 after training on empty images (all losses 0.0000)."""
+
+    def edit(data):
+        for ann in data['annotations']:
+            ann['bbox'][2] = -abs(ann['bbox'][2])
+
+    edit_json(train_json(coco), edit)
+    code = run_tool('train.py', COCO, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={coco}', 'train_cfg.max_epochs=1')
+    one_line_error(code, train_json(coco), 'none of its',
+                   'box width or height < 1 px')
+
+
+@pytest.mark.parametrize('field,message', [
+    ('category_id', 'category_id that is not in "categories"'),
+    ('image_id', 'image_id that is not in "images"'),
+])
+def test_coco_unknown_reference_names_the_json(coco, field, message):
+
+    def edit(data):
+        data['annotations'][1][field] = 9999
+
+    edit_json(train_json(coco), edit)
+    with pytest.raises(DatasetError, match=message) as err:
+        coco_check(coco)
+    assert train_json(coco) in str(err.value) and '9999' in str(err.value)
+
+
+def test_coco_invalid_json_names_the_file(coco, tmp_path):
+    """Was: ``error: Expecting value: line 1 column 4047``, no file."""
+    path = osp.join(coco, 'annotations', 'instances_val2017.json')
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:  # an interrupted download
+        f.write(data[:len(data) // 2])
+    code = run_tool('train.py', COCO, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={coco}', 'train_cfg.max_epochs=1')
+    one_line_error(code, path, 'invalid JSON', 'line 1 column')
+
+
+def test_coco_missing_image_is_named(coco):
+    image = sorted(glob.glob(osp.join(coco, 'train2017', '*.jpg')))[0]
+    shutil.move(image, image + '.moved')
+    with pytest.raises(DatasetError, match=osp.basename(image)):
+        coco_check(coco)
+
+
+def test_detection_that_detects_nothing_reports_map_zero(coco, tmp_path):
+    """Was: exit 0 with ``"metrics": {}``."""
+    checkpoint = str(tmp_path / 'det.pth')
+    torch.save(
+        dict(state_dict=build_model(load_config(COCO)).state_dict(), meta={}),
+        checkpoint)
+    code = run_tool('test.py', COCO, checkpoint, '--work-dir', tmp_path,
+                    '--cfg-options', f'data_root={coco}',
+                    'model.test_cfg.rcnn.score_thr=1.01')  # nothing passes
+    assert code == 0
+    with open(tmp_path / 'test_metrics.json') as f:
+        written = json.load(f)
+    assert written['metrics']['coco/bbox_mAP'] == 0.0
+    assert written['metrics']['coco/segm_mAP'] == 0.0
+    assert 'detected nothing' in written['note']
+
+
+# ----------------------------------------------------------------------------
+# PASCAL VOC
+# ----------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def voc_clean(tmp_path_factory):
+    return generate_voc(
+        str(tmp_path_factory.mktemp('voc')),
+        num_train=2,
+        num_val=2,
+        img_size=64)
+
+
+@pytest.fixture
+def voc(voc_clean, tmp_path):
+    return shutil.copytree(voc_clean, str(tmp_path / 'VOCdevkit'))
+
+
+def voc_xml(root, index=0):
+    return sorted(
+        glob.glob(osp.join(root, 'VOC2007', 'Annotations', '*.xml')))[index]
+
+
+def edit_xml(path, old, new):
+    with open(path) as f:
+        text = f.read()
+    assert old in text
+    with open(path, 'w') as f:
+        f.write(text.replace(old, new, 1))
+
+
+def voc_check(root, **options):
+    check_dataset_files(load_config(VOC, dict(data_root=root, **options)))
+
+
+def test_voc_broken_xml_names_the_file(voc, tmp_path):
+    xml = voc_xml(voc, 1)
+    edit_xml(xml, '</annotation>', '</annot')
+    code = run_tool('train.py', VOC, '--work-dir', tmp_path, '--cfg-options',
+                    f'data_root={voc}', 'train_cfg.max_epochs=1')
+    one_line_error(code, xml, 'invalid XML')
+
+
+def test_voc_unknown_class_and_bad_box_name_the_file(voc):
+    xml = voc_xml(voc, 0)
+    with open(xml) as f:
+        text = f.read()
+    name = text.split('<name>')[1].split('</name>')[0]
+    edit_xml(xml, f'<name>{name}</name>', '<name>persn</name>')
+    with pytest.raises(DatasetError, match="class 'persn'") as err:
+        voc_check(voc)
+    assert xml in str(err.value)
+    with open(xml, 'w') as f:
+        f.write(text)
+    xmin = text.split('<xmin>')[1].split('</xmin>')[0]
+    edit_xml(xml, f'<xmin>{xmin}</xmin>', '<xmin>999</xmin>')
+    with pytest.raises(DatasetError, match='empty or inverted box') as err:
+        voc_check(voc)
+    assert xml in str(err.value)
+
+
+def test_voc_class_subset_drops_and_counts(voc, mm_log):
+    """With ``metainfo.classes`` chosen in the config, other objects are
+    dropped as mmdet does, and counted; none left is an error."""
+    with open(voc_xml(voc, 0)) as f:
+        dropped = f.read().split('<name>')[1].split('</name>')[0]
+    cfg = load_config(VOC, dict(data_root=voc))
+    val = cfg.val_dataloader.dataset
+    val.metainfo = dict(
+        classes=tuple(
+            c for c in ('person', 'car', 'dog', 'bird', 'bottle', 'chair')
+            if c != dropped))
+    check_dataset_files(cfg, ('val', ))
+    summary = [r for r in mm_log if ' images, ' in r.getMessage()][-1]
+    assert summary.levelname == 'WARNING'
+    assert "class not among the config's classes: " in summary.getMessage()
+    val.metainfo = dict(classes=('cat', ))  # no object of the test set
+    with pytest.raises(DatasetError, match='none of its .* objects'):
+        check_dataset_files(cfg, ('val', ))
+
+
+# ----------------------------------------------------------------------------
+# wiring
+# ----------------------------------------------------------------------------
+def test_install_data_checks_swaps_every_loading_transform(ade):
+    cfg = load_config(SEG, {'data_root': ade})
+    cfg.data_checks = dict(out_of_range='ignore')
+    install_data_checks(cfg)
+    before = copy.deepcopy(cfg._cfg_dict.to_dict())
+    install_data_checks(cfg)  # idempotent
+    assert cfg._cfg_dict.to_dict() == before
+    used = {
+        k: before[k]
+        for k in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                  'tta_pipeline')
+    }
+    text = json.dumps(used, default=str)
+    assert '"LoadImageFromFile"' not in text
+    assert '"LoadAnnotations"' not in text  # also inside TestTimeAug
+    ann = cfg.train_dataloader.dataset.pipeline[1]
+    assert ann.type == 'CheckedLoadAnnotations' and ann.num_classes == 150
+    assert ann.out_of_range == 'ignore' and ann.ignore_index == 255
+    # detection: the images are checked, mmdet's box loader is kept
+    cfg = load_config(VOC)
+    install_data_checks(cfg)
+    pipeline = cfg.train_dataloader.dataset.datasets[0].pipeline
+    assert [t.type for t in pipeline[:2]
+            ] == ['CheckedLoadImageFromFile', 'LoadAnnotations']
+
+
+def test_clean_datasets_pass(ade, coco, voc):
+    check_datasets(load_config(SEG, {'data_root': ade}))
+    coco_check(coco, ('train', 'val', 'test'))
+    voc_check(voc)
