@@ -22,8 +22,7 @@ import pytest
 import torch
 
 from slak_mm.apis import build_model, check_datasets, load_config
-from slak_mm.datasets import (DatasetError, check_dataset_files,
-                              generate_ade20k, generate_coco, generate_voc,
+from slak_mm.datasets import (DatasetError, check_dataset_files, generate_all,
                               install_data_checks)
 from slak_mm.datasets.checks import image_size_from_header
 from slak_mm.datasets.transforms import (CheckedLoadAnnotations,
@@ -61,18 +60,23 @@ def one_line_error(code, *needles):
 
 
 @pytest.fixture(scope='module')
-def ade_clean(tmp_path_factory):
-    return generate_ade20k(
-        str(tmp_path_factory.mktemp('ade')),
+def clean(tmp_path_factory):
+    """The three layouts, 64x64, 2 images per split: name -> folder."""
+    return generate_all(
+        str(tmp_path_factory.mktemp('data')),
         num_train=2,
         num_val=2,
         img_size=64)
 
 
+def private_copy(folder, tmp_path):
+    """A copy of a clean dataset, for one test to damage."""
+    return shutil.copytree(folder, str(tmp_path / osp.basename(folder)))
+
+
 @pytest.fixture
-def ade(ade_clean, tmp_path):
-    """A private copy of the tiny ADE20K set, to damage."""
-    return shutil.copytree(ade_clean, str(tmp_path / 'ADEChallengeData2016'))
+def ade(clean, tmp_path):
+    return private_copy(clean['ade20k'], tmp_path)
 
 
 @pytest.fixture(scope='module')
@@ -349,18 +353,9 @@ def test_image_size_from_header(tmp_path):
 # ----------------------------------------------------------------------------
 # COCO
 # ----------------------------------------------------------------------------
-@pytest.fixture(scope='module')
-def coco_clean(tmp_path_factory):
-    return generate_coco(
-        str(tmp_path_factory.mktemp('coco')),
-        num_train=2,
-        num_val=2,
-        img_size=64)
-
-
 @pytest.fixture
-def coco(coco_clean, tmp_path):
-    return shutil.copytree(coco_clean, str(tmp_path / 'coco'))
+def coco(clean, tmp_path):
+    return private_copy(clean['coco'], tmp_path)
 
 
 def edit_json(path, edit):
@@ -464,18 +459,9 @@ def test_detection_that_detects_nothing_reports_map_zero(coco, tmp_path):
 # ----------------------------------------------------------------------------
 # PASCAL VOC
 # ----------------------------------------------------------------------------
-@pytest.fixture(scope='module')
-def voc_clean(tmp_path_factory):
-    return generate_voc(
-        str(tmp_path_factory.mktemp('voc')),
-        num_train=2,
-        num_val=2,
-        img_size=64)
-
-
 @pytest.fixture
-def voc(voc_clean, tmp_path):
-    return shutil.copytree(voc_clean, str(tmp_path / 'VOCdevkit'))
+def voc(clean, tmp_path):
+    return private_copy(clean['voc'], tmp_path)
 
 
 def voc_xml(root, index=0):

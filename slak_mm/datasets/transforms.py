@@ -313,14 +313,16 @@ if 'mmseg' in FRAMEWORKS:
     _register(CheckedLoadAnnotations, 'mmseg')
 
 
-def _walk_dicts(node: Any):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk_dicts(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _walk_dicts(value)
+def _pipeline_transforms(pipeline: Any):
+    """Every transform config of a pipeline, also those nested in a
+    wrapper's ``transforms`` (``TestTimeAug``'s list of lists,
+    ``RandomChoice``, ``RandomApply``, ``KeyMapper``)."""
+    for item in pipeline or ():
+        if isinstance(item, (list, tuple)):
+            yield from _pipeline_transforms(item)
+        elif isinstance(item, dict):
+            yield item
+            yield from _pipeline_transforms(item.get('transforms'))
 
 
 def _seg_ignore_index(cfg: Any) -> int:
@@ -334,7 +336,7 @@ def _seg_ignore_index(cfg: Any) -> int:
 def _install(pipeline: Any, scope: Optional[str], classes: Optional[tuple],
              options: dict) -> None:
     """Swap the loading transforms of one pipeline (in place)."""
-    for node in _walk_dicts(pipeline):
+    for node in _pipeline_transforms(pipeline):
         kind = node.get('type')
         if not isinstance(kind, str):
             continue
