@@ -109,8 +109,8 @@ def read_and_decode(path: str,
     # also when decoding "worked": some decoders fill a cut image with grey
     if _cut_short(data):
         raise DatasetError(
-            f'{what} {path!r} is truncated ({len(data)} bytes, the image '
-            f'data ends before its end marker); {fix}.')
+            f'{what} {path!r} is truncated or damaged ({len(data)} bytes, '
+            f'the image data ends before its end marker); {fix}.')
     if array is None:
         raise DatasetError(
             f'{what} {path!r} cannot be decoded ({reason}; first bytes '
