@@ -154,9 +154,10 @@ def _join(root: str, path: Optional[str]) -> Optional[str]:
 # ----------------------------------------------------------------------------
 # image headers
 # ----------------------------------------------------------------------------
-_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+#: First bytes of every PNG file.
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 #: First bytes of the image formats mm's decoders read.
-IMAGE_MAGIC = (b'\xff\xd8\xff', _PNG_MAGIC, b'BM', b'II*\x00', b'MM\x00*',
+IMAGE_MAGIC = (b'\xff\xd8\xff', PNG_MAGIC, b'BM', b'II*\x00', b'MM\x00*',
                b'RIFF', b'GIF8')
 # JPEG start-of-frame markers (C4 DHT, C8 JPG and CC DAC are not frames)
 _JPEG_SOF = {
@@ -211,7 +212,7 @@ def image_size_from_header(path: str) -> Optional[Tuple[int, int]]:
 def _size_from_head(head: bytes, f) -> Optional[Tuple[int, int]]:
     """The size from a file's first 24 bytes (PNG) or its markers (JPEG,
     read on from the open file ``f``)."""
-    if head.startswith(_PNG_MAGIC) and head[12:16] == b'IHDR':
+    if head.startswith(PNG_MAGIC) and head[12:16] == b'IHDR':
         width, height = struct.unpack('>II', head[16:24])
         return height, width
     if head.startswith(b'\xff\xd8'):

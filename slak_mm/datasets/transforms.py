@@ -30,7 +30,8 @@ from mmengine import fileio
 from mmengine.logging import print_log
 
 from slak_mm.registry import FRAMEWORKS
-from .checks import DatasetError, dataset_classes, leaf_dataset_cfgs
+from .checks import (PNG_MAGIC, DatasetError, dataset_classes,
+                     leaf_dataset_cfgs)
 
 __all__ = [
     'CheckedLoadImageFromFile', 'OUT_OF_RANGE_MODES', 'install_data_checks',
@@ -39,7 +40,6 @@ __all__ = [
 
 #: Values of ``out_of_range`` (``data_checks.out_of_range``).
 OUT_OF_RANGE_MODES = ('error', 'ignore')
-_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
 def _cut_short(data: bytes) -> bool:
@@ -52,9 +52,9 @@ def _cut_short(data: bytes) -> bool:
     """
     if data.startswith(b'\xff\xd8'):
         # entropy-coded data cannot hold FF D9 / FF DA (byte stuffing)
-        suspicious = data.rfind(b'\xff\xd9') < data.rfind(b'\xff\xda') or \
-            data.rfind(b'\xff\xd9') < 0
-    elif data.startswith(_PNG_MAGIC):
+        end = data.rfind(b'\xff\xd9')
+        suspicious = end < 0 or end < data.rfind(b'\xff\xda')
+    elif data.startswith(PNG_MAGIC):
         suspicious = data.rfind(b'IEND') < 0
     else:
         return False
