@@ -235,6 +235,7 @@ def test_annotation_of_another_size_is_found_where_it_is_decoded(ade):
     ('empty', 'is empty (0 bytes)'),
     ('garbage', 'is not an image'),
     ('missing', 'annotation files are missing'),
+    ('colour', 'is a colour PNG'),
 ])
 def test_damaged_annotation_png_stops_before_training(ade, tmp_path, damage,
                                                       message):
@@ -243,6 +244,8 @@ def test_damaged_annotation_png_stops_before_training(ade, tmp_path, damage,
     ann = ade_file(ade, 'annotation', 'training', 1)
     if damage == 'missing':
         shutil.move(ann, ann + '.moved')
+    elif damage == 'colour':  # a painted (RGB) map instead of class indices
+        cv2.imwrite(ann, np.ones((64, 64, 3), np.uint8))
     else:
         with open(ann, 'wb') as f:
             f.write(b'' if damage == 'empty' else b'<html>oops</html>' * 9)
@@ -418,6 +421,28 @@ def test_coco_unknown_reference_names_the_json(coco, field, message):
     with pytest.raises(DatasetError, match=message) as err:
         coco_check(coco)
     assert train_json(coco) in str(err.value) and '9999' in str(err.value)
+
+
+@pytest.mark.parametrize('damage,message', [
+    ('duplicate_id', 'annotation ids must be unique'),
+    ('no_height', 'positive "width" and "height"'),
+    ('no_bbox', 'a bbox of 4 numbers'),
+])
+def test_coco_malformed_entries_name_the_json(coco, damage, message):
+    """mmdet stops on these with a bare AssertionError / KeyError."""
+
+    def edit(data):
+        if damage == 'duplicate_id':
+            data['annotations'][1]['id'] = data['annotations'][0]['id']
+        elif damage == 'no_height':
+            del data['images'][0]['height']
+        else:
+            del data['annotations'][0]['bbox']
+
+    edit_json(train_json(coco), edit)
+    with pytest.raises(DatasetError, match=re.escape(message)) as err:
+        coco_check(coco)
+    assert train_json(coco) in str(err.value)
 
 
 def test_coco_invalid_json_names_the_file(coco, tmp_path):

@@ -271,31 +271,48 @@ def _check_seg_files(split: str, ds: dict, cls: Optional[type]) -> None:
             f'missing: {_examples(missing)}. Each image needs its label map '
             f'(same name, seg_map_suffix); add them or remove those images.')
     for img, ann in pairs:
-        with open(ann, 'rb') as f:
-            head = f.read(24)
-            ann_size = _size_from_head(head, f)
-        if not head:
-            raise DatasetError(
-                f'{where}: annotation {ann!r} is empty (0 bytes); replace it '
-                f'with the label map of {img!r} or remove both files.')
-        if not head.startswith(IMAGE_MAGIC):
-            raise DatasetError(
-                f'{where}: annotation {ann!r} is not an image (first bytes '
-                f'{head[:8]!r}); a label map is a single-channel PNG of '
-                f'class indices. Replace it or remove it and {img!r}.')
-        if not osp.isfile(img):  # listed in ann_file without an image
-            raise DatasetError(
-                f'{where}: image {img!r} (listed in ann_file) is missing.')
-        img_size = image_size_from_header(img)
-        # an EXIF-rotated JPEG decodes transposed; the decode-time check in
-        # CheckedLoadAnnotations compares the decoded sizes
-        if ann_size and img_size and ann_size not in (img_size,
-                                                      img_size[::-1]):
-            raise DatasetError(
-                f'{where}: annotation {ann!r} is {ann_size[1]}x{ann_size[0]} '
-                f'(WxH) but its image {img!r} is {img_size[1]}x'
-                f'{img_size[0]}; a label map must have its image\'s size. '
-                f'Fix or remove the pair.')
+        try:
+            _check_seg_pair(where, img, ann)
+        except OSError as err:  # unreadable: permissions, I/O error
+            raise DatasetError(f'{where}: cannot read {err.filename!r} '
+                               f'({err.strerror or err}).') from None
+
+
+#: PNG colour types of one channel: grey and palette (a label map).
+_ONE_CHANNEL_PNG = (0, 3)
+
+
+def _check_seg_pair(where: str, img: str, ann: str) -> None:
+    with open(ann, 'rb') as f:
+        head = f.read(26)
+        ann_size = _size_from_head(head, f)
+    if not head:
+        raise DatasetError(
+            f'{where}: annotation {ann!r} is empty (0 bytes); replace it '
+            f'with the label map of {img!r} or remove both files.')
+    if not head.startswith(IMAGE_MAGIC):
+        raise DatasetError(
+            f'{where}: annotation {ann!r} is not an image (first bytes '
+            f'{head[:8]!r}); a label map is a single-channel PNG of '
+            f'class indices. Replace it or remove it and {img!r}.')
+    if head.startswith(PNG_MAGIC) and len(head) == 26 and \
+            head[25] not in _ONE_CHANNEL_PNG:
+        raise DatasetError(
+            f'{where}: annotation {ann!r} is a colour PNG (colour type '
+            f'{head[25]}); a label map is one channel of class indices (a '
+            f'grayscale or palette PNG). Convert or replace it.')
+    if not osp.isfile(img):  # listed in ann_file without an image
+        raise DatasetError(
+            f'{where}: image {img!r} (listed in ann_file) is missing.')
+    img_size = image_size_from_header(img)
+    # an EXIF-rotated JPEG decodes transposed; the decode-time check in
+    # CheckedLoadAnnotations compares the decoded sizes
+    if ann_size and img_size and ann_size not in (img_size, img_size[::-1]):
+        raise DatasetError(
+            f'{where}: annotation {ann!r} is {ann_size[1]}x{ann_size[0]} '
+            f'(WxH) but its image {img!r} is {img_size[1]}x{img_size[0]}; '
+            f'a label map must have its image\'s size. Fix or remove the '
+            f'pair.')
 
 
 # ----------------------------------------------------------------------------
@@ -360,10 +377,12 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
     images = {}
     for img in data['images']:
         if not isinstance(img, dict) or 'id' not in img or \
-                'file_name' not in img:
+                'file_name' not in img or not all(
+                    _number(img.get(k)) and img[k] > 0
+                    for k in ('width', 'height')):
             raise DatasetError(
-                f'{path}: an entry of "images" lacks "id" or "file_name": '
-                f'{str(img)[:200]}')
+                f'{path}: an entry of "images" lacks "id", "file_name" or a '
+                f'positive "width" and "height": {str(img)[:200]}')
         if img['id'] in images:
             raise DatasetError(
                 f'{path}: image id {img["id"]!r} is listed twice in "images" '
@@ -376,11 +395,13 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
     }
     anns = data.get('annotations') or []
     no_image, no_category, malformed = [], Counter(), []
-    dropped, kept = Counter(), 0
+    dropped, kept, ann_ids = Counter(), 0, Counter()
     for ann in anns:
-        if not isinstance(ann, dict) or 'image_id' not in ann:
+        if not isinstance(ann, dict) or 'image_id' not in ann or \
+                'id' not in ann:
             malformed.append(str(ann)[:120])
             continue
+        ann_ids[ann['id']] += 1
         if ann['image_id'] not in images:
             no_image.append(f'{ann.get("id")} -> {ann["image_id"]!r}')
             continue
@@ -427,8 +448,13 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
             f'add the categories.')
     if malformed:
         raise DatasetError(
-            f'{path}: {len(malformed)} annotations lack a bbox of 4 numbers '
-            f'or a numeric area: {_examples(malformed)}.')
+            f'{path}: {len(malformed)} annotations lack an id, an image_id, '
+            f'a bbox of 4 numbers or a numeric area: {_examples(malformed)}.')
+    twice = [i for i, n in ann_ids.items() if n > 1]
+    if twice:
+        raise DatasetError(
+            f'{path}: annotation ids must be unique; {len(twice)} are used '
+            f'more than once: {_examples(twice)}.')
     img_dir = _join(root, (ds.get('data_prefix') or {}).get('img') or '')
     if osp.isdir(img_dir):
         missing = [
@@ -524,6 +550,14 @@ def _check_xml(split: str, ds: dict, cls: Optional[type],
                     f'{xml}: object class {name!r} is not one of the '
                     f'dataset\'s {len(classes)} classes; fix the name or '
                     f'set metainfo=dict(classes=...) in the dataset config.')
+            difficult = obj.find('difficult')
+            try:  # mmdet reads int(difficult.text)
+                int(difficult.text if difficult is not None else 0)
+            except (TypeError, ValueError):
+                raise DatasetError(
+                    f'{xml}: object {name!r} has <difficult>'
+                    f'{difficult.text}</difficult>; expected 0 or 1.'
+                ) from None
             box = _voc_box(obj)
             if box is None:
                 raise DatasetError(
