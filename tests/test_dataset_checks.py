@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from slak_mm.apis import build_model, check_datasets, load_config
+from slak_mm.apis import build_model
+from slak_mm.config import check_datasets, load_config
 from slak_mm.datasets import (DatasetError, check_dataset_files, generate_all,
                               install_data_checks)
 from slak_mm.datasets.checks import image_size_from_header
