@@ -21,6 +21,7 @@ else:
     warnings.filterwarnings(
         'ignore', message='faster_coco_eval is not installed')
     from . import checkpoint, datasets, engine, models  # noqa: F401
+
     # no checkpoint read runs pickled code, also mmengine's
     checkpoint.use_safe_mmengine_loader()
 

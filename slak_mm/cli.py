@@ -28,8 +28,8 @@ TRACEBACK_ENV = 'SLAK_MM_TRACEBACK'
 #: Errors that are the user's input (a path, a file, a value), reported as
 #: one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
-               CheckpointError, WorkDirBusyError, WriteFailedError,
-               ValueError, KeyError)
+               CheckpointError, WorkDirBusyError, WriteFailedError, ValueError,
+               KeyError)
 
 
 class CfgOptionsAction(DictAction):

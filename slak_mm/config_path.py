@@ -98,8 +98,8 @@ def get_config_path(name: str) -> str:
     if '/' not in rel and len(same_name) == 1:
         return osp.join(roots[0], *same_name[0].split('/'))
     close = same_name or difflib.get_close_matches(rel, known, n=5, cutoff=.5)
-    hint = (f'; did you mean: {", ".join(close)}?' if close else
-            f'; top-level configs: '
+    hint = (f'; did you mean: {", ".join(close)}?'
+            if close else f'; top-level configs: '
             f'{", ".join(k for k in known if "/" not in k)}')
     raise FileNotFoundError(
         f'slak_mm has no config {name!r} in {roots[0]}{hint} '

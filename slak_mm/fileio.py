@@ -10,9 +10,9 @@ temporary file; :func:`remove_stale_temp_files` clears those.
 import errno
 import json
 import os
-import shutil
 import os.path as osp
 import re
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -64,8 +64,7 @@ def _explained(err: OSError, path: str, size: int) -> OSError:
         except OSError:
             free = 'free space unknown'
         return DiskFullError(
-            err.errno,
-            f'no space left on device writing {path}: it needs '
+            err.errno, f'no space left on device writing {path}: it needs '
             f'{size / 2**20:.1f} MiB, {free} in {folder}; free space there '
             f'or write elsewhere (nothing was replaced: the previous file, '
             f'if any, is intact)')

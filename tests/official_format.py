@@ -124,9 +124,10 @@ def official_stages(sd, x, depths, kernel, small):
         for j in range(depths[i]):
             p = f'stages.{i}.{j}'
             m = kernel[i]
-            y = (conv_bn(x, p + '.large_kernel.LoRA1', m, small) +
-                 conv_bn(x, p + '.large_kernel.LoRA2', small, m) +
-                 conv_bn(x, p + '.large_kernel.small_conv', small, small))
+            y = (
+                conv_bn(x, p + '.large_kernel.LoRA1', m, small) +
+                conv_bn(x, p + '.large_kernel.LoRA2', small, m) +
+                conv_bn(x, p + '.large_kernel.small_conv', small, small))
             y = y.permute(0, 2, 3, 1)
             y = F.layer_norm(y, (y.shape[-1], ), sd[p + '.norm.weight'],
                              sd[p + '.norm.bias'], 1e-6)

@@ -114,11 +114,11 @@ def test_paper_convention_uniform_density_hand_count():
     dense_rest = ops['batch_norm'] + ops['layer_norm']
     pw = tokens * C * 4 * C  # one pointwise linear
     assert res['paper_density'] == 0.6
-    assert res['flops_paper'] == _exact_number(
-        (_dense_lk_macs() + pw) * d + pw + dense_rest)
+    assert res['flops_paper'] == _exact_number((_dense_lk_macs() + pw) * d +
+                                               pw + dense_rest)
     masked_numel = C * (2 * M * N + N * N) + 4 * C * C
-    assert res['params_paper'] == _exact_number(res['params'] -
-                                                masked_numel * (1 - d))
+    assert res['params_paper'] == _exact_number(res['params'] - masked_numel *
+                                                (1 - d))
     # the actual zeros (ERK at 0.3 on the masked weights) differ from it
     assert res['flops_sparse'] < res['flops_paper'] < res['flops']
 
@@ -197,9 +197,8 @@ def test_cli_seg_demo(repo_root, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved['flops'] == res['flops']
     assert saved['flops_paper'] == res['flops_paper']
-    assert set(saved['count_labels']) == {
-        'flops', 'flops_paper', 'flops_sparse'
-    }
+    assert set(
+        saved['count_labels']) == {'flops', 'flops_paper', 'flops_sparse'}
     assert res['input_shape'] == [1, 3, 128, 128]
     assert res['params_sparse'] < res['params']
     assert res['flops_sparse'] < res['flops']

@@ -78,8 +78,10 @@ def test_non_decomposed_branch_layout():
     keys = model.state_dict().keys()
     assert 'stages.0.0.large_kernel.lkb_origin.conv.weight' in keys
     assert not any('LoRA' in k for k in keys)
-    assert model.stages[0][0].large_kernel.lkb_origin.conv.weight.shape == (
-        8, 1, 9, 9)
+    assert model.stages[0][0].large_kernel.lkb_origin.conv.weight.shape == (8,
+                                                                            1,
+                                                                            9,
+                                                                            9)
     out = model(torch.randn(1, 3, 64, 64))
     assert out[0].shape == (1, 8, 16, 16)
 
@@ -161,7 +163,10 @@ def test_registered_in_both_scopes():
 
 
 def test_largest_supported_kernel_and_pretrained_none_build():
-    model = SLaK(arch=dict(depths=[1, 1, 1, 1], dims=[8, 8, 8, 8]),
-                 kernel_size=(63, 7, 7, 7), small_kernel=3, width_factor=1.0,
-                 pretrained=None)
+    model = SLaK(
+        arch=dict(depths=[1, 1, 1, 1], dims=[8, 8, 8, 8]),
+        kernel_size=(63, 7, 7, 7),
+        small_kernel=3,
+        width_factor=1.0,
+        pretrained=None)
     assert model(torch.randn(1, 3, 64, 64))[0].shape == (1, 8, 16, 16)

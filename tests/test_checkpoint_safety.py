@@ -22,8 +22,8 @@ import slak_mm  # noqa: F401
 from slak_mm import fileio
 from slak_mm.checkpoint import (atomic, checkpoint_problem,
                                 find_resume_checkpoint, resolve_auto_resume)
-from slak_mm.fileio import atomic_write_bytes, remove_stale_temp_files
 from slak_mm.engine.hooks import SafeCheckpointHook
+from slak_mm.fileio import atomic_write_bytes, remove_stale_temp_files
 
 
 def mode_of(path):

@@ -213,7 +213,9 @@ def test_roi_features_do_not_depend_on_memory_layout():
         want = extractor(
             tuple(f.contiguous() for f in feats[:extractor.num_inputs]), rois)
     torch.testing.assert_close(
-        got, want, msg='RoI features depend on the memory layout of the '
+        got,
+        want,
+        msg='RoI features depend on the memory layout of the '
         'SLaK/FPN feature maps (SLaK must return contiguous outputs)')
     assert all(out.is_contiguous() for out in backbone_outs)
 
@@ -253,8 +255,8 @@ def test_voc_config_settings():
     cfg = Config.fromfile(_path(rel))
     assert cfg.model.type == 'FasterRCNN'
     bb = cfg.model.backbone
-    assert (bb.arch, bb.kernel_size, bb.small_kernel, bb.width_factor) == (
-        'tiny', (51, 49, 47, 13), 5, 1.3)
+    assert (bb.arch, bb.kernel_size, bb.small_kernel,
+            bb.width_factor) == ('tiny', (51, 49, 47, 13), 5, 1.3)
     assert bb.drop_path_rate == 0.4 and bb.layer_scale_init_value == 1.0
     assert cfg.model.neck.in_channels == [124, 249, 499, 998]
     train_sets = list(_leaf_datasets(cfg.train_dataloader.dataset))
@@ -274,8 +276,9 @@ def test_voc_config_settings():
     assert opt.optimizer.weight_decay == 0.05
     assert opt.paramwise_cfg == dict(
         decay_rate=0.7, decay_type='layer_wise', num_layers=6)
-    milestones = [s.milestones for s in cfg.param_scheduler
-                  if s.type == 'MultiStepLR']
+    milestones = [
+        s.milestones for s in cfg.param_scheduler if s.type == 'MultiStepLR'
+    ]
     assert milestones == [[27, 33]]
 
 
@@ -285,8 +288,8 @@ def test_coco_config_settings():
     cfg = Config.fromfile(_path(rel))
     assert cfg.model.type == 'CascadeRCNN'
     bb = cfg.model.backbone
-    assert (bb.arch, bb.kernel_size, bb.width_factor) == (
-        'tiny', (51, 49, 47, 13), 1.3)
+    assert (bb.arch, bb.kernel_size, bb.width_factor) == ('tiny', (51, 49, 47,
+                                                                   13), 1.3)
     assert bb.drop_path_rate == 0.4 and bb.layer_scale_init_value == 1.0
     assert cfg.model.neck.in_channels == [124, 249, 499, 998]
     heads = cfg.model.roi_head.bbox_head
@@ -297,8 +300,10 @@ def test_coco_config_settings():
         assert head.loss_bbox == dict(type='GIoULoss', loss_weight=10.0)
         assert head.norm_cfg.type == 'SyncBN'
     # multi-scale training, short side 480-800 (resize or resize+crop)
-    choice = [t for t in cfg.train_dataloader.dataset.pipeline
-              if t.type == 'RandomChoice']
+    choice = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t.type == 'RandomChoice'
+    ]
     assert len(choice) == 1
     short_sides = {s[0] for s in choice[0].transforms[0][0].scales}
     assert min(short_sides) == 480 and max(short_sides) == 800
@@ -314,6 +319,7 @@ def test_coco_config_settings():
         decay_rate=0.7, decay_type='layer_wise', num_layers=6)
     warmup = [s for s in cfg.param_scheduler if s.type == 'LinearLR']
     assert warmup and warmup[0].end == 1000 and not warmup[0].by_epoch
-    milestones = [s.milestones for s in cfg.param_scheduler
-                  if s.type == 'MultiStepLR']
+    milestones = [
+        s.milestones for s in cfg.param_scheduler if s.type == 'MultiStepLR'
+    ]
     assert milestones == [[27, 33]]

@@ -20,8 +20,7 @@ from slak_mm.config import load_config
 from slak_mm.models import SLaK
 from tests.common import tiny_slak_args
 from tests.official_format import (model_shapes, official_classifier_forward,
-                                   reference_shapes,
-                                   write_official_checkpoint)
+                                   reference_shapes, write_official_checkpoint)
 from tests.tool_runner import ROOT, run_python, run_tool
 
 pytest.importorskip('mmpretrain')
@@ -96,8 +95,7 @@ def _topk_accuracy(scores, labels, k):
     return 100. * float((topk == labels[:, None]).any(1).float().mean())
 
 
-def test_tool_evaluates_official_weights(imagenet_root, tiny_config,
-                                         tmp_path):
+def test_tool_evaluates_official_weights(imagenet_root, tiny_config, tmp_path):
     ckpt = tmp_path / 'SLaK_tiny_official.pth'
     weights = _official_file(ckpt)
     preds = str(tmp_path / 'preds.pkl')
@@ -164,10 +162,11 @@ def test_unfit_head_is_refused_before_loading(tiny_config, tmp_path, bad,
     _official_file(ckpt, num_classes=bad.get('num_classes', NUM_CLASSES))
     if bad.get('without_head'):  # a backbone-only file, official names
         state = torch.load(ckpt, weights_only=False)['model']
-        torch.save({
-            k: v
-            for k, v in state.items() if not k.startswith('module.head.')
-        }, ckpt)
+        torch.save(
+            {
+                k: v
+                for k, v in state.items() if not k.startswith('module.head.')
+            }, ckpt)
     model = _build_classifier(tiny_config)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=match):

@@ -2,8 +2,7 @@
 backbone is refused from the config, naming both sides and the fix."""
 import pytest
 
-from slak_mm.config import (check_backbone_neck, load_config,
-                            slak_feature_maps)
+from slak_mm.config import check_backbone_neck, load_config, slak_feature_maps
 from slak_mm.models.backbones.slak import SLaK
 from tests.tool_runner import ROOT
 

@@ -50,32 +50,57 @@ FORGERIES = {
     # np.ndarray(shape, dtype, buffer): the road in the issue
     'ndarray_constructor':
     _Reduce(np.ndarray, ((2, ), np.dtype('O8', False, True), FORGED_BYTES)),
-    'ndarray_new': _Reduce(np.ndarray.__new__,
-                           (np.ndarray, (2, ), OBJECT, FORGED_BYTES)),
-    'reconstruct_object': _reconstructed(OBJECT),
-    'structured_object_field': _reconstructed(
-        np.dtype([('a', 'O'), ('b', 'f8')]), data=b'A' * 32),
-    'subarray_of_objects': _reconstructed(np.dtype(('O', (2, ))),
-                                          data=b'A' * 32),
+    'ndarray_new':
+    _Reduce(np.ndarray.__new__, (np.ndarray, (2, ), OBJECT, FORGED_BYTES)),
+    'reconstruct_object':
+    _reconstructed(OBJECT),
+    'structured_object_field':
+    _reconstructed(np.dtype([('a', 'O'), ('b', 'f8')]), data=b'A' * 32),
+    'subarray_of_objects':
+    _reconstructed(np.dtype(('O', (2, ))), data=b'A' * 32),
     # BUILD on a void dtype turning it into one with an object field
-    'dtype_setstate': _reconstructed(
-        _Reduce(np.dtype, ('V8', False, True),
-                (3, '|', None, ('a', ), {'a': (OBJECT, 0)}, 8, 1, 63))),
-    'object_scalar': _Reduce(scalar, (OBJECT, FORGED_BYTES[:8])),
+    'dtype_setstate':
+    _reconstructed(
+        _Reduce(np.dtype, ('V8', False, True), (3, '|', None, ('a', ), {
+            'a': (OBJECT, 0)
+        }, 8, 1, 63))),
+    'object_scalar':
+    _Reduce(scalar, (OBJECT, FORGED_BYTES[:8])),
     # object arrays pickle their items as a list: still an object dtype
-    'object_array_as_list': _reconstructed(OBJECT, data=[1, 2]),
+    'object_array_as_list':
+    _reconstructed(OBJECT, data=[1, 2]),
 }
 
 PLACES = {
-    'meta': lambda forged: {'meta': {'note': forged}, 'state_dict': {}},
+    'meta': lambda forged: {
+        'meta': {
+            'note': forged
+        },
+        'state_dict': {}
+    },
     'message_hub': lambda forged: {
-        'meta': {}, 'state_dict': {},
-        'message_hub': {'log_scalars': {}, 'runtime_info': {'x': forged},
-                        'resumed_keys': {}}},
+        'meta': {},
+        'state_dict': {},
+        'message_hub': {
+            'log_scalars': {},
+            'runtime_info': {
+                'x': forged
+            },
+            'resumed_keys': {}
+        }
+    },
     'optimizer': lambda forged: {
-        'meta': {}, 'state_dict': {},
-        'optimizer': {'state': {0: {'exp_avg': forged}},
-                      'param_groups': []}},
+        'meta': {},
+        'state_dict': {},
+        'optimizer': {
+            'state': {
+                0: {
+                    'exp_avg': forged
+                }
+            },
+            'param_groups': []
+        }
+    },
 }
 
 
@@ -97,22 +122,36 @@ def test_loader_refuses_object_dtypes(forgery, place, tmp_path):
 
 
 PLAIN = {
-    'float': np.arange(6.).reshape(2, 3),
-    'fortran_big_endian': np.asfortranarray(
-        np.arange(6, dtype='>i4').reshape(2, 3)),
-    'bool': np.array([True, False]),
-    'complex': np.array([1 + 2j]),
-    'str': np.array(['ab', 'c']),
-    'bytes': np.array([b'xy']),
-    'void': np.frombuffer(b'abcdefgh' * 2, dtype='V8'),
-    'structured': np.array([(1.5, 2)], dtype=[('a', '<f4'), ('b', '<i2')]),
-    'subarray_field': np.zeros(2, dtype=[('v', '<f4', (3, ))]),
-    'zero_dim': np.array(7),
-    'empty': np.zeros((0, 4), dtype=np.uint8),
-    'float_scalar': np.float64(3.5),
-    'bool_scalar': np.bool_(True),
-    'int_scalar': np.int64(-3),
-    'dtype': np.dtype('<f4'),
+    'float':
+    np.arange(6.).reshape(2, 3),
+    'fortran_big_endian':
+    np.asfortranarray(np.arange(6, dtype='>i4').reshape(2, 3)),
+    'bool':
+    np.array([True, False]),
+    'complex':
+    np.array([1 + 2j]),
+    'str':
+    np.array(['ab', 'c']),
+    'bytes':
+    np.array([b'xy']),
+    'void':
+    np.frombuffer(b'abcdefgh' * 2, dtype='V8'),
+    'structured':
+    np.array([(1.5, 2)], dtype=[('a', '<f4'), ('b', '<i2')]),
+    'subarray_field':
+    np.zeros(2, dtype=[('v', '<f4', (3, ))]),
+    'zero_dim':
+    np.array(7),
+    'empty':
+    np.zeros((0, 4), dtype=np.uint8),
+    'float_scalar':
+    np.float64(3.5),
+    'bool_scalar':
+    np.bool_(True),
+    'int_scalar':
+    np.int64(-3),
+    'dtype':
+    np.dtype('<f4'),
 }
 
 
@@ -202,17 +241,20 @@ def test_forged_array_stops_tools_with_exit_1(forged_env, entry, tmp_path):
     """A process of its own: what is tested is the exit status (a forged
     pointer dereferenced would kill the interpreter with SIGSEGV)."""
     proc = run_tool(
-        *ENTRY_POINTS[entry](forged_env, str(tmp_path)), timeout=600,
-        expect_ok=False, fresh_process=True)
+        *ENTRY_POINTS[entry](forged_env, str(tmp_path)),
+        timeout=600,
+        expect_ok=False,
+        fresh_process=True)
     _assert_refused_in_one_line(proc, forged_env['evil'])
     assert not osp.exists(tmp_path / 'test_metrics.json')
 
 
-@pytest.mark.parametrize(
-    'entry', sorted(set(ENTRY_POINTS) - {'resume_path', 'test'}))
+@pytest.mark.parametrize('entry',
+                         sorted(set(ENTRY_POINTS) - {'resume_path', 'test'}))
 def test_forged_array_is_refused_by_every_entry_point(forged_env, entry,
                                                       tmp_path):
     proc = run_tool(
-        *ENTRY_POINTS[entry](forged_env, str(tmp_path)), timeout=600,
+        *ENTRY_POINTS[entry](forged_env, str(tmp_path)),
+        timeout=600,
         expect_ok=False)
     _assert_refused_in_one_line(proc, forged_env['evil'])

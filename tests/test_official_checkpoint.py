@@ -3,15 +3,14 @@ import pytest
 import torch
 
 import slak_mm  # noqa: F401
-from slak_mm.models import SLaK
 from slak_mm.checkpoint import load_pretrained_backbone
+from slak_mm.models import SLaK
 from tests.common import TINY_SLAK as SMALL
 from tests.official_format import model_shapes, write_official_checkpoint
 
 
 def official_file(path, model, prefix='', rename=None):
-    return write_official_checkpoint(path, model_shapes(model), prefix,
-                                     rename)
+    return write_official_checkpoint(path, model_shapes(model), prefix, rename)
 
 
 @pytest.mark.parametrize('prefix,rename', [('', None), ('module.', None),
@@ -21,8 +20,8 @@ def test_official_file_loads(tmp_path, prefix, rename):
     path = str(tmp_path / 'slak.pth')
     state = official_file(path, model, prefix, rename)
     missing, unexpected = load_pretrained_backbone(model, path)
-    assert sorted(missing) == sorted(
-        f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias'))
+    assert sorted(missing) == sorted(f'norm{i}.{p}' for i in range(4)
+                                     for p in ('weight', 'bias'))
     assert unexpected == []
     key = 'stages.0.0.large_kernel.LoRA1.conv.weight'
     src = state[key]
@@ -66,7 +65,7 @@ def test_non_decomposed_file_is_recognised(tmp_path):
 class Payload:
 
     def __reduce__(self):
-        return (print, ('arbitrary code ran',))
+        return (print, ('arbitrary code ran', ))
 
 
 def test_arbitrary_pickled_object_refused(tmp_path):

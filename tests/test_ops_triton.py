@@ -12,13 +12,18 @@ import random
 import pytest
 import torch
 
-pytest.importorskip('triton')
+# isort: off
+pytest.importorskip('triton')  # before the Triton module imports
 
-from slak_mm.ops import (  # noqa: E402
-    MAX_KERNEL, cross_depthwise_conv2d, depthwise_conv2d,
-    multi_depthwise_conv2d, resolve_impl)
+from slak_mm.ops import (
+    MAX_KERNEL,
+    cross_depthwise_conv2d,  # noqa: E402
+    depthwise_conv2d,
+    multi_depthwise_conv2d,
+    resolve_impl)
 from slak_mm.ops import triton_depthwise as td  # noqa: E402
 from tests.dwconv_checks import leaf, ref_conv, rel_err  # noqa: E402
+# isort: on
 
 # Relative error bound (max abs error / max abs reference) per input dtype.
 TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
@@ -308,8 +313,9 @@ def fp32_flags():
     """Saves and restores torch's fp32 precision flags (new API: setting
     the new values back restores the legacy ones too)."""
     backends = torch.backends
-    owners = [backends, backends.cudnn, backends.cudnn.conv,
-              backends.cuda.matmul]
+    owners = [
+        backends, backends.cudnn, backends.cudnn.conv, backends.cuda.matmul
+    ]
     saved = [owner.fp32_precision for owner in owners]
     yield
     for owner, value in zip(owners, saved):

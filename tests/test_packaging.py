@@ -18,6 +18,7 @@ import pytest
 from slak_mm.config_path import get_config_path, list_configs
 from tests.common import DEMO_CONFIG, ROOT
 from tests.tool_runner import run_process, run_python
+
 TOP_CONFIGS = ('upernet_slak_t_ade20k.py', 'upernet_slak_s_ade20k.py',
                'upernet_slak_b_ade20k.py', 'faster_rcnn_slak_t_fpn_voc0712.py',
                'cascade_mask_rcnn_slak_t_fpn_3x_coco.py')
@@ -102,8 +103,7 @@ def test_editable_build_links_the_checkout(built):
     mim = osp.join(built['src'], 'slak_mm', '.mim')
     for name in ('configs', 'tools', 'model-index.yml'):
         assert osp.islink(osp.join(mim, name))
-        assert osp.samefile(
-            osp.join(mim, name), osp.join(built['src'], name))
+        assert osp.samefile(osp.join(mim, name), osp.join(built['src'], name))
 
 
 def test_get_config_path_in_the_checkout():

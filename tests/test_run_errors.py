@@ -10,8 +10,8 @@ import torch
 from mmengine.config import Config
 
 from slak_mm.checkpoint import convert_official_checkpoint
-from slak_mm.config import set_work_dir
 from slak_mm.config import adapt as config_adapt
+from slak_mm.config import set_work_dir
 from slak_mm.fileio import UnwritableError
 from tests.common import DEMO_CONFIG as DEMO
 from tests.tool_runner import run_tool

@@ -41,11 +41,11 @@ def env(tmp_path_factory, demo_trained, small_ade_root):
     checkpoint['meta']['extra'] = _Payload(marker)
     evil = str(root / 'evil.pth')
     torch.save(checkpoint, evil)
-    image = osp.join(data, 'images', 'validation',
-                     sorted(os.listdir(osp.join(data, 'images',
-                                                'validation')))[0])
-    return dict(root=root, data=data, good=good, evil=evil, marker=marker,
-                image=image)
+    image = osp.join(
+        data, 'images', 'validation',
+        sorted(os.listdir(osp.join(data, 'images', 'validation')))[0])
+    return dict(
+        root=root, data=data, good=good, evil=evil, marker=marker, image=image)
 
 
 def _data(env):
@@ -63,42 +63,44 @@ def _assert_refused(proc, env, path):
 
 
 ENTRY_POINTS = {
-    'test': lambda e, w: ('tools/test.py', DEMO, e['evil'], '--work-dir', w,
-                          '--cfg-options', _data(e)),
-    'resume_path': lambda e, w: ('tools/train.py', DEMO, '--work-dir', w,
-                                 '--resume', e['evil'], '--cfg-options',
-                                 _data(e), 'train_cfg.max_iters=2'),
-    'load_from': lambda e, w: ('tools/train.py', DEMO, '--work-dir', w,
-                               '--cfg-options', _data(e),
-                               f'load_from={e["evil"]}',
-                               'train_cfg.max_iters=2'),
-    'init_cfg': lambda e, w: ('tools/train.py', DEMO, '--work-dir', w,
-                              '--cfg-options', _data(e),
-                              'model.backbone.init_cfg.type=Pretrained',
-                              'model.backbone.init_cfg.checkpoint=' +
-                              e['evil'],
-                              'train_cfg.max_iters=2'),
-    'deploy': lambda e, w: ('tools/deploy.py', DEMO, e['evil'],
-                            osp.join(w, 'deploy.pth'), '--cfg-options',
-                            _data(e)),
-    'image_demo': lambda e, w: ('demo/image_demo.py', e['image'], DEMO,
-                                e['evil'], '--out-dir', w, '--device', 'cpu',
-                                '--cfg-options', _data(e)),
-    'erf': lambda e, w: ('tools/analysis/erf.py', f'{DEMO}={e["evil"]}',
-                         '--synthetic', '1', '--size', '64', '--out-dir', w,
-                         '--device', 'cpu'),
-    'get_flops': lambda e, w: ('tools/analysis/get_flops.py', DEMO,
-                               '--checkpoint', e['evil'], '--shape', '64'),
-    'convert': lambda e, w: ('tools/convert_checkpoint.py', e['evil'],
-                             osp.join(w, 'converted.pth')),
+    'test':
+    lambda e, w:
+    ('tools/test.py', DEMO, e['evil'], '--work-dir', w, '--cfg-options',
+     _data(e)),
+    'resume_path':
+    lambda e, w: ('tools/train.py', DEMO, '--work-dir', w, '--resume', e[
+        'evil'], '--cfg-options', _data(e), 'train_cfg.max_iters=2'),
+    'load_from':
+    lambda e, w: ('tools/train.py', DEMO, '--work-dir', w, '--cfg-options',
+                  _data(e), f'load_from={e["evil"]}', 'train_cfg.max_iters=2'),
+    'init_cfg':
+    lambda e, w: ('tools/train.py', DEMO, '--work-dir', w, '--cfg-options',
+                  _data(e), 'model.backbone.init_cfg.type=Pretrained',
+                  'model.backbone.init_cfg.checkpoint=' + e[
+                      'evil'], 'train_cfg.max_iters=2'),
+    'deploy':
+    lambda e, w: ('tools/deploy.py', DEMO, e['evil'], osp.join(
+        w, 'deploy.pth'), '--cfg-options', _data(e)),
+    'image_demo':
+    lambda e, w: ('demo/image_demo.py', e['image'], DEMO, e[
+        'evil'], '--out-dir', w, '--device', 'cpu', '--cfg-options', _data(e)),
+    'erf':
+    lambda e, w:
+    ('tools/analysis/erf.py', f'{DEMO}={e["evil"]}', '--synthetic', '1',
+     '--size', '64', '--out-dir', w, '--device', 'cpu'),
+    'get_flops':
+    lambda e, w: ('tools/analysis/get_flops.py', DEMO, '--checkpoint', e[
+        'evil'], '--shape', '64'),
+    'convert':
+    lambda e, w:
+    ('tools/convert_checkpoint.py', e['evil'], osp.join(w, 'converted.pth')),
 }
 
 
 @pytest.mark.parametrize('entry', sorted(ENTRY_POINTS))
 def test_pickled_code_is_refused_everywhere(env, entry, tmp_path):
     proc = run_tool(
-        *ENTRY_POINTS[entry](env, str(tmp_path)), timeout=600,
-        expect_ok=False)
+        *ENTRY_POINTS[entry](env, str(tmp_path)), timeout=600, expect_ok=False)
     _assert_refused(proc, env, env['evil'])
     assert not osp.exists(tmp_path / 'test_metrics.json')
 
@@ -106,8 +108,15 @@ def test_pickled_code_is_refused_everywhere(env, entry, tmp_path):
 def test_auto_resume_through_last_checkpoint_is_refused(env, tmp_path):
     (tmp_path / 'last_checkpoint').write_text(env['evil'])
     proc = run_tool(
-        'tools/train.py', DEMO, '--work-dir', str(tmp_path), '--resume',
-        '--cfg-options', _data(env), 'train_cfg.max_iters=2', timeout=600,
+        'tools/train.py',
+        DEMO,
+        '--work-dir',
+        str(tmp_path),
+        '--resume',
+        '--cfg-options',
+        _data(env),
+        'train_cfg.max_iters=2',
+        timeout=600,
         expect_ok=False)
     _assert_refused(proc, env, env['evil'])
 
@@ -118,9 +127,16 @@ def test_unsafe_load_is_an_explicit_logged_opt_in(env, tmp_path):
     checkpoint['meta']['extra'] = _Payload(str(marker))
     trusted = str(tmp_path / 'trusted.pth')
     torch.save(checkpoint, trusted)
-    proc = run_tool('tools/test.py', DEMO, trusted, '--work-dir',
-                    str(tmp_path), '--unsafe-load', '--cfg-options',
-                    _data(env), timeout=600)
+    proc = run_tool(
+        'tools/test.py',
+        DEMO,
+        trusted,
+        '--work-dir',
+        str(tmp_path),
+        '--unsafe-load',
+        '--cfg-options',
+        _data(env),
+        timeout=600)
     assert marker.exists()  # the user asked for it
     assert 'SLAK_MM_UNSAFE_LOAD=1: loading' in proc.log
     assert 'mIoU' in proc.stdout
@@ -129,15 +145,23 @@ def test_unsafe_load_is_an_explicit_logged_opt_in(env, tmp_path):
 def test_training_checkpoints_load_as_backbone_init_and_for_flops(env):
     # iter_N.pth holds mmengine's HistoryBuffer: allowed, unlike real code
     # the tool's smoke run as its own process
-    proc = run_tool('tools/analysis/get_flops.py', DEMO, '--checkpoint',
-                    env['good'], '--shape', '64', timeout=600,
-                    fresh_process=True)
+    proc = run_tool(
+        'tools/analysis/get_flops.py',
+        DEMO,
+        '--checkpoint',
+        env['good'],
+        '--shape',
+        '64',
+        timeout=600,
+        fresh_process=True)
     assert 'sparse' in proc.stdout
-    from slak_mm.models import SLaK
     from slak_mm.checkpoint import load_pretrained_backbone
+    from slak_mm.models import SLaK
     backbone = SLaK(
         arch=dict(depths=[1, 1, 2, 1], dims=[24, 48, 96, 192]),
-        kernel_size=(13, 11, 9, 7), small_kernel=3, width_factor=1.0,
+        kernel_size=(13, 11, 9, 7),
+        small_kernel=3,
+        width_factor=1.0,
         sparse=True)
     missing, unexpected = load_pretrained_backbone(backbone, env['good'])
     assert missing == [] and unexpected == []
@@ -158,8 +182,11 @@ def _resnet_file(tmp_path):
 def _backbone_only_file(env, tmp_path):
     state = torch.load(env['good'], weights_only=False)['state_dict']
     path = str(tmp_path / 'backbone.pth')
-    torch.save({k[len('backbone.'):]: v for k, v in state.items()
-                if k.startswith('backbone.')}, path)
+    torch.save(
+        {
+            k[len('backbone.'):]: v
+            for k, v in state.items() if k.startswith('backbone.')
+        }, path)
     return path
 
 
@@ -185,9 +212,16 @@ WRONG_FILES = {
 def test_wrong_checkpoint_for_test_is_an_error(env, kind, tmp_path):
     make, expected = WRONG_FILES[kind]
     path = make(tmp_path) if kind == 'resnet' else make(env, tmp_path)
-    proc = run_tool('tools/test.py', DEMO, path, '--work-dir',
-                    str(tmp_path), '--cfg-options', _data(env), timeout=600,
-                    expect_ok=False)
+    proc = run_tool(
+        'tools/test.py',
+        DEMO,
+        path,
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        _data(env),
+        timeout=600,
+        expect_ok=False)
     assert proc.returncode != 0
     assert expected in proc.stderr and path in proc.stderr, proc.log[-2000:]
     # a partial load is offered only where some keys fit
@@ -197,14 +231,32 @@ def test_wrong_checkpoint_for_test_is_an_error(env, kind, tmp_path):
 
 def test_wrong_checkpoint_for_load_from_and_image_demo(env, tmp_path):
     path = _resnet_file(tmp_path)
-    train = run_tool('tools/train.py', DEMO, '--work-dir', str(tmp_path),
-                     '--cfg-options', _data(env), f'load_from={path}',
-                     'train_cfg.max_iters=2', timeout=600, expect_ok=False)
+    train = run_tool(
+        'tools/train.py',
+        DEMO,
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        _data(env),
+        f'load_from={path}',
+        'train_cfg.max_iters=2',
+        timeout=600,
+        expect_ok=False)
     assert 'does not fit the model' in train.stderr, train.log[-2000:]
     assert not osp.exists(tmp_path / 'iter_2.pth')
-    demo = run_tool('demo/image_demo.py', env['image'], DEMO, path,
-                    '--out-dir', str(tmp_path / 'vis'), '--device', 'cpu',
-                    '--cfg-options', _data(env), timeout=600, expect_ok=False)
+    demo = run_tool(
+        'demo/image_demo.py',
+        env['image'],
+        DEMO,
+        path,
+        '--out-dir',
+        str(tmp_path / 'vis'),
+        '--device',
+        'cpu',
+        '--cfg-options',
+        _data(env),
+        timeout=600,
+        expect_ok=False)
     assert 'does not fit the model' in demo.stderr, demo.log[-2000:]
     assert not osp.exists(tmp_path / 'vis')
 
@@ -213,9 +265,18 @@ def test_resume_from_a_weights_only_file_names_what_is_missing(env, tmp_path):
     state = torch.load(env['good'], weights_only=False)['state_dict']
     path = str(tmp_path / 'weights.pth')
     torch.save({'state_dict': state}, path)
-    proc = run_tool('tools/train.py', DEMO, '--work-dir', str(tmp_path),
-                    '--resume', path, '--cfg-options', _data(env),
-                    'train_cfg.max_iters=2', timeout=600, expect_ok=False)
+    proc = run_tool(
+        'tools/train.py',
+        DEMO,
+        '--work-dir',
+        str(tmp_path),
+        '--resume',
+        path,
+        '--cfg-options',
+        _data(env),
+        'train_cfg.max_iters=2',
+        timeout=600,
+        expect_ok=False)
     assert 'Cannot resume from' in proc.stderr, proc.log[-2000:]
     assert "'meta'" in proc.stderr and 'load_from=' in proc.stderr
     assert 'KeyError' not in proc.stderr
@@ -224,9 +285,13 @@ def test_resume_from_a_weights_only_file_names_what_is_missing(env, tmp_path):
 def test_convert_refuses_a_file_without_slak_weights(tmp_path):
     path = _resnet_file(tmp_path)
     out = tmp_path / 'out.pth'
-    proc = run_tool('tools/convert_checkpoint.py', path, str(out),
-                    timeout=600, expect_ok=False,
-                    fresh_process=True)  # the tool's smoke run
+    proc = run_tool(
+        'tools/convert_checkpoint.py',
+        path,
+        str(out),
+        timeout=600,
+        expect_ok=False,
+        fresh_process=True)  # the tool's smoke run
     assert proc.returncode != 0
     assert 'holds no SLaK backbone weights' in proc.stderr
     assert not out.exists()
@@ -249,11 +314,11 @@ def _damaged(kind, good, tmp_path):
     return str(path)
 
 
-@pytest.mark.parametrize(
-    'kind,expected', [('empty', 'is empty'),
-                      ('truncated', 'truncated or corrupt'),
-                      ('garbage', 'not a PyTorch checkpoint'),
-                      ('bitflip', 'fails its CRC check')])
+@pytest.mark.parametrize('kind,expected',
+                         [('empty', 'is empty'),
+                          ('truncated', 'truncated or corrupt'),
+                          ('garbage', 'not a PyTorch checkpoint'),
+                          ('bitflip', 'fails its CRC check')])
 def test_damaged_files_give_one_line(env, kind, expected, tmp_path):
     from slak_mm.checkpoint import (DamagedCheckpointError,
                                     load_checkpoint_safely)
@@ -265,9 +330,16 @@ def test_damaged_files_give_one_line(env, kind, expected, tmp_path):
 
 def test_damaged_file_into_test_tool_writes_no_metrics(env, tmp_path):
     path = _damaged('bitflip', env['good'], tmp_path)
-    proc = run_tool('tools/test.py', DEMO, path, '--work-dir', str(tmp_path),
-                    '--cfg-options', _data(env), timeout=600,
-                    expect_ok=False)
+    proc = run_tool(
+        'tools/test.py',
+        DEMO,
+        path,
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        _data(env),
+        timeout=600,
+        expect_ok=False)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and 'CRC' in last and path in last
@@ -279,13 +351,15 @@ def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
     from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
     from slak_mm.apis import build_model
-    from slak_mm.config import load_config
     from slak_mm.checkpoint import fit_checkpoint
+    from slak_mm.config import load_config
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)
     checkpoint = torch.load(env['good'], weights_only=False)
-    state = {k: v for k, v in checkpoint['state_dict'].items()
-             if not k.endswith('_mask')}
+    state = {
+        k: v
+        for k, v in checkpoint['state_dict'].items() if not k.endswith('_mask')
+    }
     key = 'backbone.stages.1.0.large_kernel.LoRA2.conv.weight'
     state[key] = state[key].clone()
     state[key].view(-1)[::3] = 0  # a zero pattern unlike the model's masks
@@ -301,8 +375,8 @@ def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
 
 def test_partial_load_is_an_opt_in(env, tmp_path, mm_log):
     from slak_mm.apis import build_model
-    from slak_mm.config import load_config
     from slak_mm.checkpoint import CheckpointMismatchError, fit_checkpoint
+    from slak_mm.config import load_config
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)
     state = torch.load(env['good'], weights_only=False)['state_dict']
@@ -316,8 +390,15 @@ def test_partial_load_is_an_opt_in(env, tmp_path, mm_log):
 
 
 def test_test_metrics_json_only_after_a_fitting_load(env, tmp_path):
-    proc = run_tool('tools/test.py', DEMO, env['good'], '--work-dir',
-                    str(tmp_path), '--cfg-options', _data(env), timeout=600)
+    proc = run_tool(
+        'tools/test.py',
+        DEMO,
+        env['good'],
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        _data(env),
+        timeout=600)
     with open(tmp_path / 'test_metrics.json') as f:
         assert 'mIoU' in json.load(f)['metrics']
     assert 'do not match exactly' not in proc.log

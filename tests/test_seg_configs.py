@@ -53,12 +53,14 @@ def test_config_trains_one_step_and_predicts(path):
         sample = SegDataSample()
         sample.gt_sem_seg = PixelData(
             data=torch.randint(0, num_classes, (1, 64, 64)))
-        sample.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64),
-                                 pad_shape=(64, 64)))
+        sample.set_metainfo(
+            dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
         samples.append(sample)
     data = dict(
-        inputs=[torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
-                for _ in samples],
+        inputs=[
+            torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
+            for _ in samples
+        ],
         data_samples=samples)
     model.train()
     before = model.backbone.downsample_layers[0][0].weight.detach().clone()
@@ -79,8 +81,10 @@ def test_config_trains_one_step_and_predicts(path):
 
 def test_cfg_options_rebind_checkpoint_and_data_root():
     path = osp.join(ROOT, 'configs', 'upernet_slak_t_ade20k.py')
-    cfg = load_config(path, {'checkpoint': '/ckpt/x.pth',
-                             'data_root': '/data/ade'})
+    cfg = load_config(path, {
+        'checkpoint': '/ckpt/x.pth',
+        'data_root': '/data/ade'
+    })
     assert cfg.model.backbone.init_cfg.checkpoint == '/ckpt/x.pth'
     assert cfg.train_dataloader.dataset.data_root == '/data/ade'
     assert cfg.test_dataloader.dataset.data_root == '/data/ade'

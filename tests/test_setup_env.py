@@ -96,8 +96,8 @@ def test_source_build_with_relative_venv_path(tmp_path):
     assert build['env'] == '1'
     assert not osp.exists(build['cwd'])  # the build folder is removed
     # the editable install of the repo and the final import check ran last
-    assert any(c['args'][:4] == ['-m', 'pip', 'install',
-                                 '--disable-pip-version-check']
+    assert any(c['args'][:4] ==
+               ['-m', 'pip', 'install', '--disable-pip-version-check']
                and '-e' in c['args'] for c in calls)
     assert 'ready: stub' in proc.stdout
 
@@ -106,12 +106,13 @@ def test_source_build_keeps_cxx17_for_older_torch(tmp_path):
     empty_wheels = tmp_path / 'no_wheels'
     empty_wheels.mkdir()
     proc, _, state = _run_setup(
-        tmp_path, '.venv', SLAK_MM_WHEELS=str(empty_wheels),
+        tmp_path,
+        '.venv',
+        SLAK_MM_WHEELS=str(empty_wheels),
         STUB_TORCH_NEW='0')
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads((state / 'build.json').read_text())['flags'] == [
-        '-std=c++17'
-    ]
+    assert json.loads(
+        (state / 'build.json').read_text())['flags'] == ['-std=c++17']
 
 
 def test_unusable_prebuilt_wheel_falls_back_to_source(tmp_path):
@@ -133,13 +134,19 @@ def _launch(tmp_path, **env):
     script = tmp_path / 'whoami.py'
     script.write_text('import os, sys\n'
                       'print("rank", os.environ["RANK"], sys.executable)\n')
-    base = {k: v for k, v in os.environ.items()
-            if k not in ('PYTHON', 'VIRTUAL_ENV')}
+    base = {
+        k: v
+        for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV')
+    }
     base['PATH'] = '/usr/bin:/bin'  # no venv on PATH, as outside `activate`
     return subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_launch.sh'), '2', str(script)],
+        ['bash',
+         osp.join(ROOT, 'tools', 'dist_launch.sh'), '2',
+         str(script)],
         env=dict(base, PORT=free_port(), **env),
-        capture_output=True, text=True, timeout=300)
+        capture_output=True,
+        text=True,
+        timeout=300)
 
 
 def test_launcher_runs_the_active_venv_python_without_activation(tmp_path):

@@ -8,9 +8,9 @@ import torch
 from mmengine.registry import init_default_scope
 
 import slak_mm  # noqa: F401
+from slak_mm.checkpoint import load_pretrained_backbone
 from slak_mm.config import adapt_to_device, load_config
 from slak_mm.models import SLaK
-from slak_mm.checkpoint import load_pretrained_backbone
 from slak_mm.sparse import masked_weights
 from tests.common import TINY_SLAK as SMALL
 from tests.official_format import (model_shapes, reference_shapes,
@@ -56,8 +56,9 @@ def test_official_tiny_loads_through_config_with_report(official_tiny, mm_log):
     finally:
         logger.setLevel(level)
     backbone = model.backbone
-    summary = [r for r in mm_log
-               if 'Loaded SLaK backbone weights' in r.getMessage()]
+    summary = [
+        r for r in mm_log if 'Loaded SLaK backbone weights' in r.getMessage()
+    ]
     # one INFO line with the per-stage density; the table only at DEBUG
     assert len(summary) == 1 and summary[0].levelno == logging.INFO
     assert '\n' not in summary[0].getMessage()

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from mmengine.config import Config
 
 import slak_mm  # noqa: F401

@@ -113,9 +113,9 @@ def test_resume_keeps_the_zero_pattern(fine_tuned, pretrained, ade_root,
 def test_dynamic_sparsity_two_gloo_ranks(pretrained, ade_root, tmp_path):
     config = tmp_path / 'dynamic.py'
     config.write_text(
-        f"_base_ = [{DEMO!r}]\n"
+        f'_base_ = [{DEMO!r}]\n'
         "custom_imports = dict(imports=['slak_mm', 'tests.rank_state_dump'],"
-        " allow_failed_imports=False)\n"
+        ' allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='DynamicSparsityHook', update_interval=2,"
         " prune_rate=0.3, interval=2), dict(type='RankStateDumpHook')]\n")
     work_dir = str(tmp_path / 'work')

@@ -7,6 +7,7 @@ import signal
 import time
 
 from slak_mm.checkpoint import checkpoint_problem
+from slak_mm.engine.stop_signals import stop_on_signals
 from tests.common import DEMO_CONFIG as DEMO
 from tests.tool_runner import start_tool
 
@@ -18,11 +19,18 @@ def test_sigterm_to_the_job_stops_training_cleanly(small_ade_root, tmp_path):
     with open(log_path, 'w') as log:
         # workers too, as scancel signals every process of the job step
         proc = start_tool(
-            'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
-            f'data_root={data}', 'train_cfg.max_iters=1000',
+            'tools/train.py',
+            DEMO,
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            f'data_root={data}',
+            'train_cfg.max_iters=1000',
             'train_cfg.val_interval=1000',
             'default_hooks.checkpoint.interval=1',
-            'train_dataloader.num_workers=1', log=log, new_session=True)
+            'train_dataloader.num_workers=1',
+            log=log,
+            new_session=True)
         try:
             deadline = time.time() + 600
             while not (work_dir / 'iter_1.pth').exists():
@@ -43,3 +51,19 @@ def test_sigterm_to_the_job_stops_training_cleanly(small_ade_root, tmp_path):
     assert resume_from.startswith(str(work_dir / 'iter_'))
     assert checkpoint_problem(resume_from) is None
     assert 'Traceback' not in text
+
+
+def test_forked_child_dies_of_sigterm_as_before():
+    """Children forked while the handler is set (DataLoader workers,
+    mmdet's mAP pool, which terminates its workers with SIGTERM) are not
+    stopped by it: they die of the signal; the parent trains on."""
+    with stop_on_signals() as state:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child
+            time.sleep(60)
+            os._exit(0)
+        os.kill(child, signal.SIGTERM)
+        _, status = os.waitpid(child, 0)
+        assert os.WIFSIGNALED(status)
+        assert os.WTERMSIG(status) == signal.SIGTERM
+        assert state.signum is None

@@ -85,9 +85,8 @@ def test_regenerate_replaces_own_folder_only(tmp_path):
     out = syn.generate_ade20k(
         str(tmp_path), num_train=1, num_val=1, img_size=32)
     # stale images of the first run are gone (ADE20KDataset lists folders)
-    assert os.listdir(osp.join(out, 'images', 'training')) == [
-        'ADE_train_00000001.jpg'
-    ]
+    assert os.listdir(osp.join(out, 'images',
+                               'training')) == ['ADE_train_00000001.jpg']
     # a folder that we did not write is never overwritten
     os.makedirs(tmp_path / 'coco')
     (tmp_path / 'coco' / 'real.json').write_text('{}')
@@ -111,8 +110,8 @@ def test_voc_read_by_mmdet(tmp_path):
         dict(type='LoadAnnotations', with_bbox=True)
     ]
     for year, split, num in (('VOC2007', 'trainval', 3),
-                             ('VOC2007', 'test', 2),
-                             ('VOC2012', 'trainval', 3)):
+                             ('VOC2007', 'test', 2), ('VOC2012', 'trainval',
+                                                      3)):
         ds = VOCDataset(
             data_root=out,
             ann_file=f'{year}/ImageSets/Main/{split}.txt',
@@ -171,8 +170,8 @@ def test_coco_read_by_mmdet(tmp_path):
         with open(osp.join(out, 'annotations',
                            f'instances_{split}.json')) as f:
             raw = json.load(f)
-        assert len({a['id'] for a in raw['annotations']}) == len(
-            raw['annotations'])
+        assert len({a['id']
+                    for a in raw['annotations']}) == len(raw['annotations'])
         n_inst = 0
         for i in range(num):
             res = ds[i]
@@ -180,9 +179,10 @@ def test_coco_read_by_mmdet(tmp_path):
             scene = syn.make_scene('coco', split, i, SIZE, seed=3)
             assert len(scene.objects) >= 1
             n_inst += len(scene.objects)
-            expected = np.array([[x0, y0, x1 + 1, y1 + 1]
-                                 for x0, y0, x1, y1 in
-                                 (o.bbox for o in scene.objects)], np.float32)
+            expected = np.array(
+                [[x0, y0, x1 + 1, y1 + 1]
+                 for x0, y0, x1, y1 in (o.bbox for o in scene.objects)],
+                np.float32)
             np.testing.assert_array_equal(res['gt_bboxes'].numpy(), expected)
             names = [classes[k] for k in res['gt_bboxes_labels']]
             assert names == [o.cls.name for o in scene.objects]
@@ -241,8 +241,9 @@ def test_scene_polygons_match_drawn_pixels():
                 assert (px0, py0, px1 - 1, py1 - 1) == obj.bbox
             assert (m & obj.mask).sum() / (m | obj.mask).sum() > 0.95
         assert union.max() == 1  # objects never overlap
-    assert shapes == {'rectangle', 'ellipse', 'triangle', 'diamond',
-                      'hexagon', 'pentagon'}
+    assert shapes == {
+        'rectangle', 'ellipse', 'triangle', 'diamond', 'hexagon', 'pentagon'
+    }
 
 
 # ----------------------------------------------------------------------------

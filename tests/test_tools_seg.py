@@ -46,11 +46,19 @@ def test_train_then_test_reports_miou_and_learns(trained, ade_root, tmp_path):
 
 def test_dist_test_reports_metrics_once(trained, ade_root, tmp_path):
     _, checkpoint = trained
-    proc = run_tool('tools/dist_test.sh', DEMO, checkpoint, '2', '--work-dir',
-                    str(tmp_path), '--cfg-options', f'data_root={ade_root}',
-                    PORT=free_port())
-    printed = [line for line in proc.stdout.splitlines()
-               if line.startswith('mIoU:')]
+    proc = run_tool(
+        'tools/dist_test.sh',
+        DEMO,
+        checkpoint,
+        '2',
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        f'data_root={ade_root}',
+        PORT=free_port())
+    printed = [
+        line for line in proc.stdout.splitlines() if line.startswith('mIoU:')
+    ]
     assert len(printed) == 1, proc.stdout[-2000:]  # rank 0 only
     with open(tmp_path / 'test_metrics.json') as f:
         assert json.load(f)['metrics']['mIoU'] > MIN_MIOU
@@ -67,8 +75,10 @@ def test_test_tool_tta_out_and_relative_show_dir(trained, ade_root, tmp_path):
         assert json.load(f)['metrics']['mIoU'] > MIN_MIOU
     raw = [f for _, _, files in os.walk(out) for f in files]
     assert len(raw) == 8 and all(f.endswith('.png') for f in raw)
-    painted = [f for _, _, files in os.walk(tmp_path / 'painted')
-               for f in files if f.endswith('.png')]
+    painted = [
+        f for _, _, files in os.walk(tmp_path / 'painted') for f in files
+        if f.endswith('.png')
+    ]
     assert len(painted) == 8  # relative --show-dir: under the work_dir
 
 
@@ -112,14 +122,14 @@ def test_missing_dataset_folder_names_path_and_layout(tmp_path):
 def test_dataset_problems_are_found_before_training(tmp_path):
     from slak_mm.config import check_datasets, load_config
     root = tmp_path / 'ADEChallengeData2016'
-    for sub in ('images/training', 'images/validation',
-                'annotations/training', 'annotations/validation'):
+    for sub in ('images/training', 'images/validation', 'annotations/training',
+                'annotations/validation'):
         (root / sub).mkdir(parents=True)
     cfg = load_config(DEMO, {'data_root': str(root)})
     with pytest.raises(FileNotFoundError, match='images/training.* is empty'):
         check_datasets(cfg)
-    data = generate_ade20k(str(tmp_path / 'ok'), num_train=2, num_val=1,
-                           img_size=(32, 32))
+    data = generate_ade20k(
+        str(tmp_path / 'ok'), num_train=2, num_val=1, img_size=(32, 32))
     (tmp_path / 'ok' / 'ADEChallengeData2016' / 'images' / 'training' /
      'ADE_train_broken.jpg').write_bytes(b'')
     cfg = load_config(DEMO, {'data_root': data})

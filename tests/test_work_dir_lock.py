@@ -73,9 +73,11 @@ def test_lock_freed_at_kill_while_forked_children_live(tmp_path):
 
     from slak_mm.engine import work_dir_lock
     work_dir = str(tmp_path / 'run')
-    owner = subprocess.Popen(
-        [sys.executable, '-c', _HOLD_AND_FORK, work_dir_lock.__file__,
-         work_dir], stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen([
+        sys.executable, '-c', _HOLD_AND_FORK, work_dir_lock.__file__, work_dir
+    ],
+                             stdout=subprocess.PIPE,
+                             text=True)
     child = int(owner.stdout.readline())
     try:
         with pytest.raises(WorkDirBusyError, match=f'pid {owner.pid},'):

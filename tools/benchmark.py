@@ -95,8 +95,8 @@ def run_op(args, device):
     from slak_mm.benchmark.op import benchmark_stage, slak_stage_shapes
     if len(args.shape) not in (1, 2):
         raise SystemExit('error: --shape takes H W or one side')
-    shapes = slak_stage_shapes(
-        args.shape[0] if len(args.shape) == 1 else tuple(args.shape))
+    shapes = slak_stage_shapes(args.shape[0] if len(args.shape) ==
+                               1 else tuple(args.shape))
     rows = []
     for dtype in args.dtype:
         for stage in args.stages:
@@ -112,8 +112,8 @@ def run_op(args, device):
             if not rows or rows[-1]['dtype'] != dtype:
                 names = list(r['ms'])
                 print(f'{"C":>5} {"HxW":>8} {"M":>3} {"dtype":>5} '
-                      f'{"mode":>7} ' +
-                      ' '.join(f'{n + " ms":>10}' for n in names) +
+                      f'{"mode":>7} ' + ' '.join(f'{n + " ms":>10}'
+                                                 for n in names) +
                       f' {"auto chose":>10} {"best":>6} {"torch/auto":>10}'
                       f' {"auto/best":>9} {"rel.diff":>8}')
             print(f'{r["channels"]:>5} {r["height"]:>4}x{r["width"]:<3} '
@@ -128,8 +128,8 @@ def run_op(args, device):
         total = {n: sum(r['ms'][n] for r in part) for n in part[0]['ms']}
         best = sum(r['ms'][r['best_impl']] for r in part)
         speedup = total['torch'] / total['auto']
-        print(f'total {dtype}: ' +
-              ', '.join(f'{n} {t:.1f} ms' for n, t in total.items()) +
+        print(f'total {dtype}: ' + ', '.join(f'{n} {t:.1f} ms'
+                                             for n, t in total.items()) +
               f', best-of {best:.1f} ms; auto is {speedup:.2f}x faster than '
               f'torch, {total["auto"] / best:.2f}x the best-of')
     return rows

@@ -7,8 +7,8 @@ with ``torch.load(weights_only=True)``.
 """
 import argparse
 
-from slak_mm.cli import add_unsafe_load_arg, run_cli
 from slak_mm.checkpoint import convert_official_checkpoint
+from slak_mm.cli import add_unsafe_load_arg, run_cli
 
 
 def parse_args():

@@ -37,10 +37,17 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    metrics = test(cfg, args.config, args.checkpoint, work_dir=args.work_dir,
-                   show_dir=args.show_dir, launcher=args.launcher,
-                   show=args.show, wait_time=args.wait_time, tta=args.tta,
-                   out=args.out)
+    metrics = test(
+        cfg,
+        args.config,
+        args.checkpoint,
+        work_dir=args.work_dir,
+        show_dir=args.show_dir,
+        launcher=args.launcher,
+        show=args.show,
+        wait_time=args.wait_time,
+        tta=args.tta,
+        out=args.out)
     if is_main_process():  # once, not once per rank
         for name, value in metrics.items():
             print(f'{name}: {value:.4f}')

@@ -57,8 +57,8 @@ def main():
         out=args.out,
         launcher=args.launcher)
     if get_rank() == 0:
-        print(f'{checkpoint}: ' +
-              ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
+        print(f'{checkpoint}: ' + ', '.join(f'{k} {v:.2f}'
+                                            for k, v in metrics.items()))
 
 
 if __name__ == '__main__':

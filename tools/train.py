@@ -34,9 +34,14 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    train(cfg, args.config, work_dir=args.work_dir, resume=args.resume,
-          amp=args.amp, launcher=args.launcher,
-          auto_scale_lr=args.auto_scale_lr)
+    train(
+        cfg,
+        args.config,
+        work_dir=args.work_dir,
+        resume=args.resume,
+        amp=args.amp,
+        launcher=args.launcher,
+        auto_scale_lr=args.auto_scale_lr)
 
 
 if __name__ == '__main__':

@@ -25,9 +25,7 @@ model = dict(
         norm_cfg=norm_cfg),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
     rpn_head=dict(
-        in_channels=32,
-        feat_channels=32,
-        anchor_generator=dict(scales=[4])),
+        in_channels=32, feat_channels=32, anchor_generator=dict(scales=[4])),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=32),
         # the base's three cascade box heads, narrower and with BN
@@ -71,6 +69,6 @@ val_dataloader = dict(
     persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    ann_file=data_root + '/annotations/instances_val2017.json')
+val_evaluator = dict(ann_file=data_root +
+                     '/annotations/instances_val2017.json')
 test_evaluator = val_evaluator

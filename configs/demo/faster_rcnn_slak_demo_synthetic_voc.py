@@ -24,9 +24,7 @@ model = dict(
         norm_cfg=norm_cfg),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
     rpn_head=dict(
-        in_channels=32,
-        feat_channels=32,
-        anchor_generator=dict(scales=[4])),
+        in_channels=32, feat_channels=32, anchor_generator=dict(scales=[4])),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=32),
         bbox_head=dict(in_channels=32, fc_out_channels=64, num_classes=20)),

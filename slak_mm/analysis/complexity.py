@@ -45,8 +45,7 @@ from collections import Counter
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import partial
-from typing import (Any, Dict, Iterator, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -75,10 +74,13 @@ FLOP_CONVENTION = ('FLOPs = multiply-adds (MACs): mmengine/fvcore count one '
                    'papers report them')
 #: What each count of a result is (also written to the JSON).
 COUNT_LABELS = {
-    'flops': 'dense',
-    'flops_paper': 'sparse (paper: uniform density): every masked weight '
+    'flops':
+    'dense',
+    'flops_paper':
+    'sparse (paper: uniform density): every masked weight '
     'at density 1 - sparsity, dense multiply-adds scaled per layer by it',
-    'flops_sparse': 'sparse (actual zeros): only the multiply-adds of the '
+    'flops_sparse':
+    'sparse (actual zeros): only the multiply-adds of the '
     'non-zero weights this model has (random masks without a checkpoint)',
 }
 #: Counts per row of a result (total, groups).
@@ -531,8 +533,7 @@ def format_report(result: dict) -> str:
     ]
     density = result.get('paper_density')
     paper = ('no masked weights (sparse=False): paper = dense'
-             if density is None else
-             f'masked weights at density {density:g}')
+             if density is None else f'masked weights at density {density:g}')
     lines = [
         f'{result.get("model_type", "model")} ({result.get("part", "")}), '
         f'input {"x".join(map(str, result.get("input_shape", [])))} on '

@@ -186,6 +186,7 @@ def plot_curves(scalars: Scalars,
         ValueError: Nothing to plot.
     """
     import matplotlib
+
     # no display needed (tools run on servers); pyplot is only imported here
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

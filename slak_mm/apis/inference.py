@@ -30,8 +30,7 @@ from slak_mm.config import adapt_to_device, load_config, partial_load_allowed
 from slak_mm.utils.images import IMG_EXTENSIONS, list_images
 
 __all__ = [
-    'MIN_IMAGE_SIDE', 'build_inferencer', 'config_dataset_meta',
-    'infer_images'
+    'MIN_IMAGE_SIDE', 'build_inferencer', 'config_dataset_meta', 'infer_images'
 ]
 
 
@@ -204,8 +203,10 @@ def infer_images(config: Union[str, Config],
             reason = f'{type(err).__name__}: {err}'.splitlines()[0]
             if len(images) == 1:
                 raise ValueError(f'{image!r}: {reason}') from None
-            print_log(f'Skipped {image!r}: {reason}', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'Skipped {image!r}: {reason}',
+                logger='current',
+                level=logging.WARNING)
             continue
         mmcv.imwrite(vis[..., ::-1], path)
         written.append(path)

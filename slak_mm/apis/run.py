@@ -5,7 +5,6 @@ One pair of functions serves segmentation and detection: the config's
 datasets and metrics.
 """
 import numbers
-import os
 import os.path as osp
 from typing import Dict, Optional
 
@@ -228,8 +227,11 @@ def test(cfg: Config,
     if runner.rank == 0:
         out = osp.join(cfg.work_dir, 'test_metrics.json')
         write_json_atomic(
-            dict(config=config_path, checkpoint=checkpoint, metrics=metrics,
-                 **notes), out)
+            dict(
+                config=config_path,
+                checkpoint=checkpoint,
+                metrics=metrics,
+                **notes), out)
         print_log(
             f'Test metrics written to {out}: {metrics}', logger='current')
     return metrics

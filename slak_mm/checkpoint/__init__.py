@@ -28,8 +28,7 @@ from .reading import (UNSAFE_LOAD_ENV, CheckpointError, DamagedCheckpointError,
                       UnsafeCheckpointError, checkpoint_problem,
                       load_checkpoint_safely, safe_globals,
                       unsafe_load_allowed)
-from .recovery import (POINTER_NAME, find_resume_checkpoint,
-                       resolve_auto_resume)
+from .recovery import POINTER_NAME, find_resume_checkpoint, resolve_auto_resume
 
 __all__ = [
     'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION', 'POINTER_NAME',

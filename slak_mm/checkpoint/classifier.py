@@ -27,8 +27,8 @@ _CLASSIFIER_RENAMES = (('norm.', 'head.norm.'), ('head.', 'head.fc.'))
 
 
 def classifier_filter_fn(
-        state_dict: Dict[str, torch.Tensor]
-) -> 'OrderedDict[str, torch.Tensor]':
+        state_dict: Dict[str,
+                         torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Map an official SLaK ImageNet state dict onto the names of an
     ``ImageClassifier`` with
     :class:`~slak_mm.models.classifiers.SLaKClsBackbone` and
@@ -82,10 +82,10 @@ def _check_head(path: str, head_state: dict, head: nn.Module) -> None:
             f'loaded.\n{lines}')
 
 
-def load_official_classifier(model: nn.Module,
-                             path: str,
-                             use_ema: bool = False
-                             ) -> Tuple[List[str], List[str]]:
+def load_official_classifier(
+        model: nn.Module,
+        path: str,
+        use_ema: bool = False) -> Tuple[List[str], List[str]]:
     """Load an official SLaK ImageNet checkpoint (or an mm classifier
     checkpoint) into an ``ImageClassifier`` with a SLaK backbone and
     :class:`~slak_mm.models.classifiers.SLaKClsHead`.

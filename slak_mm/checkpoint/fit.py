@@ -138,12 +138,12 @@ def fit_checkpoint(model: nn.Module,
     if unexpected:
         details.append(f'unexpected: {_first(unexpected)}')
     if shapes:
-        details.append('shapes: ' + ', '.join(
-            f'{k} file {a} vs model {b}' for k, a, b in shapes[:3]))
+        details.append('shapes: ' + ', '.join(f'{k} file {a} vs model {b}'
+                                              for k, a, b in shapes[:3]))
     message = f'{summary} {"; ".join(details)}.'
     if fitting == 0:
-        raise CheckpointMismatchError(
-            message + _hint(list(names), list(model_state)))
+        raise CheckpointMismatchError(message +
+                                      _hint(list(names), list(model_state)))
     if not allow_partial:
         raise CheckpointMismatchError(
             message + _hint(list(names), list(model_state)) +

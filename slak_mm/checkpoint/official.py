@@ -302,9 +302,10 @@ def _filter(state_dict: Dict[str, torch.Tensor], model: nn.Module,
     _check_compatible(source, state_dict, model_state)
     derived = []
     if has_masks(model):
-        masks = masks_to_state_dict(
-            {k: v
-             for k, v in state_dict.items() if k in model_state})
+        masks = masks_to_state_dict({
+            k: v
+            for k, v in state_dict.items() if k in model_state
+        })
         derived = [k for k in masks if k not in state_dict]
         state_dict.update((k, masks[k]) for k in derived)
     return state_dict, derived
@@ -385,8 +386,8 @@ def load_backbone_weights(
         f'missing {missing[:8]}, {len(unexpected)} unexpected '
         f'{unexpected[:8]}; mean density of the {len(density)} conv/linear '
         f'weights {mean_density:.3f} (' +
-        ', '.join(f'{k} {v:.3f}' for k, v in per_stage.items()) +
-        f'); {mask_note}.',
+        ', '.join(f'{k} {v:.3f}'
+                  for k, v in per_stage.items()) + f'); {mask_note}.',
         logger='current')
     # the per-weight table (~100 lines) only at DEBUG
     print_log(

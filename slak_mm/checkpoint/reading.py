@@ -51,9 +51,9 @@ UNSAFE_LOAD_ENV = 'SLAK_MM_UNSAFE_LOAD'
 # torch's refusals: "Unsupported global: GLOBAL mod.name was not ...",
 # "... unrecognized function <class 'slice'>", "... but got <class 'x.Y'>"
 _GLOBAL_PATTERN = re.compile(
-    r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)|"
+    r'[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)|'
     r"unrecognized function <(?:class|built-in function|function) '?([\w.]+)|"
-    r"unrecognized function ([\w.]+)|"
+    r'unrecognized function ([\w.]+)|'
     r"but got <class '([\w.]+)'>")
 
 
@@ -103,8 +103,7 @@ def unsafe_load_allowed() -> bool:
     Returns:
         bool: ``SLAK_MM_UNSAFE_LOAD`` is ``1``, ``true`` or ``yes``.
     """
-    return os.environ.get(UNSAFE_LOAD_ENV, '0').lower() in ('1', 'true',
-                                                            'yes')
+    return os.environ.get(UNSAFE_LOAD_ENV, '0').lower() in ('1', 'true', 'yes')
 
 
 def _offending_global(err: Exception) -> str:
@@ -125,8 +124,7 @@ def _offending_global(err: Exception) -> str:
     return detail[:300] or 'an object outside the allow-list'
 
 
-def checkpoint_problem(path: str,
-                       allow_legacy: bool = False) -> Optional[str]:
+def checkpoint_problem(path: str, allow_legacy: bool = False) -> Optional[str]:
     """Why ``path`` is not a complete checkpoint file, or None.
 
     A structural check that unpickles nothing (so no code runs):
@@ -151,7 +149,8 @@ def checkpoint_problem(path: str,
     try:
         size = osp.getsize(path)
         if size == 0:
-            return 'the file is empty (0 bytes): an interrupted save or download'
+            return ('the file is empty (0 bytes): an interrupted save or '
+                    'download')
         with open(path, 'rb') as f:
             head = f.read(4)
         if head[:1] == b'\x80':  # a pickle: torch's pre-1.6 format
@@ -218,8 +217,8 @@ def load_checkpoint_safely(source: Union[str, BinaryIO],
             f'files you trust.',
             logger='current',
             level=logging.WARNING)
-        return torch.load(source, map_location=map_location,
-                          weights_only=False)
+        return torch.load(
+            source, map_location=map_location, weights_only=False)
     try:
         with torch.serialization.safe_globals(safe_globals()):
             loaded = torch.load(
@@ -249,4 +248,3 @@ def load_checkpoint_safely(source: Union[str, BinaryIO],
             f'Checkpoint {name!r} cannot be read ({type(err).__name__}: '
             f'{str(err).splitlines()[0] if str(err) else "no detail"}): '
             f'it is damaged or not a checkpoint.') from None
-

@@ -59,8 +59,9 @@ def find_resume_checkpoint(
     ``WORK_DIR/last_checkpoint`` when it names a complete file (or a remote
     URI, not checked), unless a complete checkpoint numbered above it lies
     beside it (saved, then the pointer update failed, e.g. on a full
-    disk: the newer one is taken, with a note); otherwise the highest-numbered complete checkpoint in
-    the pointer's folder, the work_dir and ``folders``.
+    disk: the newer one is taken, with a note); otherwise the
+    highest-numbered complete checkpoint in the pointer's folder, the
+    work_dir and ``folders``.
 
     Args:
         work_dir (str): The run's work_dir (holds ``last_checkpoint``).

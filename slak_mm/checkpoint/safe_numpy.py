@@ -166,8 +166,8 @@ def build_dtype(spec, depth: int = 0, what: str = 'an array') -> np.dtype:
         if not (isinstance(subarray, tuple) and len(subarray) == 2
                 and isinstance(subarray[1], tuple)):
             raise NumpyRefused(f'a numpy sub-array dtype {subarray!r:.80}')
-        dt = np.dtype((build_dtype(subarray[0], depth + 1),
-                       _shape(subarray[1])))
+        dt = np.dtype((build_dtype(subarray[0],
+                                   depth + 1), _shape(subarray[1])))
     elif names is not None or fields is not None:
         dt = _structured(names, fields, itemsize, depth)
     else:
@@ -201,8 +201,12 @@ def _structured(names, fields, itemsize, depth: int) -> np.dtype:
         formats.append(field)
         offsets.append(entry[1])
     try:
-        return np.dtype(dict(names=list(names), formats=formats,
-                             offsets=offsets, itemsize=itemsize))
+        return np.dtype(
+            dict(
+                names=list(names),
+                formats=formats,
+                offsets=offsets,
+                itemsize=itemsize))
     except (TypeError, ValueError) as err:
         raise NumpyRefused(f'a numpy structured dtype ({err})')
 
@@ -241,8 +245,9 @@ def build_array(state) -> np.ndarray:
         raise NumpyRefused(f'a numpy {dt} array of shape {shape}: '
                            f'{len(data)} data bytes, expected {expected}')
     flat = np.frombuffer(bytes(data), dtype=dt)
-    return flat.reshape(shape, order='F' if fortran else 'C').copy(
-        order='F' if fortran else 'C')
+    return flat.reshape(
+        shape,
+        order='F' if fortran else 'C').copy(order='F' if fortran else 'C')
 
 
 def unpickle_bindings() -> List[Tuple[Any, str]]:

@@ -66,8 +66,7 @@ def _check_writable(work_dir: str) -> None:
             pass
     except OSError as err:
         raise UnwritableError(
-            err.errno or 0,
-            f'cannot write to work_dir {work_dir}: '
+            err.errno or 0, f'cannot write to work_dir {work_dir}: '
             f'{err.strerror or err} (read-only filesystem or another '
             f"user's folder?); pass a writable --work-dir") from None
 

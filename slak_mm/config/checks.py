@@ -43,7 +43,6 @@ DATASET_LAYOUTS = {
     'coco/{train,val}2017/*.jpg',
 }
 
-
 #: First bytes of the image formats the datasets read.
 _IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'BM', b'II*\x00', b'MM\x00*',
                 b'RIFF')
@@ -123,8 +122,8 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
                         f'{path!r} (data_root={root!r}). Expected layout '
                         f'under the data root: {layout}. Point the config '
                         f'at it with --cfg-options data_root=PATH, or make '
-                        f'synthetic data with tools/generate_synthetic_data.py.'
-                    )
+                        'synthetic data with '
+                        'tools/generate_synthetic_data.py.')
             for key, folder in folders.items():
                 _check_folder_content(split, ds.get('type', '?'), key, folder)
     check_dataset_files(cfg, splits)  # annotations: references, pairs

@@ -2,8 +2,8 @@
 (numpy and OpenCV only), checks of a dataset's files before a run
 (:mod:`.checks`) and loading transforms that check what they decode
 (:mod:`.transforms`, registered in mmseg's / mmdet's ``TRANSFORMS``)."""
-from .synthetic import (generate_ade20k, generate_all, generate_coco,
-                        generate_voc, make_scene)
+from .synthetic import generate_all  # noqa: F401
+from .synthetic import generate_ade20k, generate_coco, generate_voc, make_scene
 
 try:
     import mmengine  # noqa: F401

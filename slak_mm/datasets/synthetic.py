@@ -108,20 +108,20 @@ VOC_CLASSES = _classes([('person', 15), ('car', 7), ('dog', 12), ('bird', 3),
 COCO_CLASSES = _classes([('person', 1), ('car', 3), ('dog', 18), ('bird', 16),
                          ('bottle', 44), ('chair', 62)])
 
-_COCO_NAMES = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
-    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
-    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush')
+_COCO_NAMES = ('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
+               'train', 'truck', 'boat', 'traffic light', 'fire hydrant',
+               'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog',
+               'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe',
+               'backpack', 'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee',
+               'skis', 'snowboard', 'sports ball', 'kite', 'baseball bat',
+               'baseball glove', 'skateboard', 'surfboard', 'tennis racket',
+               'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl',
+               'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot',
+               'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch',
+               'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
+               'mouse', 'remote', 'keyboard', 'cell phone', 'microwave',
+               'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock',
+               'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
 _COCO_UNUSED_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
 _COCO_SUPERCATEGORIES = (  # (supercategory, number of consecutive names)
     ('person', 1), ('vehicle', 8), ('outdoor', 5), ('animal', 10),
@@ -190,8 +190,7 @@ class Scene:
 # argument checks
 # ----------------------------------------------------------------------------
 def _check_int(name: str, value, low: int, high: int) -> int:
-    if (isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
             or not low <= value <= high):
         raise ValueError(f'{name} must be an integer in [{low}, {high}], '
                          f'got {value!r}')
@@ -199,26 +198,25 @@ def _check_int(name: str, value, low: int, high: int) -> int:
 
 
 def _check_img_size(img_size: ImgSize) -> Tuple[int, int]:
-    if isinstance(img_size, (int, np.integer)) and not isinstance(
-            img_size, bool):
+    if isinstance(img_size,
+                  (int, np.integer)) and not isinstance(img_size, bool):
         img_size = (img_size, img_size)
     if (isinstance(img_size, (str, bytes))
             or not isinstance(img_size, Sequence) or len(img_size) != 2):
         raise ValueError('img_size must be an int or a (height, width) pair '
                          f'of integers in [{MIN_IMG_SIDE}, {MAX_IMG_SIDE}], '
                          f'got {img_size!r}')
-    h = _check_int('img_size height', img_size[0], MIN_IMG_SIDE,
-                   MAX_IMG_SIDE)
+    h = _check_int('img_size height', img_size[0], MIN_IMG_SIDE, MAX_IMG_SIDE)
     w = _check_int('img_size width', img_size[1], MIN_IMG_SIDE, MAX_IMG_SIDE)
     return h, w
 
 
 def _check_common(num_train, num_val, img_size, max_objects, seed):
     return (_check_int('num_train', num_train, 1, MAX_IMAGES),
-            _check_int('num_val', num_val, 1, MAX_IMAGES),
-            _check_img_size(img_size),
-            _check_int('max_objects', max_objects, 1, MAX_OBJECTS),
-            _check_int('seed', seed, 0, 2**63 - 1))
+            _check_int('num_val', num_val, 1,
+                       MAX_IMAGES), _check_img_size(img_size),
+            _check_int('max_objects', max_objects, 1,
+                       MAX_OBJECTS), _check_int('seed', seed, 0, 2**63 - 1))
 
 
 # ----------------------------------------------------------------------------
@@ -271,12 +269,11 @@ def _shape_polygon(shape: str, x: int, y: int, w: int, h: int,
     else:
         num = dict(ellipse=64, hexagon=6, pentagon=5)[shape]
         # ellipse: fixed phase; polygons: random rotation
-        phase = 0.0 if shape == 'ellipse' else float(
-            rng.uniform(0, 2 * np.pi))
+        phase = 0.0 if shape == 'ellipse' else float(rng.uniform(0, 2 * np.pi))
         ang = phase + 2 * np.pi * np.arange(num) / num
-        pts = np.stack([
-            x + w / 2 + w / 2 * np.cos(ang), y + h / 2 + h / 2 * np.sin(ang)
-        ], axis=1)
+        pts = np.stack(
+            [x + w / 2 + w / 2 * np.cos(ang), y + h / 2 + h / 2 * np.sin(ang)],
+            axis=1)
     return np.round(np.asarray(pts, dtype=np.float64), 2)
 
 
@@ -295,8 +292,7 @@ def _textured_background(rng: np.random.Generator, height: int,
     stripes = np.sin(2 * np.pi *
                      (xx * np.cos(theta) + yy * np.sin(theta)) / period +
                      rng.uniform(0, 2 * np.pi))
-    img = (base + tint + 25 * smooth +
-           rng.uniform(5, 18) * stripes[..., None])
+    img = (base + tint + 25 * smooth + rng.uniform(5, 18) * stripes[..., None])
     return img
 
 
@@ -318,8 +314,8 @@ def _random_scene(rng: np.random.Generator, img_size: Tuple[int, int],
             h = int(rng.integers(lo, hi + 1))
             x = int(rng.integers(0, width - w + 1))
             y = int(rng.integers(0, height - h + 1))
-            if all(x + w + margin <= bx or bx + bw + margin <= x
-                   or y + h + margin <= by or by + bh + margin <= y
+            if all(x + w + margin <= bx or bx + bw + margin <= x or y + h +
+                   margin <= by or by + bh + margin <= y
                    for bx, by, bw, bh in boxes):
                 break
         else:
@@ -334,13 +330,12 @@ def _random_scene(rng: np.random.Generator, img_size: Tuple[int, int],
         color = np.asarray(cls.color, np.float64) + rng.uniform(-15, 15, 3)
         # a gentle shading gradient keeps objects from looking flat
         rows = np.nonzero(mask)[0]
-        shade = 1.0 + 0.12 * rng.choice([-1.0, 1.0]) * (
-            (rows - y) / h - 0.5)
+        shade = 1.0 + 0.12 * rng.choice([-1.0, 1.0]) * ((rows - y) / h - 0.5)
         img[mask] = shade[:, None] * color[None, :]
         objects.append(
-            SceneObject(cls, polygon, mask,
-                        (int(xs.min()), int(ys.min()), int(xs.max()),
-                         int(ys.max()))))
+            SceneObject(
+                cls, polygon, mask,
+                (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))))
     img = img + rng.normal(0, 4, size=img.shape)
     image = np.clip(np.round(img), 0, 255).astype(np.uint8)
     return Scene(image=image, objects=objects)
@@ -381,8 +376,7 @@ def make_scene(dataset: str,
     index = _check_int('index', index, 0, MAX_IMAGES)
     key = zlib.crc32(f'{dataset}/{split}'.encode())
     rng = np.random.default_rng([seed, key, index])
-    return _random_scene(rng, img_size, _DATASET_CLASSES[dataset],
-                         max_objects)
+    return _random_scene(rng, img_size, _DATASET_CLASSES[dataset], max_objects)
 
 
 # ----------------------------------------------------------------------------
@@ -419,8 +413,7 @@ def _prepare_dataset_dir(path: str, args: dict) -> None:
         raise FileExistsError(f'{path} exists and is not a folder')
     os.makedirs(path, exist_ok=True)
     _write_bytes(marker,
-                 (json.dumps(args, sort_keys=True, indent=2) +
-                  '\n').encode())
+                 (json.dumps(args, sort_keys=True, indent=2) + '\n').encode())
 
 
 def _start_dataset(root: str, folder: str, dataset: str, num_train, num_val,
@@ -440,9 +433,14 @@ def _start_dataset(root: str, folder: str, dataset: str, num_train, num_val,
     out = osp.join(root, folder)
     _prepare_dataset_dir(
         out,
-        dict(dataset=dataset, num_train=num_train, num_val=num_val,
-             img_size=list(img_size), max_objects=max_objects, seed=seed,
-             **extra))
+        dict(
+            dataset=dataset,
+            num_train=num_train,
+            num_val=num_val,
+            img_size=list(img_size),
+            max_objects=max_objects,
+            seed=seed,
+            **extra))
     return (out, ) + checked
 
 
@@ -504,8 +502,15 @@ def generate_ade20k(root: str,
         str: Path of the ``ADEChallengeData2016`` folder.
     """
     out, num_train, num_val, img_size, max_objects, seed = _start_dataset(
-        root, 'ADEChallengeData2016', 'ade20k', num_train, num_val, img_size,
-        max_objects, seed, ignore_boundary=bool(ignore_boundary))
+        root,
+        'ADEChallengeData2016',
+        'ade20k',
+        num_train,
+        num_val,
+        img_size,
+        max_objects,
+        seed,
+        ignore_boundary=bool(ignore_boundary))
     for split, tag, num in (('training', 'train', num_train),
                             ('validation', 'val', num_val)):
         img_dir = osp.join(out, 'images', split)
@@ -585,8 +590,8 @@ def generate_voc(root: str,
     out, num_train, num_val, img_size, max_objects, seed = _start_dataset(
         root, 'VOCdevkit', 'voc', num_train, num_val, img_size, max_objects,
         seed)
-    for year, splits in (('VOC2007', (('trainval', num_train),
-                                      ('test', num_val))),
+    for year, splits in (('VOC2007', (('trainval', num_train), ('test',
+                                                                num_val))),
                          ('VOC2012', (('trainval', num_train), ))):
         year_dir = osp.join(out, year)
         for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
@@ -687,8 +692,7 @@ def generate_coco(root: str,
                                  ('val2017', num_val, num_train + 1)):
         img_dir = osp.join(out, split)
         os.makedirs(img_dir)
-        scenes = list(
-            _scenes('coco', split, num, img_size, max_objects, seed))
+        scenes = list(_scenes('coco', split, num, img_size, max_objects, seed))
         for i, scene in scenes:
             _write_jpg(
                 osp.join(img_dir, f'{first_id + i:012d}.jpg'), scene.image)
@@ -699,8 +703,8 @@ def generate_coco(root: str,
     return out
 
 
-_GENERATORS = dict(ade20k=generate_ade20k, voc=generate_voc,
-                   coco=generate_coco)
+_GENERATORS = dict(
+    ade20k=generate_ade20k, voc=generate_voc, coco=generate_coco)
 
 
 def generate_all(root: str,

@@ -30,8 +30,7 @@ from mmengine import fileio
 from mmengine.logging import print_log
 
 from slak_mm.registry import FRAMEWORKS
-from .checks import (PNG_MAGIC, DatasetError, dataset_classes,
-                     leaf_dataset_cfgs)
+from .checks import PNG_MAGIC, DatasetError, dataset_classes, leaf_dataset_cfgs
 
 __all__ = [
     'CheckedLoadImageFromFile', 'OUT_OF_RANGE_MODES', 'install_data_checks',

@@ -82,8 +82,8 @@ class ExportAdaptiveAvgPool2d(nn.Module):
         start = (i * length) // bins
         end = ((i + 1) * length + bins - 1) // bins
         j = torch.arange(length, device=like.device)
-        inside = ((j[None] >= start[:, None]) &
-                  (j[None] < end[:, None])).to(like.dtype)
+        inside = ((j[None] >= start[:, None]) & (j[None] < end[:, None])).to(
+            like.dtype)
         return inside / inside.sum(1, keepdim=True)  # (bins, length)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -188,9 +188,9 @@ class FeatureExtractor(nn.Module):
         return tuple(self.model.extract_feat(inputs))
 
 
-def export_module(model: nn.Module,
-                  backbone_only: bool = False
-                  ) -> Tuple[nn.Module, str, Optional[str]]:
+def export_module(
+        model: nn.Module,
+        backbone_only: bool = False) -> Tuple[nn.Module, str, Optional[str]]:
     """The module to export for a built model.
 
     Args:
@@ -321,8 +321,8 @@ def verify_onnx(path: str,
             ref = module(x)
         refs = [ref] if isinstance(ref, torch.Tensor) else list(ref)
         outs = session.run(None, {input_name: x.numpy()})
-        if len(outs) != len(refs) or any(
-                o.shape != tuple(r.shape) for o, r in zip(outs, refs)):
+        if len(outs) != len(refs) or any(o.shape != tuple(r.shape)
+                                         for o, r in zip(outs, refs)):
             raise RuntimeError(
                 f'ONNX outputs {[o.shape for o in outs]} do not match '
                 f'PyTorch {[tuple(r.shape) for r in refs]} at input '

@@ -16,6 +16,7 @@ DataLoader worker (pid N) is killed by signal: Terminated`` in the main
 process, possibly before the main process's own signal arrives.
 :func:`as_stop` reads that error as the same stop.
 """
+import os
 import signal
 from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple
@@ -42,8 +43,15 @@ class StopState:
 
     def __init__(self):
         self.signum: Optional[int] = None
+        self.pid = os.getpid()
 
     def handler(self, signum, frame):
+        if os.getpid() != self.pid:
+            # a forked child (DataLoader worker, mmdet's mAP pool) inherited
+            # this handler: it dies of the signal as it would have
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if self.signum is None:  # the first: stop; later ones: unwinding
             self.signum = signum
             _expect_worker_deaths()
@@ -63,8 +71,7 @@ def _ignore(signum, frame):
     pass
 
 
-def as_stop(err: BaseException,
-            state: StopState) -> Optional[TrainingStopped]:
+def as_stop(err: BaseException, state: StopState) -> Optional[TrainingStopped]:
     """``err`` as the :class:`TrainingStopped` it stands for, or None.
 
     Args:
@@ -87,9 +94,8 @@ def as_stop(err: BaseException,
 
 
 @contextmanager
-def stop_on_signals(
-    signals: Tuple[int, ...] = (signal.SIGTERM, )
-) -> Iterator[StopState]:
+def stop_on_signals(signals: Tuple[int, ...] = (
+    signal.SIGTERM, )) -> Iterator[StopState]:
     """Raise :class:`TrainingStopped` in the main thread on the first of
     ``signals`` while the block runs; ignore the ones after it (the
     previous handlers are put back when the block ends).

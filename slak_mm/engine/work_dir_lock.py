@@ -30,7 +30,6 @@ LOCK_NAME = '.slak_mm_train.lock'
 #: Environment variable that lets a run share a work_dir with a live one.
 SHARED_WORK_DIR_ENV = 'SLAK_MM_ALLOW_SHARED_WORK_DIR'
 
-
 #: Lock files this process holds (real path -> descriptor).
 _HELD: Dict[str, int] = {}
 

@@ -40,8 +40,7 @@ counters) always gets torch. The settings are read through
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import (Callable, Dict, List, NamedTuple, Optional, Sequence,
-                    Tuple)
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 

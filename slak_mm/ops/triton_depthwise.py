@@ -138,8 +138,8 @@ def conv_fp32_precision() -> str:
     """
     chain = []
     for owner, attr in ((('cudnn', 'conv'), 'fp32_precision'),
-                        (('cudnn', ), 'fp32_precision'),
-                        ((), 'fp32_precision')):
+                        (('cudnn', ), 'fp32_precision'), ((),
+                                                          'fp32_precision')):
         try:
             obj = torch.backends
             for name in owner:
@@ -325,15 +325,16 @@ def _launch_wgrad(x: torch.Tensor, grads: Sequence[torch.Tensor],
 # loading and grid set-up), the autograd Functions below call them.
 @torch.library.custom_op('slak_mm::triton_dwconv', mutates_args=())
 def _conv_op(inputs: List[torch.Tensor], kernels: List[torch.Tensor],
-             sum_out: bool, bias: Optional[torch.Tensor]) -> List[torch.Tensor]:
+             sum_out: bool,
+             bias: Optional[torch.Tensor]) -> List[torch.Tensor]:
     return _launch_conv(inputs, kernels, sum_out, bias)
 
 
 @_conv_op.register_fake
 def _(inputs, kernels, sum_out, bias):
     return [
-        torch.empty(inputs[0].shape, dtype=inputs[0].dtype,
-                    device=inputs[0].device)
+        torch.empty(
+            inputs[0].shape, dtype=inputs[0].dtype, device=inputs[0].device)
         for _ in range(1 if sum_out else len(kernels))
     ]
 

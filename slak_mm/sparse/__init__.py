@@ -8,17 +8,16 @@ Without mmengine: ``attach_masks(model)``, load weights,
 from .dynamic import GROWTH_METHODS, cosine_prune_rate, prune_and_regrow
 from .init import (SPARSE_INIT_METHODS, erk_densities, init_random_masks,
                    layer_densities, uniform_densities)
-from .masks import (MASK_SUFFIX, apply_masks, attach_masks,
-                    density_by_group, group_density, has_masks,
-                    is_sparse_weight, mask_gradients, mask_key, masked_weights,
-                    masks_from_zeros, masks_to_state_dict, stage_of,
-                    weight_density)
+from .masks import (MASK_SUFFIX, apply_masks, attach_masks, density_by_group,
+                    group_density, has_masks, is_sparse_weight, mask_gradients,
+                    mask_key, masked_weights, masks_from_zeros,
+                    masks_to_state_dict, stage_of, weight_density)
 
 __all__ = [
-    'GROWTH_METHODS', 'MASK_SUFFIX', 'SPARSE_INIT_METHODS',
-    'apply_masks', 'attach_masks', 'cosine_prune_rate', 'density_by_group',
-    'erk_densities', 'group_density', 'has_masks', 'init_random_masks',
-    'is_sparse_weight', 'layer_densities', 'mask_gradients', 'mask_key',
-    'masked_weights', 'masks_from_zeros', 'masks_to_state_dict',
-    'prune_and_regrow', 'stage_of', 'uniform_densities', 'weight_density'
+    'GROWTH_METHODS', 'MASK_SUFFIX', 'SPARSE_INIT_METHODS', 'apply_masks',
+    'attach_masks', 'cosine_prune_rate', 'density_by_group', 'erk_densities',
+    'group_density', 'has_masks', 'init_random_masks', 'is_sparse_weight',
+    'layer_densities', 'mask_gradients', 'mask_key', 'masked_weights',
+    'masks_from_zeros', 'masks_to_state_dict', 'prune_and_regrow', 'stage_of',
+    'uniform_densities', 'weight_density'
 ]

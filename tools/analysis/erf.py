@@ -25,12 +25,13 @@ import tempfile
 
 import numpy as np
 import torch
-from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
+
 from slak_mm.analysis.erf import (DEFAULT_THRESHOLDS, MIN_SIZE, ERFImages,
                                   build_erf_backbone, erf_contribution,
                                   find_images, format_area_table,
                                   high_contribution_area, plot_erf,
                                   synthetic_images, threshold_key)
+from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
 
 
 def parse_args(argv=None):

@@ -4,4 +4,6 @@ from .load_check_hook import CheckpointLoadCheckHook
 from .sparse_mask_hook import SparseMaskHook
 
 __all__ = [
-    'CheckpointLoadCheckHook', 'DynamicSparsityHook', 'SafeCheckpointHook', 'SparseMaskHook']
+    'CheckpointLoadCheckHook', 'DynamicSparsityHook', 'SafeCheckpointHook',
+    'SparseMaskHook'
+]

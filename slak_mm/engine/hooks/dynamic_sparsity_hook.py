@@ -6,8 +6,7 @@ from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 
 from slak_mm.registry import register_hook
-from slak_mm.sparse import (GROWTH_METHODS, cosine_prune_rate,
-                            prune_and_regrow)
+from slak_mm.sparse import GROWTH_METHODS, cosine_prune_rate, prune_and_regrow
 from .sparse_mask_hook import SparseMaskHook
 
 

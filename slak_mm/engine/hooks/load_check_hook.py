@@ -65,7 +65,9 @@ class CheckpointLoadCheckHook(Hook):
         lacking = [k for k in RESUME_ENTRIES if k not in checkpoint]
         meta = checkpoint.get('meta')
         if isinstance(meta, dict):
-            lacking += [f'meta.{k}' for k in ('epoch', 'iter') if k not in meta]
+            lacking += [
+                f'meta.{k}' for k in ('epoch', 'iter') if k not in meta
+            ]
         if lacking:
             raise CheckpointMismatchError(
                 f'Cannot resume from {source!r}: it lacks {lacking} (it is a '

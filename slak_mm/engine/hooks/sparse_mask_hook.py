@@ -65,8 +65,8 @@ class SparseMaskHook(Hook):
         if not has_masks(model):
             runner.logger.warning(
                 f'{type(self).__name__}: the model has no sparsity masks '
-                f'(no "*{MASK_SUFFIX}" buffers); nothing to keep sparse. Build '
-                f'the backbone with sparse=True for sparse fine-tuning.')
+                f'(no "*{MASK_SUFFIX}" buffers); nothing to keep sparse. '
+                f'Build the backbone with sparse=True for sparse fine-tuning.')
             return
         self.attach(model, torch_optimizers(runner.optim_wrapper))
         self._log_density(runner, 'start of training')

@@ -16,6 +16,7 @@ from slak_mm.registry import (DET_OPTIM_WRAPPER_CONSTRUCTORS, FRAMEWORKS,
 
 __all__ = ['convnext_layout_view']
 
+
 class ConvNeXtLayoutBackbone:
     """Stands in for ``model.backbone`` in the mm constructors' class-name
     check; only its name is read."""
@@ -63,8 +64,7 @@ if 'mmseg' in FRAMEWORKS:
         """
 
         def add_params(self, params, module, **kwargs):
-            super().add_params(params, convnext_layout_view(module),
-                               **kwargs)
+            super().add_params(params, convnext_layout_view(module), **kwargs)
 
     __all__.append('SLaKLearningRateDecayOptimizerConstructor')
 
@@ -79,7 +79,6 @@ if 'mmdet' in FRAMEWORKS:
         in mmdet as ``SLaKLearningRateDecayOptimizerConstructor``)."""
 
         def add_params(self, params, module, **kwargs):
-            super().add_params(params, convnext_layout_view(module),
-                               **kwargs)
+            super().add_params(params, convnext_layout_view(module), **kwargs)
 
     __all__.append('DetSLaKLearningRateDecayOptimizerConstructor')

@@ -17,13 +17,13 @@ from timm.layers import DropPath, LayerNorm2d, trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from slak_mm.checkpoint import load_pretrained_backbone
+from slak_mm.ops import MAX_KERNEL
 from slak_mm.registry import register_model
 from slak_mm.sparse import SPARSE_INIT_METHODS, attach_masks, init_random_masks
-from slak_mm.ops import MAX_KERNEL
-
 from ..layers import LargeKernelConv
 
 __all__ = ['SLaK', 'SLaKBlock']
+
 
 def _norm_module(norm_cfg: dict, channels: int) -> nn.Module:
     return build_norm_layer(norm_cfg, channels)[1]

@@ -21,8 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from slak_mm.ops import (resolve_impl, run_cross, run_multi,
-                         to_preferred_layout)
+from slak_mm.ops import resolve_impl, run_cross, run_multi, to_preferred_layout
 
 #: Branch attributes of the training form (removed by ``switch_to_deploy``).
 BRANCH_NAMES = ('LoRA1', 'LoRA2', 'small_conv', 'lkb_origin')
