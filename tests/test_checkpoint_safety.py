@@ -119,9 +119,21 @@ def test_checkpoint_problem(tmp_path):
 
 
 def test_resume_follows_a_good_pointer(work_dir):
-    point(work_dir, str(work_dir / 'iter_2.pth'))
+    point(work_dir, str(work_dir / 'iter_3.pth'))
     assert find_resume_checkpoint(str(work_dir)) == (str(work_dir /
-                                                         'iter_2.pth'), [])
+                                                         'iter_3.pth'), [])
+
+
+def test_resume_takes_a_newer_complete_checkpoint_than_the_pointer(work_dir):
+    # iter_3.pth saved, then last_checkpoint could not be updated (disk full)
+    point(work_dir, str(work_dir / 'iter_2.pth'))
+    path, notes = find_resume_checkpoint(str(work_dir))
+    assert path == str(work_dir / 'iter_3.pth')
+    assert notes == [
+        f'{work_dir / "last_checkpoint"} names {work_dir / "iter_2.pth"}, but '
+        f'{path} is newer and complete (the pointer was not updated after '
+        f'it was saved): resuming from {path}'
+    ]
 
 
 @pytest.mark.parametrize('damage, why', [
