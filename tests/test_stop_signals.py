@@ -58,10 +58,16 @@ def test_forked_child_dies_of_sigterm_as_before():
     mmdet's mAP pool, which terminates its workers with SIGTERM) are not
     stopped by it: they die of the signal; the parent trains on."""
     with stop_on_signals() as state:
+        ready, tell = os.pipe()
         child = os.fork()
         if child == 0:  # pragma: no cover - the child
+            # a signal before the child's after-fork reset would be dropped
+            os.write(tell, b'x')
             time.sleep(60)
             os._exit(0)
+        assert os.read(ready, 1) == b'x'
+        os.close(ready)
+        os.close(tell)
         os.kill(child, signal.SIGTERM)
         _, status = os.waitpid(child, 0)
         assert os.WIFSIGNALED(status)
