@@ -131,15 +131,20 @@ def test_unusable_prebuilt_wheel_falls_back_to_source(tmp_path):
 
 
 def _launch(tmp_path, **env):
+    """Run a 2-rank script through tools/dist_launch.sh; each rank writes
+    the interpreter it runs in to a file of its own (their prints into one
+    pipe can interleave). Returns the process and ``{rank: executable}``."""
     script = tmp_path / 'whoami.py'
-    script.write_text('import os, sys\n'
-                      'print("rank", os.environ["RANK"], sys.executable)\n')
+    script.write_text(
+        'import os, sys\n'
+        'out = os.path.join(os.path.dirname(__file__), os.environ["RANK"])\n'
+        'open(out + ".rank", "w").write(sys.executable)\n')
     base = {
         k: v
         for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV')
     }
     base['PATH'] = '/usr/bin:/bin'  # no venv on PATH, as outside `activate`
-    return subprocess.run(
+    proc = subprocess.run(
         ['bash',
          osp.join(ROOT, 'tools', 'dist_launch.sh'), '2',
          str(script)],
@@ -147,18 +152,17 @@ def _launch(tmp_path, **env):
         capture_output=True,
         text=True,
         timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {f.stem: f.read_text() for f in tmp_path.glob('*.rank')}
 
 
 def test_launcher_runs_the_active_venv_python_without_activation(tmp_path):
     venv = osp.dirname(osp.dirname(sys.executable))
-    proc = _launch(tmp_path, VIRTUAL_ENV=venv)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = sorted(line for line in proc.stdout.splitlines()
-                   if line.startswith('rank'))
-    assert lines == [f'rank 0 {sys.executable}', f'rank 1 {sys.executable}']
+    ranks = _launch(tmp_path, VIRTUAL_ENV=venv)
+    assert ranks == {'0': sys.executable, '1': sys.executable}
 
 
 def test_launcher_honours_PYTHON(tmp_path):
-    proc = _launch(tmp_path, PYTHON=sys.executable, VIRTUAL_ENV='/nonexistent')
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count(sys.executable) == 2
+    ranks = _launch(
+        tmp_path, PYTHON=sys.executable, VIRTUAL_ENV='/nonexistent')
+    assert ranks == {'0': sys.executable, '1': sys.executable}
