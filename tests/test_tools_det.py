@@ -15,10 +15,6 @@ CASES = {
     'cascade_mask_rcnn_coco':
     (DEMO_COCO_CONFIG, 'coco_root', {'coco/bbox_mAP', 'coco/segm_mAP'}),
 }
-# mmdet's VOC mAP forks a multiprocessing Pool; forked from the long-lived
-# pytest process (threads of earlier in-process runs) a worker can inherit
-# a held lock and hang (seen twice): VOC runs get a process of their own
-FRESH_PROCESS = {'faster_rcnn_voc': True, 'cascade_mask_rcnn_coco': False}
 
 
 @pytest.fixture(scope='module')
@@ -32,15 +28,9 @@ def trained(request, tmp_path_factory):
             config, data_fixture, _ = CASES[case]
             data_root = request.getfixturevalue(data_fixture)
             work_dir = str(tmp_path_factory.mktemp(case))
-            run_tool(
-                'tools/train.py',
-                config,
-                '--work-dir',
-                work_dir,
-                '--cfg-options',
-                f'data_root={data_root}',
-                'train_cfg.max_epochs=1',
-                fresh_process=FRESH_PROCESS[case])
+            run_tool('tools/train.py', config, '--work-dir', work_dir,
+                     '--cfg-options', f'data_root={data_root}',
+                     'train_cfg.max_epochs=1')
             with open(osp.join(work_dir, 'last_checkpoint')) as f:
                 cache[case] = (config, data_root, work_dir, f.read().strip())
         return cache[case]
@@ -56,16 +46,9 @@ def test_detection_train_and_test(case, trained, tmp_path):
     # after one epoch scores are low: keep every box so that the metric
     # has detections to score (an empty result set yields no AP at all)
     work_dir = str(tmp_path / 'work_dir')
-    proc = run_tool(
-        'tools/test.py',
-        config,
-        checkpoint,
-        '--work-dir',
-        work_dir,
-        '--cfg-options',
-        f'data_root={data_root}',
-        'model.test_cfg.rcnn.score_thr=0.0',
-        fresh_process=FRESH_PROCESS[case])
+    proc = run_tool('tools/test.py', config, checkpoint, '--work-dir',
+                    work_dir, '--cfg-options', f'data_root={data_root}',
+                    'model.test_cfg.rcnn.score_thr=0.0')
     with open(osp.join(work_dir, 'test_metrics.json')) as f:
         metrics = json.load(f)['metrics']
     assert metric_keys <= set(metrics), metrics
@@ -78,19 +61,10 @@ def test_voc_test_with_tta_dumps_results(trained, tmp_path):
     import pickle
     config, data_root, _, checkpoint = trained('faster_rcnn_voc')
     out = str(tmp_path / 'results.pkl')
-    proc = run_tool(
-        'tools/test.py',
-        config,
-        checkpoint,
-        '--work-dir',
-        str(tmp_path / 'work_dir'),
-        '--tta',
-        '--out',
-        out,
-        '--cfg-options',
-        f'data_root={data_root}',
-        'model.test_cfg.rcnn.score_thr=0.0',
-        fresh_process=True)
+    proc = run_tool('tools/test.py', config, checkpoint, '--work-dir',
+                    str(tmp_path / 'work_dir'), '--tta', '--out', out,
+                    '--cfg-options', f'data_root={data_root}',
+                    'model.test_cfg.rcnn.score_thr=0.0')
     assert 'pascal_voc/mAP' in proc.stdout
     with open(out, 'rb') as f:  # our own file, written just now
         results = pickle.load(f)

@@ -63,7 +63,7 @@ class ToolResult:
         return self.stdout + self.stderr
 
 
-def run_tool(*args, timeout=2400, expect_ok=True, fresh_process=False, **env):
+def run_tool(*args, timeout=900, expect_ok=True, fresh_process=False, **env):
     """Run ``python ARGS`` (``bash ARGS`` for a ``.sh`` script) in the
     repository root with one OpenMP thread.
 
@@ -99,7 +99,9 @@ def run_process(cmd, cwd=ROOT, timeout=600, pythonpath=ROOT, **env):
     Args:
         cmd (list[str]): The command line.
         cwd (str): Its working directory. Default: the repository root.
-        timeout (float): Seconds before it is killed and the test fails.
+        timeout (float): Seconds before it is killed and the test fails,
+            showing its output and (a Python process) the stacks of its
+            threads.
         pythonpath (str, optional): ``PYTHONPATH``; None keeps this
             process's. Default: the repository root (this checkout).
         **env (str): Extra environment variables.
@@ -107,14 +109,27 @@ def run_process(cmd, cwd=ROOT, timeout=600, pythonpath=ROOT, **env):
     Returns:
         ToolResult: Exit status, stdout, stderr.
     """
-    proc = subprocess.run([str(c) for c in cmd],
+    with subprocess.Popen([str(c) for c in cmd],
                           cwd=cwd,
                           env=_process_env(pythonpath, env),
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
-    return ToolResult(
-        list(cmd), proc.returncode, proc.stdout, proc.stderr, False)
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGABRT: faulthandler (PYTHONFAULTHANDLER) prints where every
+            # thread of a Python process is, then it dies
+            proc.send_signal(signal.SIGABRT)
+            try:
+                stdout, stderr = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+            raise AssertionError(
+                f'{cmd} did not end within {timeout} s; its output:\n'
+                f'{stdout[-3000:]}\n{stderr[-6000:]}') from None
+    return ToolResult(list(cmd), proc.returncode, stdout, stderr, False)
 
 
 def start_tool(*args, log, new_session=False, **env):
@@ -141,7 +156,12 @@ def start_tool(*args, log, new_session=False, **env):
 
 
 def _process_env(pythonpath, env):
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        OMP_NUM_THREADS='1',
+        PYTHONFAULTHANDLER='1',
+        **env)
     if pythonpath is not None:
         env['PYTHONPATH'] = pythonpath
     return env

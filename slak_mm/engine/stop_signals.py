@@ -43,15 +43,8 @@ class StopState:
 
     def __init__(self):
         self.signum: Optional[int] = None
-        self.pid = os.getpid()
 
     def handler(self, signum, frame):
-        if os.getpid() != self.pid:
-            # a forked child (DataLoader worker, mmdet's mAP pool) inherited
-            # this handler: it dies of the signal as it would have
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
         if self.signum is None:  # the first: stop; later ones: unwinding
             self.signum = signum
             _expect_worker_deaths()
@@ -69,6 +62,46 @@ def _expect_worker_deaths() -> None:
 
 def _ignore(signum, frame):
     pass
+
+
+# Signals the innermost stop_on_signals block handles now.
+_handled: Tuple[int, ...] = ()
+_mask_before_fork = None
+
+
+def _block_before_fork() -> None:
+    global _mask_before_fork
+    if _handled:
+        _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, _handled)
+
+
+def _unblock_in_parent() -> None:
+    global _mask_before_fork
+    if _mask_before_fork is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, _mask_before_fork)
+        _mask_before_fork = None
+
+
+def _default_in_child() -> None:
+    """A forked child (DataLoader worker, mmdet's mAP pool) dies of the
+    signal, as it would without the block. The signal is blocked from just
+    before the fork until the default is back: one that arrives in between
+    stays pending and ends the child then. (Left to Python's handler it was
+    dropped: CPython clears signals received in a child before its
+    after-fork hooks run. mmdet's pool terminates workers that way right
+    after starting them; the one that missed its SIGTERM waited forever on
+    the lock of a killed sibling, and training hung in ``Pool.join``.)"""
+    global _handled
+    for s in _handled:
+        signal.signal(s, signal.SIG_DFL)
+    _handled = ()
+    _unblock_in_parent()
+
+
+os.register_at_fork(
+    before=_block_before_fork,
+    after_in_parent=_unblock_in_parent,
+    after_in_child=_default_in_child)
 
 
 def as_stop(err: BaseException, state: StopState) -> Optional[TrainingStopped]:
@@ -106,10 +139,13 @@ def stop_on_signals(signals: Tuple[int, ...] = (
     Yields:
         StopState: Which signal arrived (for :func:`as_stop`).
     """
+    global _handled
     state = StopState()
     previous = {s: signal.signal(s, state.handler) for s in signals}
+    outer, _handled = _handled, tuple(signals)
     try:
         yield state
     finally:
+        _handled = outer
         for s, handler in previous.items():
             signal.signal(s, handler)
