@@ -14,13 +14,15 @@ from typing import Callable, Optional, Sequence
 from mmengine.config import DictAction
 
 from slak_mm.checkpoint import UNSAFE_LOAD_ENV, CheckpointError
+from slak_mm.config import CHECKS
 from slak_mm.engine.stop_signals import TrainingStopped
 from slak_mm.engine.work_dir_lock import WorkDirBusyError
 from slak_mm.fileio import WriteFailedError
 
 __all__ = [
     'TRACEBACK_ENV', 'USER_ERRORS', 'CfgOptionsAction', 'add_cfg_options_arg',
-    'add_common_args', 'add_unsafe_load_arg', 'parse_tool_args', 'run_cli'
+    'add_common_args', 'add_skip_checks_arg', 'add_unsafe_load_arg',
+    'parse_tool_args', 'run_cli'
 ]
 
 #: Set to 1 to see the full traceback of a tool's error.
@@ -84,6 +86,23 @@ def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
         help='load checkpoints that hold arbitrary pickled Python objects '
         f'(runs their code: only for files you trust; same as '
         f'{UNSAFE_LOAD_ENV}=1)')
+
+
+def add_skip_checks_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--skip-checks NAME ...``: pre-run checks not to run (the
+    config key ``skip_checks`` does the same).
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+    """
+    parser.add_argument(
+        '--skip-checks',
+        nargs='+',
+        default=[],
+        choices=sorted(CHECKS),
+        metavar='CHECK',
+        help='pre-run checks not to run: ' +
+        '; '.join(f'{name}: {what}' for name, what in sorted(CHECKS.items())))
 
 
 def add_common_args(

@@ -8,14 +8,16 @@ environment); a registry of a missing framework is ``None`` here.
 """
 import importlib
 import importlib.util
-from typing import Optional
+import inspect
+from typing import Any, Optional
 
 from mmengine.registry import Registry
 
 __all__ = [
     'DET_HOOKS', 'DET_MODELS', 'DET_OPTIM_WRAPPER_CONSTRUCTORS', 'SEG_HOOKS',
     'SEG_MODELS', 'SEG_OPTIM_WRAPPER_CONSTRUCTORS', 'FRAMEWORKS',
-    'framework_installed', 'register_hook', 'register_model'
+    'framework_installed', 'init_default', 'is_subclass_named',
+    'register_hook', 'register_model', 'registered_class'
 ]
 
 
@@ -70,3 +72,69 @@ register_model = _register_in(SEG_MODELS, DET_MODELS)
 #: Class decorator: register a runner hook in the installed frameworks'
 #: ``HOOKS``.
 register_hook = _register_in(SEG_HOOKS, DET_HOOKS)
+
+
+def registered_class(registry: Registry, kind: Any,
+                     scope: Optional[str]) -> Optional[type]:
+    """The class a config's ``type`` names, looked up as the runner would
+    (pre-run checks read it without building anything).
+
+    Args:
+        registry (Registry): mmengine's root registry of the kind
+            (``mmengine.registry.MODELS``, ``DATASETS``).
+        kind (str | type): The ``type`` value (``'FPN'``, ``'mmdet.FPN'``
+            or a class).
+        scope (str, optional): The config's ``default_scope``, for names
+            without a scope.
+
+    Returns:
+        type | None: The class; None where it is not found.
+    """
+    if isinstance(kind, type):
+        return kind
+    if not isinstance(kind, str):
+        return None
+    if '.' not in kind and scope:  # the root registry finds scoped names
+        kind = f'{scope}.{kind}'
+    try:
+        return registry.get(kind)
+    except (KeyError, ImportError):
+        return None
+
+
+def init_default(cls: Optional[type], name: str, default: Any) -> Any:
+    """The default of ``name`` in the ``__init__`` of ``cls`` or of the
+    first base that declares it (subclasses often pass ``**kwargs`` on).
+
+    Args:
+        cls (type, optional): The class.
+        name (str): An ``__init__`` argument.
+        default: What to return when no ``__init__`` gives a default.
+
+    Returns:
+        The default value.
+    """
+    for klass in getattr(cls, '__mro__', ()):
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        param = inspect.signature(init).parameters.get(name)
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
+    return default
+
+
+def is_subclass_named(cls: Optional[type], package: str, name: str) -> bool:
+    """Whether ``cls`` is (a subclass of) the class ``name`` of ``package``,
+    without importing it (the framework may not be installed).
+
+    Args:
+        cls (type, optional): The class.
+        package (str): Top module, e.g. ``'mmseg'``.
+        name (str): Class name, e.g. ``'BaseDecodeHead'``.
+
+    Returns:
+        bool: Whether a class of that name and package is in its MRO.
+    """
+    return any(k.__name__ == name and k.__module__.startswith(package)
+               for k in getattr(cls, '__mro__', ()))

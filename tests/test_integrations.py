@@ -12,8 +12,9 @@ import os.path as osp
 import sys
 
 import pytest
-import torch
 
+from slak_mm.checkpoint import load_checkpoint_safely
+from slak_mm.config import load_config
 from slak_mm.datasets import generate_coco
 from tests.tool_runner import ROOT, run_tool
 
@@ -31,37 +32,25 @@ SMALL_SLAK = [
     'model.backbone.drop_path_rate=0.0',
     'model.backbone.init_cfg=None',  # no official checkpoint in the tests
 ]
-LOADERS = [
-    f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
-    for key in ('batch_size=2', 'num_workers=0', 'persistent_workers=False')
-]
 # no validation while training (the loops would run it after the last
 # iteration): tools/test.py reports the metrics
 NO_VAL = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
-# COCO pipelines: Resize is transform 2 (train) and 1 (test) in mmdet's
-# coco_detection.py / coco_instance.py
-DET_DATA = LOADERS + [
-    'train_dataloader.dataset.pipeline.2.scale=(128,128)',
-    'test_dataloader.dataset.pipeline.1.scale=(128,128)',
-    'train_cfg.max_epochs=1'
-]
-# ADE20K: RandomResize (2) and RandomCrop (3) in train, Resize (1) in test
-SEG_DATA = LOADERS + [
-    'train_dataloader.dataset.pipeline.2.scale=(256,64)',
-    'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
-    'test_dataloader.dataset.pipeline.1.scale=(256,64)',
-    'model.data_preprocessor.size=(64,64)', 'train_cfg.max_iters=2'
-]
+DET = ('coco', 128)
+SEG = ('ade20k', 64)
+# Mask2Former / MaskFormer / DETR family: 10 queries, one layer each
+QUERIES = 'num_queries=10'
 CASES = {
-    'retinanet_slak_t_fpn_1x_coco': ('coco', DET_DATA + [
+    # name: ((dataset, image size, schedule), model options, test options,
+    #        metrics)
+    'retinanet_slak_t_fpn_1x_coco': (DET, [
         f'model.neck.in_channels={SMALL_CHANNELS}'.replace(' ', ''),
         'model.neck.out_channels=32', 'model.bbox_head.in_channels=32',
         'model.bbox_head.feat_channels=32', 'model.bbox_head.stacked_convs=1'
     ], ['model.test_cfg.score_thr=0.0'], {'coco/bbox_mAP'}),
-    'mask_rcnn_slak_t_fpn_1x_coco': ('coco', DET_DATA + [
-        f'model.neck.in_channels={SMALL_CHANNELS}'.replace(
-            ' ', ''), 'model.neck.out_channels=32',
-        'model.rpn_head.in_channels=32', 'model.rpn_head.feat_channels=32',
+    'mask_rcnn_slak_t_fpn_1x_coco': (DET, [
+        f'model.neck.in_channels={SMALL_CHANNELS}'.replace(' ', ''),
+        'model.neck.out_channels=32', 'model.rpn_head.in_channels=32',
+        'model.rpn_head.feat_channels=32',
         'model.roi_head.bbox_roi_extractor.out_channels=32',
         'model.roi_head.bbox_head.in_channels=32',
         'model.roi_head.bbox_head.fc_out_channels=64',
@@ -72,20 +61,101 @@ CASES = {
         'model.train_cfg.rcnn.sampler.num=64'
     ], ['model.test_cfg.rcnn.score_thr=0.0'],
                                      {'coco/bbox_mAP', 'coco/segm_mAP'}),
-    'deeplabv3plus_slak_t_ade20k': ('ade20k', SEG_DATA + [
+    'cascade_mask_rcnn_slak_t_fpn_1x_coco': (DET, [
+        f'model.neck.in_channels={SMALL_CHANNELS}'.replace(' ', ''),
+        'model.train_cfg.rpn.sampler.num=64',
+        'model.train_cfg.rpn_proposal.max_per_img=100',
+        *(f'model.train_cfg.rcnn.{i}.sampler.num=32'
+          for i in range(3)), 'model.test_cfg.rpn.max_per_img=100',
+        'model.test_cfg.rcnn.max_per_img=20'
+    ], ['model.test_cfg.rcnn.score_thr=0.0'
+        ], {'coco/bbox_mAP', 'coco/segm_mAP'}),
+    'dino_slak_t_4scale_coco': (DET, [
+        f'model.neck.in_channels={SMALL_CHANNELS[1:]}'.replace(' ', ''),
+        f'model.{QUERIES}', 'model.encoder.num_layers=1',
+        'model.decoder.num_layers=1',
+        'model.dn_cfg.group_cfg.num_dn_queries=10'
+    ], [], {'coco/bbox_mAP'}),
+    'deformable_detr_slak_t_coco': (DET, [
+        f'model.neck.in_channels={SMALL_CHANNELS[1:]}'.replace(' ', ''),
+        f'model.{QUERIES}', 'model.encoder.num_layers=1',
+        'model.decoder.num_layers=1'
+    ], [], {'coco/bbox_mAP'}),
+    'mask2former_slak_t_coco_instance': (DET, [
+        f'model.panoptic_head.in_channels={SMALL_CHANNELS}'.replace(' ', ''),
+        f'model.panoptic_head.{QUERIES}',
+        'model.panoptic_head.pixel_decoder.encoder.num_layers=1',
+        'model.panoptic_head.transformer_decoder.num_layers=1',
+        'model.panoptic_head.train_cfg.num_points=256',
+        'model.test_cfg.max_per_image=10'
+    ], [], {'coco/bbox_mAP', 'coco/segm_mAP'}),
+    'deeplabv3plus_slak_t_ade20k': (SEG, [
         f'model.decode_head.in_channels={SMALL_CHANNELS[3]}',
         f'model.decode_head.c1_in_channels={SMALL_CHANNELS[0]}',
         'model.decode_head.channels=16', 'model.decode_head.c1_channels=8',
         f'model.auxiliary_head.in_channels={SMALL_CHANNELS[2]}',
         'model.auxiliary_head.channels=16'
     ], [], {'mIoU'}),
-    'fpn_slak_t_ade20k': ('ade20k', SEG_DATA + [
-        f'model.neck.in_channels={SMALL_CHANNELS}'.replace(
-            ' ', ''), 'model.neck.out_channels=16',
+    'fpn_slak_t_ade20k': (SEG, [
+        f'model.neck.in_channels={SMALL_CHANNELS}'.replace(' ', ''),
+        'model.neck.out_channels=16',
         'model.decode_head.in_channels=[16,16,16,16]',
         'model.decode_head.channels=16'
     ], [], {'mIoU'}),
+    'mask2former_slak_t_ade20k': (SEG, [
+        f'model.decode_head.in_channels={SMALL_CHANNELS}'.replace(' ', ''),
+        f'model.decode_head.{QUERIES}',
+        'model.decode_head.pixel_decoder.encoder.num_layers=1',
+        'model.decode_head.transformer_decoder.num_layers=1',
+        'model.decode_head.train_cfg.num_points=256'
+    ], [], {'mIoU'}),
+    'maskformer_slak_t_ade20k': (SEG, [
+        f'model.decode_head.in_channels={SMALL_CHANNELS}'.replace(' ', ''),
+        f'model.decode_head.{QUERIES}',
+        'model.decode_head.transformer_decoder.num_layers=1'
+    ], [], {'mIoU'}),
 }
+
+
+def _small_sizes(node, size):
+    """Every image size in a pipeline or data preprocessor made ``size``
+    (the stock 512-1333 px would take minutes per step on a CPU)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ('scale', 'crop_size', 'size', 'img_scale'):
+                node[key] = (size, size)
+            elif key == 'scales':
+                node[key] = [
+                    size if isinstance(v, int) else (size, size)
+                    for v in value[:1]
+                ]
+            else:
+                _small_sizes(value, size)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            _small_sizes(item, size)
+
+
+def small_copy(name, size, tmp_path):
+    """The integration config as a user trying it on a laptop would shrink
+    it: its pipelines and data preprocessor at ``size`` px, two images per
+    batch, no workers, 2 iterations or 1 epoch (written next to the test;
+    tools read the copy)."""
+    cfg = load_config(osp.join(ROOT, CONFIGS, f'{name}.py'))
+    if cfg.train_cfg.type == 'IterBasedTrainLoop':
+        cfg.train_cfg.max_iters = 2
+    else:
+        cfg.train_cfg.max_epochs = 1
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader:
+            _small_sizes(loader.dataset, size)
+            loader.update(
+                batch_size=2, num_workers=0, persistent_workers=False)
+    _small_sizes(cfg.model.data_preprocessor, size)
+    path = str(tmp_path / f'{name}.py')
+    cfg.dump(path)
+    return path
 
 
 @pytest.fixture(scope='module')
@@ -99,18 +169,21 @@ def data_roots(tmp_path_factory, small_ade_root):
 
 @pytest.mark.parametrize('name', list(CASES))
 def test_integration_config_trains_and_tests(name, data_roots, tmp_path):
-    dataset, options, test_options, metric_keys = CASES[name]
-    config = f'{CONFIGS}/{name}.py'
+    (dataset, size), options, test_options, metric_keys = CASES[name]
+    config = small_copy(name, size, tmp_path)
     work_dir = str(tmp_path / 'work_dir')
     options = [f'data_root={data_roots[dataset]}', *SMALL_SLAK, *options]
     proc = run_tool('tools/train.py', config, '--work-dir', work_dir,
                     '--cfg-options', *options, *NO_VAL)
-    # the config's optimizer constructor and sparsity hook were used
-    assert 'Build LearningRateDecayOptimizerConstructor' in proc.log
+    # the config's optimizer rules were used: our layer decay, or the
+    # base's custom_keys (backbone lr_mult=0.1 of DETR / Mask2Former)
+    if 'constructor' in load_config(config).optim_wrapper:
+        assert 'Build LearningRateDecayOptimizerConstructor' in proc.log
+    else:
+        assert 'paramwise_options -- backbone.' in proc.log
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    state = torch.load(
-        checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    state = load_checkpoint_safely(checkpoint)['state_dict']
     masks = {
         k[:-len('_mask')]: v
         for k, v in state.items()

@@ -1,16 +1,19 @@
 """apis.check_backbone_neck: a neck or head that does not fit the SLaK
 backbone is refused from the config, naming both sides and the fix."""
+import glob
+import os.path as osp
+
 import pytest
 
-from slak_mm.config import check_backbone_neck, load_config, slak_feature_maps
+from slak_mm.config import (CHECKS, check_backbone_neck, checks_to_run,
+                            load_config, slak_feature_maps)
 from slak_mm.models.backbones.slak import SLaK
-from tests.tool_runner import ROOT
+from tests.common import DEMO_CONFIG
+from tests.tool_runner import ROOT, refusal, run_tool
 
 CONFIGS = [
-    'integrations/retinanet_slak_t_fpn_1x_coco.py',
-    'integrations/mask_rcnn_slak_t_fpn_1x_coco.py',
-    'integrations/deeplabv3plus_slak_t_ade20k.py',
-    'integrations/fpn_slak_t_ade20k.py',
+    *(f'integrations/{osp.basename(path)}'
+      for path in sorted(glob.glob(f'{ROOT}/configs/integrations/*.py'))),
     'upernet_slak_t_ade20k.py',
     'cascade_mask_rcnn_slak_t_fpn_3x_coco.py',
     'demo/faster_rcnn_slak_demo_synthetic_voc.py',
@@ -123,3 +126,49 @@ def test_other_backbones_are_not_checked():
     slak.model.neck.in_channels = [1, 2, 3, 4]  # with SLaK it is refused
     with pytest.raises(ValueError):
         check_backbone_neck(slak)
+
+
+def test_heads_that_read_every_map_are_not_judged_by_in_index():
+    """Was: mmseg's Mask2Former (no ``in_index``, reads all four maps) was
+    refused with the advice ``in_channels=[128]``, which would not build."""
+    cfg = _cfg('integrations/mask2former_slak_t_ade20k.py')
+    assert 'in_index' not in cfg.model.decode_head
+    assert check_backbone_neck(cfg) is None
+    # a BaseDecodeHead without in_index reads the class default (-1)
+    upernet = _cfg('upernet_slak_t_ade20k.py',
+                   **{'model.auxiliary_head.in_channels': 7})
+    upernet.model.auxiliary_head.pop('in_index')
+    with pytest.raises(ValueError, match=r'in_index=-1, but feature map -1'):
+        check_backbone_neck(upernet)
+
+
+def test_skip_checks_names_the_checks(tmp_path):
+    """Every pre-run check has an off switch: ``skip_checks`` in the config
+    (or ``--skip-checks``); an unknown name is refused naming the known."""
+    cfg = _cfg('integrations/fpn_slak_t_ade20k.py',
+               **{'model.neck.in_channels': [1, 2, 3, 4]})
+    assert checks_to_run(cfg) == set(CHECKS)
+    assert checks_to_run(cfg, ['model']) == set(CHECKS) - {'model'}
+    assert cfg.skip_checks == ['model']  # recorded in the run's config
+    cfg.skip_checks = ['datasets']
+    assert checks_to_run(cfg, ['model']) == {'loading', 'schedule'}
+    cfg.skip_checks = ['modle']
+    with pytest.raises(ValueError, match=r"\['modle'\].*'datasets'.*'model'"):
+        checks_to_run(cfg)
+
+
+def test_skip_checks_flag_turns_the_check_off(small_ade_root, tmp_path):
+    """``--skip-checks model``: the run goes on to build (and here fails in
+    the framework, as it would without our check)."""
+    args = [
+        'tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path, '--cfg-options',
+        f'data_root={small_ade_root}',
+        'model.decode_head.in_channels=[1,2,3,4]'
+    ]
+    checked = refusal(*args)
+    assert 'do not fit the SLaK backbone' in checked
+    skipped = run_tool(*args, '--skip-checks', 'model', expect_ok=False)
+    assert skipped.returncode != 0
+    assert 'pre-run checks skipped: model' in skipped.log
+    assert 'do not fit the SLaK backbone' not in skipped.log
+    assert 'channels' in skipped.log  # the framework's own shape error

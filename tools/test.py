@@ -8,7 +8,7 @@ import argparse
 from mmengine.dist import is_main_process
 
 from slak_mm.apis import test
-from slak_mm.cli import parse_tool_args, run_cli
+from slak_mm.cli import add_skip_checks_arg, parse_tool_args, run_cli
 from slak_mm.config import load_config
 
 
@@ -31,6 +31,7 @@ def parse_args():
         '--out',
         help='keep raw predictions: a folder of PNGs (segmentation) or a '
         '.pkl file (detection)')
+    add_skip_checks_arg(parser)
     return parse_tool_args(parser)
 
 
@@ -47,7 +48,8 @@ def main():
         show=args.show,
         wait_time=args.wait_time,
         tta=args.tta,
-        out=args.out)
+        out=args.out,
+        skip_checks=args.skip_checks)
     if is_main_process():  # once, not once per rank
         for name, value in metrics.items():
             print(f'{name}: {value:.4f}')

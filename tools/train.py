@@ -6,7 +6,7 @@ mmseg's and mmdet's tools/train.py.
 import argparse
 
 from slak_mm.apis import train
-from slak_mm.cli import parse_tool_args, run_cli
+from slak_mm.cli import add_skip_checks_arg, parse_tool_args, run_cli
 from slak_mm.config import load_config
 
 
@@ -28,6 +28,7 @@ def parse_args():
         action='store_true',
         help='scale the lr to the real batch size (auto_scale_lr in the '
         'config gives the base batch size)')
+    add_skip_checks_arg(parser)
     return parse_tool_args(parser)
 
 
@@ -41,7 +42,8 @@ def main():
         resume=args.resume,
         amp=args.amp,
         launcher=args.launcher,
-        auto_scale_lr=args.auto_scale_lr)
+        auto_scale_lr=args.auto_scale_lr,
+        skip_checks=args.skip_checks)
 
 
 if __name__ == '__main__':

@@ -5,8 +5,11 @@
 #   model.backbone = dict(_delete_=True, **_base_.slak_t)
 #   neck / head in_channels = _base_.slak_t_channels (strides 4/8/16/32)
 #   optim_wrapper = dict(_delete_=True, **_base_.slak_{det,seg}_optim_wrapper)
+# No custom_imports here: a base that sets its own (mmseg's Mask2Former) would
+# clash with it ("Duplicate key ... among bases"). Our tools and
+# `python -m slak_mm.mm_tool` import slak_mm; another runner needs 'slak_mm'
+# added to the top config's custom_imports (with the base's entries).
 checkpoint = 'checkpoints/SLaK_tiny_checkpoint.pth'  # official ImageNet-1K
-custom_imports = dict(imports=['slak_mm'], allow_failed_imports=False)
 slak_t = dict(
     type='SLaK',
     arch='tiny',

@@ -6,7 +6,7 @@ datasets and metrics.
 """
 import numbers
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Set
 
 import torch
 import torch.distributed as torch_dist
@@ -17,9 +17,9 @@ from mmengine.runner import Runner
 from slak_mm.checkpoint import find_resume_checkpoint, resolve_auto_resume
 from slak_mm.config import (adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
-                            check_sparse_training, check_train_cfg, enable_tta,
-                            enable_visualization, save_predictions,
-                            set_work_dir)
+                            check_sparse_training, check_train_cfg,
+                            checks_to_run, enable_tta, enable_visualization,
+                            save_predictions, set_work_dir)
 from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
@@ -42,14 +42,23 @@ def _init_cpu_distributed(launcher: str) -> None:
 
 
 def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
-             launcher: str) -> None:
+             launcher: str, skip_checks: Sequence[str],
+             splits: Sequence[str]) -> Set[str]:
+    """Settle the work_dir and device, run the pre-run checks (those not
+    skipped) and start a CPU process group; returns the checks that run."""
     cfg.launcher = launcher
     set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
     add_load_check(cfg)
-    install_data_checks(cfg)  # loaders that name a damaged file
-    check_backbone_neck(cfg)  # before any process group or model is made
+    checks = checks_to_run(cfg, skip_checks)
+    if 'loading' in checks:
+        install_data_checks(cfg)  # loaders that name a damaged file
+    if 'model' in checks:
+        check_backbone_neck(cfg)  # before any process group or model
+    if 'datasets' in checks:
+        check_datasets(cfg, splits)
     _init_cpu_distributed(launcher)
+    return checks
 
 
 def _resume_hint(runner: Runner) -> str:
@@ -61,13 +70,15 @@ def _resume_hint(runner: Runner) -> str:
             'no checkpoint was written yet: a rerun starts from scratch')
 
 
-def train(cfg: Config,
-          config_path: str,
-          work_dir: Optional[str] = None,
-          resume: Optional[str] = None,
-          amp: bool = False,
-          launcher: str = 'none',
-          auto_scale_lr: bool = False) -> Runner:
+def train(
+    cfg: Config,
+    config_path: str,
+    work_dir: Optional[str] = None,
+    resume: Optional[str] = None,
+    amp: bool = False,
+    launcher: str = 'none',
+    auto_scale_lr: bool = False,
+    skip_checks: Sequence[str] = ()) -> Runner:
     """Train a segmentor or detector described by ``cfg``.
 
     Args:
@@ -83,6 +94,8 @@ def train(cfg: Config,
         auto_scale_lr (bool): Scale the lr by the real total batch size over
             the config's ``auto_scale_lr.base_batch_size`` (mmengine's
             linear rule).
+        skip_checks (Sequence[str]): Pre-run checks not to run, besides the
+            config's ``skip_checks`` (names: ``slak_mm.config.CHECKS``).
 
     Returns:
         Runner: The runner after training.
@@ -93,14 +106,14 @@ def train(cfg: Config,
         TrainingStopped: SIGTERM arrived (logged with the checkpoint
             ``--resume`` continues from).
     """
-    _prepare(cfg, config_path, work_dir, launcher)
-    check_datasets(cfg, ('train', 'val') if cfg.get('val_cfg') else
-                   ('train', ))
+    checks = _prepare(cfg, config_path, work_dir, launcher, skip_checks,
+                      ('train', 'val') if cfg.get('val_cfg') else ('train', ))
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    check_train_cfg(cfg)
-    check_sparse_training(cfg)
+    if 'schedule' in checks:
+        check_train_cfg(cfg)
+    check_sparse_training(cfg)  # a warning
     if auto_scale_lr:
         if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
             raise ValueError(
@@ -172,16 +185,19 @@ def _fill_empty_coco_metrics(cfg: Config, metrics: Dict[str, float]) -> dict:
     return dict(note=note)
 
 
-def test(cfg: Config,
-         config_path: str,
-         checkpoint: str,
-         work_dir: Optional[str] = None,
-         show_dir: Optional[str] = None,
-         launcher: str = 'none',
-         show: bool = False,
-         wait_time: float = 2.,
-         tta: bool = False,
-         out: Optional[str] = None) -> Dict[str, float]:
+def test(
+    cfg: Config,
+    config_path: str,
+    checkpoint: str,
+    work_dir: Optional[str] = None,
+    show_dir: Optional[str] = None,
+    launcher: str = 'none',
+    show: bool = False,
+    wait_time: float = 2.,
+    tta: bool = False,
+    out: Optional[str] = None,
+    skip_checks: Sequence[str] = ()
+) -> Dict[str, float]:
     """Evaluate ``checkpoint`` on the config's test set.
 
     Metrics (mIoU/aAcc/mAcc for segmentation, bbox mAP for VOC, bbox and
@@ -201,14 +217,15 @@ def test(cfg: Config,
         tta (bool): Test-time augmentation (``tta_pipeline``/``tta_model``).
         out (str, optional): Keep the raw predictions (a folder of PNGs for
             segmentation, a .pkl for detection).
+        skip_checks (Sequence[str]): Pre-run checks not to run, besides the
+            config's ``skip_checks`` (names: ``slak_mm.config.CHECKS``).
 
     Returns:
         dict: Metric name to value.
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
-    _prepare(cfg, config_path, work_dir, launcher)
-    check_datasets(cfg, ('test', ))
+    _prepare(cfg, config_path, work_dir, launcher, skip_checks, ('test', ))
     cfg.load_from = checkpoint
     if show_dir or show:
         enable_visualization(cfg, show_dir, show, wait_time)

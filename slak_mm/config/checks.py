@@ -10,12 +10,14 @@
   WARNING (the optimizer would fill the masked weights).
 
 The fit of the neck and heads to the backbone is checked in
-:mod:`.model_checks`.
+:mod:`.model_checks`. Each check can be turned off (:data:`CHECKS`):
+``skip_checks=['model']`` in the config or ``--skip-checks model`` on
+``tools/train.py`` / ``tools/test.py``.
 """
 import logging
 import os
 import os.path as osp
-from typing import Any
+from typing import Any, Iterable, Set
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -26,9 +28,56 @@ from slak_mm.utils.images import IMG_EXTENSIONS
 from .model_checks import slak_default, type_name
 
 __all__ = [
-    'DATASET_LAYOUTS', 'MASKS_NOT_KEPT_WARNING', 'check_datasets',
-    'check_sparse_training', 'check_train_cfg'
+    'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'MASKS_NOT_KEPT_WARNING',
+    'check_datasets', 'check_sparse_training', 'check_train_cfg'
 ]
+
+#: The pre-run checks, by the name ``skip_checks`` / ``--skip-checks`` use.
+CHECKS = {
+    'model': 'the neck and heads fit the SLaK backbone (channels, strides, '
+    'in_index)',
+    'datasets': 'dataset paths exist; images and annotation files are '
+    'readable and consistent, before the run',
+    'loading': 'loaders that name a damaged file and check label values '
+    'while the run reads them',
+    'schedule': 'train_cfg would train at least one iteration',
+}
+
+
+def checks_to_run(cfg: Config, skip: Iterable[str] = ()) -> Set[str]:
+    """The names of the :data:`CHECKS` to run: all but those in the
+    config's ``skip_checks`` and in ``skip`` (the tools' ``--skip-checks``).
+    The union is written back to ``cfg.skip_checks`` (the run's config dump
+    records it) and logged.
+
+    Args:
+        cfg (Config): The config.
+        skip (Iterable[str]): More names to skip.
+
+    Returns:
+        set[str]: The checks to run.
+
+    Raises:
+        ValueError: A name that is no check.
+    """
+    listed = cfg.get('skip_checks') or []
+    if isinstance(listed, str):
+        listed = [listed]
+    skipped = sorted(set(listed) | set(skip or ()))
+    unknown = [name for name in skipped if name not in CHECKS]
+    if unknown:
+        raise ValueError(
+            f'skip_checks: unknown check(s) {unknown}; the checks are '
+            f'{sorted(CHECKS)} (e.g. --skip-checks model or '
+            f"skip_checks=['model'] in the config).")
+    if skipped:
+        cfg.skip_checks = skipped
+        print_log(
+            f'pre-run checks skipped: {", ".join(skipped)}',
+            logger='current',
+            level=logging.WARNING)
+    return set(CHECKS) - set(skipped)
+
 
 #: Expected on-disk layouts, named in the error for a missing dataset.
 DATASET_LAYOUTS = {
@@ -81,8 +130,51 @@ def _check_folder_content(split: str, ds_type: str, key: str,
                 f'replace them (training would stop at the first one).')
 
 
+#: ``data_prefix`` keys of segmentation maps: only a loader of
+#: segmentation annotations opens them.
+_SEG_PREFIXES = ('seg', 'seg_map_path')
+
+
+def _transforms(node: Any) -> Iterable[dict]:
+    """Every transform config in a pipeline, nested ones (TTA) included."""
+    if isinstance(node, dict):
+        if 'type' in node:
+            yield node
+        for value in node.values():
+            yield from _transforms(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _transforms(item)
+
+
+def _reads_seg_maps(ds: dict, scope: Any) -> bool:
+    """Whether the dataset's pipeline loads segmentation maps: mmseg's
+    ``LoadAnnotations`` always does, mmdet's with ``with_seg=True``, its
+    ``LoadPanopticAnnotations`` unless ``with_seg=False``. Without a
+    pipeline in the config: assumed."""
+    if 'pipeline' not in ds:
+        return True
+    for transform in _transforms(ds['pipeline']):
+        kind = transform.get('type')
+        if not isinstance(kind, str):
+            continue
+        package = kind.split('.')[0] if '.' in kind else scope
+        name = type_name(transform)
+        if name == 'LoadAnnotations' and (package == 'mmseg'
+                                          or transform.get('with_seg')):
+            return True
+        if name == 'LoadPanopticAnnotations' and transform.get(
+                'with_seg', True):
+            return True
+    return False
+
+
 def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
     """Stop early, with the expected layout, if a dataset path is missing.
+
+    Only the paths the run opens are checked: a ``data_prefix`` of
+    segmentation maps only where the pipeline loads them (mmdet's instance
+    configs inherit ``seg`` from panoptic bases and never read it).
 
     Args:
         cfg (Config): The config.
@@ -101,10 +193,12 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
             paths = [root] if root else []
             if ds.get('ann_file'):
                 paths.append(osp.join(root, ds['ann_file']))
+            reads_seg = _reads_seg_maps(ds, cfg.get('default_scope'))
             folders = {
                 key: osp.join(root, prefix)
                 for key, prefix in (ds.get('data_prefix') or {}).items()
-                if isinstance(prefix, str) and prefix
+                if isinstance(prefix, str) and prefix and (
+                    reads_seg or key not in _SEG_PREFIXES)
             }
             paths += list(folders.values())
             for path in paths:

@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 from mmengine.config import Config
 
 from slak_mm.models.backbones.slak import SLaK
+from slak_mm.registry import init_default, is_subclass_named, registered_class
 
 __all__ = [
     'FPN_LIKE', 'check_backbone_neck', 'slak_default', 'slak_feature_maps',
@@ -220,14 +221,28 @@ def _check_det_heads(model: dict, maps: List[dict], backbone_maps: List[dict],
                                 extractor['out_channels'], maps[:n], errors)
 
 
-def _check_seg_head(where: str, head: dict, maps: List[dict],
-                    backbone_maps: List[dict], errors: List[str]) -> None:
-    indices = _as_list(head.get('in_index', -1))
+def _decode_head_class(head: dict, scope: Optional[str]) -> Optional[type]:
+    """The class of a segmentor head that picks its inputs by ``in_index``
+    (mmseg's ``BaseDecodeHead`` family); None for any other head (e.g.
+    Mask2Former / MaskFormer, which read every map) or one not found."""
+    from mmengine.registry import MODELS
+    cls = registered_class(MODELS, head.get('type'), scope)
+    return cls if is_subclass_named(cls, 'mmseg', 'BaseDecodeHead') else None
+
+
+def _check_seg_head(where: str, head: dict, scope: Optional[str],
+                    maps: List[dict], backbone_maps: List[dict],
+                    errors: List[str]) -> None:
+    cls = _decode_head_class(head, scope)
+    if cls is None:  # a head we do not model: nothing to say
+        return
+    in_index = head.get('in_index', init_default(cls, 'in_index', -1))
+    indices = _as_list(in_index)
     channels = _as_list(head.get('in_channels'))
     for k, index in enumerate(indices):
         if not -len(maps) <= index < len(maps):
             errors.append(
-                f'{where}.in_index={head.get("in_index")} but there are only '
+                f'{where}.in_index={in_index} but there are only '
                 f'{len(maps)} feature maps ({_describe(maps)}): pick indices '
                 f'in 0..{len(maps) - 1}.')
             return
@@ -237,7 +252,7 @@ def _check_seg_head(where: str, head: dict, maps: List[dict],
                 head.get('in_channels'), (list, tuple)) else want)
             errors.append(
                 f'{where}.in_channels={head.get("in_channels")} for '
-                f'in_index={head.get("in_index")}, but feature map {index} '
+                f'in_index={in_index}, but feature map {index} '
                 f'({maps[index]["name"]}, stride {maps[index]["stride"]}) '
                 f'has {want} channels: set {where}.in_channels={fix}.')
             break
@@ -265,8 +280,12 @@ def check_backbone_neck(cfg: Config) -> None:
     neck, the detectors' ``rpn_head`` / ``bbox_head`` ``in_channels`` and
     anchor / prior strides, the RoI extractors' ``featmap_strides`` and
     ``out_channels``, and the segmentors' ``decode_head`` /
-    ``auxiliary_head`` ``in_channels`` / ``in_index``, DeepLabV3+'s
-    ``c1_in_channels`` and FPNHead's ``feature_strides``.
+    ``auxiliary_head`` ``in_channels`` / ``in_index`` (heads of mmseg's
+    ``BaseDecodeHead`` family, with the head class's own ``in_index``
+    default), DeepLabV3+'s ``c1_in_channels`` and FPNHead's
+    ``feature_strides``. Heads and necks it does not model (Mask2Former,
+    MaskFormer, DETR-family channel mappers) are not checked: the check
+    refuses only what it knows would fail.
 
     Args:
         cfg (Config): The config (``--cfg-options`` applied).
@@ -297,7 +316,8 @@ def check_backbone_neck(cfg: Config) -> None:
                 if isinstance(head, dict):
                     where = f'model.{key}' + (f'.{i}' if isinstance(
                         heads, list) else '')
-                    _check_seg_head(where, head, maps, backbone_maps, errors)
+                    _check_seg_head(where, head, cfg.get('default_scope'),
+                                    maps, backbone_maps, errors)
     if errors:
         raise ValueError(
             f'The neck / heads do not fit the SLaK backbone (outputs: '

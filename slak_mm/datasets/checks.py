@@ -33,6 +33,8 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
+from slak_mm.registry import init_default, is_subclass_named, registered_class
+
 __all__ = [
     'DatasetError', 'check_dataset_files', 'dataset_classes',
     'image_size_from_header', 'leaf_dataset_cfgs'
@@ -98,17 +100,8 @@ def leaf_dataset_cfgs(node: Any) -> Iterator[dict]:
 
 def _dataset_class(ds_type: Any, scope: Optional[str]) -> Optional[type]:
     """The class a dataset config builds (None if not found)."""
-    if isinstance(ds_type, type):
-        return ds_type
-    if not isinstance(ds_type, str):
-        return None
     from mmengine.registry import DATASETS
-    if '.' not in ds_type and scope:  # the root registry finds scoped names
-        ds_type = f'{scope}.{ds_type}'
-    try:
-        return DATASETS.get(ds_type)
-    except (KeyError, ImportError):
-        return None
+    return registered_class(DATASETS, ds_type, scope)
 
 
 def dataset_classes(ds: dict, scope: Optional[str]) -> Optional[tuple]:
@@ -129,19 +122,6 @@ def dataset_classes(ds: dict, scope: Optional[str]) -> Optional[tuple]:
     if isinstance(classes, str):  # a file of names (mmengine allows it)
         return None
     return tuple(classes) if classes is not None else None
-
-
-def _default_arg(cls: Optional[type], name: str, default: Any) -> Any:
-    """The default of ``name`` in the ``__init__`` of ``cls`` or a base."""
-    import inspect
-    for klass in getattr(cls, '__mro__', ()):
-        init = klass.__dict__.get('__init__')
-        if init is None:
-            continue
-        param = inspect.signature(init).parameters.get(name)
-        if param is not None and param.default is not inspect.Parameter.empty:
-            return param.default
-    return default
 
 
 def _join(root: str, path: Optional[str]) -> Optional[str]:
@@ -242,9 +222,9 @@ def _seg_pairs(ds: dict, cls: Optional[type]) -> List[Tuple[str, str]]:
     prefix = ds.get('data_prefix') or {}
     img_dir = _join(root, prefix.get('img_path') or '')
     ann_dir = _join(root, prefix.get('seg_map_path') or '')
-    img_suffix = ds.get('img_suffix', _default_arg(cls, 'img_suffix', '.jpg'))
+    img_suffix = ds.get('img_suffix', init_default(cls, 'img_suffix', '.jpg'))
     seg_suffix = ds.get('seg_map_suffix',
-                        _default_arg(cls, 'seg_map_suffix', '.png'))
+                        init_default(cls, 'seg_map_suffix', '.png'))
     ann_file = _join(root, ds.get('ann_file') or '')
     if ann_file and osp.isfile(ann_file):
         with open(ann_file) as f:
@@ -497,10 +477,10 @@ def _check_xml(split: str, ds: dict, cls: Optional[type],
                             or {}).get('sub_data_root', ''))
     ann_dir = osp.join(
         sub_root,
-        ds.get('ann_subdir', _default_arg(cls, 'ann_subdir', 'Annotations')))
+        ds.get('ann_subdir', init_default(cls, 'ann_subdir', 'Annotations')))
     img_dir = osp.join(
         sub_root,
-        ds.get('img_subdir', _default_arg(cls, 'img_subdir', 'JPEGImages')))
+        ds.get('img_subdir', init_default(cls, 'img_subdir', 'JPEGImages')))
     with open(ann_file) as f:
         ids = [line.strip() for line in f if line.strip()]
     # a subset of classes chosen in the config drops the other objects, as
@@ -577,11 +557,6 @@ def _check_xml(split: str, ds: dict, cls: Optional[type],
 # ----------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------
-def _is_subclass(cls: Optional[type], module: str, name: str) -> bool:
-    return any(k.__name__ == name and k.__module__.startswith(module)
-               for k in getattr(cls, '__mro__', ()))
-
-
 def check_dataset_files(
     cfg: Any, splits: Sequence[str] = ('train', 'val', 'test')) -> None:
     """Check every annotation file of the config's datasets before a run.
@@ -609,9 +584,9 @@ def check_dataset_files(
             seen.append(key)
             cls = _dataset_class(ds.get('type'), scope)
             prefix = ds.get('data_prefix') or {}
-            if _is_subclass(cls, 'mmdet', 'CocoDataset'):
+            if is_subclass_named(cls, 'mmdet', 'CocoDataset'):
                 _check_coco(split, ds, dataset_classes(ds, scope))
-            elif _is_subclass(cls, 'mmdet', 'XMLDataset'):
+            elif is_subclass_named(cls, 'mmdet', 'XMLDataset'):
                 _check_xml(split, ds, cls, dataset_classes(ds, scope))
             elif 'seg_map_path' in prefix and prefix['seg_map_path']:
                 _check_seg_files(split, ds, cls)
