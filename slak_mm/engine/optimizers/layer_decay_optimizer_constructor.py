@@ -8,13 +8,35 @@ they dispatch on the backbone *class name* containing ``ConvNeXt``. The
 subclasses below hand them a view of the model whose backbone answers to
 that name; the grouping logic itself is not copied. Each installed
 framework gets its constructor.
+
+The mm constructors read only ``num_layers``, ``decay_rate`` and
+``decay_type`` and drop every other ``paramwise_cfg`` option without a word
+-- among them ``custom_keys``, which the DETR / Mask2Former bases rely on
+(backbone ``lr_mult=0.1``, no weight decay on ``query_embed``). The
+subclasses apply ``custom_keys`` on top of the layer-wise groups (the part
+written here: neither mm constructor nor mmengine's default composes the
+two) and refuse the options they cannot honour.
 """
+import logging
+from typing import Dict, List, Optional
+
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from slak_mm.registry import (DET_OPTIM_WRAPPER_CONSTRUCTORS, FRAMEWORKS,
                               SEG_OPTIM_WRAPPER_CONSTRUCTORS)
 
 __all__ = ['convnext_layout_view']
+
+#: ``paramwise_cfg`` keys of the layer-decay rule itself.
+LAYER_DECAY_KEYS = ('num_layers', 'decay_rate', 'decay_type')
+#: mmengine options the layer-decay rule already applies, at value 0: it
+#: gives every 1-D parameter (norm weights and biases, layer scales) and
+#: every ``*.bias`` no weight decay.
+HONOURED_AT_ZERO = ('norm_decay_mult', 'bias_decay_mult', 'flat_decay_mult')
+#: Fields of a ``custom_keys`` entry that would override the layer-wise
+#: values instead of scaling them.
+CUSTOM_KEY_OVERRIDES = ('params', 'lr', 'weight_decay')
 
 
 class ConvNeXtLayoutBackbone:
@@ -50,21 +72,154 @@ def convnext_layout_view(model: nn.Module):
     return _ConvNeXtLayoutView(model)
 
 
+def check_layer_decay_paramwise_cfg(paramwise_cfg: dict) -> None:
+    """Refuse ``paramwise_cfg`` options the SLaK layer-decay constructors
+    cannot honour (the mm constructors would drop them silently).
+
+    Args:
+        paramwise_cfg (dict): The optimizer wrapper's ``paramwise_cfg``; an
+            empty one means no layer decay (mmengine then builds a plain
+            optimizer).
+
+    Raises:
+        ValueError: Naming the option, its value and what is supported.
+    """
+    if not paramwise_cfg:
+        return
+    where = 'optim_wrapper.paramwise_cfg'
+    supported = (f'supported: {", ".join(LAYER_DECAY_KEYS)}, custom_keys '
+                 '(lr_mult, decay_mult), bypass_duplicate, '
+                 f'{"/".join(HONOURED_AT_ZERO)}=0')
+    for key, value in paramwise_cfg.items():
+        if key in HONOURED_AT_ZERO and value != 0:
+            raise ValueError(
+                f'{where}.{key}={value!r} is not supported by '
+                'SLaKLearningRateDecayOptimizerConstructor: its layer-decay '
+                'rule gives every 1-D parameter and bias weight decay 0, so '
+                f'only {key}=0 holds; remove it or set 0 ({supported})')
+        if key not in LAYER_DECAY_KEYS + HONOURED_AT_ZERO + (
+                'custom_keys', 'bypass_duplicate'):
+            raise ValueError(
+                f'{where}.{key}={value!r} is not supported by '
+                'SLaKLearningRateDecayOptimizerConstructor; remove it or use '
+                f'custom_keys ({supported})')
+    for key in ('num_layers', 'decay_rate'):
+        if not isinstance(paramwise_cfg.get(key), (int, float)):
+            raise ValueError(
+                f'{where}.{key}={paramwise_cfg.get(key)!r}: the layer-decay '
+                'constructor needs num_layers (int, e.g. 6 for SLaK-T) and '
+                'decay_rate (float, e.g. 0.9)')
+    decay_type = paramwise_cfg.get('decay_type', 'layer_wise')
+    if decay_type not in ('layer_wise', 'stage_wise'):
+        raise ValueError(f"{where}.decay_type={decay_type!r}: expected "
+                         "'layer_wise' or 'stage_wise'")
+    for name, entry in paramwise_cfg.get('custom_keys', {}).items():
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f'{where}.custom_keys[{name!r}]={entry!r}: expected a dict '
+                'such as dict(lr_mult=0.1, decay_mult=0.0)')
+        overrides = [k for k in CUSTOM_KEY_OVERRIDES if k in entry]
+        if overrides:
+            raise ValueError(
+                f'{where}.custom_keys[{name!r}] sets {overrides[0]!r}, which '
+                'would replace the layer-wise value: use lr_mult / '
+                'decay_mult, which scale it')
+
+
+def apply_custom_keys(groups: List[dict],
+                      custom_keys: Dict[str, dict]) -> List[dict]:
+    """Split layer-decay param groups by ``custom_keys`` and scale them.
+
+    mmengine's matching rule: the keys sorted alphabetically, then longest
+    first; the first key that is a substring of a parameter's full name
+    applies. Its ``lr_mult`` / ``decay_mult`` multiply the group's
+    layer-decayed ``lr`` and the layer-decay rule's ``weight_decay``; its
+    other fields are copied onto the group as mmengine does (per-group
+    optimizer options).
+
+    Args:
+        groups (list[dict]): Groups from the mm layer-decay constructor, with
+            ``params``, ``param_names``, ``lr``, ``weight_decay`` and
+            ``group_name``.
+        custom_keys (dict[str, dict]): ``paramwise_cfg.custom_keys``.
+
+    Returns:
+        list[dict]: The groups, those with matched parameters split in two.
+    """
+    if not custom_keys:
+        return groups
+    sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)
+    result = []
+    for group in groups:
+        parts: Dict[Optional[str], dict] = {}
+        for param, name in zip(group['params'], group['param_names']):
+            key = next((k for k in sorted_keys if k in name), None)
+            part = parts.setdefault(key, dict(params=[], param_names=[]))
+            part['params'].append(param)
+            part['param_names'].append(name)
+        for key, part in parts.items():
+            if key is None:
+                result.append(dict(group, **part))
+                continue
+            cfg = custom_keys[key]
+            split = dict(group, **cfg, **part)
+            split['group_name'] = f'{group["group_name"]}:{key}'
+            split['lr'] = group['lr'] * cfg.get('lr_mult', 1.)
+            if group['weight_decay'] is not None:
+                split['weight_decay'] = (
+                    group['weight_decay'] * cfg.get('decay_mult', 1.))
+            print_log(
+                f'custom_keys[{key!r}] on {split["group_name"]}: '
+                f'lr={split["lr"]:.3g} weight_decay={split["weight_decay"]} '
+                f'for {", ".join(part["param_names"])}',
+                logger='current',
+                level=logging.INFO)
+            result.append(split)
+    return result
+
+
+class _LayerDecayWithCustomKeys:
+    """What the SLaK constructors add to the mm ones: the ConvNeXt view,
+    ``custom_keys`` on top of the layer-wise groups, and the refusal of
+    options neither applies."""
+
+    def __init__(self,
+                 optim_wrapper_cfg: dict,
+                 paramwise_cfg: Optional[dict] = None):
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        check_layer_decay_paramwise_cfg(self.paramwise_cfg)
+
+    def add_params(self, params: List[dict], module: nn.Module,
+                   **kwargs) -> None:
+        """Add the layer-wise groups of ``module``, split by
+        ``custom_keys``, to ``params``.
+
+        Args:
+            params (list[dict]): Param groups, extended in place.
+            module (nn.Module): The model, with a SLaK ``backbone``.
+        """
+        groups: List[dict] = []
+        super().add_params(groups, convnext_layout_view(module), **kwargs)
+        params.extend(
+            apply_custom_keys(groups,
+                              self.paramwise_cfg.get('custom_keys', {})))
+
+
 if 'mmseg' in FRAMEWORKS:
     from mmseg.engine.optimizers import \
         LearningRateDecayOptimizerConstructor as _SegConstructor
 
     @SEG_OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-    class SLaKLearningRateDecayOptimizerConstructor(_SegConstructor):
+    class SLaKLearningRateDecayOptimizerConstructor(_LayerDecayWithCustomKeys,
+                                                    _SegConstructor):
         """mmseg's layer/stage-wise lr decay, for SLaK backbones.
 
-        Same ``paramwise_cfg`` as mmseg's constructor: ``num_layers``,
-        ``decay_rate``, ``decay_type`` (``'layer_wise'`` or
-        ``'stage_wise'``).
+        ``paramwise_cfg``: mmseg's ``num_layers``, ``decay_rate``,
+        ``decay_type`` (``'layer_wise'`` or ``'stage_wise'``), plus
+        ``custom_keys`` (``lr_mult`` / ``decay_mult`` on top of the layer
+        decay, see :func:`apply_custom_keys`); other options raise
+        (:func:`check_layer_decay_paramwise_cfg`).
         """
-
-        def add_params(self, params, module, **kwargs):
-            super().add_params(params, convnext_layout_view(module), **kwargs)
 
     __all__.append('SLaKLearningRateDecayOptimizerConstructor')
 
@@ -74,11 +229,10 @@ if 'mmdet' in FRAMEWORKS:
 
     @DET_OPTIM_WRAPPER_CONSTRUCTORS.register_module(
         name='SLaKLearningRateDecayOptimizerConstructor')
-    class DetSLaKLearningRateDecayOptimizerConstructor(_DetConstructor):
+    class DetSLaKLearningRateDecayOptimizerConstructor(
+            _LayerDecayWithCustomKeys, _DetConstructor):
         """mmdet's layer/stage-wise lr decay, for SLaK backbones (registered
-        in mmdet as ``SLaKLearningRateDecayOptimizerConstructor``)."""
-
-        def add_params(self, params, module, **kwargs):
-            super().add_params(params, convnext_layout_view(module), **kwargs)
+        in mmdet as ``SLaKLearningRateDecayOptimizerConstructor``); the same
+        ``paramwise_cfg`` as the mmseg one."""
 
     __all__.append('DetSLaKLearningRateDecayOptimizerConstructor')
