@@ -29,28 +29,9 @@ from slak_mm.datasets.transforms import (CheckedLoadAnnotations,
 from tests.common import DEMO_COCO_CONFIG as COCO
 from tests.common import DEMO_CONFIG as SEG
 from tests.common import DEMO_VOC_CONFIG as VOC
-from tests.tool_runner import run_tool
+from tests.tool_runner import refusal, run_tool
 
 SHORT = ['train_cfg.max_iters=2', 'train_cfg.val_begin=1000']
-
-
-def refusal(*args):
-    """Run a tool that must refuse; the one ``error: ...`` line it ended
-    with (the test fails showing the output otherwise)."""
-    error = error_line(run_tool(*args, expect_ok=False))
-    assert error.startswith('error: '), error
-    return error
-
-
-def error_line(result):
-    """The one ``error: ...`` line a refused tool run ended with (exit
-    status 1); otherwise its exit status and output tail, which no check of
-    the form ``error.startswith('error: ')`` accepts."""
-    lines = result.stderr.strip().splitlines()
-    if result.returncode == 1 and lines and lines[-1].startswith(
-            'error: ') and 'Traceback' not in lines[-1]:
-        return lines[-1]
-    return f'exit {result.returncode}, output: {result.log[-3000:]}'
 
 
 @pytest.fixture(scope='module')

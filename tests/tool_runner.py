@@ -35,7 +35,8 @@ from typing import List
 from tests.common import ROOT
 
 __all__ = [
-    'ROOT', 'ToolResult', 'run_process', 'run_python', 'run_tool', 'start_tool'
+    'ROOT', 'ToolResult', 'error_line', 'refusal', 'run_process', 'run_python',
+    'run_tool', 'start_tool'
 ]
 
 
@@ -91,6 +92,25 @@ def run_tool(*args, timeout=900, expect_ok=True, fresh_process=False, **env):
         assert result.returncode == 0, (
             result.stdout[-3000:] + result.stderr[-3000:])
     return result
+
+
+def refusal(*args):
+    """Run a tool that must refuse; the one ``error: ...`` line it ended
+    with (the test fails showing the output otherwise)."""
+    error = error_line(run_tool(*args, expect_ok=False))
+    assert error.startswith('error: '), error
+    return error
+
+
+def error_line(result):
+    """The one ``error: ...`` line a refused tool run ended with (exit
+    status 1); otherwise its exit status and output tail, which no check of
+    the form ``error.startswith('error: ')`` accepts."""
+    lines = result.stderr.strip().splitlines()
+    if result.returncode == 1 and lines and lines[-1].startswith(
+            'error: ') and 'Traceback' not in lines[-1]:
+        return lines[-1]
+    return f'exit {result.returncode}, output: {result.log[-3000:]}'
 
 
 def run_process(cmd, cwd=ROOT, timeout=600, pythonpath=ROOT, **env):

@@ -22,7 +22,12 @@ def parse_args():
         help='resume from CHECKPOINT, or without a value from the latest '
         'checkpoint in the work_dir')
     parser.add_argument(
-        '--amp', action='store_true', help='mixed precision (CUDA)')
+        '--amp',
+        action='store_true',
+        help='mixed precision, weights stay float32: on CUDA mmengine\'s '
+        'AmpOptimWrapper (float16 with dynamic loss scaling; '
+        '--cfg-options optim_wrapper.dtype=bfloat16 for bfloat16), on the '
+        'CPU bfloat16 autocast (float16 is refused there)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',

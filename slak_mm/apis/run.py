@@ -15,7 +15,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from slak_mm.checkpoint import find_resume_checkpoint, resolve_auto_resume
-from slak_mm.config import (adapt_to_device, add_load_check,
+from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
                             check_sparse_training, check_train_cfg,
                             checks_to_run, enable_tta, enable_visualization,
@@ -89,7 +89,10 @@ def train(
             complete checkpoint in work_dir (``last_checkpoint``, else the
             newest complete ``iter_N``/``epoch_N``), a path resumes from that
             file.
-        amp (bool): Mixed precision (``AmpOptimWrapper``, CUDA only).
+        amp (bool): Mixed precision: mmengine's ``AmpOptimWrapper`` on a
+            GPU (float16 with dynamic loss scaling, or
+            ``optim_wrapper.dtype``), bfloat16 autocast on the CPU
+            (``CPUAmpOptimWrapper``); see :func:`slak_mm.config.adapt_amp`.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
         auto_scale_lr (bool): Scale the lr by the real total batch size over
             the config's ``auto_scale_lr.base_batch_size`` (mmengine's
@@ -106,11 +109,12 @@ def train(
         TrainingStopped: SIGTERM arrived (logged with the checkpoint
             ``--resume`` continues from).
     """
-    checks = _prepare(cfg, config_path, work_dir, launcher, skip_checks,
-                      ('train', 'val') if cfg.get('val_cfg') else ('train', ))
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    adapt_amp(cfg)  # before the work_dir is made: a refusal leaves nothing
+    checks = _prepare(cfg, config_path, work_dir, launcher, skip_checks,
+                      ('train', 'val') if cfg.get('val_cfg') else ('train', ))
     if 'schedule' in checks:
         check_train_cfg(cfg)
     check_sparse_training(cfg)  # a warning

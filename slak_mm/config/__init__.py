@@ -6,7 +6,7 @@
   onedl forks, ``slak_mm::`` bases); called by :func:`load_config` and
   ``python -m slak_mm.mm_tool``, not at import;
 - :mod:`.adapt`: in-place edits a run asks for by name (work_dir, device,
-  load check, visualisation, TTA, prediction dumps);
+  mixed precision, load check, visualisation, TTA, prediction dumps);
 - :mod:`.checks` and :mod:`.model_checks`: refuse (or warn about) a config
   before anything is built: datasets, schedule, sparse training without a
   mask hook, neck / heads that do not fit the SLaK backbone; each can be
@@ -15,9 +15,10 @@
 The shipped config files are found with :func:`slak_mm.get_config_path`
 (:mod:`slak_mm.config_path`, importable without OpenMMLab).
 """
-from .adapt import (LOAD_CHECK_HOOK, adapt_to_device, add_load_check,
-                    enable_tta, enable_visualization, partial_load_allowed,
-                    replace_sync_bn, save_predictions, set_work_dir)
+from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
+                    add_load_check, enable_tta, enable_visualization,
+                    partial_load_allowed, replace_sync_bn, save_predictions,
+                    set_work_dir)
 from .checks import (CHECKS, DATASET_LAYOUTS, MASKS_NOT_KEPT_WARNING,
                      check_datasets, check_sparse_training, check_train_cfg,
                      checks_to_run)
@@ -27,9 +28,9 @@ from .scopes import OWN_SCOPES, register_config_scopes
 
 __all__ = [
     'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'MASKS_NOT_KEPT_WARNING',
-    'OWN_SCOPES', 'adapt_to_device', 'add_load_check', 'check_backbone_neck',
-    'check_datasets', 'check_sparse_training', 'check_train_cfg',
-    'checks_to_run', 'enable_tta', 'enable_visualization', 'load_config',
-    'partial_load_allowed', 'register_config_scopes', 'replace_sync_bn',
-    'save_predictions', 'set_work_dir', 'slak_feature_maps'
+    'OWN_SCOPES', 'adapt_amp', 'adapt_to_device', 'add_load_check',
+    'check_backbone_neck', 'check_datasets', 'check_sparse_training',
+    'check_train_cfg', 'checks_to_run', 'enable_tta', 'enable_visualization',
+    'load_config', 'partial_load_allowed', 'register_config_scopes',
+    'replace_sync_bn', 'save_predictions', 'set_work_dir', 'slak_feature_maps'
 ]

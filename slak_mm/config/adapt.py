@@ -1,11 +1,12 @@
 """Adapting a loaded config to the run: work_dir, device, load check,
-visualisation, test-time augmentation and prediction dumps.
+visualisation, test-time augmentation, prediction dumps and mixed precision.
 
 What the mm tools do (work_dir, show-dir, ``--tta``, ``--out``), plus: on
 machines without CUDA, ``SyncBN`` becomes ``BN`` and distributed runs use
-the gloo backend with CPU DDP (:func:`adapt_to_device`). Each function
-changes the config in place and is called by name where it is wanted (the
-train / test actions, inference, deploy).
+the gloo backend with CPU DDP (:func:`adapt_to_device`), and
+``AmpOptimWrapper`` becomes bfloat16 autocast (:func:`adapt_amp`). Each
+function changes the config in place and is called by name where it is
+wanted (the train / test actions, inference, deploy).
 """
 import os
 import os.path as osp
@@ -14,13 +15,15 @@ from typing import Any, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.device import get_device
 
+from slak_mm.engine.optimizers import CPUAmpOptimWrapper
 from slak_mm.fileio import UnwritableError
 
 __all__ = [
-    'LOAD_CHECK_HOOK', 'adapt_to_device', 'add_load_check', 'enable_tta',
-    'enable_visualization', 'partial_load_allowed', 'replace_sync_bn',
-    'save_predictions', 'set_work_dir'
+    'LOAD_CHECK_HOOK', 'adapt_amp', 'adapt_to_device', 'add_load_check',
+    'enable_tta', 'enable_visualization', 'partial_load_allowed',
+    'replace_sync_bn', 'save_predictions', 'set_work_dir'
 ]
 
 
@@ -114,6 +117,62 @@ def adapt_to_device(cfg: Config) -> None:
         device_ids=None,
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+#: Devices mmengine's ``AmpOptimWrapper`` trains on.
+_AMP_DEVICES = ('cuda', 'npu', 'mlu', 'musa')
+#: Other spellings of the half types, as mmengine names them.
+_DTYPE_NAMES = {'fp16': 'float16', 'half': 'float16', 'bf16': 'bfloat16'}
+
+
+def adapt_amp(cfg: Config, device: Optional[str] = None) -> None:
+    """Make ``optim_wrapper.type='AmpOptimWrapper'`` (``--amp``) train on
+    the run's device, or refuse it in one line.
+
+    On cuda / npu / mlu / musa mmengine's ``AmpOptimWrapper`` stays (float16
+    with loss scaling unless ``optim_wrapper.dtype`` says otherwise). On the
+    CPU it becomes :class:`~slak_mm.engine.optimizers.CPUAmpOptimWrapper`
+    (bfloat16 autocast, no ``loss_scale``). Other optim wrappers are left
+    alone.
+
+    Args:
+        cfg (Config): The train config; changed in place.
+        device (str, optional): The device the runner trains on. Default:
+            mmengine's ``get_device()``.
+
+    Raises:
+        ValueError: A half type the device lacks (float16 on the CPU,
+            bfloat16 on a GPU without it) or a device without mixed
+            precision (e.g. mps).
+    """
+    wrapper = cfg.get('optim_wrapper')
+    if not wrapper or wrapper.get('type') != 'AmpOptimWrapper':
+        return
+    device = device or get_device()
+    dtype = wrapper.get('dtype')
+    if dtype is not None:
+        dtype = str(dtype).replace('torch.', '')
+        wrapper.dtype = dtype = _DTYPE_NAMES.get(dtype, dtype)
+    if device in _AMP_DEVICES:
+        if (device == 'cuda' and dtype == 'bfloat16'
+                and not torch.cuda.is_bf16_supported()):
+            raise ValueError(
+                'optim_wrapper.dtype=bfloat16: this GPU has no bfloat16; '
+                'leave optim_wrapper.dtype unset (float16)')
+        return
+    if device != 'cpu':
+        raise ValueError(
+            f'--amp (AmpOptimWrapper): no mixed precision on {device} '
+            f'(mmengine has it on {", ".join(_AMP_DEVICES)}, slak_mm adds '
+            f'bfloat16 on the CPU); train without --amp')
+    if dtype not in (None, 'bfloat16'):
+        raise ValueError(
+            f'optim_wrapper.dtype={dtype}: mixed precision on the CPU is '
+            f'bfloat16 only; set --cfg-options optim_wrapper.dtype=bfloat16 '
+            f'(or leave it unset), or train on a GPU')
+    wrapper.type = CPUAmpOptimWrapper.__name__
+    wrapper.dtype = 'bfloat16'
+    wrapper.pop('loss_scale', None)  # bfloat16 needs no loss scaling
 
 
 #: The checkpoint check every runner of the tools gets (see
