@@ -29,7 +29,7 @@ from slak_mm.datasets.transforms import (CheckedLoadAnnotations,
 from tests.common import DEMO_COCO_CONFIG as COCO
 from tests.common import DEMO_CONFIG as SEG
 from tests.common import DEMO_VOC_CONFIG as VOC
-from tests.tool_runner import refusal, run_tool
+from tests.tool_runner import ROOT, refusal, run_tool
 
 SHORT = ['train_cfg.max_iters=2', 'train_cfg.val_begin=1000']
 
@@ -590,3 +590,22 @@ def test_clean_datasets_pass(ade, coco, voc, mm_log):
     for record in summaries:
         assert record.levelname == 'INFO', record.getMessage()
         assert 'none dropped' in record.getMessage(), record.getMessage()
+
+
+def test_seg_prefix_is_checked_only_where_maps_are_loaded(coco):
+    """Was: mmdet's instance Mask2Former refused with ``path not found:
+    .../annotations/panoptic_train2017/``, a ``data_prefix.seg`` inherited
+    from the panoptic base that instance training never opens."""
+    cfg = load_config(
+        osp.join(ROOT, 'configs', 'integrations',
+                 'mask2former_slak_t_coco_instance.py'),
+        {'data_root': coco + '/'})
+    dataset = cfg.train_dataloader.dataset
+    assert dataset.data_prefix.seg == 'annotations/panoptic_train2017/'
+    assert not osp.exists(osp.join(coco, dataset.data_prefix.seg))
+    check_datasets(cfg, ('train', ))  # nothing reads it: no error
+    loader = dataset.pipeline[1]
+    assert loader.type == 'LoadAnnotations'
+    loader.with_seg = True  # now the pipeline opens the maps
+    with pytest.raises(FileNotFoundError, match='panoptic_train2017'):
+        check_datasets(cfg, ('train', ))

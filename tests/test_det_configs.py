@@ -17,7 +17,9 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import slak_mm  # noqa: F401
-from slak_mm.config import adapt_to_device, load_config, replace_sync_bn
+from slak_mm.config import (adapt_to_device, iter_dicts, load_config,
+                            replace_sync_bn)
+from slak_mm.datasets.checks import leaf_dataset_cfgs
 from tests.sparse_checks import assert_sparsity_kept, attach_config_sparse_hook
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -36,31 +38,10 @@ def _path(rel):
     return osp.join(ROOT, rel)
 
 
-def _leaf_datasets(node):
-    """Dataset configs inside ConcatDataset / RepeatDataset wrappers."""
-    if 'datasets' in node:
-        for child in node['datasets']:
-            yield from _leaf_datasets(child)
-    elif 'dataset' in node:
-        yield from _leaf_datasets(node['dataset'])
-    else:
-        yield node
-
-
-def _walk_dicts(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk_dicts(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _walk_dicts(value)
-
-
 def _norm_types(node):
     return {
         d['type']
-        for d in _walk_dicts(node)
+        for d in iter_dicts(node)
         if isinstance(d.get('type'), str) and d['type'] in ('BN', 'SyncBN')
     }
 
@@ -236,11 +217,11 @@ def test_cfg_options_rebind_data_root(rel):
     default = Config.fromfile(_path(rel))
     cfg = load_config(_path(rel), {'data_root': '/data/somewhere'})
     for split in ('train', 'val', 'test'):
-        leaves = list(_leaf_datasets(cfg[f'{split}_dataloader']['dataset']))
+        leaves = list(leaf_dataset_cfgs(cfg[f'{split}_dataloader']['dataset']))
         assert leaves
         for ds in leaves:
             assert ds.data_root == '/data/somewhere', split
-    old = list(_leaf_datasets(default.train_dataloader.dataset))
+    old = list(leaf_dataset_cfgs(default.train_dataloader.dataset))
     assert all(ds.data_root == default.data_root for ds in old)
     for split in ('val', 'test'):  # CocoMetric reads the json itself
         evaluator = cfg[f'{split}_evaluator']
@@ -259,7 +240,7 @@ def test_voc_config_settings():
             bb.width_factor) == ('tiny', (51, 49, 47, 13), 5, 1.3)
     assert bb.drop_path_rate == 0.4 and bb.layer_scale_init_value == 1.0
     assert cfg.model.neck.in_channels == [124, 249, 499, 998]
-    train_sets = list(_leaf_datasets(cfg.train_dataloader.dataset))
+    train_sets = list(leaf_dataset_cfgs(cfg.train_dataloader.dataset))
     assert [d.ann_file for d in train_sets] == [
         'VOC2007/ImageSets/Main/trainval.txt',
         'VOC2012/ImageSets/Main/trainval.txt'

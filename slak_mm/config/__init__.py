@@ -17,8 +17,8 @@ The shipped config files are found with :func:`slak_mm.get_config_path`
 """
 from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
                     add_load_check, enable_tta, enable_visualization,
-                    partial_load_allowed, replace_sync_bn, save_predictions,
-                    set_work_dir)
+                    iter_dicts, partial_load_allowed, replace_sync_bn,
+                    save_predictions, set_work_dir)
 from .checks import (CHECKS, DATASET_LAYOUTS, MASKS_NOT_KEPT_WARNING,
                      check_datasets, check_sparse_training, check_train_cfg,
                      checks_to_run)
@@ -31,6 +31,7 @@ __all__ = [
     'OWN_SCOPES', 'adapt_amp', 'adapt_to_device', 'add_load_check',
     'check_backbone_neck', 'check_datasets', 'check_sparse_training',
     'check_train_cfg', 'checks_to_run', 'enable_tta', 'enable_visualization',
-    'load_config', 'partial_load_allowed', 'register_config_scopes',
-    'replace_sync_bn', 'save_predictions', 'set_work_dir', 'slak_feature_maps'
+    'iter_dicts', 'load_config', 'partial_load_allowed',
+    'register_config_scopes', 'replace_sync_bn', 'save_predictions',
+    'set_work_dir', 'slak_feature_maps'
 ]

@@ -11,7 +11,7 @@ wanted (the train / test actions, inference, deploy).
 import os
 import os.path as osp
 import tempfile
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -22,7 +22,7 @@ from slak_mm.fileio import UnwritableError
 
 __all__ = [
     'LOAD_CHECK_HOOK', 'adapt_amp', 'adapt_to_device', 'add_load_check',
-    'enable_tta', 'enable_visualization', 'partial_load_allowed',
+    'enable_tta', 'enable_visualization', 'iter_dicts', 'partial_load_allowed',
     'replace_sync_bn', 'save_predictions', 'set_work_dir'
 ]
 
@@ -74,14 +74,23 @@ def _check_writable(work_dir: str) -> None:
             f"user's folder?); pass a writable --work-dir") from None
 
 
-def _walk_dicts(node: Any):
+def iter_dicts(node: Any) -> Iterator[dict]:
+    """Every dict in a config tree (lists and tuples included), parents
+    before children.
+
+    Args:
+        node: A config, ``ConfigDict`` or any part of one.
+
+    Yields:
+        dict: Each dict (changes to it change the config).
+    """
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            yield from _walk_dicts(value)
+            yield from iter_dicts(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            yield from _walk_dicts(value)
+            yield from iter_dicts(value)
 
 
 def replace_sync_bn(cfg: Config) -> None:
@@ -91,7 +100,7 @@ def replace_sync_bn(cfg: Config) -> None:
     Args:
         cfg (Config): The config; changed in place.
     """
-    for node in _walk_dicts(cfg._cfg_dict):
+    for node in iter_dicts(cfg._cfg_dict):
         if node.get('type') == 'SyncBN':
             node['type'] = 'BN'
 

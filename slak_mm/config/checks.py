@@ -22,7 +22,8 @@ from typing import Any, Iterable, Set
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from slak_mm.datasets.checks import check_dataset_files, leaf_dataset_cfgs
+from slak_mm.datasets.checks import (check_dataset_files, leaf_dataset_cfgs,
+                                     pipeline_transforms)
 from slak_mm.engine.hooks import SparseMaskHook
 from slak_mm.utils.images import IMG_EXTENSIONS
 from .model_checks import slak_default, type_name
@@ -135,18 +136,6 @@ def _check_folder_content(split: str, ds_type: str, key: str,
 _SEG_PREFIXES = ('seg', 'seg_map_path')
 
 
-def _transforms(node: Any) -> Iterable[dict]:
-    """Every transform config in a pipeline, nested ones (TTA) included."""
-    if isinstance(node, dict):
-        if 'type' in node:
-            yield node
-        for value in node.values():
-            yield from _transforms(value)
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            yield from _transforms(item)
-
-
 def _reads_seg_maps(ds: dict, scope: Any) -> bool:
     """Whether the dataset's pipeline loads segmentation maps: mmseg's
     ``LoadAnnotations`` always does, mmdet's with ``with_seg=True``, its
@@ -154,7 +143,7 @@ def _reads_seg_maps(ds: dict, scope: Any) -> bool:
     pipeline in the config: assumed."""
     if 'pipeline' not in ds:
         return True
-    for transform in _transforms(ds['pipeline']):
+    for transform in pipeline_transforms(ds['pipeline']):
         kind = transform.get('type')
         if not isinstance(kind, str):
             continue

@@ -37,7 +37,7 @@ from slak_mm.registry import init_default, is_subclass_named, registered_class
 
 __all__ = [
     'DatasetError', 'check_dataset_files', 'dataset_classes',
-    'image_size_from_header', 'leaf_dataset_cfgs'
+    'image_size_from_header', 'leaf_dataset_cfgs', 'pipeline_transforms'
 ]
 
 #: How many example files an error names at most.
@@ -96,6 +96,25 @@ def leaf_dataset_cfgs(node: Any) -> Iterator[dict]:
             yield from leaf_dataset_cfgs(node['dataset'])
         else:
             yield node
+
+
+def pipeline_transforms(pipeline: Any) -> Iterator[dict]:
+    """Every transform config of a pipeline, also those nested in a
+    wrapper's ``transforms`` (``TestTimeAug``'s list of lists,
+    ``RandomChoice``, ``RandomApply``, ``KeyMapper``).
+
+    Args:
+        pipeline (list): A dataset's ``pipeline`` config.
+
+    Yields:
+        dict: Each transform config, wrappers before what they wrap.
+    """
+    for item in pipeline or ():
+        if isinstance(item, (list, tuple)):
+            yield from pipeline_transforms(item)
+        elif isinstance(item, dict):
+            yield item
+            yield from pipeline_transforms(item.get('transforms'))
 
 
 def _dataset_class(ds_type: Any, scope: Optional[str]) -> Optional[type]:

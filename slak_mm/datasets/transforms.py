@@ -30,7 +30,8 @@ from mmengine import fileio
 from mmengine.logging import print_log
 
 from slak_mm.registry import FRAMEWORKS
-from .checks import PNG_MAGIC, DatasetError, dataset_classes, leaf_dataset_cfgs
+from .checks import (PNG_MAGIC, DatasetError, dataset_classes,
+                     leaf_dataset_cfgs, pipeline_transforms)
 
 __all__ = [
     'CheckedLoadImageFromFile', 'OUT_OF_RANGE_MODES', 'install_data_checks',
@@ -312,18 +313,6 @@ if 'mmseg' in FRAMEWORKS:
     _register(CheckedLoadAnnotations, 'mmseg')
 
 
-def _pipeline_transforms(pipeline: Any):
-    """Every transform config of a pipeline, also those nested in a
-    wrapper's ``transforms`` (``TestTimeAug``'s list of lists,
-    ``RandomChoice``, ``RandomApply``, ``KeyMapper``)."""
-    for item in pipeline or ():
-        if isinstance(item, (list, tuple)):
-            yield from _pipeline_transforms(item)
-        elif isinstance(item, dict):
-            yield item
-            yield from _pipeline_transforms(item.get('transforms'))
-
-
 def _seg_ignore_index(cfg: Any) -> int:
     heads = (cfg.get('model') or {}).get('decode_head') or {}
     for head in heads if isinstance(heads, (list, tuple)) else [heads]:
@@ -335,7 +324,7 @@ def _seg_ignore_index(cfg: Any) -> int:
 def _install(pipeline: Any, scope: Optional[str], classes: Optional[tuple],
              options: dict) -> None:
     """Swap the loading transforms of one pipeline (in place)."""
-    for node in _pipeline_transforms(pipeline):
+    for node in pipeline_transforms(pipeline):
         kind = node.get('type')
         if not isinstance(kind, str):
             continue
