@@ -77,45 +77,39 @@ def ade_root(tmp_path_factory):
     """Synthetic ADE20K at the generator's defaults (32 training, 8
     validation images of 128 x 128): the demo's data. Read only (checked
     at the end of the session), as all the shared roots."""
-    from slak_mm.datasets import generate_ade20k
-    with _read_only(generate_ade20k(str(
-            tmp_path_factory.mktemp('ade20k')))) as root:
+    with _synthetic(tmp_path_factory, 'ade20k') as root:
         yield root
+
+
+def _synthetic(tmp_path_factory, kind, **sizes):
+    """A read-only synthetic dataset of ``kind`` (``ade20k``, ``voc``,
+    ``coco``) made by ``slak_mm.datasets.generate_<kind>``."""
+    from slak_mm import datasets
+    generate = getattr(datasets, f'generate_{kind}')
+    return _read_only(generate(str(tmp_path_factory.mktemp(kind)), **sizes))
 
 
 @pytest.fixture(scope='session')
 def small_ade_root(tmp_path_factory):
     """Synthetic ADE20K, 4 training and 2 validation images of 64 x 64, for
     runs that only need the data path to work. Read only."""
-    from slak_mm.datasets import generate_ade20k
-    with _read_only(
-            generate_ade20k(
-                str(tmp_path_factory.mktemp('ade20k_small')),
-                num_train=4,
-                num_val=2,
-                img_size=64)) as root:
+    with _synthetic(
+            tmp_path_factory, 'ade20k', num_train=4, num_val=2,
+            img_size=64) as root:
         yield root
 
 
 @pytest.fixture(scope='session')
 def voc_root(tmp_path_factory):
     """Synthetic VOC, 8 training and 4 validation images. Read only."""
-    from slak_mm.datasets import generate_voc
-    with _read_only(
-            generate_voc(
-                str(tmp_path_factory.mktemp('voc')), num_train=8,
-                num_val=4)) as root:
+    with _synthetic(tmp_path_factory, 'voc', num_train=8, num_val=4) as root:
         yield root
 
 
 @pytest.fixture(scope='session')
 def coco_root(tmp_path_factory):
     """Synthetic COCO, 8 training and 4 validation images. Read only."""
-    from slak_mm.datasets import generate_coco
-    with _read_only(
-            generate_coco(
-                str(tmp_path_factory.mktemp('coco')), num_train=8,
-                num_val=4)) as root:
+    with _synthetic(tmp_path_factory, 'coco', num_train=8, num_val=4) as root:
         yield root
 
 

@@ -208,21 +208,27 @@ WRONG_FILES = {
 }
 
 
+def _test_tool(env, checkpoint, work_dir):
+    """tools/test.py on the demo config with ``checkpoint``, which must
+    fail."""
+    proc = run_tool(
+        'tools/test.py',
+        DEMO,
+        checkpoint,
+        '--work-dir',
+        str(work_dir),
+        '--cfg-options',
+        _data(env),
+        expect_ok=False)
+    assert proc.returncode != 0
+    return proc
+
+
 @pytest.mark.parametrize('kind', sorted(WRONG_FILES))
 def test_wrong_checkpoint_for_test_is_an_error(env, kind, tmp_path):
     make, expected = WRONG_FILES[kind]
     path = make(tmp_path) if kind == 'resnet' else make(env, tmp_path)
-    proc = run_tool(
-        'tools/test.py',
-        DEMO,
-        path,
-        '--work-dir',
-        str(tmp_path),
-        '--cfg-options',
-        _data(env),
-        timeout=600,
-        expect_ok=False)
-    assert proc.returncode != 0
+    proc = _test_tool(env, path, tmp_path)
     assert expected in proc.stderr and path in proc.stderr, proc.log[-2000:]
     # a partial load is offered only where some keys fit
     assert ('allow_partial=True' in proc.stderr) == (kind == 'other_kernel')
@@ -330,17 +336,7 @@ def test_damaged_files_give_one_line(env, kind, expected, tmp_path):
 
 def test_damaged_file_into_test_tool_writes_no_metrics(env, tmp_path):
     path = _damaged('bitflip', env['good'], tmp_path)
-    proc = run_tool(
-        'tools/test.py',
-        DEMO,
-        path,
-        '--work-dir',
-        str(tmp_path),
-        '--cfg-options',
-        _data(env),
-        timeout=600,
-        expect_ok=False)
-    assert proc.returncode != 0
+    proc = _test_tool(env, path, tmp_path)
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and 'CRC' in last and path in last
     assert not osp.exists(tmp_path / 'test_metrics.json')
