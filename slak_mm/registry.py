@@ -35,7 +35,7 @@ FRAMEWORKS = tuple(p for p in ('mmseg', 'mmdet') if framework_installed(p))
 if not FRAMEWORKS:
     raise ImportError(
         'slak_mm needs mmsegmentation or mmdetection: pip install '
-        'onedl-mmsegmentation and/or onedl-mmdetection (see the README). '
+        'onedl-mmsegmentation and/or onedl-mmdetection (see docs/install.md). '
         'Without them only slak_mm.ops and slak_mm.sparse work.')
 
 

@@ -47,7 +47,7 @@ DETECTOR_NOTE = (
     'Exported the detector\'s backbone + neck features only: mmdet 3\'s '
     'RPN/RoI heads do not export with torch.onnx (the box coder\'s ONNX '
     'branch imports mmdet.core.export, removed in mmdet 3; NMS and RoIAlign '
-    'need mmdeploy\'s rewrites and custom ops). See the README for '
+    'need mmdeploy\'s rewrites and custom ops). See docs/deploy.md for '
     'mmdeploy.')
 
 

@@ -111,7 +111,7 @@ def check_layer_decay_paramwise_cfg(paramwise_cfg: dict) -> None:
                 'decay_rate (float, e.g. 0.9)')
     decay_type = paramwise_cfg.get('decay_type', 'layer_wise')
     if decay_type not in ('layer_wise', 'stage_wise'):
-        raise ValueError(f"{where}.decay_type={decay_type!r}: expected "
+        raise ValueError(f'{where}.decay_type={decay_type!r}: expected '
                          "'layer_wise' or 'stage_wise'")
     for name, entry in paramwise_cfg.get('custom_keys', {}).items():
         if not isinstance(entry, dict):
