@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from slak_mm.checkpoint import load_checkpoint_safely
 from slak_mm.config import adapt_amp, load_config
 from slak_mm.engine.optimizers import CPUAmpOptimWrapper
 from slak_mm.registry import FRAMEWORKS
@@ -84,9 +85,7 @@ def test_amp_on_cpu_trains_in_bfloat16_and_keeps_masks(small_ade_root,
     assert 'bfloat16 autocast on the CPU' in log, log[-3000:]
     dumped = load_config(str(tmp_path / osp.basename(DEMO_CONFIG)))
     assert dumped.optim_wrapper.type == 'CPUAmpOptimWrapper'
-    state = torch.load(
-        tmp_path / 'iter_2.pth', map_location='cpu',
-        weights_only=False)['state_dict']
+    state = load_checkpoint_safely(str(tmp_path / 'iter_2.pth'))['state_dict']
     masks = {
         k[:-len(MASK_SUFFIX)]: m
         for k, m in state.items()

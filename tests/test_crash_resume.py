@@ -10,7 +10,7 @@ import signal
 import pytest
 import torch
 
-from slak_mm.checkpoint import checkpoint_problem
+from slak_mm.checkpoint import checkpoint_problem, load_checkpoint_safely
 from slak_mm.engine.work_dir_lock import (LOCK_NAME, SHARED_WORK_DIR_ENV,
                                           WorkDirLock)
 from slak_mm.fileio import TEMP_FILE_PATTERN
@@ -63,8 +63,7 @@ def train(config,
 
 
 def masks_and_weights(path):
-    state = torch.load(
-        path, map_location='cpu', weights_only=False)['state_dict']
+    state = load_checkpoint_safely(str(path))['state_dict']
     return {
         k[:-len('_mask')]: (state[k], state[k[:-len('_mask')]])
         for k in state if k.endswith('_mask')

@@ -15,7 +15,8 @@ from PIL import Image
 
 import slak_mm  # noqa: F401  (registers SLaK)
 import slak_mm.models.classifiers  # noqa: F401  (in mmpretrain if present)
-from slak_mm.checkpoint import classifier_filter_fn, load_official_classifier
+from slak_mm.checkpoint import (classifier_filter_fn, load_checkpoint_safely,
+                                load_official_classifier)
 from slak_mm.config import load_config
 from slak_mm.models import SLaK
 from tests.common import tiny_slak_args
@@ -161,7 +162,7 @@ def test_unfit_head_is_refused_before_loading(tiny_config, tmp_path, bad,
     ckpt = tmp_path / 'bad.pth'
     _official_file(ckpt, num_classes=bad.get('num_classes', NUM_CLASSES))
     if bad.get('without_head'):  # a backbone-only file, official names
-        state = torch.load(ckpt, weights_only=False)['model']
+        state = load_checkpoint_safely(str(ckpt))['model']
         torch.save(
             {
                 k: v

@@ -16,7 +16,8 @@ import pytest
 import torch
 from mmengine.logging import MessageHub
 
-from slak_mm.checkpoint import UnsafeCheckpointError, load_checkpoint_safely
+from slak_mm.checkpoint import (DamagedCheckpointError, UnsafeCheckpointError,
+                                load_checkpoint_safely)
 from tests.test_safe_loading import ENTRY_POINTS
 from tests.tool_runner import run_tool
 
@@ -258,3 +259,16 @@ def test_forged_array_is_refused_by_every_entry_point(forged_env, entry,
         timeout=600,
         expect_ok=False)
     _assert_refused_in_one_line(proc, forged_env['evil'])
+
+
+def test_path_objects_are_paths(tmp_path):
+    """A ``pathlib.Path`` is checked as the file it names (was: taken for
+    a file object, so an empty file got torch's raw error)."""
+    path = tmp_path / 'plain.pth'
+    torch.save({'w': torch.ones(2)}, path)
+    assert torch.equal(load_checkpoint_safely(path)['w'], torch.ones(2))
+    with pytest.raises(FileNotFoundError, match='Checkpoint not found'):
+        load_checkpoint_safely(tmp_path / 'missing.pth')
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    with pytest.raises(DamagedCheckpointError, match='empty.pth'):
+        load_checkpoint_safely(tmp_path / 'empty.pth')

@@ -15,6 +15,7 @@ import os.path as osp
 import pytest
 import torch
 
+from slak_mm.checkpoint import load_checkpoint_safely
 from tests.common import DEMO_CONFIG as DEMO
 from tests.tool_runner import run_tool
 
@@ -37,7 +38,7 @@ def env(tmp_path_factory, demo_trained, small_ade_root):
     data = small_ade_root
     good = demo_trained['checkpoint']  # read only
     marker = str(root / 'PAYLOAD_RAN')
-    checkpoint = torch.load(good, weights_only=False)  # our own file
+    checkpoint = load_checkpoint_safely(good)  # our own file
     checkpoint['meta']['extra'] = _Payload(marker)
     evil = str(root / 'evil.pth')
     torch.save(checkpoint, evil)
@@ -123,7 +124,7 @@ def test_auto_resume_through_last_checkpoint_is_refused(env, tmp_path):
 
 def test_unsafe_load_is_an_explicit_logged_opt_in(env, tmp_path):
     marker = tmp_path / 'ran'
-    checkpoint = torch.load(env['good'], weights_only=False)
+    checkpoint = load_checkpoint_safely(env['good'])
     checkpoint['meta']['extra'] = _Payload(str(marker))
     trusted = str(tmp_path / 'trusted.pth')
     torch.save(checkpoint, trusted)
@@ -165,7 +166,7 @@ def test_training_checkpoints_load_as_backbone_init_and_for_flops(env):
         sparse=True)
     missing, unexpected = load_pretrained_backbone(backbone, env['good'])
     assert missing == [] and unexpected == []
-    state = torch.load(env['good'], weights_only=False)['state_dict']
+    state = load_checkpoint_safely(env['good'])['state_dict']
     weight = 'stages.0.0.large_kernel.LoRA1.conv.weight'
     assert torch.equal(backbone.state_dict()[weight],
                        state['backbone.' + weight])
@@ -180,7 +181,7 @@ def _resnet_file(tmp_path):
 
 
 def _backbone_only_file(env, tmp_path):
-    state = torch.load(env['good'], weights_only=False)['state_dict']
+    state = load_checkpoint_safely(env['good'])['state_dict']
     path = str(tmp_path / 'backbone.pth')
     torch.save(
         {
@@ -191,7 +192,7 @@ def _backbone_only_file(env, tmp_path):
 
 
 def _other_kernel_file(env, tmp_path):
-    state = torch.load(env['good'], weights_only=False)['state_dict']
+    state = load_checkpoint_safely(env['good'])['state_dict']
     key = 'backbone.stages.0.0.large_kernel.LoRA1.conv.weight'
     weight = state[key]
     state[key] = torch.zeros(*weight.shape[:2], weight.shape[2] + 2,
@@ -268,7 +269,7 @@ def test_wrong_checkpoint_for_load_from_and_image_demo(env, tmp_path):
 
 
 def test_resume_from_a_weights_only_file_names_what_is_missing(env, tmp_path):
-    state = torch.load(env['good'], weights_only=False)['state_dict']
+    state = load_checkpoint_safely(env['good'])['state_dict']
     path = str(tmp_path / 'weights.pth')
     torch.save({'state_dict': state}, path)
     proc = run_tool(
@@ -351,7 +352,7 @@ def test_load_without_masks_takes_masks_from_the_zeros(env, mm_log):
     from slak_mm.config import load_config
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)
-    checkpoint = torch.load(env['good'], weights_only=False)
+    checkpoint = load_checkpoint_safely(env['good'])
     state = {
         k: v
         for k, v in checkpoint['state_dict'].items() if not k.endswith('_mask')
@@ -375,7 +376,7 @@ def test_partial_load_is_an_opt_in(env, tmp_path, mm_log):
     from slak_mm.config import load_config
     cfg = load_config(DEMO, {'data_root': env['data']})
     model = build_model(cfg)
-    state = torch.load(env['good'], weights_only=False)['state_dict']
+    state = load_checkpoint_safely(env['good'])['state_dict']
     state = {k: v for k, v in state.items() if k.startswith('backbone.')}
     with pytest.raises(CheckpointMismatchError, match='missing: decode_head'):
         fit_checkpoint(model, {'state_dict': dict(state)}, 'bb.pth')

@@ -8,7 +8,7 @@ import torch
 from mmengine.registry import init_default_scope
 
 import slak_mm  # noqa: F401
-from slak_mm.checkpoint import load_pretrained_backbone
+from slak_mm.checkpoint import load_checkpoint_safely, load_pretrained_backbone
 from slak_mm.config import adapt_to_device, load_config
 from slak_mm.models import SLaK
 from slak_mm.sparse import masked_weights
@@ -135,7 +135,7 @@ def test_convert_checkpoint_writes_masks_and_prints_density(tmp_path, ema):
     state = write_official_checkpoint(
         src, model_shapes(model), prefix='module.', with_ema=True)
     if ema:  # the EMA weights differ from `model` in the file
-        state = torch.load(src, weights_only=False)['model_ema']
+        state = load_checkpoint_safely(src)['model_ema']
         state = {k[len('module.'):]: v for k, v in state.items()}
     dst = str(tmp_path / 'converted.pth')
     out = run_convert(src, dst, *(['--ema'] if ema else []))

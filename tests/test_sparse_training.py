@@ -7,6 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
+from slak_mm.checkpoint import load_checkpoint_safely
 from slak_mm.config import load_config
 from slak_mm.models import SLaK
 from tests.common import DEMO_CONFIG as DEMO
@@ -65,8 +66,7 @@ def assert_same_zero_pattern(state, original):
 
 
 def backbone_state(checkpoint):
-    sd = torch.load(
-        checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    sd = load_checkpoint_safely(checkpoint)['state_dict']
     return {
         k[len('backbone.'):]: v
         for k, v in sd.items() if k.startswith('backbone.')

@@ -186,13 +186,13 @@ def _check_file(path: str) -> None:
             f'checkpoint (e.g. an earlier iter_*.pth) or copy it again.')
 
 
-def load_checkpoint_safely(source: Union[str, BinaryIO],
+def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
                            map_location: Any = 'cpu') -> Any:
     """``torch.load`` with ``weights_only=True`` and slak_mm's allow-list.
 
     Args:
-        source (str | file): Local path, or a binary file object (e.g. the
-            bytes of a remote file in ``io.BytesIO``).
+        source (str | os.PathLike | file): Local path, or a binary file
+            object (e.g. the bytes of a remote file in ``io.BytesIO``).
         map_location: Passed to ``torch.load``. Default: ``'cpu'``.
 
     Returns:
@@ -205,6 +205,8 @@ def load_checkpoint_safely(source: Union[str, BinaryIO],
         DamagedCheckpointError: Empty, truncated, corrupt or not a
             checkpoint.
     """
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
     name = source if isinstance(source, str) else getattr(
         source, 'name', '<in-memory checkpoint>')
     if isinstance(source, str):
