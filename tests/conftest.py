@@ -176,6 +176,18 @@ def demo_trained(_demo_training, request, tmp_path_factory):
             data_root=run['data_root'])
 
 
+@pytest.fixture(autouse=True)
+def _default_scope_of_its_own():
+    """A test that sets mmengine's default scope (``init_default_scope``)
+    does not leave it to the next: registries resolve names through it (a
+    leaked ``mmpretrain`` scope failed a later file's builds in CI order)."""
+    from mmengine.registry import DefaultScope
+    saved = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
+
+
 @pytest.fixture
 def copy_work_dir(tmp_path):
     """``copy_work_dir(work_dir)``: a copy under this test's tmp_path, with

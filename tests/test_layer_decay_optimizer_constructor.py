@@ -53,14 +53,15 @@ def model():
 def _build(scope, paramwise_cfg):
     registry = importlib.import_module(
         f'{scope}.registry').OPTIM_WRAPPER_CONSTRUCTORS
-    return registry.build(
-        dict(
-            type=NAME,
-            optim_wrapper_cfg=dict(
-                type='OptimWrapper',
-                optimizer=dict(type='AdamW', lr=BASE_LR,
-                               weight_decay=BASE_WD)),
-            paramwise_cfg=copy.deepcopy(paramwise_cfg)))
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(
+            dict(
+                type=NAME,
+                optim_wrapper_cfg=dict(
+                    type='OptimWrapper',
+                    optimizer=dict(
+                        type='AdamW', lr=BASE_LR, weight_decay=BASE_WD)),
+                paramwise_cfg=copy.deepcopy(paramwise_cfg)))
 
 
 def _lr_wd(groups, model):
