@@ -51,6 +51,7 @@ def test_quick_reports_every_section_and_passes(tmp_path, capsys):
     assert {'torch', 'fft', 'auto'} <= set(report['speed'][0]['ms'])
     backbone = report['backbone']
     assert backbone['ratio'] > 0 and len(backbone['auto_impl']) == 4
+    assert set(backbone['ms']) == {'slak', 'convnext'}
 
     # the run's temporary cache is gone from the environment
     assert os.environ.get(CACHE_ENV) == cache_before

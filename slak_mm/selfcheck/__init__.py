@@ -133,8 +133,8 @@ def _notes(quick: bool, device: torch.device) -> List[str]:
                      'references at detection sizes); --quick is the CPU '
                      'check.')
     if quick:
-        notes.append('--quick: small shapes; the timings and the backbone '
-                     'ratio (batch 1, 64x64) show only that the code runs.')
+        notes.append('--quick: small shapes and models; its timings and '
+                     'ratio show only that the code runs.')
     return notes
 
 
@@ -251,9 +251,10 @@ def _print_report(report: dict) -> None:
     if 'backbone' in report:
         b = report['backbone']
         print(f"\nTraining step, batch {b['batch']}, {b['size']}x{b['size']}"
-              f", amp {b['amp']}: SLaK-T {b['ms']['slak_t']:.1f} ms, "
-              f"ConvNeXt-T {b['ms']['convnext_t']:.1f} ms, ratio "
-              f"{b['ratio']:.2f}x (auto per stage: {b['auto_impl']})")
+              f", amp {b['amp']}: {b['models']['slak']} "
+              f"{b['ms']['slak']:.1f} ms, {b['models']['convnext']} "
+              f"{b['ms']['convnext']:.1f} ms, ratio {b['ratio']:.2f}x "
+              f"(auto per stage: {b['auto_impl']})")
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

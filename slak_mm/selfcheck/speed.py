@@ -56,29 +56,39 @@ def op_timings(quick: bool, device: torch.device) -> List[dict]:
 
 def backbone_step(quick: bool, device: torch.device) -> dict:
     """Time a training step (forward, backward of the outputs' means) of
-    SLaK-T (``auto`` convs, :class:`~slak_mm.selfcheck.backbone.TorchSLaK`)
-    and of timm's ConvNeXt-T (features), interleaved in one run; bf16
+    SLaK (``auto`` convs, :class:`~slak_mm.selfcheck.backbone.TorchSLaK`)
+    and of timm's ConvNeXt (features), interleaved in one run; bf16
     autocast on CUDA, fp32 on the CPU.
 
-    Full: batch 8 at 512x512 on CUDA, batch 1 on the CPU. Quick: batch 1
-    at 64x64, one round (only that it runs means something there).
+    Full: SLaK-T against ConvNeXt-T, batch 8 at 512x512 on CUDA (batch 1
+    on the CPU). Quick: both at ConvNeXt-atto's widths and depths (SLaK's
+    kernels), batch 1 at 64x64, one round: only that it runs means
+    something there.
 
     Args:
         quick (bool): The CPU / CI set.
         device (torch.device): Where to run.
 
     Returns:
-        dict: ``batch``, ``size``, ``amp``, ``ms`` (model -> median time),
-        ``ratio`` (SLaK-T / ConvNeXt-T) and ``auto_impl`` (stage -> the
-        implementation ``auto`` ran SLaK-T's large kernels with).
+        dict: ``models`` (what was compared), ``batch``, ``size``, ``amp``,
+        ``ms`` (``slak`` / ``convnext`` -> median time), ``ratio`` (SLaK /
+        ConvNeXt) and ``auto_impl`` (stage -> the implementation ``auto``
+        ran SLaK's large kernels with).
     """
     cuda = device.type == 'cuda'
-    batch, size = (1, 64) if quick else (8 if cuda else 1, 512)
-    amp = torch.bfloat16 if cuda else None
+    if quick:
+        names = ('SLaK at ConvNeXt-atto widths', 'convnext_atto')
+        slak = TorchSLaK(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
+        batch, size = 1, 64
+    else:
+        names = ('SLaK-T', 'convnext_tiny')
+        slak = TorchSLaK()
+        batch, size = 8 if cuda else 1, 512
     models = dict(
-        slak_t=TorchSLaK(),
-        convnext_t=timm.create_model(
-            'convnext_tiny', pretrained=False, features_only=True))
+        slak=slak,
+        convnext=timm.create_model(
+            names[1], pretrained=False, features_only=True))
+    amp = torch.bfloat16 if cuda else None
     x = torch.randn(batch, 3, size, size, device=device)
 
     def step(model):
@@ -99,8 +109,8 @@ def backbone_step(quick: bool, device: torch.device) -> dict:
         },
         rounds=1 if quick else 3,
         min_round_time=1e-3 if quick else 0.5)
-    stages = models['slak_t'].stages
     return dict(
+        models=dict(slak=names[0], convnext=f'timm {names[1]}'),
         batch=batch,
         size=size,
         amp=None if amp is None else str(amp),
@@ -108,8 +118,8 @@ def backbone_step(quick: bool, device: torch.device) -> dict:
             name: s * 1e3
             for name, s in seconds.items()
         },
-        ratio=seconds['slak_t'] / seconds['convnext_t'],
+        ratio=seconds['slak'] / seconds['convnext'],
         auto_impl={
             str(i): stage[0].large_kernel.last_impl
-            for i, stage in enumerate(stages)
+            for i, stage in enumerate(slak.stages)
         })
