@@ -116,3 +116,17 @@ def test_torch_slak_is_the_backbones_network():
     x = torch.randn(2, 3, 32, 32)
     for a, b in zip(slak(x), mine(x)):
         torch.testing.assert_close(a, b)
+
+
+def test_a_section_that_raises_is_reported_and_fails_the_run(
+        tmp_path, monkeypatch, capsys):
+
+    def out_of_memory(quick, device):
+        raise RuntimeError('CUDA out of memory')
+
+    monkeypatch.setattr(selfcheck, 'op_timings', out_of_memory)
+    code, report = _quick(tmp_path, '--sections', 'speed', 'choices')
+    assert code == 1
+    assert report['errors'] == {'speed': 'RuntimeError: CUDA out of memory'}
+    assert len(report['choices']) == 3  # the other section still ran
+    assert 'ERROR in speed: RuntimeError' in capsys.readouterr().out

@@ -20,7 +20,7 @@ The choices run first, so that their stall includes Triton's compilation;
 the run uses a temporary tuning cache and Triton cache (a cold start) and
 ignores ``$SLAK_MM_DWCONV_IMPL`` / ``_TUNE`` / ``_MAX_TUNED``. The exit
 status is 1 when a check failed (a ``FAIL`` row names the implementation,
-shape, dtype, layout and error), else 0.
+shape, dtype, layout and error) or a section raised, else 0.
 
 Needs torch, and timm for the backbone step (Triton for its column); no
 OpenMMLab package. The tables are this command's output, hence ``print``.
@@ -34,6 +34,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 from typing import Dict, List, Optional, Sequence
 from unittest import mock
 
@@ -143,17 +144,33 @@ def _note(report: dict, note: str) -> None:
     print(f'note: {note}', flush=True)
 
 
+def _run_section(section: str, quick: bool, device: torch.device):
+    if section == 'choices':
+        return measure_choices(choice_keys(quick), device)
+    if section == 'correctness':
+        modes = modes_for(device.type, quick)
+        return [
+            row for case in correctness_cases(quick)
+            for row in check_case(case, modes, device)
+        ]
+    if section == 'speed':
+        return op_timings(quick, device)
+    return backbone_step(quick, device)
+
+
 def run_sections(sections: Sequence[str], quick: bool, device: torch.device,
                  report: dict, out: str) -> None:
     """Run ``sections`` into ``report``, writing it to ``out`` after each
-    (a run cut short still leaves what it measured).
+    (a run cut short still leaves what it measured). A section that raises
+    (e.g. out of memory in the backbone step) is recorded in
+    ``report['errors']`` with its traceback on stderr, and the next runs.
 
     Args:
         sections (Sequence[str]): Names of :data:`SECTIONS`.
         quick (bool): The CPU / CI sets.
         device (torch.device): Where to run.
-        report (dict): Filled in: one entry per section and
-            ``seconds`` (section -> duration).
+        report (dict): Filled in: one entry per section, ``seconds``
+            (section -> duration) and ``errors`` (section -> error).
         out (str): The JSON file.
     """
     for section in SECTIONS:
@@ -161,20 +178,14 @@ def run_sections(sections: Sequence[str], quick: bool, device: torch.device,
             continue
         print(f'[selfcheck] {section} ...', flush=True)
         start = time.perf_counter()
-        if section == 'choices':
-            result = measure_choices(choice_keys(quick), device)
-        elif section == 'correctness':
-            modes = modes_for(device.type, quick)
-            result = []
-            for case in correctness_cases(quick):
-                result.extend(check_case(case, modes, device))
-        elif section == 'speed':
-            result = op_timings(quick, device)
-        else:
-            result = backbone_step(quick, device)
-        report[section] = result
+        try:
+            report[section] = _run_section(section, quick, device)
+        except Exception as e:  # the other sections still say something
+            traceback.print_exc()
+            report['errors'][section] = f'{type(e).__name__}: {e}'
         report['seconds'][section] = time.perf_counter() - start
-        if section == 'choices' and not any(r['times'] for r in result):
+        if section == 'choices' and not any(r['times']
+                                            for r in report.get(section, [])):
             _note(
                 report, "The tuning cache records only each key's choice, "
                 "not the candidates' times; the speed section times every "
@@ -297,7 +308,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ``sys.argv[1:]``).
 
     Returns:
-        int: 1 if a correctness check failed, else 0.
+        int: 1 if a correctness check failed or a section raised, else 0.
     """
     args = _parse_args(argv)
     device = torch.device(args.device)
@@ -307,7 +318,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             argv=list(sys.argv[1:] if argv is None else argv)),
         environment=environment(device),
         notes=[],
-        seconds={})
+        seconds={},
+        errors={})
     for note in _notes(args.quick, device):
         _note(report, note)
     start = time.perf_counter()
@@ -319,6 +331,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     write_json_atomic(report, args.out, indent=1)
     _print_report(report)
     checked = len(report.get('correctness', []))
-    print(f"\n{'FAIL' if failed else 'PASS'}: {failed} of {checked} checks "
-          f"failed; {report['seconds']['total']:.1f} s; report: {args.out}")
-    return 1 if failed else 0
+    for section, error in report['errors'].items():
+        print(f'\nERROR in {section}: {error}')
+    bad = failed or report['errors']
+    print(f"\n{'FAIL' if bad else 'PASS'}: {failed} of {checked} checks "
+          f"failed, {len(report['errors'])} sections raised; "
+          f"{report['seconds']['total']:.1f} s; report: {args.out}")
+    return 1 if bad else 0
