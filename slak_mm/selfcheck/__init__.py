@@ -205,6 +205,62 @@ def _ms(value: Optional[float]) -> str:
     return '-' if value is None else f'{value:.2f}'
 
 
+def _print_choices(rows: List[dict]) -> None:
+    table = []
+    for r in rows:
+        times = ' '.join(f'{name}={t * 1e3:.2f}'
+                         for name, t in (r['times'] or {}).items())
+        table.append([
+            r['op'], r['shape'], r['dtype'], r['mode'], r['choice'], r['how'],
+            _ms(r['first_call_ms']),
+            _ms(r['next_call_ms']),
+            _ms(r['peak_mib']), times or '-'
+        ])
+    _table('What auto chooses (first call = the stall of tuning)', [
+        'op', 'shape', 'dtype', 'mode', 'choice', 'how', 'first ms', 'next ms',
+        'peak MiB', 'candidates ms'
+    ], table)
+    stall = sum(r['first_call_ms'] for r in rows) / 1e3
+    print(f'total first-call stall: {stall:.2f} s')
+
+
+def _print_correctness(rows: List[dict]) -> None:
+    groups = {}
+    for r in rows:
+        groups.setdefault((r['impl'], r['dtype']), []).append(r)
+    table = []
+    for (impl, dtype), group in groups.items():
+        ratios = [
+            max(r['out'], r['grad_x'], r['grad_w']) / r['tol'] for r in group
+            if r['out'] is not None
+        ]
+        fails = sum(r['status'] == 'FAIL' for r in group)
+        worst = f'{max(ratios):.3f}' if ratios else '-'
+        table.append([impl, dtype, len(group), fails, worst])
+    _table('Correctness against float64 (worst error / tolerance)',
+           ['impl', 'dtype', 'runs', 'FAIL', 'worst'], table)
+    failed = [[
+        r['impl'], r['op'], r['shape'], r['dtype'], r['layout'], r['error']
+    ] for r in rows if r['status'] == 'FAIL']
+    if failed:
+        _table('FAIL', ['impl', 'op', 'shape', 'dtype', 'layout', 'error'],
+               failed)
+
+
+def _print_speed(rows: List[dict]) -> None:
+    impls = sorted({name for r in rows for name in r['ms']} - {'auto'})
+    table = []
+    for r in rows:
+        shape = f"{r['batch']}x{r['channels']}x{r['height']}x{r['width']}"
+        table.append([f"{shape} k{r['kernel']}", r['dtype'], r['mode']] +
+                     [_ms(r['ms'].get(name)) for name in impls] + [
+                         f"{_ms(r['ms']['auto'])} ({r['auto_impl']})",
+                         f"{r['speedup']:.2f}x"
+                     ])
+    _table('Op timings, ms (three branch convs; auto: its choice)',
+           ['shape', 'dtype', 'mode'] + impls + ['auto', 'torch/auto'], table)
+
+
 def _print_report(report: dict) -> None:
     env = report['environment']
     print(f"slak_mm {env['slak_mm']} self-check ({report['run']['mode']}) "
@@ -213,52 +269,11 @@ def _print_report(report: dict) -> None:
           f"Triton {env['triton']}, timm {env['timm']}, "
           f"{env['threads']} threads")
     if 'choices' in report:
-        rows = report['choices']
-        _table('What auto chooses (first call = the stall of tuning)', [
-            'op', 'shape', 'dtype', 'mode', 'choice', 'how', 'first ms',
-            'next ms', 'peak MiB', 'candidates ms'
-        ], [[
-            r['op'], r['shape'], r['dtype'], r['mode'], r['choice'], r['how'],
-            _ms(r['first_call_ms']),
-            _ms(r['next_call_ms']),
-            _ms(r['peak_mib']), '-' if not r['times'] else ' '.join(
-                f'{k}={v * 1e3:.2f}' for k, v in r['times'].items())
-        ] for r in rows])
-        print(f"total first-call stall: "
-              f"{sum(r['first_call_ms'] for r in rows) / 1e3:.2f} s")
+        _print_choices(report['choices'])
     if 'correctness' in report:
-        groups = {}
-        for r in report['correctness']:
-            groups.setdefault((r['impl'], r['dtype']), []).append(r)
-        _table('Correctness against float64 (worst error / tolerance)',
-               ['impl', 'dtype', 'runs', 'FAIL', 'worst'], [[
-                   impl, dtype,
-                   len(rs),
-                   sum(r['status'] == 'FAIL' for r in rs), '{:.3f}'.format(
-                       max((max(r['out'], r['grad_x'], r['grad_w']) / r['tol']
-                            for r in rs if r['out'] is not None),
-                           default=float('nan')))
-               ] for (impl, dtype), rs in groups.items()])
-        failed = [r for r in report['correctness'] if r['status'] == 'FAIL']
-        if failed:
-            _table('FAIL', ['impl', 'op', 'shape', 'dtype', 'layout', 'error'],
-                   [[
-                       r['impl'], r['op'], r['shape'], r['dtype'], r['layout'],
-                       r['error']
-                   ] for r in failed])
+        _print_correctness(report['correctness'])
     if 'speed' in report:
-        names = sorted({n
-                        for r in report['speed']
-                        for n in r['ms']},
-                       key=lambda n: (n == 'auto', n))
-        _table('Op timings, ms (three branch convs; auto: its choice)',
-               ['shape', 'dtype', 'mode'] + names + ['torch/auto'], [[
-                   f"{r['batch']}x{r['channels']}x{r['height']}x"
-                   f"{r['width']} k{r['kernel']}", r['dtype'], r['mode']
-               ] + [_ms(r['ms'].get(n)) for n in names[:-1]] + [
-                   f"{_ms(r['ms']['auto'])} ({r['auto_impl']})",
-                   f"{r['speedup']:.2f}x"
-               ] for r in report['speed']])
+        _print_speed(report['speed'])
     if 'backbone' in report:
         b = report['backbone']
         print(f"\nTraining step, batch {b['batch']}, {b['size']}x{b['size']}"
