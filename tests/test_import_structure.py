@@ -22,7 +22,8 @@ LAYERS: List[Tuple[str, ...]] = [
     ('models', 'engine'),  # the model and the runner's hooks / optimizers
     ('config', ),  # loading, adapting and checking configs
     ('deploy', ),  # re-parameterisation and ONNX export
-    ('apis', 'analysis', 'benchmark', 'mm_tool'),  # actions behind tools
+    ('apis', 'analysis', 'benchmark', 'mm_tool',
+     'selfcheck'),  # actions behind tools
     ('cli', ),  # what the command lines share
 ]
 

@@ -35,6 +35,21 @@ print('ok')
     assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-2000:]
 
 
+def test_selfcheck_runs_without_openmmlab(tmp_path):
+    out = tmp_path / 'selfcheck.json'
+    proc = run_without_mm(f'''
+import sys
+from slak_mm.selfcheck import main
+code = main(['--quick', '--device', 'cpu', '--sections', 'choices',
+             '--out', {str(out)!r}])
+assert code == 0, code
+assert not any(m.split('.')[0] in {OPENMMLAB!r} for m in sys.modules)
+print('ok')
+''')
+    assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-2000:]
+    assert out.exists()
+
+
 def test_the_hiding_is_real():
     proc = run_without_mm('import slak_mm.models')
     assert proc.returncode != 0

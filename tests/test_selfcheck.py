@@ -1,0 +1,132 @@
+"""``python -m slak_mm.selfcheck --quick`` (run in-process through its
+``main``): the report has every section and passes here, a wrong
+implementation makes it fail naming that implementation, and its torch-only
+SLaK is the backbone's network."""
+import json
+import os
+
+import pytest
+import torch
+
+from slak_mm import selfcheck
+from slak_mm.ops import dispatch
+from slak_mm.ops.settings import CACHE_ENV
+from slak_mm.selfcheck.backbone import TorchSLaK
+from tests.common import tiny_slak
+
+
+def _quick(tmp_path, *args):
+    out = tmp_path / 'selfcheck.json'
+    code = selfcheck.main(
+        ['--quick', '--device', 'cpu', '--out',
+         str(out), *args])
+    return code, json.loads(out.read_text())
+
+
+def test_quick_reports_every_section_and_passes(tmp_path, capsys):
+    cache_before = os.environ.get(CACHE_ENV)
+    code, report = _quick(tmp_path)
+    assert code == 0 and report['failed'] == 0
+    assert set(selfcheck.SECTIONS) <= set(report['seconds'])
+    assert report['environment']['torch'] == torch.__version__
+
+    rows = report['correctness']
+    assert all(r['status'] == 'PASS' for r in rows)
+    for impl in ('torch', 'fft'):  # every op, dtype and layout
+        assert {(r['op'], r['dtype'], r['layout'])
+                for r in rows if r['impl'] == impl
+                } == {(op, dtype, layout)
+                      for op in ('multi', 'cross')
+                      for dtype in ('fp32', 'bf16', 'autocast-bf16')
+                      for layout in ('nchw', 'cl')}
+    if 'triton' in dispatch.CANDIDATES:  # the interpreter's fp32 case
+        assert {(r['op'], r['dtype'])
+                for r in rows if r['impl'] == 'triton'} == {('multi', 'fp32'),
+                                                            ('cross', 'fp32')}
+
+    choices = report['choices']
+    assert [r['how'] for r in choices] == ['measured', 'measured', 'heuristic']
+    assert all(r['choice'] in ('torch', 'fft') for r in choices)
+    assert all(r['first_call_ms'] > 0 for r in choices)
+    assert {'torch', 'fft', 'auto'} <= set(report['speed'][0]['ms'])
+    backbone = report['backbone']
+    assert backbone['ratio'] > 0 and len(backbone['auto_impl']) == 4
+    assert set(backbone['ms']) == {'slak', 'convnext'}
+
+    # the run's temporary cache is gone from the environment
+    assert os.environ.get(CACHE_ENV) == cache_before
+    stdout = capsys.readouterr().out
+    assert 'What auto chooses' in stdout and 'PASS: 0 of' in stdout
+
+
+def test_a_wrong_implementation_fails_by_name(tmp_path, monkeypatch, capsys):
+    torch_impl = dispatch.CANDIDATES['torch']
+
+    def skewed(x, weights):
+        return tuple(out * 1.01 for out in torch_impl.multi(x, weights))
+
+    monkeypatch.setitem(
+        dispatch.CANDIDATES, 'skewed',
+        dispatch.Candidate(torch_impl.available, skewed, torch_impl.cross,
+                           'nothing'))
+    code, report = _quick(tmp_path, '--sections', 'correctness')
+    assert code == 1
+    failed = [r for r in report['correctness'] if r['status'] == 'FAIL']
+    assert report['failed'] == len(failed) > 0
+    assert {(r['impl'], r['op']) for r in failed} == {('skewed', 'multi')}
+    # 1% off: beyond fp32's tolerance (1e-4), within bf16's (4e-2)
+    assert {r['dtype'] for r in failed} == {'fp32'}
+    assert all('out relative error 1.0e-02' in r['error'] for r in failed)
+    stdout = capsys.readouterr().out
+    assert 'skewed  multi' in stdout and f'FAIL: {len(failed)} of' in stdout
+
+
+def test_a_crashing_implementation_fails_with_its_error(tmp_path, monkeypatch):
+
+    def broken(*args):
+        raise RuntimeError('no kernel image is available')
+
+    monkeypatch.setitem(
+        dispatch.CANDIDATES, 'broken',
+        dispatch.Candidate(lambda x, w: True, broken, broken, 'nothing'))
+    code, report = _quick(tmp_path, '--sections', 'correctness')
+    assert code == 1
+    failed = [r for r in report['correctness'] if r['status'] == 'FAIL']
+    assert failed and all(r['impl'] == 'broken' for r in failed)
+    assert failed[0]['error'] == ('RuntimeError: no kernel image is '
+                                  'available')
+
+
+def test_bad_device_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        selfcheck.main(['--device', 'tpu'])
+    assert '--device tpu: choose cuda or cpu' in capsys.readouterr().err
+
+
+def test_torch_slak_is_the_backbones_network():
+    torch.manual_seed(0)
+    slak = tiny_slak(layer_scale_init_value=1.0)
+    slak.init_weights()
+    mine = TorchSLaK(
+        depths=slak.depths,
+        dims=slak.dims,
+        kernels=slak.kernel_size,
+        small=slak.small_kernel)
+    mine.load_state_dict(slak.state_dict())  # strict: the same names
+    x = torch.randn(2, 3, 32, 32)
+    for a, b in zip(slak(x), mine(x)):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_section_that_raises_is_reported_and_fails_the_run(
+        tmp_path, monkeypatch, capsys):
+
+    def out_of_memory(quick, device):
+        raise RuntimeError('CUDA out of memory')
+
+    monkeypatch.setattr(selfcheck, 'op_timings', out_of_memory)
+    code, report = _quick(tmp_path, '--sections', 'speed', 'choices')
+    assert code == 1
+    assert report['errors'] == {'speed': 'RuntimeError: CUDA out of memory'}
+    assert len(report['choices']) == 3  # the other section still ran
+    assert 'ERROR in speed: RuntimeError' in capsys.readouterr().out
