@@ -56,6 +56,31 @@ def tiny_slak(depths=None, dims=None, **overrides):
     return SLaK(**tiny_slak_args(depths, dims, **overrides))
 
 
+#: OpenMMLab's packages: what a bare GPU box lacks.
+OPENMMLAB = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain')
+
+
+def hide_modules(hidden=OPENMMLAB) -> str:
+    """Code that, run first in an interpreter, makes ``hidden`` (top-level
+    package names) unimportable there: a bare GPU box, or a subprocess that
+    needs ``slak_mm.ops`` without the seconds OpenMMLab takes to import.
+
+    Args:
+        hidden (Sequence[str]): The packages. Default: :data:`OPENMMLAB`.
+
+    Returns:
+        str: Python source.
+    """
+    return f'''
+import importlib.abc, sys
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {tuple(hidden)!r}:
+            raise ModuleNotFoundError(f'No module named {{name!r}}', name=name)
+sys.meta_path.insert(0, Hide())
+'''
+
+
 def free_port() -> str:
     """A TCP port free on this machine now, for a distributed run's
     ``PORT`` (a fixed one collides with any other run on the machine).

@@ -1,16 +1,22 @@
 """The measuring dispatcher of the depthwise convs (``impl='auto'``):
-choices, the injected failing and wrong candidates, the on-disk cache
-(corrupt, stale, reused), bucketing, the switches."""
+choices, the injected failing, wrong, out-of-memory and slow candidates,
+the on-disk cache and its records (corrupt, stale, old format, reused,
+re-measured), bucketing, the switches, the stall report, two DDP ranks."""
 import json
+import sys
+import time
 import warnings
 
 import pytest
 import torch
 
 from slak_mm.ops import (dispatch, multi_depthwise_conv2d, resolve_impl,
-                         tuning_cache)
+                         retune, tuning_cache, tuning_record)
 from slak_mm.ops.dispatch import Candidate, TuningKey, bucket
-from slak_mm.ops.settings import CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV, TUNE_ENV
+from slak_mm.ops.settings import (CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV,
+                                  RETUNE_ENV, TUNE_ENV)
+from tests.common import free_port, hide_modules
+from tests.tool_runner import run_process
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +25,7 @@ def fresh(monkeypatch, tmp_path):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / 'tune.json'))
     monkeypatch.delenv(IMPL_ENV, raising=False)
     monkeypatch.delenv(TUNE_ENV, raising=False)
+    monkeypatch.delenv(RETUNE_ENV, raising=False)
     monkeypatch.setattr(dispatch, 'MIN_TUNE_WORK', 0)
     monkeypatch.setattr(dispatch, 'REPEATS', 1)
     monkeypatch.setattr(dispatch, 'MAX_REPEATS', 1)
@@ -89,7 +96,9 @@ def test_tunes_once_and_stores(fresh, monkeypatch):
     assert len(calls) == tuned_calls
     data = json.loads(fresh.read_text())
     assert data['fingerprint'] == tuning_cache.fingerprint()
-    assert list(data['entries'].values()) == [choice]
+    (record, ) = data['entries'].values()  # with every candidate's time
+    assert record['choice'] == choice and record['how'] == 'measured'
+    assert record['times'] == {n: min(t) for n, t in measured.items()}
     # A new process (memory cleared) reads the file instead of tuning.
     dispatch.clear_memory()
     assert resolve_impl(x, None, weights) == choice
@@ -130,7 +139,8 @@ def test_corrupt_cache_warns_and_is_replaced(fresh):
     x, weights = _inputs()
     with pytest.warns(UserWarning, match='ignoring the depthwise conv'):
         choice = resolve_impl(x, None, weights)
-    assert list(json.loads(fresh.read_text())['entries'].values()) == [choice]
+    (record, ) = json.loads(fresh.read_text())['entries'].values()
+    assert record['choice'] == choice
 
 
 def test_stale_cache_is_ignored_quietly(fresh, monkeypatch):
@@ -223,3 +233,218 @@ def test_auto_never_offers_triton_for_cpu_tensors(monkeypatch):
     x, weights = _inputs()
     assert 'triton' not in dispatch.auto_candidates(x)
     assert resolve_impl(x, None, weights) in ('torch', 'fft')  # tuned
+
+
+def _slak_warnings(record):
+    return [str(r.message) for r in record if 'slak_mm' in str(r.message)]
+
+
+def test_record_says_why_and_retune_measures_again(fresh, monkeypatch):
+    calls = []
+
+    def counting(x, weights):
+        calls.append(1)
+        return _torch_multi(x, weights)
+
+    _inject(monkeypatch, 'counting', counting)
+    x, weights = _inputs()
+    key = dispatch.tuning_key('multi', x, weights)
+    choice = resolve_impl(x, None, weights)
+    record = tuning_record(key)
+    assert record['choice'] == choice and record['how'] == 'measured'
+    assert set(record['times']) == {'torch', 'fft', 'counting'}
+    assert record['failures'] == {} and record['seconds'] > 0
+    assert tuning_record(key.cache_name()) == record
+    assert len(calls) == 2
+    # A new process uses the file; $SLAK_MM_DWCONV_RETUNE=1 measures again
+    # (once) and replaces the file's record; so does retune().
+    dispatch.clear_memory()
+    resolve_impl(x, None, weights)
+    assert len(calls) == 2
+    monkeypatch.setenv(RETUNE_ENV, '1')
+    dispatch.clear_memory()
+    resolve_impl(x, None, weights)
+    resolve_impl(x, None, weights)
+    assert len(calls) == 4
+    (stored, ) = json.loads(fresh.read_text())['entries'].values()
+    assert stored != record and stored == tuning_record(key)
+    monkeypatch.delenv(RETUNE_ENV)
+    dispatch.clear_memory()
+    resolve_impl(x, None, weights)
+    assert len(calls) == 4
+    retune()
+    resolve_impl(x, None, weights)
+    assert len(calls) == 6
+    # A key that was not measured says why.
+    monkeypatch.setenv(TUNE_ENV, '0')
+    x2, _ = _inputs(40, 40)
+    resolve_impl(x2, None, weights)
+    assert tuning_record(dispatch.tuning_key('multi', x2, weights)) == dict(
+        choice='torch', how=f'heuristic: ${TUNE_ENV}=0')
+
+
+def test_first_format_file_is_read(fresh, monkeypatch):
+    x, weights = _inputs()
+    key = dispatch.tuning_key('multi', x, weights).cache_name()
+    fresh.write_text(
+        json.dumps(
+            dict(
+                fingerprint=dict(tuning_cache.fingerprint(), format='1'),
+                entries={key: 'fft'})))
+    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
+    assert resolve_impl(x, None, weights) == 'fft'
+    assert tuning_record(key) == dict(choice='fft', how='measured')
+
+
+def test_out_of_memory_while_timed_drops_the_candidate_once(
+        fresh, monkeypatch):
+    calls = []
+
+    def greedy(x, weights):  # passes its check, then runs out of memory
+        calls.append(1)
+        if len(calls) > 1:
+            raise torch.OutOfMemoryError('CUDA out of memory. Tried to '
+                                         'allocate 2.00 GiB\nmore lines')
+        return _torch_multi(x, weights)
+
+    _inject(monkeypatch, 'greedy', greedy)
+    x, weights = _inputs()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
+        choice = resolve_impl(x, None, weights)
+    assert choice in ('torch', 'fft') and len(calls) == 2
+    (message, ) = _slak_warnings(record)
+    assert "'greedy'" in message and 'OutOfMemoryError: CUDA out of memory' \
+        in message and 'more lines' not in message
+    stored = tuning_record(dispatch.tuning_key('multi', x, weights))
+    assert 'greedy' in stored['failures'] and 'greedy' not in stored['times']
+    # Training goes on, with no further warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        (out, ) = multi_depthwise_conv2d(x, weights)
+        out.sum().backward()
+    assert x.grad is not None and len(calls) == 2
+
+
+def test_failing_reference_gives_the_heuristic_not_an_error(
+        fresh, monkeypatch):
+
+    def no_memory(x, weights):
+        raise torch.OutOfMemoryError('out of memory')
+
+    _inject(monkeypatch, 'torch', no_memory)
+    x, weights = _inputs()
+    with pytest.warns(UserWarning, match="'torch' failed its check"):
+        assert resolve_impl(x, None, weights) == 'torch'  # the heuristic's
+    record = tuning_record(dispatch.tuning_key('multi', x, weights))
+    assert record['how'] == "heuristic: the reference 'torch' failed"
+    assert not fresh.exists()  # not stored: measured again next process
+
+
+def test_slow_candidate_is_abandoned_after_one_timed_call(monkeypatch):
+    calls = []
+
+    def sleepy(x, weights):
+        calls.append(1)
+        time.sleep(0.05)  # hundreds of times the tiny torch conv
+        return _torch_multi(x, weights)
+
+    monkeypatch.setattr(dispatch, 'REPEATS', 3)
+    monkeypatch.setattr(dispatch, 'MAX_REPEATS', 3)
+    _inject(monkeypatch, 'sleepy', sleepy)
+    x, weights = _inputs()
+    assert resolve_impl(x, None, weights) != 'sleepy'
+    assert len(calls) - 1 < dispatch.REPEATS  # the check, one timed call
+    times = tuning_record(dispatch.tuning_key('multi', x, weights))['times']
+    assert times['sleepy'] > dispatch.SLOW * times['torch']
+
+
+def test_stall_is_reported_once(monkeypatch):
+    monkeypatch.setenv(MAX_TUNED_ENV, '2')
+    weights = _inputs()[1]
+    reported = []
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
+        for side in (12, 20, 40):  # three keys: the cap is reached at two
+            resolve_impl(_inputs(side, side)[0], None, weights)
+            reported.append(len(_slak_warnings(record)))
+        dispatch._report_stall()  # at exit: already reported
+    assert reported == [0, 1, 1] and len(_slak_warnings(record)) == 1
+    assert 'for 2 new shape(s)' in _slak_warnings(record)[0]
+    assert dispatch.tuning_stall()['keys'] == 2
+    # Below the cap: reported once, at exit.
+    dispatch.clear_memory()
+    resolve_impl(_inputs()[0], None, weights)
+    with pytest.warns(UserWarning, match='for 1 new shape'):
+        dispatch._report_stall()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        dispatch._report_stall()
+
+
+_RANKS = hide_modules() + r'''
+import json, sys
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from slak_mm.ops import dispatch, resolve_impl, tuning_cache, tuning_record
+
+SIZES = [(12, 10), (40, 40), (64, 64)]
+
+
+def inputs(h, w):
+    torch.manual_seed(0)
+    return (torch.randn(1, 2, h, w, requires_grad=True),
+            [torch.randn(2, 1, 13, 3, requires_grad=True)])
+
+
+def worker(rank, out):
+    dist.init_process_group('gloo', rank=rank, world_size=2)
+    dispatch.MIN_TUNE_WORK = 0
+    # Measuring alone, rank 0 would choose fft and rank 1 torch.
+    dispatch.time_interleaved = lambda fns, **kw: {
+        n: [1.0 if n == ('fft', 'torch')[rank] else 2.0] for n in fns}
+    choices = {}
+    for h, w in SIZES[::1 - 2 * rank]:  # new keys at different calls
+        x, weights = inputs(h, w)
+        key = dispatch.tuning_key('multi', x, weights)
+        choices[key.cache_name()] = [resolve_impl(x, None, weights),
+                                     tuning_record(key)['how']]
+    tuning_cache.remember(f'rank {rank}', dict(choice='torch', how='x'),
+                          persist=True)
+    gathered = [None, None]
+    dist.all_gather_object(gathered, choices)
+    if rank == 0:
+        with open(out, 'w') as f:
+            json.dump(gathered, f)
+    dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    stored = dispatch.tuning_key('multi', *inputs(*SIZES[0])).cache_name()
+    tuning_cache.remember(stored, dict(choice='fft', how='measured'),
+                          persist=True)
+    with open(sys.argv[1] + '.key', 'w') as f:
+        f.write(stored)
+    mp.spawn(worker, args=(sys.argv[1], ), nprocs=2)
+'''
+
+
+def test_ddp_ranks_agree_and_only_rank_0_writes(fresh, tmp_path):
+    script = tmp_path / 'ranks.py'
+    script.write_text(_RANKS)
+    out = tmp_path / 'choices.json'
+    proc = run_process([sys.executable, script, out],
+                       timeout=120,
+                       MASTER_ADDR='127.0.0.1',
+                       MASTER_PORT=free_port(),
+                       **{CACHE_ENV: str(fresh)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stored = (tmp_path / 'choices.json.key').read_text()
+    rank0, rank1 = json.loads(out.read_text())
+    assert rank0 == rank1 and len(rank0) == 3
+    for key, (choice, how) in rank0.items():  # stored, else the heuristic
+        assert (choice, how) == (('fft', 'measured') if key == stored else
+                                 ('torch', 'heuristic: 2 processes train '
+                                  'together; they measure nothing'))
+    assert set(json.loads(fresh.read_text())['entries']) == {stored, 'rank 0'}

@@ -3,22 +3,13 @@ bare GPU box with torch and Triton), so the kernels can be benchmarked
 there; ``import slak_mm`` works with only one of mmseg / mmdet."""
 import pytest
 
+from tests.common import OPENMMLAB, hide_modules
 from tests.tool_runner import run_python
-
-HIDE = '''
-import importlib.abc, sys
-class Hide(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {hidden!r}:
-            raise ModuleNotFoundError(f'No module named {{name!r}}', name=name)
-sys.meta_path.insert(0, Hide())
-'''
-OPENMMLAB = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain')
 
 
 def run_without_mm(code, hidden=OPENMMLAB):
     """``code`` in a new interpreter where ``hidden`` cannot be imported."""
-    return run_python(HIDE.format(hidden=tuple(hidden)) + code, timeout=300)
+    return run_python(hide_modules(hidden) + code, timeout=300)
 
 
 def test_ops_and_sparse_import_without_openmmlab():

@@ -6,7 +6,9 @@ Layout (each module one concept; none imports mm packages):
 - :mod:`.depthwise_conv`: the public functions (check once, choose once,
   run);
 - :mod:`.dispatch`: the registry the implementations register with, the
-  tuning key, the measurement and the heuristic;
+  tuning key, the measurement and the heuristic (:func:`retune`,
+  :func:`tuning_record`, :func:`tuning_stall`: measure again, why a key
+  got its choice, what tuning cost);
 - :mod:`.torch_depthwise`, :mod:`.fft_depthwise`, :mod:`.triton_depthwise`
   (+ :mod:`.triton_depthwise_kernels`): the implementations;
 - :mod:`.capabilities`: what each implementation runs (dtypes, kernel
@@ -26,12 +28,12 @@ from .checks import check_inputs
 from .depthwise_conv import (cross_depthwise_conv2d, depthwise_conv2d,
                              multi_depthwise_conv2d, resolve_impl, run_cross,
                              run_multi, triton_available)
-from .dispatch import bucket
+from .dispatch import bucket, retune, tuning_record, tuning_stall
 from .fft_depthwise import (fft_cross_depthwise_conv2d,
                             fft_multi_depthwise_conv2d, fft_size)
 from .memory_format import to_preferred_layout
 from .settings import (CACHE_ENV, CPU_LAYOUT_ENV, IMPL_ENV, IMPLS,
-                       MAX_TUNED_ENV, TUNE_ENV, cache_path)
+                       MAX_TUNED_ENV, RETUNE_ENV, TUNE_ENV, cache_path)
 
 if importlib.util.find_spec('triton') is not None:
     try:
@@ -41,9 +43,10 @@ if importlib.util.find_spec('triton') is not None:
 
 __all__ = [
     'CACHE_ENV', 'CPU_LAYOUT_ENV', 'IMPL_ENV', 'IMPLS', 'MAX_KERNEL',
-    'MAX_TUNED_ENV', 'TRITON_DTYPES', 'TUNE_ENV', 'bucket', 'cache_path',
-    'check_inputs', 'cross_depthwise_conv2d', 'depthwise_conv2d',
+    'MAX_TUNED_ENV', 'RETUNE_ENV', 'TRITON_DTYPES', 'TUNE_ENV', 'bucket',
+    'cache_path', 'check_inputs', 'cross_depthwise_conv2d', 'depthwise_conv2d',
     'fft_cross_depthwise_conv2d', 'fft_multi_depthwise_conv2d', 'fft_size',
-    'multi_depthwise_conv2d', 'resolve_impl', 'run_cross', 'run_multi',
-    'to_preferred_layout', 'triton_available'
+    'multi_depthwise_conv2d', 'resolve_impl', 'retune', 'run_cross',
+    'run_multi', 'to_preferred_layout', 'triton_available', 'tuning_record',
+    'tuning_stall'
 ]

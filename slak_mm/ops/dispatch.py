@@ -10,23 +10,57 @@ and the fallback. :func:`choose` picks one per call:
 - ``impl='auto'`` (the default) measures: the first call with a new
   :class:`TuningKey` runs every candidate ``auto`` may offer for the tensor
   (:func:`auto_candidates`: ``torch`` everywhere, ``fft`` for
-  floating-point inputs, ``triton`` for CUDA tensors only), checks each
-  one's outputs (and, when training, its gradients) against the torch conv
-  at the dtype's tolerance, times the correct ones
+  floating-point inputs, ``triton`` for CUDA tensors only), one at a time,
+  checks each one's outputs (and, when training, its gradients) against
+  the torch conv at the dtype's tolerance, times the correct ones
   (:func:`slak_mm.ops.timing.time_interleaved`: a few synchronised
   repeats, interleaved; the fastest repeat counts, since load from other
   processes only ever adds time, and more rounds are run while the two best
-  are within 15%) and keeps the fastest for that key, in memory and in a
-  JSON file (:mod:`.tuning_cache`). A candidate that raises or computes a
-  wrong result is dropped for that key with one warning that names it and
-  the implementation used instead.
+  are within 15%) and keeps the fastest for that key, with the times, in
+  memory and in a JSON file (:mod:`.tuning_cache`; :func:`tuning_record`
+  returns a key's record).
+
+Tuning never raises into training. A candidate that raises (out of
+memory, a launch or compilation error), in its check or while timed, or
+computes a wrong result is dropped for that key with one warning that names
+it and the implementation used instead. A candidate slower than
+:data:`SLOW` times the reference in a timed call is not timed further (its
+one time is kept in the record). Each candidate's outputs are dropped
+before the next runs, and on CUDA the allocator's cache is emptied after
+each check and each failure. If the reference itself fails (out of memory,
+say, with the tuning's extra copies alive), the key gets the heuristic, with
+one warning, and nothing is written to the file.
 
 Keys round the map size up to the next ``{4, 5, 6, 7} x 2**k`` (steps of
 at most 25%; :func:`bucket`), so detection's variable image sizes share a
 few keys; at most ``$SLAK_MM_DWCONV_MAX_TUNED`` (default 32) keys are tuned
 per process, later new keys use the heuristic. Calls with little work
 (below :data:`MIN_TUNE_WORK` multiply-adds) are not worth timing and use
-the heuristic too.
+the heuristic too. The time the measurements stalled the calls is reported
+once per process, in one warning (keys tuned, seconds in all): when the
+count of tuned keys reaches its cap, else when the process exits;
+:func:`tuning_stall` returns the same numbers at any time.
+
+Several processes training together (``torch.distributed`` initialised with
+a world size > 1, or a launcher's ``$WORLD_SIZE`` > 1 before that) measure
+nothing: each rank uses the stored choice (memory, then the file), else the
+heuristic, so all ranks choose alike without talking. Ranks measuring alone
+would pick differently (timings differ per rank: different numerics per
+rank, the stall paid N times, N writers of one file), and rank 0 measuring
+and broadcasting needs a collective that every rank joins at the same call,
+which nothing guarantees: detection ranks see different image sizes and so
+meet new keys at different calls, and some code runs the model on one rank
+only (visualisation, FLOP counting); a collective per new key could hang
+training. Only rank 0 writes the file. Fill it beforehand in one process
+(``python -m slak_mm.selfcheck`` or a short single-GPU run with the same
+batch per GPU, dtype and image sizes); ranks on other machines need the
+same file (copy it, or point ``$SLAK_MM_DWCONV_CACHE`` at a shared path).
+
+A choice measured under load (CPU timing while DataLoader workers start is
+the known bad moment) is measured again with ``$SLAK_MM_DWCONV_RETUNE=1``
+or :func:`retune`: the file's records are ignored, each key is measured
+once more in this process and its new record replaces the old one (not
+under DDP, which measures nothing).
 
 ``$SLAK_MM_DWCONV_TUNE=0`` turns tuning off: stored choices are still
 used, new keys get :func:`heuristic` (CPU training: FFT for kernels of
@@ -37,10 +71,14 @@ stored choice or the heuristic is used; ``torch.jit`` tracing (FLOP
 counters) always gets torch. The settings are read through
 :mod:`.settings`. Nothing here imports mm packages.
 """
+import atexit
+import copy
 import functools
+import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 import torch
 
@@ -54,6 +92,9 @@ MIN_TUNE_WORK = 1 << 24
 REPEATS = 3
 MAX_REPEATS = 7
 CLOSE = 1.15
+#: A candidate slower than this times the reference in a timed call is not
+#: timed further.
+SLOW = 4.0
 #: The implementation the others are checked against, and the fallback.
 REFERENCE = 'torch'
 
@@ -86,6 +127,9 @@ class Candidate:
 CANDIDATES: Dict[str, Candidate] = {}
 
 _tuned = 0  # keys tuned by this process
+_stall = 0.0  # seconds their tuning took
+_stall_reported = False
+_retune_all = False  # retune() was called
 
 
 def register(name: str, candidate: Candidate) -> None:
@@ -297,12 +341,27 @@ def _clear_winner(times: Dict[str, List[float]]) -> bool:
     return len(best) < 2 or best[1] > CLOSE * best[0]
 
 
+def _free(device: torch.device) -> None:
+    # the outputs are gone by now; CUDA's allocator still holds their blocks
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+
+
+def _why(e: Exception) -> str:
+    """An exception in one line (out-of-memory messages run over
+    several)."""
+    lines = str(e).strip().splitlines()
+    return f'{type(e).__name__}: {lines[0] if lines else ""}'[:300]
+
+
 def tune(key: TuningKey, x: torch.Tensor,
          tensors: Sequence[Optional[torch.Tensor]],
-         runs: Dict[str, Callable[..., List[torch.Tensor]]]) -> str:
+         runs: Dict[str, Callable[..., List[torch.Tensor]]]) -> dict:
     """Measure ``runs`` (name -> function of ``(x, *tensors)`` returning
-    the outputs; :data:`REFERENCE` among them) on this call's inputs and
-    return the fastest correct name.
+    the outputs; :data:`REFERENCE` among them) on this call's inputs, one
+    at a time, and choose the fastest correct one. Never raises: a failing
+    candidate is dropped with one warning, a failing reference gives the
+    heuristic's choice.
 
     Args:
         key (TuningKey): The call's key (for the mode and the warnings).
@@ -311,16 +370,25 @@ def tune(key: TuningKey, x: torch.Tensor,
         runs (dict): The candidates.
 
     Returns:
-        str: The chosen name.
+        dict: The key's record (:mod:`.tuning_cache`): ``choice``, ``how``
+        (``'measured'``, or ``'heuristic: ...'`` when the reference
+        failed), ``times`` (name -> best seconds per call), ``failures``
+        (name -> why) and ``seconds`` (how long this took).
     """
+    start = time.perf_counter()
     train = key.mode == 'train'
     tol = tolerance(_compute_dtype(x), x.device.type)
     grads = []
-    ref = _trial(runs[REFERENCE], x, tensors, train, grads)
     failures = {}
-    alive = [REFERENCE]
+    alive = []
+    try:
+        ref = _trial(runs[REFERENCE], x, tensors, train, grads)
+        alive.append(REFERENCE)
+    except Exception as e:  # no reference: nothing can be checked
+        failures[REFERENCE] = _why(e)
+        ref = None
     for name, run in runs.items():
-        if name == REFERENCE:
+        if name == REFERENCE or ref is None:
             continue
         try:
             got = _trial(run, x, tensors, train, grads)  # also the warm-up
@@ -329,27 +397,57 @@ def tune(key: TuningKey, x: torch.Tensor,
                 failures[name] = (f'wrong result: relative error '
                                   f'{max(errors, default=float("nan")):.2e}'
                                   f' > {tol:.0e}')
-                continue
+            else:
+                alive.append(name)
+            del got
         except Exception as e:  # any failure drops the candidate
-            failures[name] = f'{type(e).__name__}: {e}'
-            continue
-        alive.append(name)
-    times = time_interleaved(
-        {
-            name: functools.partial(_trial, runs[name], x, tensors, train,
-                                    grads)
-            for name in alive
-        },
-        rounds=REPEATS,
-        max_rounds=MAX_REPEATS,
-        enough=_clear_winner,
-        device=x.device)
-    choice = min(alive, key=lambda name: min(times[name]))
+            failures[name] = _why(e)
+        _free(x.device)
+    del ref
+
+    def guarded(name):
+        call = functools.partial(_trial, runs[name], x, tensors, train, grads)
+
+        def run():
+            try:
+                call()
+            except Exception as e:  # e.g. out of memory while timed
+                failures[name] = _why(e)
+                _free(x.device)
+
+        return run
+
+    def give_up(name, times):
+        return (name in failures or REFERENCE in failures
+                or min(times[name]) > SLOW * min(times[REFERENCE]))
+
+    times = time_interleaved({name: guarded(name)
+                              for name in alive},
+                             rounds=REPEATS,
+                             max_rounds=MAX_REPEATS,
+                             enough=_clear_winner,
+                             device=x.device,
+                             give_up=give_up) if alive else {}
+    best = {
+        name: min(samples)
+        for name, samples in times.items() if name not in failures
+    }
+    if REFERENCE in failures:
+        choice = heuristic(key)
+        how = f'heuristic: the reference {REFERENCE!r} failed'
+    else:
+        choice = min(best, key=best.get)
+        how = 'measured'
     for name, why in failures.items():
         warnings.warn(f'slak_mm: depthwise conv implementation {name!r} '
                       f'failed its check for {key.cache_name()} ({why}); '
                       f'using {choice!r} there')
-    return choice
+    return dict(
+        choice=choice,
+        how=how,
+        times=best,
+        failures=failures,
+        seconds=time.perf_counter() - start)
 
 
 def auto_candidates(
@@ -395,6 +493,87 @@ def _forced(impl: str, x: torch.Tensor,
         f'here ({needs}). Use impl="auto" or set {settings.IMPL_ENV}=auto.')
 
 
+def _retuning() -> bool:
+    """Whether the file's records are to be measured again (never under
+    DDP, which measures nothing)."""
+    return ((_retune_all or settings.retune())
+            and tuning_cache.rank_and_world()[1] == 1)
+
+
+def _not_measured(work: int) -> Optional[str]:
+    """Why a new key gets the heuristic, or None: measure it."""
+    if not settings.tuning_enabled():
+        return f'${settings.TUNE_ENV}=0'
+    world = tuning_cache.rank_and_world()[1]
+    if world > 1:
+        return f'{world} processes train together; they measure nothing'
+    if _tuned >= settings.max_tuned():
+        return f'{_tuned} keys tuned already (${settings.MAX_TUNED_ENV})'
+    if work < MIN_TUNE_WORK:
+        return 'too little work to time'
+    return None
+
+
+def _report_stall() -> None:
+    """Warn once per process how long tuning stalled the calls (at the cap
+    of tuned keys, else at exit)."""
+    global _stall_reported
+    if not _tuned or _stall_reported:
+        return
+    _stall_reported = True
+    warnings.warn(
+        f'slak_mm: impl="auto" measured the depthwise conv implementations '
+        f'for {_tuned} new shape(s) in this process, stalling their first '
+        f'calls {_stall:.1f} s in all (at most {settings.max_tuned()} '
+        f'shapes per process: ${settings.MAX_TUNED_ENV}; '
+        f'${settings.TUNE_ENV}=0 turns measuring off); the choices are '
+        f'stored in {settings.cache_path()}')
+
+
+atexit.register(_report_stall)
+
+
+def tuning_stall() -> Dict[str, float]:
+    """How much this process has tuned so far.
+
+    Returns:
+        dict: ``keys`` (number of keys measured) and ``seconds`` (the time
+        their measurement took, in all).
+    """
+    return dict(keys=_tuned, seconds=_stall)
+
+
+def tuning_record(key: Union[TuningKey, str]) -> Optional[dict]:
+    """Why ``auto`` chose what it chose for a key: its record, this
+    process's, else the file's.
+
+    Args:
+        key (TuningKey | str): A key (:func:`tuning_key`) or its
+            :meth:`TuningKey.cache_name`.
+
+    Returns:
+        dict | None: A copy of the record: ``choice``, ``how``
+        (``'measured'`` or ``'heuristic: <why>'``) and, when measured,
+        ``times`` (name -> best seconds), ``failures`` (name -> why it was
+        dropped) and ``seconds`` (the stall); None when the key has none.
+    """
+    name = key.cache_name() if isinstance(key, TuningKey) else key
+    return copy.deepcopy(tuning_cache.record(name))
+
+
+def retune() -> None:
+    """Measure every key again in this process, as
+    ``$SLAK_MM_DWCONV_RETUNE=1`` does: this process's choices are
+    forgotten, the file's are ignored from now on, and each key is measured
+    on its next call (within the cap of tuned keys) and its new record
+    replaces the file's. Under DDP nothing is measured, and the stored
+    choices stay in use.
+    """
+    global _retune_all
+    tuning_cache.clear()
+    _retune_all = True
+
+
 def choose(op: str,
            x: torch.Tensor,
            tensors: Sequence[Optional[torch.Tensor]],
@@ -420,7 +599,7 @@ def choose(op: str,
             implementation.
         RuntimeError: If a forced implementation cannot run on ``x``.
     """
-    global _tuned
+    global _tuned, _stall
     impl = settings.conv_impl(impl)
     weights = [t for t in tensors if t is not None and t.dim() == 4]
     if impl != 'auto':
@@ -434,30 +613,35 @@ def choose(op: str,
         return _choice_while_compiling(tuple(key))
     name = key.cache_name()
     offered = auto_candidates(x, weights)
-    choice = tuning_cache.lookup(name)
+    choice = tuning_cache.lookup(name, file=not _retuning())
     if choice in offered:
         return choice
     taps = sum(wt.shape[-2] * wt.shape[-1] for wt in weights)
-    if (not settings.tuning_enabled() or _tuned >= settings.max_tuned()
-            or x.numel() * taps < MIN_TUNE_WORK):
+    why = _not_measured(x.numel() * taps)
+    if why is not None:
         choice = heuristic(key)
-        tuning_cache.remember(name, choice)
+        tuning_cache.remember(name,
+                              dict(choice=choice, how=f'heuristic: {why}'))
         return choice
     runs = {
         n: ((lambda xx, *t, _c=CANDIDATES[n]: _c.multi(xx, t)) if op == 'multi'
             else (lambda xx, *t, _c=CANDIDATES[n]: (_c.cross(xx, *t), )))
         for n in offered
     }
-    choice = tune(key, x, tensors, runs)
+    record = tune(key, x, tensors, runs)
     _tuned += 1
-    tuning_cache.remember(name, choice, persist=True)
-    return choice
+    _stall += record['seconds']
+    if _tuned >= settings.max_tuned():
+        _report_stall()
+    tuning_cache.remember(name, record, persist=record['how'] == 'measured')
+    return record['choice']
 
 
 def clear_memory() -> None:
     """Forget this process's choices and the file's entries read so far
-    (the next call reads the file again) and its count of tuned keys; for
-    tests and benchmarks."""
-    global _tuned
+    (the next call reads the file again), its count of tuned keys, their
+    stall (reported or not) and :func:`retune`; for tests and
+    benchmarks."""
+    global _tuned, _stall, _stall_reported, _retune_all
     tuning_cache.clear()
-    _tuned = 0
+    _tuned, _stall, _stall_reported, _retune_all = 0, 0.0, False, False

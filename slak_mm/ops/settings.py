@@ -11,6 +11,9 @@ variable                          meaning
                                   ``torch``, ``fft`` or ``triton`` forces one
 ``SLAK_MM_DWCONV_TUNE``           ``0`` turns the measuring off (stored
                                   choices, then the heuristic)
+``SLAK_MM_DWCONV_RETUNE``         ``1`` ignores the stored choices: each key
+                                  is measured again, once in this process,
+                                  and its new record replaces the stored one
 ``SLAK_MM_DWCONV_CACHE``          the JSON file of measured choices (default
                                   ``$XDG_CACHE_HOME/slak_mm/dwconv_tune.json``,
                                   ``~/.cache/...`` when that is unset)
@@ -19,18 +22,23 @@ variable                          meaning
                                   memory layout of the convs on the CPU
 ``TRITON_INTERPRET``              ``1`` runs the Triton kernels in Triton's
                                   interpreter, on CPU tensors (the test mode)
+``RANK``, ``WORLD_SIZE``          set by the launchers (torchrun, mmengine's
+                                  slurm launcher): read until
+                                  ``torch.distributed`` is initialised
 ================================  ==========================================
 
 Nothing here imports torch or mm packages.
 """
 import os
 import os.path as osp
-from typing import Optional
+from typing import Optional, Tuple
 
 #: Forces an implementation (``auto`` | ``torch`` | ``fft`` | ``triton``).
 IMPL_ENV = 'SLAK_MM_DWCONV_IMPL'
 #: ``0`` turns the measurement off (stored choices, then the heuristic).
 TUNE_ENV = 'SLAK_MM_DWCONV_TUNE'
+#: ``1`` measures every key again (once per process), ignoring stored ones.
+RETUNE_ENV = 'SLAK_MM_DWCONV_RETUNE'
 #: Path of the JSON file of measured choices.
 CACHE_ENV = 'SLAK_MM_DWCONV_CACHE'
 #: How many keys one process may tune (default :data:`DEFAULT_MAX_TUNED`).
@@ -71,6 +79,28 @@ def tuning_enabled() -> bool:
     """Whether ``auto`` may measure (``$SLAK_MM_DWCONV_TUNE`` is not
     ``0``)."""
     return os.environ.get(TUNE_ENV, '1') != '0'
+
+
+def retune() -> bool:
+    """Whether stored choices are to be measured again
+    (``$SLAK_MM_DWCONV_RETUNE`` is ``1``)."""
+    return os.environ.get(RETUNE_ENV, '0') == '1'
+
+
+def launcher_rank_world() -> Tuple[int, int]:
+    """This process's rank and the number of processes as the launcher set
+    them (``$RANK``, ``$WORLD_SIZE``), before ``torch.distributed`` is
+    initialised.
+
+    Returns:
+        tuple[int, int]: ``(rank, world_size)``; ``(0, 1)`` when unset or
+        not integers.
+    """
+    try:
+        return (int(os.environ.get('RANK',
+                                   0)), int(os.environ.get('WORLD_SIZE', 1)))
+    except ValueError:
+        return 0, 1
 
 
 def max_tuned() -> int:

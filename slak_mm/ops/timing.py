@@ -32,12 +32,14 @@ def sync(device: Optional[torch.device] = None) -> None:
 
 
 def time_interleaved(
-        fns: Dict[str, Callable[[], object]],
-        rounds: int = 5,
-        min_block_time: float = 0.0,
-        max_rounds: Optional[int] = None,
-        enough: Optional[Callable[[Dict[str, List[float]]], bool]] = None,
-        device: Optional[torch.device] = None) -> Dict[str, List[float]]:
+    fns: Dict[str, Callable[[], object]],
+    rounds: int = 5,
+    min_block_time: float = 0.0,
+    max_rounds: Optional[int] = None,
+    enough: Optional[Callable[[Dict[str, List[float]]], bool]] = None,
+    device: Optional[torch.device] = None,
+    give_up: Optional[Callable[[str, Dict[str, List[float]]], bool]] = None
+) -> Dict[str, List[float]]:
     """Seconds per call of each function, one sample per round.
 
     With ``min_block_time > 0`` each function is first called once, untimed
@@ -57,9 +59,13 @@ def time_interleaved(
             stop after ``rounds``. Default: always.
         device (torch.device, optional): Synchronised around each block;
             see :func:`sync`.
+        give_up (Callable, optional): ``give_up(name, times)``, asked after
+            each of ``name``'s samples: True leaves ``name`` out of the
+            later rounds (the dispatcher's too slow or failed candidates).
+            Default: never.
 
     Returns:
-        dict: Name -> list of seconds per call, one per round.
+        dict: Name -> list of seconds per call, one per round it ran in.
     """
     number = {name: 1 for name in fns}
     if min_block_time > 0:
@@ -72,15 +78,19 @@ def time_interleaved(
             number[name] = max(1, int(min_block_time / max(once, 1e-6)))
     max_rounds = max(rounds, max_rounds or rounds)
     times = {name: [] for name in fns}
+    running = dict(fns)
     for done in range(1, max_rounds + 1):
-        for name, fn in fns.items():
+        for name, fn in list(running.items()):
             sync(device)
             start = time.perf_counter()
             for _ in range(number[name]):
                 fn()
             sync(device)
             times[name].append((time.perf_counter() - start) / number[name])
-        if done >= rounds and (enough is None or enough(times)):
+            if give_up is not None and give_up(name, times):
+                del running[name]
+        if not running or (done >= rounds and
+                           (enough is None or enough(times))):
             break
     return times
 

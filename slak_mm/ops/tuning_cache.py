@@ -1,30 +1,40 @@
-"""Where the dispatcher keeps its measured choices: in memory, and in a JSON
-file shared by processes.
+"""Where the dispatcher keeps its choices: in memory, and in a JSON file
+shared by processes.
+
+Each key has a record (:func:`record`): ``choice`` (the implementation),
+``how`` (``'measured'``, or ``'heuristic: <why nothing was measured>'``)
+and, when measured, ``times`` (each candidate's best time in seconds; a
+candidate abandoned as too slow keeps its one time), ``failures`` (name ->
+why it was dropped) and ``seconds`` (how long the measurement stalled the
+call). Only measured records are written to the file.
 
 The file is :func:`slak_mm.ops.settings.cache_path` (``$SLAK_MM_DWCONV_CACHE``
 if set, else ``$XDG_CACHE_HOME/slak_mm/dwconv_tune.json``). It holds the
 versions it was measured with (:func:`fingerprint`: torch, Triton, CUDA,
 cuDNN; device names are part of the keys); a file from other versions, or
 one that does not parse, is ignored (a corrupt one with a warning) and
-replaced on the next write. Writes merge with the file's current entries and
-are atomic (:func:`slak_mm.fileio.write_json_atomic`). Nothing here imports
-mm packages.
+replaced on the next write. Files of the first format (a name per key, no
+times) are read as records without times. Writes merge with the file's
+current entries and are atomic (:func:`slak_mm.fileio.write_json_atomic`);
+when several processes train together (:func:`rank_and_world`) only rank 0
+writes. Nothing here imports mm packages.
 """
 import json
 import warnings
 from importlib import metadata
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
 from slak_mm.fileio import write_json_atomic
-from .settings import cache_path
+from .settings import cache_path, launcher_rank_world
 
-#: Version of the file's layout.
-CACHE_FORMAT = 1
+#: Version of the file's layout (1: a name per key; 2: a record per key).
+CACHE_FORMAT = 2
+_READABLE_FORMATS = ('1', '2')
 
-_memory: Dict[str, str] = {}  # key -> implementation, this process
-_disk: Optional[Dict[str, str]] = None  # the file's entries, read once
+_memory: Dict[str, dict] = {}  # key -> record, this process
+_disk: Optional[Dict[str, dict]] = None  # the file's records, read once
 
 
 def _version(package: str) -> Optional[str]:
@@ -50,15 +60,46 @@ def fingerprint() -> Dict[str, Optional[str]]:
         cudnn=None if cudnn is None else str(cudnn))
 
 
-def read_file(path: str) -> Dict[str, str]:
-    """The file's entries when it was written by these versions.
+def rank_and_world() -> Tuple[int, int]:
+    """This process's rank and the number of processes training together.
+
+    Returns:
+        tuple[int, int]: ``(rank, world_size)`` of ``torch.distributed``
+        when it is initialised, else the launcher's
+        (:func:`slak_mm.ops.settings.launcher_rank_world`; ``(0, 1)`` for
+        a single process).
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return launcher_rank_world()
+
+
+def _as_record(entry) -> Optional[dict]:
+    """A file entry as a record: format 1 stored the name alone."""
+    if isinstance(entry, str):
+        return dict(choice=entry, how='measured')
+    if isinstance(entry, dict) and isinstance(entry.get('choice'), str):
+        return entry
+    return None
+
+
+def _same_versions(stored) -> bool:
+    """Whether a file's fingerprint is this one, in a format read here."""
+    return (isinstance(stored, dict)
+            and stored.get('format') in _READABLE_FORMATS
+            and dict(stored, format=str(CACHE_FORMAT)) == fingerprint())
+
+
+def read_file(path: str) -> Dict[str, dict]:
+    """The file's records when it was written by these versions.
 
     Args:
         path (str): The cache file.
 
     Returns:
-        dict: Key string -> implementation name; empty when the file is
-        missing, stale or corrupt (corrupt: with a warning).
+        dict: Key string -> record (see the module's docstring); empty when
+        the file is missing, stale or corrupt (corrupt: with a warning).
     """
     try:
         with open(path) as f:
@@ -70,20 +111,23 @@ def read_file(path: str) -> Dict[str, str]:
                       f'{path} ({type(e).__name__}: {e})')
         return {}
     entries = data.get('entries') if isinstance(data, dict) else None
-    if not isinstance(entries, dict) or not all(
-            isinstance(v, str) for v in entries.values()):
+    records = {
+        key: _as_record(entry)
+        for key, entry in entries.items()
+    } if isinstance(entries, dict) else None
+    if records is None or None in records.values():
         warnings.warn(f'slak_mm: ignoring the depthwise conv tuning cache '
                       f'{path} (not a tuning cache)')
         return {}
-    if data.get('fingerprint') != fingerprint():
+    if not _same_versions(data.get('fingerprint')):
         return {}  # other versions: measure again
-    return dict(entries)
+    return records
 
 
-def _write_file(path: str, key: str, choice: str) -> None:
-    """Merge one entry into the file, atomically; a failure only warns."""
+def _write_file(path: str, key: str, record: dict) -> None:
+    """Merge one record into the file, atomically; a failure only warns."""
     entries = read_file(path)
-    entries[key] = choice
+    entries[key] = record
     try:
         write_json_atomic(
             dict(fingerprint=fingerprint(), entries=entries),
@@ -95,37 +139,57 @@ def _write_file(path: str, key: str, choice: str) -> None:
                       f'cache {path} ({e}); choices are kept in memory')
 
 
-def lookup(key: str) -> Optional[str]:
-    """This process's choice for ``key``, else the file's (read once per
+def record(key: str, file: bool = True) -> Optional[dict]:
+    """This process's record for ``key``, else the file's (read once per
     process, or after :func:`clear`).
 
     Args:
         key (str): A key string
             (:meth:`slak_mm.ops.dispatch.TuningKey.cache_name`).
+        file (bool): Also look in the file. Default: True.
 
     Returns:
-        str | None: The stored implementation name.
+        dict | None: The record (see the module's docstring); the stored
+        one itself, not a copy.
     """
     global _disk
     if key in _memory:
         return _memory[key]
+    if not file:
+        return None
     if _disk is None:
         _disk = read_file(cache_path())
     return _disk.get(key)
 
 
-def remember(key: str, choice: str, persist: bool = False) -> None:
-    """Keep ``choice`` for ``key`` in memory, and in the file if
-    ``persist`` (measured choices; the heuristic's are not written).
+def lookup(key: str, file: bool = True) -> Optional[str]:
+    """The stored choice for ``key`` (:func:`record`'s ``choice``).
 
     Args:
         key (str): A key string.
-        choice (str): An implementation name.
+        file (bool): Also look in the file. Default: True.
+
+    Returns:
+        str | None: The stored implementation name.
+    """
+    found = record(key, file)
+    return None if found is None else found['choice']
+
+
+def remember(key: str, record: dict, persist: bool = False) -> None:
+    """Keep ``record`` for ``key`` in memory, and in the file if
+    ``persist`` (measured records; the heuristic's are not written) and
+    this process is rank 0 (:func:`rank_and_world`): several ranks writing
+    one file would only race, and they agree anyway.
+
+    Args:
+        key (str): A key string.
+        record (dict): Its record, ``choice`` among its fields.
         persist (bool): Also merge it into the file. Default: False.
     """
-    _memory[key] = choice
-    if persist:
-        _write_file(cache_path(), key, choice)
+    _memory[key] = record
+    if persist and rank_and_world()[0] == 0:
+        _write_file(cache_path(), key, record)
 
 
 def clear() -> None:
