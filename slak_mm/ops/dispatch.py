@@ -417,6 +417,12 @@ def tune(key: TuningKey, x: torch.Tensor,
 
         return run
 
+    def enough(times):  # a failure's quick sample says nothing
+        return _clear_winner({
+            n: t
+            for n, t in times.items() if n not in failures
+        })
+
     def give_up(name, times):
         return (name in failures or REFERENCE in failures
                 or min(times[name]) > SLOW * min(times[REFERENCE]))
@@ -425,7 +431,7 @@ def tune(key: TuningKey, x: torch.Tensor,
                               for name in alive},
                              rounds=REPEATS,
                              max_rounds=MAX_REPEATS,
-                             enough=_clear_winner,
+                             enough=enough,
                              device=x.device,
                              give_up=give_up) if alive else {}
     best = {
@@ -440,7 +446,7 @@ def tune(key: TuningKey, x: torch.Tensor,
         how = 'measured'
     for name, why in failures.items():
         warnings.warn(f'slak_mm: depthwise conv implementation {name!r} '
-                      f'failed its check for {key.cache_name()} ({why}); '
+                      f'failed for {key.cache_name()} ({why}); '
                       f'using {choice!r} there')
     return dict(
         choice=choice,
