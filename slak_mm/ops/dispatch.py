@@ -52,9 +52,10 @@ which nothing guarantees: detection ranks see different image sizes and so
 meet new keys at different calls, and some code runs the model on one rank
 only (visualisation, FLOP counting); a collective per new key could hang
 training. Only rank 0 writes the file. Fill it beforehand in one process
-(``python -m slak_mm.selfcheck`` or a short single-GPU run with the same
-batch per GPU, dtype and image sizes); ranks on other machines need the
-same file (copy it, or point ``$SLAK_MM_DWCONV_CACHE`` at a shared path).
+with the run's batch per GPU, dtype and image sizes (``tools/benchmark.py
+model CONFIG --backward ...``, ``docs/kernels.md``); ranks on other
+machines need the same file (copy it, or point ``$SLAK_MM_DWCONV_CACHE``
+at a shared path).
 
 A choice measured under load (CPU timing while DataLoader workers start is
 the known bad moment) is measured again with ``$SLAK_MM_DWCONV_RETUNE=1``

@@ -187,8 +187,8 @@ def run_sections(sections: Sequence[str], quick: bool, device: torch.device,
         if section == 'choices' and not any(r['times']
                                             for r in report.get(section, [])):
             _note(
-                report, "The tuning cache records only each key's choice, "
-                "not the candidates' times; the speed section times every "
+                report, 'No key was measured (heuristic choices only), so '
+                "no candidates' times; the speed section times every "
                 'implementation on its shapes.')
         write_json_atomic(report, out, indent=1)
 
