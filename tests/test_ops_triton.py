@@ -452,3 +452,31 @@ def test_backbone_triton_path_matches_torch_path(deploy):
             continue
         noise = rel_err(torch_fp32, f64)
         assert rel_err(triton_fp32, f64) <= max(10 * noise, 1e-5)
+
+
+def test_host_choices_of_a_gpu_launch(monkeypatch):
+    """What a GPU launch is given, decided on the host and checked here
+    without one (the compiled kernels themselves: the self-check on a GPU).
+    16-bit operands reach ``tl.dot`` as they are (it accumulates in fp32);
+    only the interpreter, whose bf16 dot is broken, gets them upcast."""
+    monkeypatch.delenv('TRITON_INTERPRET')
+    assert td._dot_options(torch.bfloat16) == (False, 'tf32')
+    assert td._dot_options(torch.float16) == (False, 'tf32')
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
+    assert td._dot_options(torch.bfloat16) == (True, 'ieee')
+    assert td._dot_options(torch.float32) == (False, 'ieee')
+    # output tiles: powers of two in 16..64 covering a small map; 8 warps
+    # for a 64 x 64 tile (SLaK-T at 800 x 1216: 200x304 ... 25x38)
+    for h, w in [(1, 1), (13, 13), (25, 38), (50, 76), (200, 304)]:
+        bh, bw, warps = td._conv_tiles(h, w)
+        assert {bh, bw} <= {16, 32, 64}
+        assert bh >= min(h, 64) and bw >= min(w, 64)
+        assert warps == (8 if bh * bw >= 4096 else 4)
+    # K chunks: 32 for the long kernels, 16 for short ones
+    assert td._conv_bk(51, 5) == td._conv_bk(5, 61) == 32
+    assert td._conv_bk(13, 5) == td._conv_bk(5, 5) == 16
+    # evaluation: direct up to 3 x 3 taps, else along the kernel's long side
+    kernels = td._kernels()
+    assert td._mode(3, 3) == kernels.MODE_DIRECT
+    assert td._mode(51, 5) == kernels.MODE_VERTICAL
+    assert td._mode(5, 51) == kernels.MODE_HORIZONTAL
