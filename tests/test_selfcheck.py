@@ -130,3 +130,23 @@ def test_a_section_that_raises_is_reported_and_fails_the_run(
     assert report['errors'] == {'speed': 'RuntimeError: CUDA out of memory'}
     assert len(report['choices']) == 3  # the other section still ran
     assert 'ERROR in speed: RuntimeError' in capsys.readouterr().out
+
+
+def test_full_run_covers_the_issues_shapes_and_dtypes():
+    """The full (GPU) run, dry: its cases and dtype settings, without
+    running them (no GPU here)."""
+    from slak_mm.selfcheck.correctness import correctness_cases, modes_for
+    cases = correctness_cases(quick=False)
+    maps = {(c.batch, c.channels, c.height, c.width, c.kernel) for c in cases}
+    # SLaK-T (width 1.3) at 512x512, batch 2, and 800x1216, batch 1
+    assert (2, 124, 128, 128, 51) in maps and (2, 998, 16, 16, 13) in maps
+    assert {(1, 124, 200, 304, 51), (1, 249, 100, 152, 49),
+            (1, 499, 50, 76, 47), (1, 998, 25, 38, 13)} <= maps
+    assert {c.kernel for c in cases} >= {61, 59, 57, 51, 49, 47, 13}
+    assert {c.small for c in cases} == {5}
+    assert {c.op for c in cases} == {'multi', 'cross'}
+    assert not any(c.interpret for c in cases)
+    assert set(modes_for('cuda', quick=False)) == {
+        'fp32-tf32', 'fp32-ieee', 'bf16', 'fp16', 'autocast-bf16',
+        'autocast-fp16'
+    }
