@@ -173,3 +173,20 @@ def test_skip_checks_flag_turns_the_check_off(small_ade_root, tmp_path):
     assert 'pre-run checks skipped: model' in skipped.log
     assert 'do not fit the SLaK backbone' not in skipped.log
     assert 'channels' in skipped.log  # the framework's own shape error
+
+
+def test_wrapper_head_without_in_channels_is_not_judged():
+    """KNet's ``IterativeDecodeHead`` (a BaseDecodeHead) leaves
+    ``in_channels`` to its inner heads: nothing to compare (was: refused,
+    "set in_channels=998")."""
+    cfg = _cfg('upernet_slak_t_ade20k.py')
+    cfg.model.decode_head = dict(
+        type='IterativeDecodeHead',
+        num_stages=3,
+        kernel_update_head=[],
+        kernel_generate_head=dict(cfg.model.decode_head))
+    assert check_backbone_neck(cfg) is None
+    cfg.model.decode_head.kernel_generate_head = None
+    cfg.model.decode_head.in_channels = 7  # set, it is judged
+    with pytest.raises(ValueError, match='decode_head.in_channels=7'):
+        check_backbone_neck(cfg)

@@ -238,7 +238,10 @@ def _check_seg_head(where: str, head: dict, scope: Optional[str],
         return
     in_index = head.get('in_index', init_default(cls, 'in_index', -1))
     indices = _as_list(in_index)
-    channels = _as_list(head.get('in_channels'))
+    # unset: a wrapper head (KNet's IterativeDecodeHead) whose inner heads
+    # take the channels; nothing to compare
+    channels = [] if head.get('in_channels') is None else _as_list(
+        head['in_channels'])
     for k, index in enumerate(indices):
         if not -len(maps) <= index < len(maps):
             errors.append(
