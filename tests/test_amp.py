@@ -13,7 +13,7 @@ from slak_mm.config import adapt_amp, load_config
 from slak_mm.engine.optimizers import CPUAmpOptimWrapper
 from slak_mm.registry import FRAMEWORKS
 from slak_mm.sparse import MASK_SUFFIX
-from tests.common import DEMO_CONFIG
+from tests.common import DEMO_CONFIG, DEMO_VOC_CONFIG
 from tests.tool_runner import refusal, run_tool
 
 #: The runs below train on the CPU (on a CUDA machine --amp is mmengine's).
@@ -105,4 +105,16 @@ def test_float16_on_cpu_is_refused_in_one_line(dtype, tmp_path):
                     f'optim_wrapper.dtype={dtype}')
     assert 'optim_wrapper.dtype=float16' in error, error
     assert 'optim_wrapper.dtype=bfloat16' in error, error
+    assert not (tmp_path / 'work').exists()
+
+
+@cpu_only
+def test_detector_with_mmcv_cpu_ops_is_refused_in_one_line(tmp_path):
+    """mmcv's compiled CPU RoIAlign / nms have no bfloat16 kernel (was: a
+    raw "expected scalar type Float but found BFloat16" in the RPN's nms);
+    detectors without them (DINO, Mask2Former) train under --amp."""
+    error = refusal('tools/train.py', DEMO_VOC_CONFIG, '--amp', '--work-dir',
+                    tmp_path / 'work')
+    assert "RoIAlign (type='RoIAlign')" in error, error
+    assert 'without --amp' in error, error
     assert not (tmp_path / 'work').exists()

@@ -179,9 +179,33 @@ def adapt_amp(cfg: Config, device: Optional[str] = None) -> None:
             f'optim_wrapper.dtype={dtype}: mixed precision on the CPU is '
             f'bfloat16 only; set --cfg-options optim_wrapper.dtype=bfloat16 '
             f'(or leave it unset), or train on a GPU')
+    op = _mmcv_cpu_op(cfg.get('model'))
+    if op is not None:
+        raise ValueError(
+            f'--amp on the CPU (bfloat16): the model calls mmcv\'s compiled '
+            f'{op}, whose CPU kernel has no bfloat16 ("expected scalar type '
+            f'Float but found BFloat16"); train it without --amp on the '
+            f'CPU, or with --amp on a GPU')
     wrapper.type = CPUAmpOptimWrapper.__name__
     wrapper.dtype = 'bfloat16'
     wrapper.pop('loss_scale', None)  # bfloat16 needs no loss scaling
+
+
+#: mmcv ops compiled for the CPU in float32 only, by their config ``type``.
+_MMCV_FP32_OPS = ('nms', 'soft_nms', 'RoIAlign', 'RoIPool', 'DeformConv2d',
+                  'ModulatedDeformConv2d', 'DCN', 'DCNv2')
+
+
+def _mmcv_cpu_op(model: Any) -> Optional[str]:
+    """The first mmcv CPU op without bfloat16 a model config uses (its
+    ``nms`` settings, RoI layers, deformable convs), or None."""
+    for node in iter_dicts(model):
+        kind = str(node.get('type', '')).split('.')[-1]
+        if kind in _MMCV_FP32_OPS:
+            return f'{kind} (type={kind!r})'
+        if isinstance(node.get('nms'), dict):
+            return f"nms (nms=dict(type={node['nms'].get('type')!r}))"
+    return None
 
 
 #: The checkpoint check every runner of the tools gets (see
