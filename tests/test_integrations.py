@@ -254,3 +254,14 @@ def test_config_scopes_point_at_installed_distributions(monkeypatch):
     assert register_config_scopes() == {}  # idempotent
     cfg = Config.fromfile(osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py'))
     assert cfg.model.decode_head.type == 'FPNHead'
+
+
+def test_packaged_config_by_its_scoped_name():
+    """``tools/train.py mmdet::...`` as mm users name a packaged config
+    (was: 'Config file not found'); top-level variables are re-bound."""
+    cfg = load_config('mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py',
+                      {'data_root': '/data/ade/'})
+    assert cfg.model.decode_head.type == 'FPNHead'
+    assert cfg.train_dataloader.dataset.data_root == '/data/ade/'
+    with pytest.raises(FileNotFoundError, match='no_such_config.py'):
+        load_config('mmseg::sem_fpn/no_such_config.py')

@@ -41,16 +41,21 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     (``data_root + '/annotations/...'``), not only at the top level.
 
     Args:
-        path (str): Config file.
+        path (str): Config file, or a packaged one as a ``_base_`` names it
+            (``'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'``).
         cfg_options (dict, optional): Parsed ``--cfg-options``.
 
     Returns:
         Config: The merged config.
     """
-    if not osp.isfile(path):
+    scoped = '::' in path and not osp.exists(path)
+    if not scoped and not osp.isfile(path):
         raise FileNotFoundError(f'Config file not found: {path!r}')
     register_config_scopes()  # before the bases are read; idempotent
-    cfg = Config.fromfile(path)
+    if scoped:  # mmengine resolves a scoped name as a base, not as a file
+        cfg = Config.fromstring(f'_base_ = [{path!r}]', '.py')
+    else:
+        cfg = Config.fromfile(path)
     cfg_options = dict(cfg_options or {})
     for key in list(cfg_options):
         old = cfg.get(key) if '.' not in key else None
