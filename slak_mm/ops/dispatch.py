@@ -620,7 +620,11 @@ def choose(op: str,
         return _choice_while_compiling(tuple(key))
     name = key.cache_name()
     offered = auto_candidates(x, weights)
-    choice = tuning_cache.lookup(name, file=not _retuning())
+    # this process's choice first: a dict lookup on every call after the
+    # first; the file (unless re-tuning) only for a key new to the process
+    choice = tuning_cache.lookup(name, file=False)
+    if choice is None and not _retuning():
+        choice = tuning_cache.lookup(name)
     if choice in offered:
         return choice
     taps = sum(wt.shape[-2] * wt.shape[-1] for wt in weights)

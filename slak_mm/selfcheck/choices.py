@@ -11,26 +11,24 @@ its first step. A second call gives the time without it. On CUDA the
 peak memory of the first call above what was allocated before it is
 reported too (on the CPU it is not measured).
 
-The choices land in the tuning cache file the self-check points the
-dispatcher to (``$SLAK_MM_DWCONV_CACHE``, a temporary file for the run):
-a measured choice is stored there, a heuristic one (a call with little
-work, or tuning off) is not, which is how the rows tell them apart. Where
-the stored record also holds every candidate's times (a dict with a
-``times`` entry), the row shows them.
+The dispatcher's record of each key (:func:`slak_mm.ops.tuning_record`:
+``measured`` with every candidate's times, or ``heuristic`` and why) gives
+the row's ``how`` and times; the measured ones land in the tuning cache
+file the self-check points the dispatcher to (``$SLAK_MM_DWCONV_CACHE``, a
+temporary file for the run).
 """
-import json
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from slak_mm.benchmark.op import SLAK_T_DIMS, slak_stage_shapes
-from slak_mm.ops import cache_path, resolve_impl
-from slak_mm.ops.dispatch import clear_memory, tuning_key
+from slak_mm.ops import resolve_impl
+from slak_mm.ops.dispatch import clear_memory, tuning_key, tuning_record
 from slak_mm.ops.timing import sync
 from .correctness import KERNELS_51, MODES, Case, run_op
 
-__all__ = ['choice_keys', 'measure_choices', 'stored_record']
+__all__ = ['choice_keys', 'measure_choices']
 
 
 def choice_keys(quick: bool) -> List[Tuple[Case, str, bool]]:
@@ -66,25 +64,6 @@ def choice_keys(quick: bool) -> List[Tuple[Case, str, bool]]:
             [(c, 'autocast-bf16', True)
              for c in stages('multi', (800, 1216), 2)] +
             [(c, 'fp32', False) for c in stages('cross', 512, 1)])
-
-
-def stored_record(key: str) -> Optional[object]:
-    """A key's record in the tuning cache file, as stored.
-
-    Args:
-        key (str): A key string
-            (:meth:`slak_mm.ops.dispatch.TuningKey.cache_name`).
-
-    Returns:
-        The record (the chosen name, or a dict holding it and the
-        candidates' times), or None if the file has none.
-    """
-    try:
-        with open(cache_path()) as f:
-            entries = json.load(f).get('entries', {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    return entries.get(key) if isinstance(entries, dict) else None
 
 
 def _inputs(case: Case, mode: str, train: bool,
@@ -158,9 +137,8 @@ def measure_choices(keys: Sequence[Tuple[Case, str, bool]],
             key = tuning_key(case.op, x,
                              tensors[:3 if case.op == 'multi' else 2])
             choice = resolve_impl(x, 'auto', tensors, case.op)
-        record = stored_record(key.cache_name())
-        times: Optional[Dict[str, float]] = (
-            record.get('times') if isinstance(record, dict) else None)
+        record = tuning_record(key) or {}
+        times: Optional[Dict[str, float]] = record.get('times')
         rows.append(
             dict(
                 key=key.cache_name(),
@@ -169,7 +147,7 @@ def measure_choices(keys: Sequence[Tuple[Case, str, bool]],
                 dtype=mode,
                 mode=key.mode,
                 choice=choice,
-                how='heuristic' if record is None else 'measured',
+                how=record.get('how', 'measured').split(':')[0],
                 times=times,
                 first_call_ms=first * 1e3,
                 next_call_ms=following * 1e3,
