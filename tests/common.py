@@ -1,5 +1,6 @@
 """Constants and small helpers shared by the tests (the fixtures built from
 them are in conftest.py)."""
+import contextlib
 import os.path as osp
 import socket
 
@@ -91,3 +92,50 @@ def free_port() -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(('127.0.0.1', 0))
         return str(sock.getsockname()[1])
+
+
+class Payload:
+    """Pickles as ``os.system('touch MARKER')``: a hostile checkpoint entry
+    whose effect a test can look for (``MARKER`` must not exist after a
+    refused load).
+
+    Args:
+        marker (str): The file the payload would create.
+    """
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}', )
+
+
+@contextlib.contextmanager
+def serve_folder(folder: str):
+    """Serve ``folder`` over HTTP on a free loopback port for the block.
+
+    Args:
+        folder (str): What to serve.
+
+    Yields:
+        str: The base URL (``http://127.0.0.1:PORT``).
+    """
+    import functools
+    import http.server
+    import threading
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+        def log_message(self, *args):  # no request lines on stderr
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(QuietHandler, directory=folder))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,6 +4,7 @@ picks a complete checkpoint when ``last_checkpoint`` is missing, empty or
 names a missing or damaged file, and SafeCheckpointHook writes new
 checkpoints and the pointer before removing old and previous-best ones.
 (The kills in real training runs: test_crash_resume.py.)"""
+import io
 import os
 import os.path as osp
 import stat
@@ -20,8 +21,9 @@ from mmengine.runner import Runner
 
 import slak_mm  # noqa: F401
 from slak_mm import fileio
-from slak_mm.checkpoint import (atomic, checkpoint_problem,
-                                find_resume_checkpoint, resolve_auto_resume)
+from slak_mm.checkpoint import (DamagedCheckpointError, atomic,
+                                checkpoint_problem, find_resume_checkpoint,
+                                load_checkpoint_safely, resolve_auto_resume)
 from slak_mm.engine.hooks import SafeCheckpointHook
 from slak_mm.fileio import atomic_write_bytes, remove_stale_temp_files
 
@@ -115,7 +117,48 @@ def test_checkpoint_problem(tmp_path):
     assert '--resume PATH' in checkpoint_problem(str(tmp_path / 'legacy.pth'))
     with zipfile.ZipFile(tmp_path / 'other.zip', 'w') as z:
         z.writestr('a.txt', 'x')
+        z.writestr('b.txt', 'y')
     assert 'no data.pkl' in checkpoint_problem(str(tmp_path / 'other.zip'))
+    with zipfile.ZipFile(tmp_path / 'hub_legacy.zip', 'w') as z:
+        z.writestr('resnet.pth', 'x')  # torch.hub's pre-1.6 zip of a file
+    assert 'unzip it' in checkpoint_problem(str(tmp_path / 'hub_legacy.zip'))
+    with open(good, 'rb') as f:  # a stream is checked where it stands
+        stream = io.BytesIO(b'junk' + f.read())
+    stream.seek(4)
+    assert checkpoint_problem(stream) is None and stream.tell() == 4
+
+
+def _rezip(good, path, compress_type=zipfile.ZIP_STORED, grow=None):
+    """A copy of the checkpoint ``good`` whose members are written with
+    ``compress_type``; ``grow`` (name -> bytes) appends zeros to members
+    (their CRC stays right: only the size check can refuse them)."""
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, 'w',
+                                                       compress_type) as dst:
+        for info in src.infolist():
+            data = src.read(info) + bytes((grow or {}).get(info.filename, 0))
+            dst.writestr(info.filename, data)
+    return str(path)
+
+
+def test_compressed_or_oversized_members_are_refused_uninflated(tmp_path):
+    good = save(tmp_path / 'good.pth', 1)
+    storage = next(
+        n for n in zipfile.ZipFile(good).namelist() if '/data/' in n)
+    # 64 MiB of zeros deflate to ~64 KiB: torch would inflate every byte
+    bomb = _rezip(good, tmp_path / 'bomb.pth', zipfile.ZIP_DEFLATED,
+                  {storage: 64 << 20})
+    assert os.path.getsize(bomb) < 1 << 20
+    problem = checkpoint_problem(bomb)
+    assert 'is compressed' in problem and 'before inflating' in problem
+    with pytest.raises(DamagedCheckpointError, match='is compressed'):
+        load_checkpoint_safely(bomb)
+    # stored members declaring more bytes than the file has (a forged
+    # central directory): refused from the directory alone
+    forged = bytearray(open(good, 'rb').read())
+    entry = forged.rindex(b'PK\x01\x02')  # the last central-directory entry
+    forged[entry + 24:entry + 28] = (1 << 31).to_bytes(4, 'little')
+    (tmp_path / 'forged.pth').write_bytes(bytes(forged))
+    assert 'declare' in checkpoint_problem(str(tmp_path / 'forged.pth'))
 
 
 def test_resume_follows_a_good_pointer(work_dir):

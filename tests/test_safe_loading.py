@@ -15,38 +15,38 @@ import os.path as osp
 import pytest
 import torch
 
-from slak_mm.checkpoint import load_checkpoint_safely
+from slak_mm.checkpoint import UnsafeCheckpointError, load_checkpoint_safely
 from tests.common import DEMO_CONFIG as DEMO
+from tests.common import ROOT, Payload, serve_folder
 from tests.tool_runner import run_tool
-
-
-class _Payload:
-    """Pickles as ``os.system('touch MARKER')``."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
 
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory, demo_trained, small_ade_root):
     """Tiny data, the session's trained demo checkpoint, a hostile copy of
-    it."""
+    it, also served over HTTP on the loopback interface (``evil_url``;
+    downloads go to the torch hub cache under ``torch_home``)."""
     root = tmp_path_factory.mktemp('safe')
     data = small_ade_root
     good = demo_trained['checkpoint']  # read only
     marker = str(root / 'PAYLOAD_RAN')
     checkpoint = load_checkpoint_safely(good)  # our own file
-    checkpoint['meta']['extra'] = _Payload(marker)
+    checkpoint['meta']['extra'] = Payload(marker)
     evil = str(root / 'evil.pth')
     torch.save(checkpoint, evil)
     image = osp.join(
         data, 'images', 'validation',
         sorted(os.listdir(osp.join(data, 'images', 'validation')))[0])
-    return dict(
-        root=root, data=data, good=good, evil=evil, marker=marker, image=image)
+    with serve_folder(str(root)) as base_url:
+        yield dict(
+            root=root,
+            data=data,
+            good=good,
+            evil=evil,
+            evil_url=f'{base_url}/evil.pth',
+            torch_home=str(tmp_path_factory.mktemp('torch_home')),
+            marker=marker,
+            image=image)
 
 
 def _data(env):
@@ -98,16 +98,23 @@ ENTRY_POINTS = {
 }
 
 
+@pytest.mark.parametrize('source', ['evil', 'evil_url'])
 @pytest.mark.parametrize('entry', sorted(ENTRY_POINTS))
-def test_pickled_code_is_refused_everywhere(env, entry, tmp_path):
+def test_pickled_code_is_refused_everywhere(env, entry, source, tmp_path):
+    # the URL is downloaded by the first tool and taken from the hub cache
+    # by the others: both paths end in the safe loader
     proc = run_tool(
-        *ENTRY_POINTS[entry](env, str(tmp_path)), timeout=600, expect_ok=False)
-    _assert_refused(proc, env, env['evil'])
+        *ENTRY_POINTS[entry](dict(env, evil=env[source]), str(tmp_path)),
+        timeout=600,
+        expect_ok=False,
+        TORCH_HOME=env['torch_home'])
+    _assert_refused(proc, env, env[source])
     assert not osp.exists(tmp_path / 'test_metrics.json')
 
 
-def test_auto_resume_through_last_checkpoint_is_refused(env, tmp_path):
-    (tmp_path / 'last_checkpoint').write_text(env['evil'])
+@pytest.mark.parametrize('source', ['evil', 'evil_url'])
+def test_auto_resume_through_last_checkpoint_is_refused(env, source, tmp_path):
+    (tmp_path / 'last_checkpoint').write_text(env[source])
     proc = run_tool(
         'tools/train.py',
         DEMO,
@@ -118,14 +125,95 @@ def test_auto_resume_through_last_checkpoint_is_refused(env, tmp_path):
         _data(env),
         'train_cfg.max_iters=2',
         timeout=600,
+        expect_ok=False,
+        TORCH_HOME=env['torch_home'])
+    _assert_refused(proc, env, env[source])
+
+
+def _mm_api(api, weights):
+    """Build the model of an mm Python API with ``weights``, as a user
+    would (the configs name slak_mm in custom_imports)."""
+    from tests.common import DEMO_VOC_CONFIG
+    cls_config = osp.join(ROOT, 'configs', 'imagenet', 'slak_t_in1k_eval.py')
+    if api == 'MMSegInferencer':
+        from mmseg.apis import MMSegInferencer
+        return MMSegInferencer(DEMO, weights=weights, device='cpu')
+    if api == 'mmseg.init_model':
+        from mmseg.apis import init_model
+        return init_model(DEMO, weights, device='cpu')
+    if api == 'DetInferencer':
+        from mmdet.apis import DetInferencer
+        return DetInferencer(DEMO_VOC_CONFIG, weights=weights, device='cpu')
+    if api == 'mmdet.init_detector':
+        from mmdet.apis import init_detector
+        return init_detector(DEMO_VOC_CONFIG, weights, device='cpu')
+    if api == 'ImageClassificationInferencer':
+        from mmpretrain.apis import ImageClassificationInferencer
+        return ImageClassificationInferencer(
+            cls_config, pretrained=weights, device='cpu')
+    if api == 'mmpretrain.init_model':
+        from mmpretrain.apis import init_model
+        return init_model(cls_config, weights, device='cpu')
+    if api == 'inferencer_config_from_weights':
+        from mmseg.apis import MMSegInferencer
+        return MMSegInferencer(None, weights=weights, device='cpu')
+    raise KeyError(api)
+
+
+MM_APIS = ('MMSegInferencer', 'mmseg.init_model', 'DetInferencer',
+           'mmdet.init_detector', 'ImageClassificationInferencer',
+           'mmpretrain.init_model', 'inferencer_config_from_weights')
+
+
+@pytest.mark.parametrize('api', MM_APIS)
+def test_mm_apis_refuse_a_hostile_url(env, api, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', env['torch_home'])
+    with pytest.raises(UnsafeCheckpointError) as err:
+        _mm_api(api, env['evil_url'])
+    assert env['evil_url'] in str(err.value)
+    assert 'posix.system' in str(err.value)
+    assert not osp.exists(env['marker']), 'the pickled payload ran'
+
+
+@pytest.fixture(scope='module')
+def config_code(env):
+    """The demo checkpoint whose stored configs (which mmengine executes on
+    resume and when an inferencer takes its config from the weights) hold
+    code; the checkpoint itself passes the pickle allow-list."""
+    marker = str(env['root'] / 'CONFIG_CODE_RAN')
+    code = f"\nimport os\nos.system('touch {marker}')\n"
+    checkpoint = load_checkpoint_safely(env['good'])
+    checkpoint['meta']['config'] = 'gpu_ids = [0]' + code
+    checkpoint['message_hub']['runtime_info']['cfg'] += code
+    path = str(env['root'] / 'config_code.pth')
+    torch.save(checkpoint, path)
+    return dict(path=path, marker=marker)
+
+
+def test_config_code_is_refused_by_resume_and_inferencers(
+        env, config_code, tmp_path):
+    proc = run_tool(
+        'tools/train.py',
+        DEMO,
+        '--work-dir',
+        str(tmp_path),
+        '--resume',
+        config_code['path'],
+        '--cfg-options',
+        _data(env),
+        'train_cfg.max_iters=2',
         expect_ok=False)
-    _assert_refused(proc, env, env['evil'])
+    assert 'meta.config' in proc.stderr and 'import os' in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith('error: ')
+    with pytest.raises(UnsafeCheckpointError, match='holds more than data'):
+        _mm_api('inferencer_config_from_weights', config_code['path'])
+    assert not osp.exists(config_code['marker']), 'the config code ran'
 
 
 def test_unsafe_load_is_an_explicit_logged_opt_in(env, tmp_path):
     marker = tmp_path / 'ran'
     checkpoint = load_checkpoint_safely(env['good'])
-    checkpoint['meta']['extra'] = _Payload(str(marker))
+    checkpoint['meta']['extra'] = Payload(str(marker))
     trusted = str(tmp_path / 'trusted.pth')
     torch.save(checkpoint, trusted)
     proc = run_tool(

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS, init_default_scope
 
 from slak_mm.checkpoint import (extract_state_dict, load_backbone_weights,
-                                load_checkpoint_file, to_backbone_state_dict)
+                                load_checkpoint_file, require_checkpoint,
+                                to_backbone_state_dict)
 from slak_mm.config import load_config, replace_sync_bn
 from slak_mm.datasets.synthetic import generate_ade20k
 from slak_mm.models import SLaK
@@ -199,8 +200,8 @@ def build_erf_backbone(
         ``dict(mean=..., std=..., rgb=...)`` (0-255 units), read from the
         config's ``data_preprocessor`` (timm: the model's pretrained_cfg).
     """
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    if checkpoint is not None:
+        require_checkpoint(checkpoint)
     if spec.startswith('timm:'):
         backbone, preprocess = _build_timm(spec[len('timm:'):], checkpoint)
     elif spec.endswith('.py'):

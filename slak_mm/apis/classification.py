@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import load_official_classifier
+from slak_mm.checkpoint import is_remote, load_official_classifier
 from slak_mm.config import adapt_to_device, check_datasets, set_work_dir
 from slak_mm.fileio import write_json_atomic
 from slak_mm.models.classifiers import HAS_MMPRETRAIN
@@ -65,7 +65,7 @@ def evaluate_classifier(cfg: Config,
             'ImageNet evaluation needs mmpretrain: pip install -e ".[cls]" '
             '(onedl-mmpretrain)',
             name='mmpretrain')
-    if not osp.isfile(checkpoint):
+    if not is_remote(checkpoint) and not osp.isfile(checkpoint):
         raise FileNotFoundError(
             f'Checkpoint not found: {checkpoint!r}. Download the official '
             f'SLaK ImageNet-1K file or pass its path.')

@@ -25,7 +25,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS, init_default_scope
 
-from slak_mm.checkpoint import fit_checkpoint
+from slak_mm.checkpoint import fit_checkpoint, require_checkpoint
 from slak_mm.config import adapt_to_device, load_config, partial_load_allowed
 from slak_mm.utils.images import IMG_EXTENSIONS, list_images
 
@@ -151,8 +151,7 @@ def infer_images(config: Union[str, Config],
         that cannot be read or predicted is skipped with a WARNING naming
         it when there are several (a single image raises ``ValueError``).
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    require_checkpoint(checkpoint)
     if not 0 <= opacity <= 1:
         raise ValueError(f'opacity must be in [0, 1], got {opacity}')
     images = list_images(inputs)

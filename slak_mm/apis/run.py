@@ -14,7 +14,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import find_resume_checkpoint, resolve_auto_resume
+from slak_mm.checkpoint import (find_resume_checkpoint, require_checkpoint,
+                                resolve_auto_resume)
 from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
                             check_sparse_training, check_train_cfg,
@@ -227,8 +228,7 @@ def test(
     Returns:
         dict: Metric name to value.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    require_checkpoint(checkpoint)
     _prepare(cfg, config_path, work_dir, launcher, skip_checks, ('test', ))
     cfg.load_from = checkpoint
     if show_dir or show:

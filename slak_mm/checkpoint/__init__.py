@@ -6,6 +6,9 @@ the official format, checking the fit, choosing what to resume.
   errors, and :func:`checkpoint_problem` (is a file complete, read
   without unpickling); :mod:`.mmengine_loader` routes mmengine's reads
   through it;
+- :mod:`.remote`: checkpoints named by a URL, downloaded into torch's hub
+  cache and read by the safe loader; :mod:`.embedded_config`: the config
+  text inside checkpoints, which mmengine executes, judged as data only;
 - :mod:`.atomic`: :func:`torch_save_atomic` and mmengine's file backend,
   written atomically by :mod:`slak_mm.fileio` (the plain-Python writer);
 - :mod:`.official`: :func:`checkpoint_filter_fn` (official or mm weights
@@ -29,15 +32,19 @@ from .reading import (UNSAFE_LOAD_ENV, CheckpointError, DamagedCheckpointError,
                       load_checkpoint_safely, safe_globals,
                       unsafe_load_allowed)
 from .recovery import POINTER_NAME, find_resume_checkpoint, resolve_auto_resume
+from .remote import (CheckpointDownloadError, cached_checkpoint_path,
+                     is_remote, require_checkpoint)
 
 __all__ = [
     'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION', 'POINTER_NAME',
     'UNSAFE_LOAD_ENV', 'AtomicLocalBackend', 'CheckpointError',
     'CheckpointMismatchError', 'DamagedCheckpointError',
-    'UnsafeCheckpointError', 'checkpoint_filter_fn', 'checkpoint_problem',
-    'classifier_filter_fn', 'convert_official_checkpoint',
-    'extract_state_dict', 'find_resume_checkpoint', 'fit_checkpoint',
-    'load_backbone_weights', 'load_checkpoint_file', 'load_checkpoint_safely',
+    'UnsafeCheckpointError', 'CheckpointDownloadError',
+    'cached_checkpoint_path', 'is_remote', 'require_checkpoint',
+    'checkpoint_filter_fn', 'checkpoint_problem', 'classifier_filter_fn',
+    'convert_official_checkpoint', 'extract_state_dict',
+    'find_resume_checkpoint', 'fit_checkpoint', 'load_backbone_weights',
+    'load_checkpoint_file', 'load_checkpoint_safely',
     'load_official_classifier', 'load_pretrained_backbone',
     'resolve_auto_resume', 'safe_globals', 'state_dict_of',
     'to_backbone_state_dict', 'torch_save_atomic', 'unsafe_load_allowed',

@@ -23,12 +23,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.runner import CheckpointLoader
 
 from slak_mm.sparse import (MASK_SUFFIX, apply_masks, group_density, has_masks,
                             masks_to_state_dict, weight_density)
 from slak_mm.version import __version__
 from .atomic import torch_save_atomic
 from .reading import load_checkpoint_safely
+from .remote import is_remote
 
 __all__ = [
     'checkpoint_filter_fn', 'convert_official_checkpoint',
@@ -52,7 +54,9 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     (:func:`~slak_mm.checkpoint.load_checkpoint_safely`).
 
     Args:
-        path (str): Local path of the checkpoint.
+        path (str): Local path of the checkpoint, or a URL / mmengine
+            scheme (``https://...``, ``s3://...``), read by mmengine's
+            ``CheckpointLoader`` (which ``import slak_mm`` made safe).
         map_location: Passed to ``torch.load``. Default: ``'cpu'``.
 
     Returns:
@@ -63,6 +67,8 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
             to point the config at the official file).
         CheckpointError: Unsafe or damaged files (see the loader).
     """
+    if is_remote(path):
+        return CheckpointLoader.load_checkpoint(path, map_location)
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'SLaK checkpoint not found: {path!r}. Download the official '

@@ -32,6 +32,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
+import zlib
 from typing import Any, BinaryIO, List, Optional, Union
 
 import torch
@@ -124,76 +125,134 @@ def _offending_global(err: Exception) -> str:
     return detail[:300] or 'an object outside the allow-list'
 
 
-def checkpoint_problem(path: str, allow_legacy: bool = False) -> Optional[str]:
-    """Why ``path`` is not a complete checkpoint file, or None.
+def _zip_problem(archive: zipfile.ZipFile, size: int) -> Optional[str]:
+    """What is wrong with the members of a ``torch.save`` zip, judged from
+    its directory alone (nothing is inflated).
 
-    A structural check that unpickles nothing (so no code runs):
-    ``torch.save`` writes a zip archive, which must open, pass the CRC check
-    of every member and hold ``data.pkl``; torch's pre-1.6 format is a bare
-    pickle, which cannot be checked. By default such a file counts as a
-    problem (an automatic resume must not pick a file it cannot check); the
-    loader accepts it (``allow_legacy=True``), as torch does.
+    ``torch.save`` stores every member uncompressed, so a compressed member
+    is foreign, and members cannot hold more bytes than the file: either
+    would let a file of a few MB make torch (or the CRC check) inflate
+    gigabytes before any other check runs.
+    """
+    members = archive.infolist()
+    for info in members:
+        if info.compress_type != zipfile.ZIP_STORED:
+            return (f'member {info.filename!r} is compressed (zip method '
+                    f'{info.compress_type}), which torch.save never writes; '
+                    f'refused before inflating it (it declares '
+                    f'{info.file_size} bytes)')
+    declared = sum(info.file_size for info in members)
+    if declared > size:
+        return (f'its members declare {declared} bytes, more than the '
+                f'{size} bytes of the file: forged or damaged')
+    if not any(
+            info.filename == 'data.pkl' or info.filename.endswith('/data.pkl')
+            for info in members):
+        if len(members) == 1 and not members[0].is_dir():
+            return (f'a zip holding one file ({members[0].filename!r}, '
+                    f'torch.hub\'s pre-1.6 format); unzip it and load the '
+                    f'file inside')
+        return 'not a torch checkpoint (no data.pkl)'
+    damaged = archive.testzip()  # reads every member, checks CRCs
+    if damaged is not None:
+        return (f'damaged: member {damaged!r} fails its CRC check (bit flips '
+                f'or a damaged copy)')
+    return None
+
+
+def _stream_problem(f: BinaryIO, size: int,
+                    allow_legacy: bool) -> Optional[str]:
+    """:func:`checkpoint_problem` for an open binary stream of ``size``
+    bytes, read from its current position."""
+    if size == 0:
+        return 'the file is empty (0 bytes): an interrupted save or download'
+    head = f.read(4)
+    f.seek(-len(head), os.SEEK_CUR)
+    if head[:1] == b'\x80':  # a pickle: torch's pre-1.6 format
+        return None if allow_legacy else (
+            'a legacy (non-zip) torch file, which cannot be checked; '
+            'resume from it explicitly with --resume PATH')
+    if head != b'PK\x03\x04':
+        return (f'not a PyTorch checkpoint (starts with {head!r}; '
+                f'expected a torch.save zip or pickle)')
+    try:
+        with zipfile.ZipFile(f) as archive:
+            return _zip_problem(archive, size)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError,
+            NotImplementedError, zlib.error) as err:
+        return (f'not a complete torch checkpoint (truncated or corrupt, '
+                f'{size} bytes: {err})')
+
+
+def checkpoint_problem(source: Union[str, os.PathLike, BinaryIO],
+                       allow_legacy: bool = False) -> Optional[str]:
+    """Why ``source`` is not a complete checkpoint file, or None.
+
+    A structural check that unpickles nothing (so no code runs) and
+    inflates nothing: ``torch.save`` writes a zip archive of uncompressed
+    members, which must open, declare no more bytes than the file holds,
+    pass the CRC check of every member and hold ``data.pkl``; torch's
+    pre-1.6 format is a bare pickle, which cannot be checked. By default
+    such a file counts as a problem (an automatic resume must not pick a
+    file it cannot check); the loader accepts it (``allow_legacy=True``),
+    as torch does.
 
     Args:
-        path (str): The file.
+        source (str | os.PathLike | file): The file, or a seekable binary
+            stream (e.g. a remote file's bytes in ``io.BytesIO``), which
+            is left at the position it had.
         allow_legacy (bool): Accept a legacy (non-zip) pickle file.
             Default: False.
 
     Returns:
         str | None: The problem in a few words; None if it looks complete.
     """
+    if not isinstance(source, (str, os.PathLike)):
+        start = source.tell()
+        try:
+            size = source.seek(0, os.SEEK_END) - start
+            source.seek(start)
+            return _stream_problem(source, size, allow_legacy)
+        finally:
+            source.seek(start)
+    path = os.fspath(source)
     if osp.isdir(path):
         return 'a folder, not a checkpoint file'
     if not osp.isfile(path):  # also False for a name with a NUL byte
         return 'the file does not exist'
     try:
-        size = osp.getsize(path)
-        if size == 0:
-            return ('the file is empty (0 bytes): an interrupted save or '
-                    'download')
         with open(path, 'rb') as f:
-            head = f.read(4)
-        if head[:1] == b'\x80':  # a pickle: torch's pre-1.6 format
-            return None if allow_legacy else (
-                'a legacy (non-zip) torch file, which cannot be checked; '
-                'resume from it explicitly with --resume PATH')
-        if head != b'PK\x03\x04':
-            return (f'not a PyTorch checkpoint (starts with {head!r}; '
-                    f'expected a torch.save zip or pickle)')
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()  # reads every member, checks CRCs
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError,
-            NotImplementedError) as err:
-        return (f'not a complete torch checkpoint (truncated or corrupt, '
-                f'{size} bytes: {err})')
-    if damaged is not None:
-        return (f'damaged: member {damaged!r} fails its CRC check (bit flips '
-                f'or a damaged copy)')
-    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
-        return 'not a torch checkpoint (no data.pkl)'
-    return None
+            return _stream_problem(f,
+                                   os.fstat(f.fileno()).st_size, allow_legacy)
+    except OSError as err:
+        return f'unreadable: {err}'
 
 
-def _check_file(path: str) -> None:
+def _check_source(source: Union[str, BinaryIO], name: str) -> None:
     """Turn torch's raw errors on a damaged file into one line."""
-    if not osp.isfile(path) and not osp.isdir(path):
-        raise FileNotFoundError(f'Checkpoint not found: {path!r}')
-    problem = checkpoint_problem(path, allow_legacy=True)
+    if isinstance(source, str) and not osp.isfile(source) and \
+            not osp.isdir(source):
+        raise FileNotFoundError(f'Checkpoint not found: {source!r}')
+    if not isinstance(source, str) and not source.seekable():
+        return  # a pipe: torch reads it as it comes
+    problem = checkpoint_problem(source, allow_legacy=True)
     if problem is not None:
         raise DamagedCheckpointError(
-            f'Checkpoint {path!r} is unusable: {problem}. Use another '
+            f'Checkpoint {name} is unusable: {problem}. Use another '
             f'checkpoint (e.g. an earlier iter_*.pth) or copy it again.')
 
 
 def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
-                           map_location: Any = 'cpu') -> Any:
+                           map_location: Any = 'cpu',
+                           origin: Optional[str] = None) -> Any:
     """``torch.load`` with ``weights_only=True`` and slak_mm's allow-list.
 
     Args:
         source (str | os.PathLike | file): Local path, or a binary file
             object (e.g. the bytes of a remote file in ``io.BytesIO``).
         map_location: Passed to ``torch.load``. Default: ``'cpu'``.
+        origin (str, optional): Where the file came from (e.g. the URL of
+            a downloaded file), named in every message beside the file.
 
     Returns:
         The unpickled object (usually a dict).
@@ -202,19 +261,22 @@ def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
         FileNotFoundError: ``source`` is a path that does not exist.
         UnsafeCheckpointError: The file needs another Python global (the
             message names it and the opt-in for trusted files).
-        DamagedCheckpointError: Empty, truncated, corrupt or not a
+        DamagedCheckpointError: Empty, truncated, corrupt, forged or not a
             checkpoint.
     """
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
-    name = source if isinstance(source, str) else getattr(
-        source, 'name', '<in-memory checkpoint>')
     if isinstance(source, str):
         source = osp.expanduser(source)
-        _check_file(source)
+    name = repr(
+        source if isinstance(source, str) else getattr(
+            source, 'name', '<in-memory checkpoint>'))
+    if origin:
+        name = f'{name} (from {origin})'
+    _check_source(source, name)
     if unsafe_load_allowed():
         print_log(
-            f'{UNSAFE_LOAD_ENV}=1: loading {name!r} with weights_only=False. '
+            f'{UNSAFE_LOAD_ENV}=1: loading {name} with weights_only=False. '
             f'Any code pickled in this file runs now; use this only for '
             f'files you trust.',
             logger='current',
@@ -228,7 +290,7 @@ def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
         return safe_numpy.materialize(loaded)
     except safe_numpy.NumpyRefused as err:
         raise UnsafeCheckpointError(
-            f'Refused to load {name!r}: it holds {err}. slak_mm builds '
+            f'Refused to load {name}: it holds {err}. slak_mm builds '
             f'numpy objects from checkpoints only as plain data, since an '
             f'object dtype lets the file forge memory pointers. If you '
             f'trust the file, rerun with --unsafe-load (tools) or '
@@ -236,17 +298,23 @@ def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
     except pickle.UnpicklingError as err:
         if 'weights_only' not in str(err) and 'allowed' not in str(err):
             raise DamagedCheckpointError(
-                f'Checkpoint {name!r} cannot be unpickled: {err}') from None
+                f'Checkpoint {name} cannot be unpickled: '
+                f'{_one_line(err)}') from None
         raise UnsafeCheckpointError(
-            f'Refused to load {name!r}: it needs {_offending_global(err)}, '
+            f'Refused to load {name}: it needs {_offending_global(err)}, '
             f'which is not among what mm and '
             f'SLaK checkpoints hold (tensors, containers, numpy arrays, '
             f'argparse.Namespace, mmengine HistoryBuffer); unpickling it '
             f'could run arbitrary code. If you trust the file, rerun with '
             f'--unsafe-load (tools) or {UNSAFE_LOAD_ENV}=1.') from None
     except (EOFError, RuntimeError, ValueError, IndexError, KeyError,
-            AttributeError, TypeError, OSError) as err:
+            AttributeError, TypeError, OSError, OverflowError, MemoryError,
+            RecursionError) as err:
         raise DamagedCheckpointError(
-            f'Checkpoint {name!r} cannot be read ({type(err).__name__}: '
-            f'{str(err).splitlines()[0] if str(err) else "no detail"}): '
-            f'it is damaged or not a checkpoint.') from None
+            f'Checkpoint {name} cannot be read ({type(err).__name__}: '
+            f'{_one_line(err)}): it is damaged or not a checkpoint.') from None
+
+
+def _one_line(err: Exception, limit: int = 300) -> str:
+    """An exception's message on one line, at most ``limit`` characters."""
+    return ' '.join(str(err).split())[:limit] or 'no detail'

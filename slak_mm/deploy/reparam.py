@@ -13,7 +13,8 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
-from slak_mm.checkpoint import fit_checkpoint, torch_save_atomic
+from slak_mm.checkpoint import (fit_checkpoint, require_checkpoint,
+                                torch_save_atomic)
 from slak_mm.config import adapt_to_device, partial_load_allowed
 from slak_mm.models import LargeKernelConv, SLaK, build_model
 from slak_mm.version import __version__
@@ -49,8 +50,7 @@ def load_deploy_model(cfg: Config,
         checkpoint dict, and ``merged`` (large kernels merged here) plus
         ``params_before`` (parameters before merging).
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    require_checkpoint(checkpoint)
     adapt_to_device(cfg)
     model = build_model(cfg)
     backbones = [m for m in model.modules() if isinstance(m, SLaK)]

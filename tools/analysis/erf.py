@@ -31,6 +31,7 @@ from slak_mm.analysis.erf import (DEFAULT_THRESHOLDS, MIN_SIZE, ERFImages,
                                   find_images, format_area_table,
                                   high_contribution_area, plot_erf,
                                   synthetic_images, threshold_key)
+from slak_mm.checkpoint import is_remote
 from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
 
 
@@ -134,7 +135,7 @@ def check_entries(entries):
                              f'config file (*.py) or timm:NAME')
         elif not osp.isfile(spec):
             raise SystemExit(f'error: config file not found: {spec!r}')
-        if ckpt and not osp.isfile(ckpt):
+        if ckpt and not is_remote(ckpt) and not osp.isfile(ckpt):
             raise SystemExit(f'error: checkpoint not found: {ckpt!r}')
 
 
