@@ -22,7 +22,9 @@ else:
         'ignore', message='faster_coco_eval is not installed')
     from . import checkpoint, datasets, engine, models  # noqa: F401
 
-    # no checkpoint read runs pickled code, also mmengine's
+    # no file mmengine reads runs code: checkpoints from every scheme, the
+    # config text stored in them, YAML and pickle files of mmengine.load
     checkpoint.use_safe_mmengine_loader()
+    checkpoint.use_safe_mmengine_handlers()
 
 __all__ = ['__version__', 'get_config_path']

@@ -18,7 +18,7 @@ import torch
 from slak_mm.checkpoint import UnsafeCheckpointError, load_checkpoint_safely
 from tests.common import DEMO_CONFIG as DEMO
 from tests.common import ROOT, Payload, serve_folder
-from tests.tool_runner import run_tool
+from tests.tool_runner import refusal, run_tool
 
 
 @pytest.fixture(scope='module')
@@ -375,6 +375,28 @@ def test_resume_from_a_weights_only_file_names_what_is_missing(env, tmp_path):
     assert 'Cannot resume from' in proc.stderr, proc.log[-2000:]
     assert "'meta'" in proc.stderr and 'load_from=' in proc.stderr
     assert 'KeyError' not in proc.stderr
+
+
+@pytest.mark.parametrize('key,value', [('iter', -5), ('epoch', 1.5),
+                                       ('seed', 2**40)])
+def test_resume_checks_the_values_that_drive_the_run(env, key, value,
+                                                     tmp_path):
+    checkpoint = load_checkpoint_safely(env['good'])
+    checkpoint['meta'][key] = value
+    path = str(tmp_path / 'edited.pth')
+    torch.save(checkpoint, path)
+    error = refusal('tools/train.py', DEMO, '--work-dir', str(tmp_path),
+                    '--resume', path, '--cfg-options', _data(env),
+                    'train_cfg.max_iters=2')
+    assert f'meta.{key} is {value!r}' in error and path in error
+
+
+def test_resume_at_the_end_of_training_says_so(env, tmp_path):
+    proc = run_tool('tools/train.py', DEMO, '--work-dir',
+                    str(tmp_path), '--resume', env['good'], '--cfg-options',
+                    _data(env), 'train_cfg.max_iters=2')
+    assert 'is at iter 300, the end of training' in proc.log
+    assert not osp.exists(tmp_path / 'iter_2.pth')
 
 
 def test_convert_refuses_a_file_without_slak_weights(tmp_path):

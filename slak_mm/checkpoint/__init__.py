@@ -5,7 +5,8 @@ the official format, checking the fit, choosing what to resume.
   with an allow-list; numpy objects rebuilt by :mod:`.safe_numpy`), the
   errors, and :func:`checkpoint_problem` (is a file complete, read
   without unpickling); :mod:`.mmengine_loader` routes mmengine's reads
-  through it;
+  through it (every ``CheckpointLoader`` scheme); :mod:`.mmengine_handlers`
+  makes ``mmengine.load`` read YAML as plain data and refuse pickles;
 - :mod:`.remote`: checkpoints named by a URL, downloaded into torch's hub
   cache and read by the safe loader; :mod:`.embedded_config`: the config
   text inside checkpoints, which mmengine executes, judged as data only;
@@ -22,6 +23,7 @@ from .atomic import ATOMIC_BACKEND, AtomicLocalBackend, torch_save_atomic
 from .classifier import classifier_filter_fn, load_official_classifier
 from .fit import (PARTIAL_LOAD_OPTION, CheckpointMismatchError, fit_checkpoint,
                   state_dict_of)
+from .mmengine_handlers import UnsafeFileError, use_safe_mmengine_handlers
 from .mmengine_loader import MMENGINE_LOADER, use_safe_mmengine_loader
 from .official import (checkpoint_filter_fn, convert_official_checkpoint,
                        extract_state_dict, load_backbone_weights,
@@ -48,5 +50,5 @@ __all__ = [
     'load_official_classifier', 'load_pretrained_backbone',
     'resolve_auto_resume', 'safe_globals', 'state_dict_of',
     'to_backbone_state_dict', 'torch_save_atomic', 'unsafe_load_allowed',
-    'use_safe_mmengine_loader'
+    'use_safe_mmengine_loader', 'UnsafeFileError', 'use_safe_mmengine_handlers'
 ]

@@ -1,8 +1,11 @@
 """Refuse a ``load_from`` / test / resume checkpoint that does not fit."""
+import logging
 from typing import Optional
 
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop
 
 from slak_mm.checkpoint import CheckpointMismatchError, fit_checkpoint
 from slak_mm.registry import register_hook
@@ -25,7 +28,11 @@ class CheckpointLoadCheckHook(Hook):
       masks a sparse model has and the file lacks come from its zeros;
     - a resumed file must be a training checkpoint (``meta`` with epoch and
       iteration, ``message_hub``, ``optimizer``), else the message says to
-      use ``load_from`` instead of a raw ``KeyError: 'meta'``.
+      use ``load_from`` instead of a raw ``KeyError: 'meta'``; the values
+      that drive the run (``meta.epoch``, ``meta.iter``: counts >= 0;
+      ``meta.seed``: a seed numpy takes) are checked, since mmengine takes
+      them as they are (a negative iteration trains on silently); a
+      checkpoint at or past the end of training is said once.
 
     The configs here set it as ``default_hooks.load_check``; the tools add
     it to configs that lack it.
@@ -53,6 +60,7 @@ class CheckpointLoadCheckHook(Hook):
                 f'checkpoint dict.')
         if getattr(runner, '_resume', False):
             self._check_resumable(checkpoint, source)
+            self._check_run_state(checkpoint['meta'], source, runner)
         model = runner.model
         # as mmengine's load_state_dict: DDP and TTA wrappers load their
         # inner model
@@ -68,6 +76,8 @@ class CheckpointLoadCheckHook(Hook):
             lacking += [
                 f'meta.{k}' for k in ('epoch', 'iter') if k not in meta
             ]
+        elif 'meta' in checkpoint:
+            lacking.append('meta as a dict')
         if lacking:
             raise CheckpointMismatchError(
                 f'Cannot resume from {source!r}: it lacks {lacking} (it is a '
@@ -75,3 +85,32 @@ class CheckpointLoadCheckHook(Hook):
                 f'by training). To start a new training from its weights use '
                 f'load_from={source} without --resume (a backbone file goes '
                 f'to model.backbone.init_cfg).')
+
+    @staticmethod
+    def _check_run_state(meta: dict, source: str, runner) -> None:
+        for key in ('epoch', 'iter'):
+            value = meta[key]
+            if not isinstance(value, int) or isinstance(value, bool) \
+                    or value < 0:
+                raise CheckpointMismatchError(
+                    f'Cannot resume from {source!r}: its meta.{key} is '
+                    f'{value!r}, not a count >= 0 (a damaged or edited '
+                    f'file). Resume from another checkpoint.')
+        seed = meta.get('seed')
+        if seed is not None and not (isinstance(seed, int) and not isinstance(
+                seed, bool) and 0 <= seed < 2**32):
+            raise CheckpointMismatchError(
+                f'Cannot resume from {source!r}: its meta.seed is {seed!r}, '
+                f'not a seed in [0, 2**32) (a damaged or edited file). '
+                f'Resume from another checkpoint.')
+        loop = runner.train_loop
+        done, total, unit = ((meta['epoch'], loop.max_epochs, 'epoch')
+                             if isinstance(loop, EpochBasedTrainLoop) else
+                             (meta['iter'], loop.max_iters, 'iter'))
+        if done >= total:
+            print_log(
+                f'{source!r} is at {unit} {done}, the end of training '
+                f'(max {unit}s: {total}): nothing is left to train. Raise '
+                f'train_cfg.max_{unit}s to train on.',
+                logger='current',
+                level=logging.WARNING)
