@@ -39,10 +39,10 @@ class NotAllowed:
 def test_mmengine_still_has_the_replaced_functions():
     for name in mmengine_loader.MMENGINE_READERS:
         assert getattr(mm_checkpoint, name) is getattr(
-            mmengine_loader, name if name != 'load_url' else 'load_url'), (
-                f'mmengine.runner.checkpoint.{name} is not slak_mm\'s: '
-                f'slak_mm/checkpoint/mmengine_loader.py must route '
-                f'mmengine\'s checkpoint reads another way')
+            mmengine_loader,
+            name), (f'mmengine.runner.checkpoint.{name} is not slak_mm\'s: '
+                    f'slak_mm/checkpoint/mmengine_loader.py must route '
+                    f'mmengine\'s checkpoint reads another way')
 
 
 @pytest.mark.parametrize('name',
