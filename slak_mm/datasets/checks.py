@@ -4,19 +4,27 @@
 files, folder listings, the first bytes of each segmentation map and of its
 image) and stops with one line naming the file, the problem and the fix:
 
+* every split lists at least one image;
 * segmentation (mmseg datasets with ``img_path`` / ``seg_map_path``): every
-  image has its annotation file; every annotation file is a non-empty PNG
-  (or another image format) whose header size is its image's;
+  image has its annotation file; every annotation file is a non-empty,
+  one-channel PNG (or another lossless image format: JPEG data is refused)
+  whose header size is its image's; a JPEG with an EXIF orientation that
+  the image loader would apply (and the label map's would not) is refused;
 * COCO JSON: the file parses (a parse error names the file); every
   annotation refers to an image of ``images`` and a category of
-  ``categories``; every listed image file exists. Annotations mmdet would
-  drop silently (boxes under 1 px or outside the image, area <= 0,
-  categories outside the config's classes) are counted, and a summary
-  (images, annotations kept, dropped per reason) is logged at the start.
-  A split whose every annotation is dropped is an error;
+  ``categories``; every listed image file exists; every RLE mask has its
+  image's size and counts that add up to it (read as numbers, never
+  decoded); with a pipeline that loads masks, every annotation has a
+  ``segmentation``;
 * PASCAL VOC XML: every listed id has its XML and image file; each XML
-  parses; each object has a known class name and a box with
-  ``xmax > xmin`` and ``ymax > ymin``; a summary is logged as for COCO.
+  parses; each object has a known class name and a box, as mmdet reads it,
+  with ``xmax > xmin``, ``ymax > ymin`` and some part inside the image.
+
+Detection datasets log a summary at the start, counted by mmdet's rules
+(``parse_data_info``, ``filter_data``, ``LoadAnnotations``): images
+yielded, instances kept, ignored (crowd, difficult, masks without a polygon
+of 3 points, ...) and dropped, per reason; a WARNING when anything is
+dropped. A split left without a usable instance is an error.
 
 Nothing here decodes an image: checks that need the pixels (decoding,
 the label values, the size of the decoded image) run where the pipeline
@@ -39,8 +47,9 @@ from slak_mm.registry import init_default, is_subclass_named, registered_class
 from .rle import rle_problem
 
 __all__ = [
-    'DatasetError', 'check_dataset_files', 'dataset_classes',
-    'image_size_from_header', 'leaf_dataset_cfgs', 'pipeline_transforms'
+    'DatasetError', 'check_dataset_files', 'dataset_classes', 'image_header',
+    'image_size_from_header', 'leaf_dataset_cfgs', 'lossy_label_map_error',
+    'pipeline_transforms'
 ]
 
 #: How many example files an error names at most.
@@ -75,8 +84,9 @@ class DatasetError(ValueError):
         super().__init__(' '.join(message.split()))
 
 
-def _examples(items: Sequence[Any]) -> str:
-    shown = ', '.join(repr(i) for i in list(items)[:MAX_NAMED])
+def _examples(items: Sequence[Any], quote: bool = True) -> str:
+    shown = ('; ', ', ')[quote].join(
+        repr(i) if quote else str(i) for i in list(items)[:MAX_NAMED])
     more = len(items) - MAX_NAMED
     return shown + (f' and {more} more' if more > 0 else '')
 
@@ -498,13 +508,12 @@ class _Tally:
         if self.kept or (test_mode and not self.total):
             return
         left_out = self.dropped + self.ignored
+        reasons = f' (dropped or ignored: {_reasons(left_out)})' \
+            if left_out else ''
         raise DatasetError(
             f'{where} {path}: none of its {self.total} {self.unit} is '
-            f'usable' +
-            (f' (dropped or ignored: {_reasons(left_out)})' if left_out else ''
-             ) +
-            '; training or testing on it would only see empty images. Fix '
-            'the annotations or the config\'s classes.')
+            f'usable{reasons}; training or testing on it would only see '
+            f'empty images. Fix the annotations or the config\'s classes.')
 
 
 def _reasons(counts: Counter) -> str:
@@ -667,47 +676,55 @@ def _polygons_problem(masks: list) -> Optional[str]:
     return None
 
 
+#: Annotations handed to ``_process_masks`` at once (its polygon arrays
+#: of a whole COCO split would take hundreds of MB).
+_MASK_CHUNK = 1024
+
+
 def _count_masks(path: str, loader: Any, anns: list, images: dict,
                  tally: _Tally) -> None:
     """Apply the pipeline's ``LoadAnnotations._process_masks`` (mmdet's
     rule: polygons of < 3 points are left out of a mask, an instance with
     none left is ignored) to the kept annotations, and count it."""
-    missing, bad = [], []
-    instances = []
-    for ann in anns:
-        if not ann.get('segmentation'):  # mmdet: KeyError 'mask'
-            missing.append(
-                f'id {ann["id"]} ({images[ann["image_id"]]["file_name"]})')
-        instances.append(
-            dict(
-                mask=ann.get('segmentation'),
-                ignore_flag=int(bool(ann.get('iscrowd', False)))))
-    if missing:
+
+    def named(ann: dict) -> str:
+        return f'id {ann["id"]} ({images[ann["image_id"]]["file_name"]})'
+
+    missing = [named(a) for a in anns if not a.get('segmentation')]
+    if missing:  # mmdet: KeyError 'mask'
         raise DatasetError(
             f'{path}: {len(missing)} annotations have no "segmentation" but '
             f'the pipeline loads masks (LoadAnnotations with_mask=True): '
-            f'{_examples(missing)}; add their polygons, remove them, or '
-            f'train a model without masks.')
-    results = dict(instances=instances)
-    masks = loader._process_masks(results)
-    for ann, mask, ignore in zip(anns, masks, results['gt_ignore_flags']):
-        problem = _polygons_problem(mask)
-        if problem:
-            bad.append(f'id {ann["id"]}: {problem}')
-        elif ann.get('iscrowd', False):
-            tally.ignored['crowd (iscrowd)'] += 1
-        elif ignore:
-            tally.ignored['mask: no polygon of >= 3 points' if isinstance(
-                ann['segmentation'], list
-            ) else 'mask: RLE with poly2mask=False'] += 1
-        else:
-            tally.kept += 1
-            if isinstance(ann['segmentation'], list):
-                tally.parts_dropped += len(ann['segmentation']) - len(mask)
+            f'{_examples(missing, quote=False)}; add their polygons, remove '
+            f'them, or train a model without masks.')
+    bad = []
+    for start in range(0, len(anns), _MASK_CHUNK):
+        chunk = anns[start:start + _MASK_CHUNK]
+        results = dict(instances=[
+            dict(
+                mask=a['segmentation'],
+                ignore_flag=int(bool(a.get('iscrowd', False)))) for a in chunk
+        ])
+        masks = loader._process_masks(results)
+        for ann, mask, ignore in zip(chunk, masks, results['gt_ignore_flags']):
+            polygons = isinstance(ann['segmentation'], list)
+            problem = _polygons_problem(mask)
+            if problem:
+                bad.append(f'{named(ann)}: {problem}')
+            elif ann.get('iscrowd', False):
+                tally.ignored['crowd (iscrowd)'] += 1
+            elif ignore:
+                tally.ignored['mask: no polygon of >= 3 points' if polygons
+                              else 'mask: RLE with poly2mask=False'] += 1
+            else:
+                tally.kept += 1
+                if polygons:
+                    tally.parts_dropped += len(ann['segmentation']) - len(mask)
     if bad:
         raise DatasetError(
             f'{path}: {len(bad)} annotations have a damaged "segmentation": '
-            f'{_examples(bad)}. Restore them or remove the annotations.')
+            f'{_examples(bad, quote=False)}. Restore them or remove the '
+            f'annotations.')
 
 
 def _check_coco(split: str, ds: dict, classes: Optional[tuple],
@@ -735,9 +752,9 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple],
     if damaged:
         raise DatasetError(
             f'{path}: {len(damaged)} annotations have a damaged '
-            f'"segmentation": {_examples(damaged)}. An RLE\'s "size" is its '
-            f'image\'s [height, width] and its "counts" add up to height x '
-            f'width; restore them or remove the annotations.')
+            f'"segmentation": {_examples(damaged, quote=False)}. An RLE\'s '
+            f'"size" is its image\'s [height, width] and its "counts" add up '
+            f'to height x width; restore them or remove the annotations.')
     img_dir = _join(root, (ds.get('data_prefix') or {}).get('img') or '')
     if osp.isdir(img_dir):
         missing = [
