@@ -727,45 +727,28 @@ def _count_masks(path: str, loader: Any, anns: list, images: dict,
             f'annotations.')
 
 
-def _check_coco(split: str, ds: dict, classes: Optional[tuple],
-                scope: Optional[str]) -> None:
-    where = f'{split} dataset ({ds.get("type")})'
-    root = ds.get('data_root') or ''
-    path = _join(root, ds.get('ann_file'))
-    if not path or not osp.isfile(path):
-        return  # check_datasets names a missing ann_file
-    data = _load_json(path)
-    images = _coco_images(path, data)
-    categories = {
-        c.get('id'): c.get('name')
-        for c in data.get('categories') or [] if isinstance(c, dict)
-    }
-    anns = data.get('annotations') or []
-    _coco_annotations(path, anns, images, categories)
+def _check_segmentations(path: str, anns: list, images: dict) -> None:
+    """Every ``segmentation`` is polygons or a valid RLE (read, never
+    decoded): refused by annotation id before mmdet decodes it."""
     damaged = []
     for ann in anns:
-        problem = _segmentation_problem(ann, images[ann['image_id']])
+        img = images[ann['image_id']]
+        problem = _segmentation_problem(ann, img)
         if problem:
-            damaged.append(
-                f'id {ann["id"]} '
-                f'({images[ann["image_id"]]["file_name"]}): {problem}')
+            damaged.append(f'id {ann["id"]} ({img["file_name"]}): {problem}')
     if damaged:
         raise DatasetError(
             f'{path}: {len(damaged)} annotations have a damaged '
             f'"segmentation": {_examples(damaged, quote=False)}. An RLE\'s '
             f'"size" is its image\'s [height, width] and its "counts" add up '
             f'to height x width; restore them or remove the annotations.')
-    img_dir = _join(root, (ds.get('data_prefix') or {}).get('img') or '')
-    if osp.isdir(img_dir):
-        missing = [
-            img['file_name'] for img in images.values()
-            if not osp.isfile(osp.join(img_dir, img['file_name']))
-        ]
-        if missing:
-            raise DatasetError(
-                f'{path}: {len(missing)} of its {len(images)} images are not '
-                f'in {img_dir!r}: {_examples(missing)}; restore them or '
-                f'remove them from the JSON.')
+
+
+def _coco_tally(path: str, ds: dict, images: dict, categories: dict,
+                anns: list, classes: Optional[tuple],
+                scope: Optional[str]) -> _Tally:
+    """Count what mmdet's ``CocoDataset`` and the pipeline's
+    ``LoadAnnotations`` make of the (checked) annotations."""
     tally = _Tally('annotations')
     tally.listed, tally.total = len(images), len(anns)
     # mmdet's CocoDataset.filter_data: an image is kept with an annotation
@@ -802,6 +785,37 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple],
         if crowd:
             tally.ignored['crowd (iscrowd)'] = crowd
         tally.kept = len(parsed) - crowd
+    return tally
+
+
+def _check_coco(split: str, ds: dict, classes: Optional[tuple],
+                scope: Optional[str]) -> None:
+    where = f'{split} dataset ({ds.get("type")})'
+    root = ds.get('data_root') or ''
+    path = _join(root, ds.get('ann_file'))
+    if not path or not osp.isfile(path):
+        return  # check_datasets names a missing ann_file
+    data = _load_json(path)
+    images = _coco_images(path, data)
+    categories = {
+        c.get('id'): c.get('name')
+        for c in data.get('categories') or [] if isinstance(c, dict)
+    }
+    anns = data.get('annotations') or []
+    _coco_annotations(path, anns, images, categories)
+    _check_segmentations(path, anns, images)
+    img_dir = _join(root, (ds.get('data_prefix') or {}).get('img') or '')
+    if osp.isdir(img_dir):
+        missing = [
+            img['file_name'] for img in images.values()
+            if not osp.isfile(osp.join(img_dir, img['file_name']))
+        ]
+        if missing:
+            raise DatasetError(
+                f'{path}: {len(missing)} of its {len(images)} images are not '
+                f'in {img_dir!r}: {_examples(missing)}; restore them or '
+                f'remove them from the JSON.')
+    tally = _coco_tally(path, ds, images, categories, anns, classes, scope)
     tally.log(where, path)
     tally.require_usable(where, path, bool(ds.get('test_mode')))
 
