@@ -441,9 +441,10 @@ def _check_seg_pair(where: str, img: str, ann: str, exif: bool) -> None:
 # ----------------------------------------------------------------------------
 # detection: what mmdet yields
 # ----------------------------------------------------------------------------
-#: Reasons to ignore an instance that are the dataset's own conventions
-#: (said in the summary, no WARNING).
-_ROUTINE_IGNORED = ('crowd (iscrowd)', 'difficult')
+#: Reasons to ignore an instance that are the dataset's conventions or the
+#: config's choice (said in the summary, no WARNING), by their start.
+_ROUTINE_IGNORED = ('crowd (iscrowd)', 'difficult',
+                    'box under filter_cfg.bbox_min_size')
 
 
 class _Tally:
@@ -484,7 +485,7 @@ class _Tally:
             text += (f'; {self.parts_dropped} mask polygons of < 3 points '
                      f'left out of their masks')
         warn = self.dropped or self.parts_dropped or any(
-            r not in _ROUTINE_IGNORED for r in self.ignored)
+            not r.startswith(_ROUTINE_IGNORED) for r in self.ignored)
         print_log(
             text,
             logger='current',
