@@ -6,24 +6,31 @@ a time. The tools run in this process (``runpy``, ``sys.argv`` patched), so
 each case costs a model build, not an interpreter start; a run trains for at
 most 2 iterations.
 """
+import argparse
 import copy
 import glob
 import json
 import os.path as osp
 import re
+import resource
 import shutil
+import xml.etree.ElementTree as ET
 from unittest import mock
 
 import cv2
+import mmcv
 import numpy as np
+import pycocotools.mask as mask_utils
 import pytest
 import torch
 
 from slak_mm.apis import build_model
+from slak_mm.cli import add_cfg_options_arg
 from slak_mm.config import check_datasets, load_config
 from slak_mm.datasets import (DatasetError, check_dataset_files, generate_all,
                               install_data_checks)
 from slak_mm.datasets.checks import image_size_from_header
+from slak_mm.datasets.rle import rle_counts, rle_problem
 from slak_mm.datasets.transforms import (CheckedLoadAnnotations,
                                          CheckedLoadImageFromFile)
 from tests.common import DEMO_COCO_CONFIG as COCO
@@ -268,6 +275,89 @@ def test_damaged_annotation_png_named_where_decoded(ade, damage, message):
     assert ann in str(err.value)
 
 
+def test_jpeg_label_map_is_refused(ade):
+    """Was: trained on (JPEG changes class indices along borders)."""
+    ann = ade_file(ade, 'annotation', 'training', 0)
+    label = cv2.imread(ann, cv2.IMREAD_UNCHANGED)
+    ok, data = cv2.imencode('.jpg', label)
+    with open(ann, 'wb') as f:
+        f.write(data.tobytes())
+    with pytest.raises(DatasetError, match='JPEG data under a .png name'):
+        check_datasets(load_config(SEG, {'data_root': ade}), ('train', ))
+    with pytest.raises(DatasetError, match='JPEG data under a .png name'):
+        _seg_transform().transform(_seg_results(ann))
+
+
+def exif_rotated(path, orientation=6):
+    """Re-save a JPEG with an EXIF Orientation tag."""
+    from PIL import Image
+    with Image.open(path) as img:
+        img.load()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img.save(path, exif=exif.tobytes())
+
+
+def test_exif_rotated_image_of_a_label_map_is_refused(ade):
+    """mmcv's loader turns the image by its EXIF orientation, not the label
+    map (read 'unchanged'): a square image was trained on misaligned."""
+    img = ade_file(ade, 'image', 'training', 1)
+    exif_rotated(img)
+    with open(img, 'rb') as f:
+        data = f.read()
+    turned = mmcv.imfrombytes(data, flag='color')
+    stored = mmcv.imfrombytes(data, flag='color_ignore_orientation')
+    assert not np.array_equal(turned, stored)  # the premise
+    cfg = load_config(SEG, {'data_root': ade})
+    with pytest.raises(DatasetError, match='EXIF Orientation=6') as err:
+        check_datasets(cfg, ('train', ))
+    assert img in str(err.value) and 'exif_transpose' in str(err.value)
+    # loading the stored pixels keeps the pair consistent
+    cfg.train_dataloader.dataset.pipeline[0].color_type = \
+        'color_ignore_orientation'
+    check_datasets(cfg, ('train', ))
+
+
+@pytest.mark.parametrize('kind', ['ade', 'coco', 'voc'])
+def test_empty_split_is_one_line(clean, tmp_path, kind):
+    """Was: passed the checks (an empty COCO val JSON looked like
+    test-dev; an empty VOC list or image folder was not looked at)."""
+    root = private_copy(clean[{'ade': 'ade20k'}.get(kind, kind)], tmp_path)
+    if kind == 'ade':  # only files of another suffix in the folder
+        for img in glob.glob(osp.join(root, 'images', 'validation', '*')):
+            shutil.move(img, img[:-4] + '.bmp')
+        config, where = SEG, osp.join(root, 'images', 'validation')
+    elif kind == 'coco':
+        where = osp.join(root, 'annotations', 'instances_val2017.json')
+        edit_json(where, lambda data: data.update(images=[], annotations=[]))
+        config = COCO
+    else:
+        where = osp.join(root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')
+        open(where, 'w').close()
+        config = VOC
+    with pytest.raises(DatasetError, match='an empty split') as err:
+        check_datasets(load_config(config, {'data_root': root}), ('val', ))
+    assert where in str(err.value)
+
+
+def test_numeric_data_root_is_the_path_it_names(clean, tmp_path, monkeypatch):
+    """``--cfg-options data_root=2016`` parses as the number 2016: taken as
+    the folder ``2016`` (was: the datasets kept the config's path)."""
+    parser = argparse.ArgumentParser()
+    add_cfg_options_arg(parser)
+    options = parser.parse_args([
+        '--cfg-options', 'data_root=2016',
+        'val_dataloader.dataset.data_root=2017'
+    ]).cfg_options
+    assert options['data_root'] == 2016  # mmengine's DictAction
+    shutil.copytree(clean['ade20k'], str(tmp_path / '2016'))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(SEG, options)
+    assert cfg.train_dataloader.dataset.data_root == '2016'
+    assert cfg.val_dataloader.dataset.data_root == '2017'
+    check_datasets(cfg, ('train', ))
+
+
 def _noise_jpeg(path, side=256):
     """A JPEG of many scan bytes; returns its bytes."""
     rng = np.random.default_rng(0)
@@ -462,6 +552,156 @@ def test_coco_missing_image_is_named(coco):
         coco_check(coco)
 
 
+def summary_counts(mm_log, path):
+    """(images, kept, ignored) of the start summary of ``path``."""
+    lines = [
+        r.getMessage() for r in mm_log if r.getMessage().startswith((
+            'train ', 'val ', 'test ')) and f' {path}: ' in r.getMessage()
+    ]
+    assert lines, [r.getMessage() for r in mm_log]
+    found = re.search(r': (\d+) images.*?, (\d+) \w+ kept(?:, (\d+) ignored)?',
+                      lines[-1])
+    return tuple(int(n or 0) for n in found.groups()), lines[-1]
+
+
+def yielded(ds_cfg):
+    """(images, gt instances, ignored instances) the real mmdet dataset
+    yields through its pipeline (``data_samples.gt_instances`` and
+    ``ignored_instances``)."""
+    from mmdet.registry import DATASETS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(copy.deepcopy(ds_cfg))
+        samples = [dataset[i]['data_samples'] for i in range(len(dataset))]
+    return (len(dataset), sum(len(s.gt_instances) for s in samples),
+            sum(len(s.ignored_instances) for s in samples))
+
+
+def coco_rle(height, width, rows=slice(4, 20), cols=slice(4, 30)):
+    """A compressed RLE (JSON-ready) of a rectangle."""
+    mask = np.zeros((height, width), np.uint8, order='F')
+    mask[rows, cols] = 1
+    rle = mask_utils.encode(mask)
+    return dict(size=rle['size'], counts=rle['counts'].decode())
+
+
+def test_coco_summary_equals_what_mmdet_yields(coco, mm_log):
+    """Was: "kept, none dropped" for a mask of < 3 points (mmdet ignores
+    the instance) and for crowd regions. The summary counts by mmdet's
+    rules; the real CocoDataset and train pipeline yield the same."""
+
+    def edit(data):
+        img = data['images'][0]
+        a0, a1, a2 = data['annotations'][:3]
+        a0['segmentation'] = [[1, 1, 5, 5]]  # 2 points: instance ignored
+        a2['segmentation'].append([1, 2, 3, 4])  # one part left out
+        extra = []
+        for new_id, change in enumerate(
+            [
+                dict(
+                    iscrowd=1,
+                    segmentation=coco_rle(img['height'], img['width'])),
+                dict(segmentation=coco_rle(img['height'], img['width'])),
+                dict(bbox=[2, 2, 0.5, 9]),  # < 1 px: dropped
+                dict(bbox=[900, 2, 9, 9]),  # outside its image: dropped
+                dict(ignore=True),  # dropped
+            ],
+                9001):
+            extra.append(
+                dict(
+                    copy.deepcopy(a1), id=new_id, image_id=img['id'],
+                    **change))
+        data['annotations'] += extra
+        # an image without annotations: filter_empty_gt leaves it out
+        data['images'].append(dict(img, id=999))
+
+    path = train_json(coco)
+    edit_json(path, edit)
+    cfg = load_config(COCO, {'data_root': coco})
+    check_dataset_files(cfg, ('train', ))
+    counted, line = summary_counts(mm_log, path)
+    assert counted == (2, 3, 2), line  # not equal by both being empty
+    assert yielded(cfg.train_dataloader.dataset) == counted
+    for part in ('(1 of 3 left out by filter_cfg)', 'crowd (iscrowd): 1',
+                 'mask: no polygon of >= 3 points: 1', '3 dropped',
+                 '1 mask polygons of < 3 points'):
+        assert part in line, (part, line)
+
+
+@pytest.mark.parametrize(
+    'change,message',
+    [
+        # was: 10.4 GB allocated where the pipeline decodes it
+        (dict(
+            iscrowd=1,
+            segmentation=dict(size=[100000, 100000], counts='0' * 9)),
+         'RLE "size" [100000, 100000] is not its image\'s'),
+        # was: pixels after the counts left uninitialised (any values)
+        (dict(segmentation=dict(size=[64, 64], counts=[5, 3])),
+         'add up to 8 pixels, not 64 x 64'),
+        (dict(segmentation=dict(size=[64, 64], counts='ab')),
+         'cannot be read (the string ends inside a count)'),
+        (dict(segmentation=dict(size=[64, 64])), 'neither a compressed'),
+        (dict(segmentation='1 2 3'), 'neither a list of polygons'),
+    ])
+def test_coco_damaged_rle_is_refused_before_decoding(coco, change, message):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+
+    def edit(data):
+        data['annotations'][1].update(change)
+
+    path = train_json(coco)
+    edit_json(path, edit)
+    with open(path) as f:
+        data = json.load(f)
+    ann = data['annotations'][1]
+    file_name = [
+        i['file_name'] for i in data['images'] if i['id'] == ann['image_id']
+    ][0]
+    with pytest.raises(DatasetError, match=re.escape(message)) as err:
+        coco_check(coco)
+    for part in (path, f'id {ann["id"]} ({file_name})', 'restore them'):
+        assert part in str(err.value), (part, str(err.value))
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert grown < 100 * 1024, f'{grown} KiB more at the peak'
+
+
+def test_rle_counts_read_as_pycocotools_writes_them():
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        height, width = (int(v) for v in rng.integers(1, 90, 2))
+        mask = rng.random((height, width)) < rng.random()
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        counts = rle_counts(rle['counts'].decode())
+        assert sum(counts) == height * width
+        assert sum(counts[1::2]) == int(mask.sum())
+        assert rle_problem(
+            dict(size=[height, width], counts=rle['counts'].decode()), height,
+            width) is None
+    assert rle_problem(dict(size=[4, 4], counts=[3, -1, 14]), 4,
+                       4) == 'RLE "counts" holds a negative run length'
+    with pytest.raises(ValueError, match='not part of the code'):
+        rle_counts('0 1')
+
+
+def test_coco_mask_model_needs_every_segmentation(coco):
+    """Was: ``KeyError: 'mask'`` in mmdet's LoadAnnotations."""
+
+    def edit(data):
+        del data['annotations'][2]['segmentation']
+
+    edit_json(train_json(coco), edit)
+    with pytest.raises(DatasetError, match='with_mask=True') as err:
+        coco_check(coco)
+    assert train_json(coco) in str(err.value)
+    assert 'no "segmentation"' in str(err.value)
+    # a model without masks does not need them
+    cfg = load_config(COCO, {'data_root': coco})
+    for node in cfg.train_dataloader.dataset.pipeline:
+        node.pop('with_mask', None)
+    check_dataset_files(cfg, ('train', ))
+
+
 def test_detection_that_detects_nothing_reports_map_zero(coco, tmp_path):
     """Was: exit 0 with ``"metrics": {}``."""
     checkpoint = str(tmp_path / 'det.pth')
@@ -549,6 +789,50 @@ def test_voc_class_subset_drops_and_counts(voc, mm_log):
     val.metainfo = dict(classes=('cat', ))  # no object of the test set
     with pytest.raises(DatasetError, match='none of its .* objects'):
         check_dataset_files(cfg, ('val', ))
+
+
+def test_voc_summary_equals_what_mmdet_yields(voc, mm_log):
+    """Was: difficult objects and boxes under ``bbox_min_size`` (both in
+    ``ignored_instances``) counted as kept, images left out by
+    ``filter_empty_gt`` counted. The real VOCDataset and train pipeline
+    yield what the summary says."""
+    first, second = voc_xml(voc, 0), voc_xml(voc, 1)
+    tree = ET.parse(first)
+    obj = tree.getroot().find('object')
+    difficult, small = copy.deepcopy(obj), copy.deepcopy(obj)
+    difficult.find('difficult').text = '1'
+    for key, value in zip(('xmin', 'ymin', 'xmax', 'ymax'), (5, 5, 8, 20)):
+        small.find(f'bndbox/{key}').text = str(value)  # 3 px < 4
+    tree.getroot().extend([difficult, small])
+    tree.write(first)
+    tree = ET.parse(second)
+    for obj in tree.getroot().findall('object'):
+        tree.getroot().remove(obj)  # no objects: filter_empty_gt
+    tree.write(second)
+    cfg = load_config(VOC, dict(data_root=voc))
+    ds_cfg = cfg.train_dataloader.dataset.datasets[0]  # VOC2007 trainval
+    assert ds_cfg.filter_cfg.bbox_min_size == 4
+    check_dataset_files(cfg, ('train', ))
+    path = osp.join(voc, 'VOC2007', 'ImageSets', 'Main', 'trainval.txt')
+    counted, line = summary_counts(mm_log, path)
+    kept = len(ET.parse(first).getroot().findall('object')) - 2
+    assert counted == (1, kept, 2), line
+    assert yielded(ds_cfg) == counted
+    assert 'difficult: 1' in line and 'bbox_min_size=4: 1' in line, line
+
+
+def test_voc_box_outside_its_image_is_refused(voc):
+    """Was: kept, then clipped by the pipeline to an empty box."""
+    xml = voc_xml(voc, 0)
+    with open(xml) as f:
+        text = f.read()
+    xmin = text.split('<xmin>')[1].split('</xmin>')[0]
+    xmax = text.split('<xmax>')[1].split('</xmax>')[0]
+    edit_xml(xml, f'<xmin>{xmin}</xmin>', '<xmin>70</xmin>')
+    edit_xml(xml, f'<xmax>{xmax}</xmax>', '<xmax>90</xmax>')
+    with pytest.raises(DatasetError, match='outside its 64x64') as err:
+        voc_check(voc)
+    assert xml in str(err.value) and 'Fix or remove' in str(err.value)
 
 
 # ----------------------------------------------------------------------------

@@ -39,6 +39,9 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     ``checkpoint`` or ``data_root``) is replaced everywhere its old value was
     used, also as the leading path of longer strings
     (``data_root + '/annotations/...'``), not only at the top level.
+    ``--cfg-options`` reads ``data_root=2016`` as the number 2016; a number
+    given for a ``data_root`` key (also a nested one) is taken as the path
+    it spells (``'2016'``).
 
     Args:
         path (str): Config file, or a packaged one as a ``_base_`` names it
@@ -59,6 +62,10 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     cfg_options = dict(cfg_options or {})
     for key in list(cfg_options):
         old = cfg.get(key) if '.' not in key else None
+        value = cfg_options[key]
+        if key.split('.')[-1] == 'data_root' and isinstance(
+                value, (int, float)) and not isinstance(value, bool):
+            cfg_options[key] = str(value)  # a folder named 2016
         if isinstance(old, str) and isinstance(cfg_options[key], str):
             new = cfg_options.pop(key)
             for top_key in list(cfg.keys()):

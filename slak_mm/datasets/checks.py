@@ -4,25 +4,34 @@
 files, folder listings, the first bytes of each segmentation map and of its
 image) and stops with one line naming the file, the problem and the fix:
 
+* every split lists at least one image;
 * segmentation (mmseg datasets with ``img_path`` / ``seg_map_path``): every
-  image has its annotation file; every annotation file is a non-empty PNG
-  (or another image format) whose header size is its image's;
+  image has its annotation file; every annotation file is a non-empty,
+  one-channel PNG (or another lossless image format: JPEG data is refused)
+  whose header size is its image's; a JPEG with an EXIF orientation that
+  the image loader would apply (and the label map's would not) is refused;
 * COCO JSON: the file parses (a parse error names the file); every
   annotation refers to an image of ``images`` and a category of
-  ``categories``; every listed image file exists. Annotations mmdet would
-  drop silently (boxes under 1 px or outside the image, area <= 0,
-  categories outside the config's classes) are counted, and a summary
-  (images, annotations kept, dropped per reason) is logged at the start.
-  A split whose every annotation is dropped is an error;
+  ``categories``; every listed image file exists; every RLE mask has its
+  image's size and counts that add up to it (read as numbers, never
+  decoded); with a pipeline that loads masks, every annotation has a
+  ``segmentation``;
 * PASCAL VOC XML: every listed id has its XML and image file; each XML
-  parses; each object has a known class name and a box with
-  ``xmax > xmin`` and ``ymax > ymin``; a summary is logged as for COCO.
+  parses; each object has a known class name and a box, as mmdet reads it,
+  with ``xmax > xmin``, ``ymax > ymin`` and some part inside the image.
+
+Detection datasets log a summary at the start, counted by mmdet's rules
+(``parse_data_info``, ``filter_data``, ``LoadAnnotations``): images
+yielded, instances kept, ignored (crowd, difficult, masks without a polygon
+of 3 points, ...) and dropped, per reason; a WARNING when anything is
+dropped. A split left without a usable instance is an error.
 
 Nothing here decodes an image: checks that need the pixels (decoding,
 the label values, the size of the decoded image) run where the pipeline
 decodes anyway, in :mod:`slak_mm.datasets.transforms`.
 """
 import json
+import logging
 import os
 import os.path as osp
 import re
@@ -31,13 +40,16 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 from mmengine.logging import print_log
 
 from slak_mm.registry import init_default, is_subclass_named, registered_class
+from .rle import rle_problem
 
 __all__ = [
-    'DatasetError', 'check_dataset_files', 'dataset_classes',
-    'image_size_from_header', 'leaf_dataset_cfgs', 'pipeline_transforms'
+    'DatasetError', 'check_dataset_files', 'dataset_classes', 'image_header',
+    'image_size_from_header', 'leaf_dataset_cfgs', 'lossy_label_map_error',
+    'pipeline_transforms'
 ]
 
 #: How many example files an error names at most.
@@ -72,8 +84,9 @@ class DatasetError(ValueError):
         super().__init__(' '.join(message.split()))
 
 
-def _examples(items: Sequence[Any]) -> str:
-    shown = ', '.join(repr(i) for i in list(items)[:MAX_NAMED])
+def _examples(items: Sequence[Any], quote: bool = True) -> str:
+    shown = ('; ', ', ')[quote].join(
+        repr(i) if quote else str(i) for i in list(items)[:MAX_NAMED])
     more = len(items) - MAX_NAMED
     return shown + (f' and {more} more' if more > 0 else '')
 
@@ -164,34 +177,80 @@ _JPEG_SOF = {
     0xCF
 }
 
+#: The EXIF ``Orientation`` tag (1: as stored; 2-8: mirrored / rotated).
+EXIF_ORIENTATION = 0x0112
 
-def _jpeg_size(f) -> Optional[Tuple[int, int]]:
-    """Walk the JPEG markers (seeking over segments) to the frame header."""
+
+def _exif_orientation(segment: bytes) -> int:
+    """The ``Orientation`` of a JPEG APP1 segment (1 without EXIF or tag);
+    Pillow's EXIF reader parses the TIFF structure inside."""
+    if not segment.startswith(b'Exif\x00\x00'):
+        return 1
+    from PIL import Image
+    exif = Image.Exif()
+    try:
+        exif.load(segment)
+        value = exif.get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - damaged EXIF: the decoders skip it
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _jpeg_frame(f) -> Tuple[Optional[Tuple[int, int]], int]:
+    """Walk the JPEG markers (seeking over segments) to the frame header:
+    ``(height, width)`` (None if not found) and the EXIF orientation of an
+    APP1 segment met on the way (1 if none)."""
     f.seek(2)
+    orientation = 1
     while True:
         byte = f.read(1)
         while byte == b'\xff':  # fill bytes before a marker code
             byte = f.read(1)
         if not byte:
-            return None
+            return None, orientation
         code = byte[0]
         if code == 0x01 or 0xD0 <= code <= 0xD8:  # markers without length
             continue
         raw = f.read(2)
         if len(raw) < 2:
-            return None
+            return None, orientation
         length = struct.unpack('>H', raw)[0]
         if code in _JPEG_SOF:
             frame = f.read(5)
             if len(frame) < 5:
-                return None
+                return None, orientation
             _, height, width = struct.unpack('>BHH', frame)
-            return height, width
+            return (height, width), orientation
         if code in (0xD9, 0xDA) or length < 2:  # image data: no frame seen
-            return None
-        f.seek(length - 2, os.SEEK_CUR)
+            return None, orientation
+        if code == 0xE1 and orientation == 1:  # APP1: EXIF
+            orientation = _exif_orientation(f.read(length - 2))
+        else:
+            f.seek(length - 2, os.SEEK_CUR)
         if f.read(1) != b'\xff':
-            return None
+            return None, orientation
+
+
+def image_header(path: str) -> Tuple[Optional[Tuple[int, int]], int]:
+    """Size and EXIF orientation read from a PNG or JPEG header, without
+    decoding.
+
+    Args:
+        path (str): Image file.
+
+    Returns:
+        tuple: ``(height, width)`` as stored (None for other formats or a
+        header that cannot be read) and the EXIF ``Orientation`` (1: none;
+        5-8 decode transposed where the loader applies it).
+    """
+    with open(path, 'rb') as f:
+        head = f.read(24)
+        if head.startswith(PNG_MAGIC) and head[12:16] == b'IHDR':
+            width, height = struct.unpack('>II', head[16:24])
+            return (height, width), 1
+        if head.startswith(b'\xff\xd8'):
+            return _jpeg_frame(f)
+    return None, 1
 
 
 def image_size_from_header(path: str) -> Optional[Tuple[int, int]]:
@@ -201,22 +260,10 @@ def image_size_from_header(path: str) -> Optional[Tuple[int, int]]:
         path (str): Image file.
 
     Returns:
-        tuple[int, int] | None: The size; None for other formats or a
-        header that cannot be read.
+        tuple[int, int] | None: The size as stored; None for other formats
+        or a header that cannot be read.
     """
-    with open(path, 'rb') as f:
-        return _size_from_head(f.read(24), f)
-
-
-def _size_from_head(head: bytes, f) -> Optional[Tuple[int, int]]:
-    """The size from a file's first 24 bytes (PNG) or its markers (JPEG,
-    read on from the open file ``f``)."""
-    if head.startswith(PNG_MAGIC) and head[12:16] == b'IHDR':
-        width, height = struct.unpack('>II', head[16:24])
-        return height, width
-    if head.startswith(b'\xff\xd8'):
-        return _jpeg_size(f)
-    return None
+    return image_header(path)[0]
 
 
 def _files_under(folder: str, suffix: str) -> List[str]:
@@ -235,8 +282,10 @@ def _files_under(folder: str, suffix: str) -> List[str]:
 # ----------------------------------------------------------------------------
 # segmentation
 # ----------------------------------------------------------------------------
-def _seg_pairs(ds: dict, cls: Optional[type]) -> List[Tuple[str, str]]:
-    """(image, annotation) paths as mmseg's ``BaseSegDataset`` pairs them."""
+def _seg_pairs(ds: dict, cls: Optional[type]) -> Tuple[str, Optional[list]]:
+    """(image, annotation) paths as mmseg's ``BaseSegDataset`` pairs them,
+    and where it takes the list from (for a message); None for a missing
+    folder (check_datasets names it)."""
     root = ds.get('data_root') or ''
     prefix = ds.get('data_prefix') or {}
     img_dir = _join(root, prefix.get('img_path') or '')
@@ -246,32 +295,62 @@ def _seg_pairs(ds: dict, cls: Optional[type]) -> List[Tuple[str, str]]:
                         init_default(cls, 'seg_map_suffix', '.png'))
     ann_file = _join(root, ds.get('ann_file') or '')
     if ann_file and osp.isfile(ann_file):
+        source = f'ann_file {ann_file!r}'
         with open(ann_file) as f:
             stems = [line.strip() for line in f if line.strip()]
     elif osp.isdir(img_dir):
+        source = f'{img_dir!r} (files ending in {img_suffix!r})'
         stems = [
             n[:-len(img_suffix)] for n in _files_under(img_dir, img_suffix)
         ]
     else:
-        return []  # check_datasets names a missing folder
-    return [(osp.join(img_dir,
-                      stem + img_suffix), osp.join(ann_dir, stem + seg_suffix))
-            for stem in stems]
+        return '', None
+    return source, [(osp.join(img_dir, stem + img_suffix),
+                     osp.join(ann_dir, stem + seg_suffix)) for stem in stems]
+
+
+def _empty_split(where: str, source: str) -> DatasetError:
+    return DatasetError(
+        f'{where}: no images in {source}; an empty split trains or tests on '
+        f'nothing. Point data_root / data_prefix / ann_file at the split\'s '
+        f'images (or remove the dataloader).')
+
+
+def _loader_applies_exif(ds: dict) -> bool:
+    """Whether the dataset's image loader turns a JPEG by its EXIF
+    orientation: mmcv's ``imfrombytes`` does with ``color_type`` 'color' or
+    'grayscale' on the cv2 and pillow backends (label maps, read
+    'unchanged', are never turned). Without a loader in the config: the
+    default, yes."""
+    for node in pipeline_transforms(ds.get('pipeline')):
+        kind = node.get('type')
+        name = kind.split('.')[-1] if isinstance(kind, str) else getattr(
+            kind, '__name__', '')
+        if name.endswith('LoadImageFromFile'):
+            return node.get('color_type',
+                            'color') in ('color', 'grayscale') and node.get(
+                                'imdecode_backend', 'cv2') in ('cv2', 'pillow')
+    return True
 
 
 def _check_seg_files(split: str, ds: dict, cls: Optional[type]) -> None:
     """Every image has a readable annotation file of its size."""
     where = f'{split} dataset ({ds.get("type")})'
-    pairs = _seg_pairs(ds, cls)
+    source, pairs = _seg_pairs(ds, cls)
+    if pairs is None:
+        return
+    if not pairs:
+        raise _empty_split(where, source)
     missing = [ann for _, ann in pairs if not osp.isfile(ann)]
     if missing:
         raise DatasetError(
             f'{where}: {len(missing)} of {len(pairs)} annotation files are '
             f'missing: {_examples(missing)}. Each image needs its label map '
             f'(same name, seg_map_suffix); add them or remove those images.')
+    exif = _loader_applies_exif(ds)
     for img, ann in pairs:
         try:
-            _check_seg_pair(where, img, ann)
+            _check_seg_pair(where, img, ann, exif)
         except OSError as err:  # unreadable: permissions, I/O error
             raise DatasetError(f'{where}: cannot read {err.filename!r} '
                                f'({err.strerror or err}).') from None
@@ -279,12 +358,43 @@ def _check_seg_files(split: str, ds: dict, cls: Optional[type]) -> None:
 
 #: PNG colour types of one channel: grey and palette (a label map).
 _ONE_CHANNEL_PNG = (0, 3)
+#: First bytes of every JPEG file.
+JPEG_MAGIC = b'\xff\xd8\xff'
 
 
-def _check_seg_pair(where: str, img: str, ann: str) -> None:
+def lossy_label_map_error(path: str) -> DatasetError:
+    """The error for a label map stored as JPEG (lossy: class indices
+    change along region borders), whatever its file name says.
+
+    Args:
+        path (str): The label map.
+
+    Returns:
+        DatasetError: One line naming the file and the fix.
+    """
+    named = ' under a .png name' if path.lower().endswith('.png') else ''
+    return DatasetError(
+        f'annotation {path!r} holds JPEG data{named}: JPEG is lossy and '
+        f'changes class indices along region borders. Re-create the label '
+        f'map as a PNG from its source (converting this file keeps the '
+        f'damage).')
+
+
+#: How each EXIF orientation turns the stored pixels (values 2-8).
+_EXIF_TURNS = {
+    2: 'mirrored',
+    3: 'rotated 180 degrees',
+    4: 'flipped',
+    5: 'transposed',
+    6: 'rotated 90 degrees',
+    7: 'transverse',
+    8: 'rotated 270 degrees'
+}
+
+
+def _check_seg_pair(where: str, img: str, ann: str, exif: bool) -> None:
     with open(ann, 'rb') as f:
         head = f.read(26)
-        ann_size = _size_from_head(head, f)
     if not head:
         raise DatasetError(
             f'{where}: annotation {ann!r} is empty (0 bytes); replace it '
@@ -294,6 +404,8 @@ def _check_seg_pair(where: str, img: str, ann: str) -> None:
             f'{where}: annotation {ann!r} is not an image (first bytes '
             f'{head[:8]!r}); a label map is a single-channel PNG of '
             f'class indices. Replace it or remove it and {img!r}.')
+    if head.startswith(JPEG_MAGIC):
+        raise DatasetError(f'{where}: {lossy_label_map_error(ann)}')
     if head.startswith(PNG_MAGIC) and len(head) == 26 and \
             head[25] not in _ONE_CHANNEL_PNG:
         raise DatasetError(
@@ -303,15 +415,129 @@ def _check_seg_pair(where: str, img: str, ann: str) -> None:
     if not osp.isfile(img):  # listed in ann_file without an image
         raise DatasetError(
             f'{where}: image {img!r} (listed in ann_file) is missing.')
-    img_size = image_size_from_header(img)
-    # an EXIF-rotated JPEG decodes transposed; the decode-time check in
-    # CheckedLoadAnnotations compares the decoded sizes
-    if ann_size and img_size and ann_size not in (img_size, img_size[::-1]):
+    img_size, orientation = image_header(img)
+    # the image loader applies EXIF, the label map's loader does not: which
+    # of the two orientations the map was drawn in only its maker knows
+    if exif and orientation in _EXIF_TURNS:
+        raise DatasetError(
+            f'{where}: image {img!r} has EXIF Orientation={orientation} '
+            f'({_EXIF_TURNS[orientation]}): the image loader turns it, but '
+            f'not its label map {ann!r}, so they would not line up. Rotate '
+            f'the pixels and remove the tag (PIL ImageOps.exif_transpose) '
+            f'or only remove the tag (exiftool -Orientation= FILE), to match '
+            f'the label map; or load images with color_type='
+            f'\'color_ignore_orientation\'.')
+    ann_size = None
+    if head.startswith(PNG_MAGIC) and head[12:16] == b'IHDR':
+        ann_size = struct.unpack('>II', head[16:24])[::-1]
+    if ann_size and img_size and ann_size != img_size:
         raise DatasetError(
             f'{where}: annotation {ann!r} is {ann_size[1]}x{ann_size[0]} '
             f'(WxH) but its image {img!r} is {img_size[1]}x{img_size[0]}; '
             f'a label map must have its image\'s size. Fix or remove the '
             f'pair.')
+
+
+# ----------------------------------------------------------------------------
+# detection: what mmdet yields
+# ----------------------------------------------------------------------------
+#: Reasons to ignore an instance that are the dataset's conventions or the
+#: config's choice (said in the summary, no WARNING), by their start.
+_ROUTINE_IGNORED = ('crowd (iscrowd)', 'difficult',
+                    'box under filter_cfg.bbox_min_size')
+
+
+class _Tally:
+    """What a detection dataset yields, counted by mmdet's rules.
+
+    Args:
+        unit (str): What an instance is called (``annotations``,
+            ``objects``).
+    """
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self.listed = 0  # images in the annotation file
+        self.images = 0  # images left after mmdet's filter_data
+        self.total = 0  # instances in the annotation file
+        self.kept = 0  # trained on (data_sample.gt_instances)
+        self.ignored = Counter()  # data_sample.ignored_instances, by reason
+        self.dropped = Counter()  # never yielded, by reason
+        self.parts_dropped = 0  # polygons left out of a kept mask
+
+    def log(self, where: str, path: str) -> None:
+        """Log the summary line (a WARNING when something was dropped or
+        ignored for a reason other than the dataset's conventions)."""
+        text = f'{where} {path}: {self.images} images'
+        if self.listed != self.images:
+            text += (f' ({self.listed - self.images} of {self.listed} left '
+                     f'out by filter_cfg)')
+        text += f', {self.kept} {self.unit} kept'
+        if self.ignored:
+            text += (f', {sum(self.ignored.values())} ignored '
+                     f'({_reasons(self.ignored)})')
+        if self.dropped:
+            text += (f', {sum(self.dropped.values())} dropped '
+                     f'({_reasons(self.dropped)})')
+        else:
+            text += ', none dropped'
+        if self.parts_dropped:
+            text += (f'; {self.parts_dropped} mask polygons of < 3 points '
+                     f'left out of their masks')
+        warn = self.dropped or self.parts_dropped or any(
+            not r.startswith(_ROUTINE_IGNORED) for r in self.ignored)
+        print_log(
+            text,
+            logger='current',
+            level=logging.WARNING if warn else logging.INFO)
+
+    def require_usable(self, where: str, path: str, test_mode: bool) -> None:
+        """An empty split, or one whose every instance is dropped or
+        ignored, is an error (a test split without annotations at all,
+        e.g. COCO test-dev, is not)."""
+        if not self.listed:
+            raise DatasetError(
+                f'{where} {path}: lists no images; an empty split trains or '
+                f'tests on nothing. Point ann_file at the split\'s '
+                f'annotations (or remove the dataloader).')
+        if not self.images:
+            raise DatasetError(
+                f'{where} {path}: filter_cfg leaves none of its '
+                f'{self.listed} images (filter_empty_gt: images without '
+                f'{self.unit} of the config\'s classes; min_size). Fix the '
+                f'annotations, the classes or filter_cfg.')
+        if self.kept or (test_mode and not self.total):
+            return
+        left_out = self.dropped + self.ignored
+        reasons = f' (dropped or ignored: {_reasons(left_out)})' \
+            if left_out else ''
+        raise DatasetError(
+            f'{where} {path}: none of its {self.total} {self.unit} is '
+            f'usable{reasons}; training or testing on it would only see '
+            f'empty images. Fix the annotations or the config\'s classes.')
+
+
+def _reasons(counts: Counter) -> str:
+    return ', '.join(f'{reason}: {n}' for reason, n in counts.most_common())
+
+
+def _filter_cfg(ds: dict) -> dict:
+    """The ``filter_cfg`` mmdet's ``filter_data`` applies (none in
+    test mode)."""
+    return {} if ds.get('test_mode') else dict(ds.get('filter_cfg') or {})
+
+
+def _mask_loader(ds: dict, scope: Optional[str]) -> Any:
+    """The pipeline's mmdet ``LoadAnnotations`` if it loads masks, built
+    from its config (so its own rule for invalid masks can be applied),
+    else None."""
+    from mmengine.registry import TRANSFORMS
+    for node in pipeline_transforms(ds.get('pipeline')):
+        cls = registered_class(TRANSFORMS, node.get('type'), scope)
+        if node.get('with_mask') and is_subclass_named(cls, 'mmdet',
+                                                       'LoadAnnotations'):
+            return cls(**{k: v for k, v in node.items() if k != 'type'})
+    return None
 
 
 # ----------------------------------------------------------------------------
@@ -336,39 +562,8 @@ def _number(value: Any) -> bool:
         and value == value  # not NaN
 
 
-def _summary(where: str, path: str, num_images: int, unit: str, kept: int,
-             dropped: Counter) -> None:
-    text = f'{where} {path}: {num_images} images, {kept} {unit} kept'
-    if dropped:
-        reasons = ', '.join(f'{reason}: {n}'
-                            for reason, n in dropped.most_common())
-        text += f', {sum(dropped.values())} dropped ({reasons})'
-        print_log(text, logger='current', level=30)  # WARNING
-    else:
-        print_log(text + ', none dropped', logger='current')
-
-
-def _require_kept(where: str, path: str, total: int, kept: int, unit: str,
-                  dropped: Counter, test_mode: bool) -> None:
-    """A split whose every annotation is dropped is an error (a test split
-    without annotations at all, e.g. COCO test-dev, is not)."""
-    if kept or (test_mode and not total):
-        return
-    reasons = ', '.join(f'{r}: {n}' for r, n in dropped.most_common())
-    raise DatasetError(
-        f'{where} {path}: none of its {total} {unit} is usable' +
-        (f' (dropped: {reasons})' if reasons else '') +
-        '; training or testing on it would only see empty images. Fix '
-        'the annotations or the config\'s classes.')
-
-
-def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
-    where = f'{split} dataset ({ds.get("type")})'
-    root = ds.get('data_root') or ''
-    path = _join(root, ds.get('ann_file'))
-    if not path or not osp.isfile(path):
-        return  # check_datasets names a missing ann_file
-    data = _load_json(path)
+def _coco_images(path: str, data: Any) -> dict:
+    """``images`` by id; entries mmdet stops on are named."""
     if not isinstance(data, dict) or not isinstance(data.get('images'), list):
         raise DatasetError(
             f'{path}: not a COCO annotation file (no "images" list); point '
@@ -388,13 +583,16 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
                 f'({images[img["id"]]["file_name"]!r} and '
                 f'{img["file_name"]!r}); image ids must be unique.')
         images[img['id']] = img
-    categories = {
-        c.get('id'): c.get('name')
-        for c in data.get('categories') or [] if isinstance(c, dict)
-    }
-    anns = data.get('annotations') or []
+    return images
+
+
+def _coco_annotations(path: str, anns: list, images: dict,
+                      categories: dict) -> None:
+    """Every annotation refers to a listed image and category, has a
+    unique id, a bbox of 4 numbers and a numeric area (mmdet stops on
+    these with a bare ``KeyError`` / ``AssertionError``)."""
     no_image, no_category, malformed = [], Counter(), []
-    dropped, kept, ann_ids = Counter(), 0, Counter()
+    ann_ids = Counter()
     for ann in anns:
         if not isinstance(ann, dict) or 'image_id' not in ann or \
                 'id' not in ann:
@@ -403,36 +601,14 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
         ann_ids[ann['id']] += 1
         if ann['image_id'] not in images:
             no_image.append(f'{ann.get("id")} -> {ann["image_id"]!r}')
-            continue
-        if ann.get('category_id') not in categories:
+        elif ann.get('category_id') not in categories:
             no_category[ann.get('category_id')] += 1
-            continue
-        bbox = ann.get('bbox')
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
-                and all(_number(v) for v in bbox)) or \
+        elif not (isinstance(ann.get('bbox'), (list, tuple))
+                  and len(ann['bbox']) == 4 and all(
+                      _number(v) for v in ann['bbox'])) or \
                 not _number(ann.get('area')):
-            malformed.append(f'id {ann.get("id")}: bbox {bbox!r}, area '
-                             f'{ann.get("area")!r}')
-            continue
-        # the reasons mmdet's CocoDataset.parse_data_info skips one for
-        img = images[ann['image_id']]
-        x, y, w, h = bbox
-        width, height = img.get('width'), img.get('height')
-        if ann.get('ignore', False):
-            dropped['marked "ignore"'] += 1
-        elif w < 1 or h < 1:
-            dropped['box width or height < 1 px'] += 1
-        elif _number(width) and _number(height) and (
-                min(x + w, width) - max(x, 0) <= 0
-                or min(y + h, height) - max(y, 0) <= 0):
-            dropped['box outside its image'] += 1
-        elif ann['area'] <= 0:
-            dropped['area <= 0'] += 1
-        elif classes is not None and \
-                categories[ann['category_id']] not in classes:
-            dropped["category not among the config's classes"] += 1
-        else:
-            kept += 1
+            malformed.append(f'id {ann.get("id")}: bbox {ann.get("bbox")!r}, '
+                             f'area {ann.get("area")!r}')
     if no_image:
         raise DatasetError(
             f'{path}: {len(no_image)} annotations refer to an image_id that '
@@ -454,6 +630,181 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
         raise DatasetError(
             f'{path}: annotation ids must be unique; {len(twice)} are used '
             f'more than once: {_examples(twice)}.')
+
+
+def _coco_drop_reason(ann: dict, img: dict, category: str,
+                      classes: Optional[tuple]) -> Optional[str]:
+    """Why mmdet's ``CocoDataset.parse_data_info`` leaves an annotation out
+    (None: it keeps it). Its rule, written again because it returns the
+    kept instances without saying which annotation it left out or why
+    (tests/test_dataset_checks.py holds the two to the same counts)."""
+    x, y, w, h = ann['bbox']
+    if ann.get('ignore', False):
+        return 'marked "ignore"'
+    if w < 1 or h < 1:
+        return 'box width or height < 1 px'
+    if min(x + w, img['width']) - max(x, 0) <= 0 or \
+            min(y + h, img['height']) - max(y, 0) <= 0:
+        return 'box outside its image'
+    if ann['area'] <= 0:
+        return 'area <= 0'
+    if classes is not None and category not in classes:
+        return "category not among the config's classes"
+    return None
+
+
+def _segmentation_problem(ann: dict, img: dict) -> Optional[str]:
+    """What is wrong with an annotation's ``segmentation`` (a list of
+    polygons or an RLE dict), read without decoding it."""
+    segmentation = ann.get('segmentation')
+    if isinstance(segmentation, dict):
+        return rle_problem(segmentation, img['height'], img['width'])
+    if segmentation and not (isinstance(segmentation, list) and all(
+            isinstance(p, list) for p in segmentation)):
+        return ('"segmentation" is neither a list of polygons [[x1, y1, '
+                'x2, y2, ...], ...] nor an RLE dict')
+    return None
+
+
+def _polygons_problem(masks: list) -> Optional[str]:
+    """Polygon arrays (as mmdet's ``_process_masks`` made them) that are
+    not flat finite numbers."""
+    for polygon in masks if isinstance(masks, list) else ():
+        if polygon.ndim != 1 or polygon.dtype.kind not in 'iuf' or \
+                not np.isfinite(polygon).all():
+            return ('a polygon is not a flat list of numbers [x1, y1, x2, '
+                    'y2, ...]')
+    return None
+
+
+#: Annotations handed to ``_process_masks`` at once (its polygon arrays
+#: of a whole COCO split would take hundreds of MB).
+_MASK_CHUNK = 1024
+
+
+def _count_masks(path: str, loader: Any, anns: list, images: dict,
+                 tally: _Tally) -> None:
+    """Apply the pipeline's ``LoadAnnotations._process_masks`` (mmdet's
+    rule: polygons of < 3 points are left out of a mask, an instance with
+    none left is ignored) to the kept annotations, and count it."""
+
+    def named(ann: dict) -> str:
+        return f'id {ann["id"]} ({images[ann["image_id"]]["file_name"]})'
+
+    missing = [named(a) for a in anns if not a.get('segmentation')]
+    if missing:  # mmdet: KeyError 'mask'
+        raise DatasetError(
+            f'{path}: {len(missing)} annotations have no "segmentation" but '
+            f'the pipeline loads masks (LoadAnnotations with_mask=True): '
+            f'{_examples(missing, quote=False)}; add their polygons, remove '
+            f'them, or train a model without masks.')
+    bad = []
+    for start in range(0, len(anns), _MASK_CHUNK):
+        chunk = anns[start:start + _MASK_CHUNK]
+        results = dict(instances=[
+            dict(
+                mask=a['segmentation'],
+                ignore_flag=int(bool(a.get('iscrowd', False)))) for a in chunk
+        ])
+        masks = loader._process_masks(results)
+        for ann, mask, ignore in zip(chunk, masks, results['gt_ignore_flags']):
+            polygons = isinstance(ann['segmentation'], list)
+            problem = _polygons_problem(mask)
+            if problem:
+                bad.append(f'{named(ann)}: {problem}')
+            elif ann.get('iscrowd', False):
+                tally.ignored['crowd (iscrowd)'] += 1
+            elif ignore:
+                tally.ignored['mask: no polygon of >= 3 points' if polygons
+                              else 'mask: RLE with poly2mask=False'] += 1
+            else:
+                tally.kept += 1
+                if polygons:
+                    tally.parts_dropped += len(ann['segmentation']) - len(mask)
+    if bad:
+        raise DatasetError(
+            f'{path}: {len(bad)} annotations have a damaged "segmentation": '
+            f'{_examples(bad, quote=False)}. Restore them or remove the '
+            f'annotations.')
+
+
+def _check_segmentations(path: str, anns: list, images: dict) -> None:
+    """Every ``segmentation`` is polygons or a valid RLE (read, never
+    decoded): refused by annotation id before mmdet decodes it."""
+    damaged = []
+    for ann in anns:
+        img = images[ann['image_id']]
+        problem = _segmentation_problem(ann, img)
+        if problem:
+            damaged.append(f'id {ann["id"]} ({img["file_name"]}): {problem}')
+    if damaged:
+        raise DatasetError(
+            f'{path}: {len(damaged)} annotations have a damaged '
+            f'"segmentation": {_examples(damaged, quote=False)}. An RLE\'s '
+            f'"size" is its image\'s [height, width] and its "counts" add up '
+            f'to height x width; restore them or remove the annotations.')
+
+
+def _coco_tally(path: str, ds: dict, images: dict, categories: dict,
+                anns: list, classes: Optional[tuple],
+                scope: Optional[str]) -> _Tally:
+    """Count what mmdet's ``CocoDataset`` and the pipeline's
+    ``LoadAnnotations`` make of the (checked) annotations."""
+    tally = _Tally('annotations')
+    tally.listed, tally.total = len(images), len(anns)
+    # mmdet's CocoDataset.filter_data: an image is kept with an annotation
+    # (any, also one parse_data_info leaves out) of the classes' categories
+    filter_cfg = _filter_cfg(ds)
+    wanted = {
+        i
+        for i, name in categories.items() if classes is None or name in classes
+    }
+    with_ann = {a['image_id'] for a in anns if a['category_id'] in wanted}
+    kept_images = {
+        i
+        for i, img in images.items()
+        if (not filter_cfg.get('filter_empty_gt') or i in with_ann)
+        and min(img['width'], img['height']) >= filter_cfg.get('min_size', 0)
+    }
+    tally.images = len(kept_images)
+    parsed = []
+    for ann in anns:
+        img = images[ann['image_id']]
+        reason = _coco_drop_reason(ann, img, categories[ann['category_id']],
+                                   classes)
+        if reason is None and ann['image_id'] not in kept_images:
+            reason = 'its image is under filter_cfg.min_size'
+        if reason:
+            tally.dropped[reason] += 1
+        else:
+            parsed.append(ann)
+    loader = _mask_loader(ds, scope)
+    if loader is not None:
+        _count_masks(path, loader, parsed, images, tally)
+    else:
+        crowd = sum(bool(a.get('iscrowd', False)) for a in parsed)
+        if crowd:
+            tally.ignored['crowd (iscrowd)'] = crowd
+        tally.kept = len(parsed) - crowd
+    return tally
+
+
+def _check_coco(split: str, ds: dict, classes: Optional[tuple],
+                scope: Optional[str]) -> None:
+    where = f'{split} dataset ({ds.get("type")})'
+    root = ds.get('data_root') or ''
+    path = _join(root, ds.get('ann_file'))
+    if not path or not osp.isfile(path):
+        return  # check_datasets names a missing ann_file
+    data = _load_json(path)
+    images = _coco_images(path, data)
+    categories = {
+        c.get('id'): c.get('name')
+        for c in data.get('categories') or [] if isinstance(c, dict)
+    }
+    anns = data.get('annotations') or []
+    _coco_annotations(path, anns, images, categories)
+    _check_segmentations(path, anns, images)
     img_dir = _join(root, (ds.get('data_prefix') or {}).get('img') or '')
     if osp.isdir(img_dir):
         missing = [
@@ -465,24 +816,102 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple]) -> None:
                 f'{path}: {len(missing)} of its {len(images)} images are not '
                 f'in {img_dir!r}: {_examples(missing)}; restore them or '
                 f'remove them from the JSON.')
-    _summary(where, path, len(images), 'annotations', kept, dropped)
-    _require_kept(where, path, len(anns), kept, 'annotations', dropped,
-                  bool(ds.get('test_mode')))
+    tally = _coco_tally(path, ds, images, categories, anns, classes, scope)
+    tally.log(where, path)
+    tally.require_usable(where, path, bool(ds.get('test_mode')))
 
 
 # ----------------------------------------------------------------------------
 # PASCAL VOC
 # ----------------------------------------------------------------------------
-def _voc_box(obj: ET.Element) -> Optional[List[float]]:
+def _voc_box(obj: ET.Element) -> Optional[List[int]]:
+    """The box as mmdet's ``XMLDataset`` reads it: ``int(float(text))``,
+    minus 1 (VOC counts pixels from 1)."""
     box = obj.find('bndbox')
     if box is None:
         return None
     try:
         return [
-            float(box.find(k).text) for k in ('xmin', 'ymin', 'xmax', 'ymax')
+            int(float(box.find(k).text)) - 1
+            for k in ('xmin', 'ymin', 'xmax', 'ymax')
         ]
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, OverflowError):
         return None
+
+
+def _voc_size(xml: str, tree: ET.ElementTree,
+              img: str) -> Optional[Tuple[int, int]]:
+    """``(height, width)`` as mmdet's ``XMLDataset`` takes it: from
+    ``<size>``, else from the decoded image (here its header, turned as
+    mmcv's loader turns it by EXIF)."""
+    size = tree.getroot().find('size')
+    if size is None:
+        shape, orientation = image_header(img)
+        return shape[::-1] if shape and orientation >= 5 else shape
+    try:
+        width, height = [int(size.find(k).text) for k in ('width', 'height')]
+    except (AttributeError, TypeError, ValueError):
+        width = height = 0
+    if min(width, height) <= 0:
+        raise DatasetError(f'{xml}: <size> needs positive integer <width> and '
+                           f'<height>; fix them or remove the <size> element.')
+    return height, width
+
+
+def _voc_objects(xml: str, tree: ET.ElementTree, size: Optional[tuple],
+                 classes: Optional[tuple], subset: bool, bbox_min_size: Any,
+                 tally: _Tally) -> Counter:
+    """Check and count one XML's objects as mmdet's ``XMLDataset`` parses
+    them; returns the counts of its instances (``kept``, ``ignored``
+    reasons)."""
+    found = Counter()
+    for obj in tree.getroot().findall('object'):
+        tally.total += 1
+        name_node = obj.find('name')
+        name = None if name_node is None else name_node.text
+        if classes is not None and name not in classes:
+            if subset and name is not None:
+                tally.dropped["class not among the config's classes"] += 1
+                continue
+            raise DatasetError(
+                f'{xml}: object class {name!r} is not one of the '
+                f'dataset\'s {len(classes)} classes; fix the name or '
+                f'set metainfo=dict(classes=...) in the dataset config.')
+        difficult = obj.find('difficult')
+        try:  # mmdet reads int(difficult.text)
+            difficult = int(difficult.text if difficult is not None else 0)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f'{xml}: object {name!r} has <difficult>'
+                f'{difficult.text}</difficult>; expected 0 or 1.') from None
+        box = _voc_box(obj)
+        if box is None:
+            raise DatasetError(
+                f'{xml}: object {name!r} lacks a <bndbox> with numeric '
+                f'<xmin>, <ymin>, <xmax>, <ymax>.')
+        x1, y1, x2, y2 = box
+        if x2 <= x1 or y2 <= y1:
+            raise DatasetError(
+                f'{xml}: object {name!r} has an empty or inverted box '
+                f'(xmin, ymin, xmax, ymax = {[v + 1 for v in box]} as whole '
+                f'pixels); xmax must exceed xmin and ymax ymin. Fix or '
+                f'remove the object.')
+        # mmdet keeps the box; the pipeline clips it to the image: nothing
+        if size and (min(x2, size[1]) <= max(x1, 0)
+                     or min(y2, size[0]) <= max(y1, 0)):
+            raise DatasetError(
+                f'{xml}: object {name!r} has its box (xmin, ymin, xmax, '
+                f'ymax = {[v + 1 for v in box]}) outside its {size[1]}x'
+                f'{size[0]} (WxH) image; mmdet would clip it to an empty '
+                f'box and train on that. Fix or remove the object.')
+        if difficult:
+            found['difficult'] += 1
+        elif bbox_min_size is not None and min(x2 - x1,
+                                               y2 - y1) < bbox_min_size:
+            found[f'box under filter_cfg.bbox_min_size={bbox_min_size}'] += 1
+        else:
+            found['kept'] += 1
+    return found
 
 
 def _check_xml(split: str, ds: dict, cls: Optional[type],
@@ -518,7 +947,9 @@ def _check_xml(split: str, ds: dict, cls: Optional[type],
             f'{where} {ann_file}: {len(missing)} listed files are missing: '
             f'{_examples(missing)}; restore them or remove their ids from '
             f'the list.')
-    total, kept, dropped = 0, 0, Counter()
+    filter_cfg = _filter_cfg(ds)
+    tally = _Tally('objects')
+    tally.listed = len(ids)
     for i in ids:
         xml = osp.join(ann_dir, i + '.xml')
         try:
@@ -527,50 +958,21 @@ def _check_xml(split: str, ds: dict, cls: Optional[type],
             raise DatasetError(
                 f'{xml}: invalid XML ({err}); the file is damaged. Restore '
                 f'it or remove id {i!r} from {ann_file}.') from None
-        size = tree.getroot().find('size')
-        if size is not None:
-            try:
-                dims = [int(size.find(k).text) for k in ('width', 'height')]
-            except (AttributeError, TypeError, ValueError):
-                dims = [0]
-            if min(dims) <= 0:
-                raise DatasetError(
-                    f'{xml}: <size> needs positive integer <width> and '
-                    f'<height>; fix them or remove the <size> element.')
-        for obj in tree.getroot().findall('object'):
-            total += 1
-            name_node = obj.find('name')
-            name = None if name_node is None else name_node.text
-            if classes is not None and name not in classes:
-                if subset and name is not None:
-                    dropped["class not among the config's classes"] += 1
-                    continue
-                raise DatasetError(
-                    f'{xml}: object class {name!r} is not one of the '
-                    f'dataset\'s {len(classes)} classes; fix the name or '
-                    f'set metainfo=dict(classes=...) in the dataset config.')
-            difficult = obj.find('difficult')
-            try:  # mmdet reads int(difficult.text)
-                int(difficult.text if difficult is not None else 0)
-            except (TypeError, ValueError):
-                raise DatasetError(
-                    f'{xml}: object {name!r} has <difficult>'
-                    f'{difficult.text}</difficult>; expected 0 or 1.'
-                ) from None
-            box = _voc_box(obj)
-            if box is None:
-                raise DatasetError(
-                    f'{xml}: object {name!r} lacks a <bndbox> with numeric '
-                    f'<xmin>, <ymin>, <xmax>, <ymax>.')
-            if box[2] <= box[0] or box[3] <= box[1]:
-                raise DatasetError(
-                    f'{xml}: object {name!r} has an empty or inverted box '
-                    f'(xmin, ymin, xmax, ymax = {box}); xmax must exceed '
-                    f'xmin and ymax ymin. Fix or remove the object.')
-            kept += 1
-    _summary(where, ann_file, len(ids), 'objects', kept, dropped)
-    _require_kept(where, ann_file, total, kept, 'objects', dropped,
-                  bool(ds.get('test_mode')))
+        size = _voc_size(xml, tree, osp.join(img_dir, i + '.jpg'))
+        found = _voc_objects(xml, tree, size, classes, subset,
+                             filter_cfg.get('bbox_min_size'), tally)
+        # mmdet's XMLDataset.filter_data
+        if filter_cfg.get('filter_empty_gt') and not found:
+            continue
+        if size and min(size) < filter_cfg.get('min_size', 0):
+            tally.dropped['its image is under filter_cfg.min_size'] += sum(
+                found.values())
+            continue
+        tally.images += 1
+        tally.kept += found.pop('kept', 0)
+        tally.ignored.update(found)
+    tally.log(where, ann_file)
+    tally.require_usable(where, ann_file, bool(ds.get('test_mode')))
 
 
 # ----------------------------------------------------------------------------
@@ -604,7 +1006,7 @@ def check_dataset_files(
             cls = _dataset_class(ds.get('type'), scope)
             prefix = ds.get('data_prefix') or {}
             if is_subclass_named(cls, 'mmdet', 'CocoDataset'):
-                _check_coco(split, ds, dataset_classes(ds, scope))
+                _check_coco(split, ds, dataset_classes(ds, scope), scope)
             elif is_subclass_named(cls, 'mmdet', 'XMLDataset'):
                 _check_xml(split, ds, cls, dataset_classes(ds, scope))
             elif 'seg_map_path' in prefix and prefix['seg_map_path']:

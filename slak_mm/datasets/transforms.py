@@ -30,8 +30,9 @@ from mmengine import fileio
 from mmengine.logging import print_log
 
 from slak_mm.registry import FRAMEWORKS
-from .checks import (PNG_MAGIC, DatasetError, dataset_classes,
-                     leaf_dataset_cfgs, pipeline_transforms)
+from .checks import (JPEG_MAGIC, PNG_MAGIC, DatasetError, dataset_classes,
+                     leaf_dataset_cfgs, lossy_label_map_error,
+                     pipeline_transforms)
 
 __all__ = [
     'CheckedLoadImageFromFile', 'OUT_OF_RANGE_MODES', 'install_data_checks',
@@ -73,7 +74,8 @@ def read_and_decode(path: str,
                     what: str,
                     get: Callable[[str], bytes],
                     flag: str = 'color',
-                    backend: Optional[str] = None) -> np.ndarray:
+                    backend: Optional[str] = None,
+                    lossless: bool = False) -> np.ndarray:
     """Read and decode an image file; every failure names the file.
 
     Args:
@@ -82,13 +84,14 @@ def read_and_decode(path: str,
         get (callable): Reads the file's bytes (a file backend's ``get``).
         flag (str): mmcv's ``imfrombytes`` flag.
         backend (str, optional): mmcv's decoding backend.
+        lossless (bool): Refuse JPEG data (label maps). Defaults to False.
 
     Returns:
         np.ndarray: The decoded array.
 
     Raises:
         DatasetError: Missing, unreadable, empty, undecodable or cut-short
-            file.
+            file; JPEG data where ``lossless``.
     """
     fix = ('replace it, or remove it from the dataset (with its '
            'annotation or image)')
@@ -101,6 +104,8 @@ def read_and_decode(path: str,
             f'{what} {path!r} cannot be read ({err}); {fix}.') from None
     if not data:
         raise DatasetError(f'{what} {path!r} is empty (0 bytes); {fix}.')
+    if lossless and data.startswith(JPEG_MAGIC):
+        raise lossy_label_map_error(path)
     try:
         array = mmcv.imfrombytes(data, flag=flag, backend=backend)
         reason = 'the decoder returned nothing'
@@ -180,7 +185,8 @@ if 'mmseg' in FRAMEWORKS:
 
         Beyond the parent's decoding, stops with one line naming the file
         (:class:`DatasetError`) when the label map is missing, empty, not
-        an image, truncated, has more than one channel, or has another size
+        an image, truncated, JPEG (lossy) data, has more than one channel,
+        or has another size
         than its image (``ori_shape`` of ``LoadImageFromFile``); and checks
         every label value after ``reduce_zero_label`` (ADE20K: raw 0 -> 255,
         raw v -> v - 1) and the dataset's ``label_map``: values outside
@@ -235,9 +241,13 @@ if 'mmseg' in FRAMEWORKS:
 
         def _load_seg_map(self, results: dict) -> None:
             path = results['seg_map_path']
-            raw = read_and_decode(path, 'annotation',
-                                  _getter(self.backend_args, None),
-                                  'unchanged', self.imdecode_backend)
+            raw = read_and_decode(
+                path,
+                'annotation',
+                _getter(self.backend_args, None),
+                'unchanged',
+                self.imdecode_backend,
+                lossless=True)
             if raw.ndim == 3 and raw.shape[2] == 1:
                 raw = raw[..., 0]
             if raw.ndim != 2:
