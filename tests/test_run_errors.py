@@ -108,6 +108,16 @@ def test_config_error_names_file_and_line(tmp_path, files, file, line, error):
          f' (in: {files[file].splitlines()[line - 1]})') + '; fix the file')
 
 
+def test_config_that_imports_a_missing_module_is_one_line(tmp_path):
+    config = tmp_path / 'top.py'
+    config.write_text("custom_imports = dict(imports=['no_such_module'], "
+                      'allow_failed_imports=False)\n')
+    assert refusal('tools/train.py', config) == (
+        f'error: config {config}: ModuleNotFoundError: No module named '
+        "'no_such_module' (a module its custom_imports name); install it "
+        'or fix the name')
+
+
 def test_image_or_checkpoint_as_the_config_is_named_with_the_usage(tmp_path):
     image, ckpt = tmp_path / 'dog.jpg', tmp_path / 'model.pth'
     image.write_bytes(b'\xff\xd8\xff')

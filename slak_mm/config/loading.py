@@ -17,7 +17,6 @@ import ast
 import linecache
 import os.path as osp
 import re
-import traceback
 from typing import Any, List, Optional
 
 from mmengine.config import Config
@@ -78,25 +77,34 @@ def _syntax_error_line(err: SyntaxError, path: str) -> str:
     return _at_line(file, inner.lineno, f'SyntaxError: {inner.msg}')
 
 
-def _at_line(file: str, lineno: Optional[int], what: str) -> str:
+def _at_line(file: str,
+             lineno: Optional[int],
+             what: str,
+             where: str = 'config') -> str:
     line = linecache.getline(file, lineno or 0).strip()
-    return (f'config {file}, line {lineno}: {what}' +
+    return (f'{where} {file}, line {lineno}: {what}' +
             (f' (in: {line})' if line else '') + '; fix the file')
 
 
-def _raised_by_config_code(err: Exception) -> Optional[str]:
-    """One line for an error the config's own code raised while mmengine
-    ran it (a ``NameError``, ``ZeroDivisionError``): the file and line of
-    the last module-level frame, the config (or a base) that ran it; None
-    when no config code raised it (mmengine's own errors)."""
-    frames = [
-        f for f in traceback.extract_tb(err.__traceback__)
-        if f.name == '<module>'
-    ]
-    if not frames:
+def _raised_by_config_code(err: Exception, path: str) -> Optional[str]:
+    """One line for an error that code raised while mmengine read the
+    config: the file and line of the last module-level frame, the config
+    (or a base) that mmengine ran, or a module it imported
+    (``custom_imports``); None when no such code raised it (mmengine's own
+    errors)."""
+    last = None
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == '<module>':
+            last = tb
+        tb = tb.tb_next
+    if last is None:
         return None
-    return _at_line(frames[-1].filename, frames[-1].lineno,
-                    f'{type(err).__name__}: {err}')
+    frame, what = last.tb_frame, f'{type(err).__name__}: {err}'
+    module = frame.f_globals.get('__spec__')  # None for the config's code
+    where = f'config {path}: importing {module.name} from' if module \
+        else 'config'
+    return _at_line(frame.f_code.co_filename, last.tb_lineno, what, where)
 
 
 def _read_config_file(path: str, scoped: bool) -> Config:
@@ -107,7 +115,12 @@ def _read_config_file(path: str, scoped: bool) -> Config:
     except SyntaxError as err:
         raise ValueError(_syntax_error_line(err, path)) from err
     except Exception as err:
-        line = _raised_by_config_code(err)
+        line = _raised_by_config_code(err, path)
+        if line is None and isinstance(err, ImportError):  # custom_imports
+            while isinstance(err.__cause__ or err.__context__, ImportError):
+                err = err.__cause__ or err.__context__  # mmengine wraps it
+            line = (f'config {path}: {type(err).__name__}: {err} (a module '
+                    f'its custom_imports name); install it or fix the name')
         if line is None:
             raise
         raise ValueError(line) from err
