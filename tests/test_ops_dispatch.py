@@ -15,8 +15,8 @@ from slak_mm.ops import (dispatch, multi_depthwise_conv2d, resolve_impl,
 from slak_mm.ops.dispatch import Candidate, TuningKey, bucket
 from slak_mm.ops.settings import (CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV,
                                   RETUNE_ENV, TUNE_ENV)
-from tests.common import free_port, hide_modules
-from tests.tool_runner import run_process
+from tests.common import DEMO_CONFIG, free_port, hide_modules
+from tests.tool_runner import refusal, run_process
 
 
 @pytest.fixture(autouse=True)
@@ -217,6 +217,32 @@ def test_env_forced_impl_is_the_one_that_runs(monkeypatch):
     monkeypatch.setenv(IMPL_ENV, 'torch')
     multi_depthwise_conv2d(x, weights)
     assert calls == [1]
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason='Triton has its GPU path here')
+def test_env_forced_triton_without_a_gpu_is_one_line(monkeypatch, tmp_path):
+    """``SLAK_MM_DWCONV_IMPL=triton`` on a CPU machine: refused before the
+    run, and at the first conv (was: a RuntimeError traceback there)."""
+    monkeypatch.setenv(IMPL_ENV, 'triton')
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    expected = (
+        f'{IMPL_ENV}=triton cannot run here: ' +
+        ('no CUDA GPU (torch.cuda.is_available() is False) for Triton, and '
+         'TRITON_INTERPRET is not 1 (its CPU interpreter, a test mode)'
+         if 'triton' in dispatch.CANDIDATES else
+         'triton is not installed or failed to import') +
+        f'; set {IMPL_ENV} to one of auto, torch, fft (auto when unset)')
+    with pytest.raises(ValueError) as err:
+        multi_depthwise_conv2d(*_inputs())
+    assert str(err.value) == expected
+    line = refusal('tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'w')
+    assert line == f'error: {expected}'
+    assert not (tmp_path / 'w').exists()
+    monkeypatch.setenv('TRITON_INTERPRET', '1')  # Triton's CPU test mode
+    if 'triton' in dispatch.CANDIDATES:
+        x, weights = _inputs()
+        assert resolve_impl(x, None, weights) == 'triton'
 
 
 def test_jit_tracing_gets_torch(monkeypatch):

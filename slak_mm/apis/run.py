@@ -18,13 +18,15 @@ from slak_mm.checkpoint import (find_resume_checkpoint, require_checkpoint,
                                 resolve_auto_resume)
 from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
-                            check_sparse_training, check_train_cfg,
-                            checks_to_run, enable_tta, enable_visualization,
-                            save_predictions, set_work_dir)
+                            check_num_classes, check_sparse_training,
+                            check_train_cfg, checks_to_run, enable_tta,
+                            enable_visualization, save_predictions,
+                            set_work_dir)
 from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
 from slak_mm.fileio import write_json_atomic
+from slak_mm.ops import check_impl_env
 
 __all__ = ['test', 'train']
 
@@ -47,6 +49,7 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
              splits: Sequence[str]) -> Set[str]:
     """Settle the work_dir and device, run the pre-run checks (those not
     skipped) and start a CPU process group; returns the checks that run."""
+    check_impl_env()  # $SLAK_MM_DWCONV_IMPL=triton without a GPU, ...
     cfg.launcher = launcher
     set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
@@ -56,6 +59,7 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
         install_data_checks(cfg)  # loaders that name a damaged file
     if 'model' in checks:
         check_backbone_neck(cfg)  # before any process group or model
+        check_num_classes(cfg, splits)
     if 'datasets' in checks:
         check_datasets(cfg, splits)
     _init_cpu_distributed(launcher)
@@ -107,8 +111,8 @@ def train(
     Raises:
         WorkDirBusyError: Another live run trains in the work_dir (set
             ``SLAK_MM_ALLOW_SHARED_WORK_DIR=1`` to share it).
-        TrainingStopped: SIGTERM arrived (logged with the checkpoint
-            ``--resume`` continues from).
+        TrainingStopped: SIGTERM or SIGINT (Ctrl-C) arrived (logged with
+            the checkpoint ``--resume`` continues from).
     """
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
