@@ -72,7 +72,7 @@ def test_signal_to_the_job_stops_training_cleanly(small_ade_root, tmp_path,
     assert status == 128 + signum, text[-3000:]
     lines = [ln for ln in text.splitlines() if f'{name} received' in ln]
     assert len(lines) == 1, text[-3000:]
-    assert 'training stopped at iteration' in lines[0]
+    assert 'training stopped; --resume continues from' in lines[0]
     resume_from = lines[0].split('--resume continues from ')[1].strip()
     assert resume_from.startswith(str(work_dir / 'iter_'))
     assert checkpoint_problem(resume_from) is None

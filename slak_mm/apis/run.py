@@ -153,7 +153,7 @@ def train(
                 if stop is None:
                     raise
                 runner.logger.warning(
-                    f'{stop}: training stopped at iteration {runner.iter}; '
+                    f'{stop}: training stopped; '
                     f'{_resume_hint(runner)}')
                 raise stop from None
     return runner
