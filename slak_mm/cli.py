@@ -34,6 +34,11 @@ USER_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
                CheckpointError, WorkDirBusyError, WriteFailedError, ValueError,
                KeyError)
 
+#: Config keys that name a file or folder: a number given for one is the
+#: path it spells (``data_root=2016``).
+PATH_KEYS = ('data_root', 'ann_file', 'load_from', 'work_dir', 'img_path',
+             'seg_map_path', 'out_dir')
+
 
 class CfgOptionsAction(DictAction):
     """mmengine's ``DictAction`` that names a ``key=value`` item without
@@ -51,6 +56,14 @@ class CfgOptionsAction(DictAction):
             if problem:
                 parser.error(problem)
         super().__call__(parser, namespace, values, option_string)
+        # mmengine reads `data_root=007` as the number 7: a path key keeps
+        # the text it was given
+        options = getattr(namespace, self.dest)
+        for item in values:
+            key, text = item.split('=', 1)
+            if key.split('.')[-1] in PATH_KEYS and isinstance(
+                    options.get(key), (int, float)):
+                options[key] = text
 
 
 class _UnsafeLoadAction(argparse.Action):
