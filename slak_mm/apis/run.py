@@ -14,7 +14,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import find_resume_checkpoint, resolve_auto_resume
+from slak_mm.checkpoint import (atomic_local_writes, find_resume_checkpoint,
+                                resolve_auto_resume)
 from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
                             check_sparse_training, check_train_cfg,
@@ -229,16 +230,20 @@ def test(
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint!r}')
+    if out:  # refused before any work
+        save_predictions(cfg, out,
+                         dict(checkpoint=checkpoint, config=config_path))
     _prepare(cfg, config_path, work_dir, launcher, skip_checks, ('test', ))
     cfg.load_from = checkpoint
     if show_dir or show:
         enable_visualization(cfg, show_dir, show, wait_time)
     if tta:
         enable_tta(cfg)
-    if out:
-        save_predictions(cfg, out)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    # mmdet's --out pickle and --show-dir images are written through
+    # mmengine's fileio: atomically within the block
+    with atomic_local_writes():
+        metrics = runner.test()
     # numpy scalars (np.float32 from mmseg) are numbers.Real, not float
     metrics = {
         k: float(v)

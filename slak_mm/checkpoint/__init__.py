@@ -7,7 +7,9 @@ the official format, checking the fit, choosing what to resume.
   without unpickling); :mod:`.mmengine_loader` routes mmengine's reads
   through it;
 - :mod:`.atomic`: :func:`torch_save_atomic` and mmengine's file backend,
-  written atomically by :mod:`slak_mm.fileio` (the plain-Python writer);
+  written atomically by :mod:`slak_mm.fileio` (the plain-Python writer),
+  and :func:`atomic_local_writes` (all of mmengine's local writes, for a
+  block);
 - :mod:`.official`: :func:`checkpoint_filter_fn` (official or mm weights
   onto a SLaK backbone, a pure function as timm's) and the loaders around
   it; :mod:`.classifier`: the same for the ImageNet classifier;
@@ -15,7 +17,8 @@ the official format, checking the fit, choosing what to resume.
   fits the model (``load_from``, test, inference, deploy);
 - :mod:`.recovery`: which checkpoint an automatic ``--resume`` takes.
 """
-from .atomic import ATOMIC_BACKEND, AtomicLocalBackend, torch_save_atomic
+from .atomic import (ATOMIC_BACKEND, AtomicLocalBackend, atomic_local_writes,
+                     torch_save_atomic)
 from .classifier import classifier_filter_fn, load_official_classifier
 from .fit import (PARTIAL_LOAD_OPTION, CheckpointMismatchError, fit_checkpoint,
                   state_dict_of)
@@ -34,10 +37,11 @@ __all__ = [
     'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION', 'POINTER_NAME',
     'UNSAFE_LOAD_ENV', 'AtomicLocalBackend', 'CheckpointError',
     'CheckpointMismatchError', 'DamagedCheckpointError',
-    'UnsafeCheckpointError', 'checkpoint_filter_fn', 'checkpoint_problem',
-    'classifier_filter_fn', 'convert_official_checkpoint',
-    'extract_state_dict', 'find_resume_checkpoint', 'fit_checkpoint',
-    'load_backbone_weights', 'load_checkpoint_file', 'load_checkpoint_safely',
+    'UnsafeCheckpointError', 'atomic_local_writes', 'checkpoint_filter_fn',
+    'checkpoint_problem', 'classifier_filter_fn',
+    'convert_official_checkpoint', 'extract_state_dict',
+    'find_resume_checkpoint', 'fit_checkpoint', 'load_backbone_weights',
+    'load_checkpoint_file', 'load_checkpoint_safely',
     'load_official_classifier', 'load_pretrained_backbone',
     'resolve_auto_resume', 'safe_globals', 'state_dict_of',
     'to_backbone_state_dict', 'torch_save_atomic', 'unsafe_load_allowed',
