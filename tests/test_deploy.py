@@ -1,6 +1,9 @@
 """Inference re-parameterisation: switch_to_deploy, SLaK(deploy=True) and
 tools/deploy.py give the training-form model's eval outputs (fp32, 1e-5
-relative) with merged kernels."""
+relative) with merged kernels; the tool never overwrites its inputs nor
+anything but a regular file, and a full disk leaves the old file."""
+import hashlib
+import os
 import os.path as osp
 
 import pytest
@@ -17,8 +20,9 @@ from slak_mm.models import SLaK
 from slak_mm.models.layers import LargeKernelConv
 from slak_mm.models.layers.large_kernel_conv import fuse_conv_bn
 from tests.common import DEMO_CONFIG as DEMO
-from tests.common import TINY_SLAK, rel_err, tiny_slak_args
-from tests.tool_runner import run_tool
+from tests.common import (SPECIAL_FILES, TINY_SLAK, disk_full_for, rel_err,
+                          special_file, tiny_slak_args)
+from tests.tool_runner import refusal, run_tool
 
 RTOL = 1e-5
 SIZES = [(64, 64), (70, 45)]  # the second is no multiple of 32
@@ -307,3 +311,68 @@ def test_deploy_checkpoint_refuses_a_deploy_checkpoint(demo_checkpoint,
     with pytest.raises(ValueError, match='deploy checkpoint'):
         deploy_checkpoint(_demo_cfg(), once, str(tmp_path / 'twice.pth'))
     assert not osp.exists(tmp_path / 'twice.pth')
+
+
+def _digest(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def output_equal_to_an_input(tmp_path, checkpoint, spelling):
+    """``(out, config, the refusal's start)``: an output path that is the
+    checkpoint or the config in another form. The config is a child of the
+    demo's in ``tmp_path``: a tool that failed to refuse replaces that copy,
+    not the repository's file."""
+    config = tmp_path / 'demo.py'
+    config.write_text(f'_base_ = {DEMO!r}\n')
+    link = tmp_path / 'out.pth'
+    if spelling == 'symlink':
+        link.symlink_to(checkpoint)
+    elif spelling == 'hard_link':
+        os.link(checkpoint, link)
+    out = {
+        'same': checkpoint,
+        'other_spelling': osp.join(osp.dirname(checkpoint), '.',
+                                   osp.basename(checkpoint)),
+        'config': str(config),
+    }.get(spelling, str(link))
+    what = 'config' if spelling == 'config' else 'checkpoint'
+    return str(out), str(config), f'error: refusing to write {out}: it is ' \
+        f'the {what}'
+
+
+@pytest.mark.parametrize(
+    'spelling', ['same', 'other_spelling', 'symlink', 'hard_link', 'config'])
+def test_deploy_never_overwrites_its_inputs(demo_checkpoint, tmp_path,
+                                            spelling):
+    path, _ = demo_checkpoint
+    before = _digest(path)
+    out, config, expected = output_equal_to_an_input(tmp_path, path,
+                                                      spelling)
+    error = refusal('tools/deploy.py', config, path, out)
+    assert error.startswith(expected), error
+    assert 'an input of this run' in error
+    assert _digest(path) == before
+    assert open(config).read() == f'_base_ = {DEMO!r}\n'
+
+
+@pytest.mark.parametrize('kind', sorted(SPECIAL_FILES))
+def test_deploy_replaces_only_a_regular_file(demo_checkpoint, tmp_path,
+                                             kind):
+    out = special_file(tmp_path, kind)
+    error = refusal('tools/deploy.py', DEMO, demo_checkpoint[0], out)
+    assert error.startswith(f'error: refusing to write {out}: it is '
+                            f'{SPECIAL_FILES[kind]}'), error
+
+
+def test_deploy_on_a_full_disk_keeps_the_old_file(demo_checkpoint, tmp_path,
+                                                  monkeypatch):
+    out = tmp_path / 'deploy.pth'
+    out.write_bytes(b'the previous deploy checkpoint')
+    disk_full_for(monkeypatch, 'deploy.pth')
+    error = refusal('tools/deploy.py', DEMO, demo_checkpoint[0], str(out))
+    assert error.startswith(f'error: no space left on device writing {out}: '
+                            f'it needs '), error
+    assert 'MiB free in' in error
+    assert out.read_bytes() == b'the previous deploy checkpoint'
+    assert os.listdir(tmp_path) == ['deploy.pth']  # no temp file left
