@@ -150,8 +150,13 @@ def _same_file(a: str, b: str) -> bool:
         return osp.realpath(a) == osp.realpath(b)
 
 
-def _refuse_inputs(path: str, inputs: Optional[Mapping[str, Any]]) -> None:
-    """Raise :class:`UnsafeOutputError` if ``path`` is one of ``inputs``."""
+def _local_output(path: Union[str, Path],
+                  inputs: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """``path`` as a string, refused (:class:`UnsafeOutputError`) if it is
+    one of ``inputs``; None for a remote path (not checked)."""
+    path = str(path)
+    if '://' in path:
+        return None
     for name, source in (inputs or {}).items():
         if source is None or '://' in str(source):
             continue
@@ -161,6 +166,7 @@ def _refuse_inputs(path: str, inputs: Optional[Mapping[str, Any]]) -> None:
                 errno.EINVAL, f'refusing to write {path}: it is the {name}'
                 f'{spelled}, an input of this run; write the output to '
                 f'another path')
+    return path
 
 
 def check_output_path(path: Union[str, Path],
@@ -179,11 +185,9 @@ def check_output_path(path: Union[str, Path],
     Raises:
         UnsafeOutputError: One line naming the path and what it is.
     """
-    path = str(path)
-    if '://' in path:
-        return
-    _refuse_inputs(path, inputs)
-    _refuse_non_regular(path)
+    path = _local_output(path, inputs)
+    if path is not None:
+        _refuse_non_regular(path)
 
 
 def check_output_folder(path: Union[str, Path],
@@ -203,10 +207,9 @@ def check_output_folder(path: Union[str, Path],
     Raises:
         UnsafeOutputError: One line naming the path and what it is.
     """
-    path = str(path)
-    if '://' in path:
+    path = _local_output(path, inputs)
+    if path is None:
         return
-    _refuse_inputs(path, inputs)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

@@ -15,8 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.evaluator import BaseMetric, Evaluator
-from mmengine.evaluator import DumpResults
+from mmengine.evaluator import BaseMetric, DumpResults, Evaluator
 from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.model import BaseModel
 from mmengine.runner import Runner

@@ -318,51 +318,50 @@ def _digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def output_equal_to_an_input(tmp_path, checkpoint, spelling):
-    """``(out, config, the refusal's start)``: an output path that is the
-    checkpoint or the config in another form. The config is a child of the
-    demo's in ``tmp_path``: a tool that failed to refuse replaces that copy,
-    not the repository's file."""
+#: The unsafe outputs :func:`unsafe_output` makes.
+UNSAFE_OUTPUTS = ('same', 'other_spelling', 'symlink', 'hard_link', 'config',
+                  *sorted(SPECIAL_FILES))
+
+
+def unsafe_output(tmp_path, checkpoint, case):
+    """``(out, config, the refusal's start)`` for an output path that is
+    the checkpoint or the config in some form, or no regular file (a case
+    of :data:`UNSAFE_OUTPUTS`). The config is a child of the demo's in
+    ``tmp_path``: a tool that failed to refuse replaces that copy, not the
+    repository's file."""
     config = tmp_path / 'demo.py'
     config.write_text(f'_base_ = {DEMO!r}\n')
-    link = tmp_path / 'out.pth'
-    if spelling == 'symlink':
-        link.symlink_to(checkpoint)
-    elif spelling == 'hard_link':
-        os.link(checkpoint, link)
+    if case in SPECIAL_FILES:
+        out = special_file(tmp_path, case)
+        return out, str(config), f'error: refusing to write {out}: it is ' \
+            f'{SPECIAL_FILES[case]}'
     out = {
-        'same': checkpoint,
-        'other_spelling': osp.join(osp.dirname(checkpoint), '.',
-                                   osp.basename(checkpoint)),
-        'config': str(config),
-    }.get(spelling, str(link))
-    what = 'config' if spelling == 'config' else 'checkpoint'
-    return str(out), str(config), f'error: refusing to write {out}: it is ' \
-        f'the {what}'
+        'same':
+        checkpoint,
+        'other_spelling':
+        osp.join(osp.dirname(checkpoint), '.', osp.basename(checkpoint)),
+        'config':
+        str(config),
+    }.get(case, str(tmp_path / 'out.pth'))
+    if case == 'symlink':
+        os.symlink(checkpoint, out)
+    elif case == 'hard_link':
+        os.link(checkpoint, out)
+    what = 'config' if case == 'config' else 'checkpoint'
+    return out, str(config), f'error: refusing to write {out}: it is the ' \
+        f'{what}'
 
 
-@pytest.mark.parametrize(
-    'spelling', ['same', 'other_spelling', 'symlink', 'hard_link', 'config'])
-def test_deploy_never_overwrites_its_inputs(demo_checkpoint, tmp_path,
-                                            spelling):
+@pytest.mark.parametrize('case', UNSAFE_OUTPUTS)
+def test_deploy_never_overwrites_its_inputs_nor_special_files(
+        demo_checkpoint, tmp_path, case):
     path, _ = demo_checkpoint
     before = _digest(path)
-    out, config, expected = output_equal_to_an_input(tmp_path, path,
-                                                      spelling)
+    out, config, expected = unsafe_output(tmp_path, path, case)
     error = refusal('tools/deploy.py', config, path, out)
     assert error.startswith(expected), error
-    assert 'an input of this run' in error
     assert _digest(path) == before
     assert open(config).read() == f'_base_ = {DEMO!r}\n'
-
-
-@pytest.mark.parametrize('kind', sorted(SPECIAL_FILES))
-def test_deploy_replaces_only_a_regular_file(demo_checkpoint, tmp_path,
-                                             kind):
-    out = special_file(tmp_path, kind)
-    error = refusal('tools/deploy.py', DEMO, demo_checkpoint[0], out)
-    assert error.startswith(f'error: refusing to write {out}: it is '
-                            f'{SPECIAL_FILES[kind]}'), error
 
 
 def test_deploy_on_a_full_disk_keeps_the_old_file(demo_checkpoint, tmp_path,

@@ -89,8 +89,8 @@ def test_an_output_that_is_an_input_is_refused(tmp_path, spelling):
     inputs = dict(config=str(tmp_path / 'missing.py'), checkpoint=checkpoint)
     with pytest.raises(fileio.UnsafeOutputError) as err:
         fileio.check_output_path(out, inputs)
-    assert str(err.value).startswith(
-        f'refusing to write {out}: it is the checkpoint')
+    assert str(
+        err.value).startswith(f'refusing to write {out}: it is the checkpoint')
     assert 'an input of this run' in str(err.value)
     assert checkpoint.read_bytes() == b'weights'
     # another file, a new one and remote paths pass
@@ -104,8 +104,7 @@ def test_output_folders(tmp_path):
     fileio.check_output_folder(tmp_path / 'new')  # made later
     (tmp_path / 'linked').symlink_to(tmp_path)  # a linked folder is fine
     fileio.check_output_folder(tmp_path / 'linked')
-    with pytest.raises(fileio.UnsafeOutputError,
-                       match='it is the checkpoint'):
+    with pytest.raises(fileio.UnsafeOutputError, match='it is the checkpoint'):
         fileio.check_output_folder(checkpoint, '--out',
                                    dict(checkpoint=checkpoint))
     for path, kind in [(checkpoint, 'a file'),

@@ -12,12 +12,12 @@ import warnings
 import pytest
 import torch
 
+from slak_mm.fileio import file_kind
 from slak_mm.ops import (dispatch, multi_depthwise_conv2d, resolve_impl,
                          retune, tuning_cache, tuning_record)
 from slak_mm.ops.dispatch import Candidate, TuningKey, bucket
 from slak_mm.ops.settings import (CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV,
                                   RETUNE_ENV, TUNE_ENV)
-from slak_mm.fileio import file_kind
 from tests.common import (SPECIAL_FILES, deadline, disk_full_for, free_port,
                           hide_modules, special_file)
 from tests.tool_runner import run_process
@@ -221,14 +221,15 @@ def test_deep_or_huge_cache_is_ignored_with_one_warning(fresh, content, why):
         record['how'] = json.loads('[' * 600 + ']' * 600)
         fresh.write_text(
             json.dumps(
-                dict(fingerprint=tuning_cache.fingerprint(),
-                     entries={'a key': record})))
+                dict(
+                    fingerprint=tuning_cache.fingerprint(),
+                    entries={'a key': record})))
     else:
         with open(fresh, 'wb') as f:
             f.truncate(17 * 2**20)  # sparse: costs no disk
     keys = []
-    (message, ) = _slak_warnings_of(
-        lambda: keys.append(_forward_and_backward()))
+    (message,
+     ) = _slak_warnings_of(lambda: keys.append(_forward_and_backward()))
     assert message.startswith(
         f'slak_mm: ignoring the depthwise conv tuning cache {fresh} (')
     assert message.endswith(f'{why})')

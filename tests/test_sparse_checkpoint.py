@@ -170,8 +170,9 @@ def test_convert_never_overwrites_its_input(tmp_path, spelling):
     src = str(tmp_path / 'official.pth')
     write_official_checkpoint(src, model_shapes(SLaK(**SMALL)))
     before = open(src, 'rb').read()
-    dst = dict(same=src, other_spelling=f'{tmp_path}/./official.pth').get(
-        spelling, str(tmp_path / 'link.pth'))
+    dst = dict(
+        same=src, other_spelling=f'{tmp_path}/./official.pth').get(
+            spelling, str(tmp_path / 'link.pth'))
     if spelling == 'symlink':
         os.symlink(src, dst)
     error = refusal('tools/convert_checkpoint.py', src, dst)

@@ -87,7 +87,8 @@ def test_out_pickle_is_refused_before_any_work(tmp_path):
            str(tmp_path / 'work_dir'), '--out')
     assert refusal(*run, str(link)).startswith(
         f'error: refusing to write {link}: it is the checkpoint {checkpoint}')
-    assert refusal(*run, str(fifo)).startswith(
-        f'error: refusing to write {fifo}: it is a FIFO')
+    assert refusal(
+        *run,
+        str(fifo)).startswith(f'error: refusing to write {fifo}: it is a FIFO')
     assert checkpoint.read_bytes() == b'weights'
     assert not osp.exists(tmp_path / 'work_dir')  # before any work

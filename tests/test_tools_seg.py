@@ -110,7 +110,8 @@ def test_out_and_show_dir_are_refused_before_any_work(trained, ade_root,
                                                       tmp_path):
     _, checkpoint = trained
     run = ('tools/test.py', DEMO, checkpoint, '--work-dir',
-           str(tmp_path / 'work_dir'), '--cfg-options', f'data_root={ade_root}')
+           str(tmp_path / 'work_dir'), '--cfg-options',
+           f'data_root={ade_root}')
     error = refusal(*run, '--out', checkpoint)
     assert error == (f'error: refusing to write {checkpoint}: it is the '
                      f'checkpoint, an input of this run; write the output to '
@@ -129,8 +130,8 @@ def test_prediction_pngs_are_mmseg_iou_metrics(tmp_path):
     gen = torch.Generator().manual_seed(0)
     samples = [
         dict(
-            pred_sem_seg=dict(data=torch.randint(0, 7, (1, 6, 5),
-                                                 generator=gen)),
+            pred_sem_seg=dict(
+                data=torch.randint(0, 7, (1, 6, 5), generator=gen)),
             img_path=f'/data/images/validation/ADE_val_{i}.jpg',
             reduce_zero_label=reduce) for i, reduce in enumerate([True, False])
     ]

@@ -73,6 +73,8 @@ def evaluate_classifier(cfg: Config,
         check_output_path(out, dict(checkpoint=checkpoint, config=config_path))
     cfg.launcher = launcher
     set_work_dir(cfg, config_path, work_dir)
+    metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
+    check_output_path(metrics_file, dict(checkpoint=checkpoint))
     adapt_to_device(cfg)
     try:
         check_datasets(cfg, splits=('test', ))
@@ -97,5 +99,5 @@ def evaluate_classifier(cfg: Config,
     if runner.rank == 0:
         write_json_atomic(
             dict(config=config_path, checkpoint=checkpoint, metrics=metrics),
-            osp.join(cfg.work_dir, 'test_metrics.json'))
+            metrics_file)
     return metrics

@@ -181,9 +181,10 @@ def infer_images(config: Union[str, Config],
     for image, path in zip(images, outs):  # refused before any work
         check_output_path(
             path,
-            dict(checkpoint=checkpoint,
-                 config=config if isinstance(config, str) else None,
-                 **{'input image': image}))
+            dict(
+                checkpoint=checkpoint,
+                config=config if isinstance(config, str) else None,
+                **{'input image': image}))
 
     cfg = (
         load_config(config, cfg_options)

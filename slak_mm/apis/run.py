@@ -24,7 +24,7 @@ from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
 from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
-from slak_mm.fileio import write_json_atomic
+from slak_mm.fileio import check_output_path, write_json_atomic
 
 __all__ = ['test', 'train']
 
@@ -234,6 +234,8 @@ def test(
         save_predictions(cfg, out,
                          dict(checkpoint=checkpoint, config=config_path))
     _prepare(cfg, config_path, work_dir, launcher, skip_checks, ('test', ))
+    metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
+    check_output_path(metrics_file, dict(checkpoint=checkpoint))
     cfg.load_from = checkpoint
     if show_dir or show:
         enable_visualization(cfg, show_dir, show, wait_time)
@@ -251,13 +253,13 @@ def test(
     }
     notes = _fill_empty_coco_metrics(cfg, metrics)
     if runner.rank == 0:
-        out = osp.join(cfg.work_dir, 'test_metrics.json')
         write_json_atomic(
             dict(
                 config=config_path,
                 checkpoint=checkpoint,
                 metrics=metrics,
-                **notes), out)
+                **notes), metrics_file)
         print_log(
-            f'Test metrics written to {out}: {metrics}', logger='current')
+            f'Test metrics written to {metrics_file}: {metrics}',
+            logger='current')
     return metrics

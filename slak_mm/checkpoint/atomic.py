@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Iterator, Union
 
 import torch
-from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio import LocalBackend
 from mmengine.fileio import io as mm_io
+from mmengine.fileio import register_backend
 from mmengine.fileio.backends import registry_utils
 
 from slak_mm.fileio import atomic_write_bytes
