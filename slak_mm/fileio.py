@@ -260,11 +260,13 @@ def read_regular_file(path: Union[str, Path], max_bytes: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f'{path} is {_kind_of_mode(info.st_mode)}, '
                              f'not a regular file')
-        data = f.read(max_bytes + 1)  # a file growing meanwhile: bounded
-    if len(data) > max_bytes:
-        raise ValueError(
-            f'{path} holds {max(info.st_size, len(data)) / 2**20:.1f} MiB, '
-            f'more than the {max_bytes / 2**20:g} MiB accepted')
+        # the size first: a large file is refused without reading it; the
+        # read is bounded too (the file may grow meanwhile)
+        data = b'' if info.st_size > max_bytes else f.read(max_bytes + 1)
+    size = max(info.st_size, len(data))
+    if size > max_bytes:
+        raise ValueError(f'{path} holds {size / 2**20:.1f} MiB, more than '
+                         f'the {max_bytes / 2**20:g} MiB accepted')
     return data
 
 

@@ -319,8 +319,8 @@ def _digest(path):
 
 
 #: The unsafe outputs :func:`unsafe_output` makes.
-UNSAFE_OUTPUTS = ('same', 'other_spelling', 'symlink', 'hard_link', 'config',
-                  *sorted(SPECIAL_FILES))
+UNSAFE_OUTPUTS = ('same', 'other_spelling', 'link_to_checkpoint', 'hard_link',
+                  'config', *sorted(SPECIAL_FILES))
 
 
 def unsafe_output(tmp_path, checkpoint, case):
@@ -343,7 +343,7 @@ def unsafe_output(tmp_path, checkpoint, case):
         'config':
         str(config),
     }.get(case, str(tmp_path / 'out.pth'))
-    if case == 'symlink':
+    if case == 'link_to_checkpoint':
         os.symlink(checkpoint, out)
     elif case == 'hard_link':
         os.link(checkpoint, out)

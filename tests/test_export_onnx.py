@@ -144,7 +144,8 @@ def test_detector_exports_backbone_and_neck(tmp_path):
         assert [s[1] for s in res['output_shapes']] == [32] * 5
 
 
-@pytest.mark.parametrize('case', ['same', 'symlink', 'config', 'fifo'])
+@pytest.mark.parametrize('case',
+                         ['same', 'link_to_checkpoint', 'config', 'fifo'])
 def test_export_never_overwrites_its_inputs_nor_special_files(
         seg_checkpoint, tmp_path, case):
     ckpt = seg_checkpoint[0]
