@@ -14,8 +14,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import (find_resume_checkpoint, require_checkpoint,
-                                resolve_auto_resume)
+from slak_mm.checkpoint import (atomic_local_writes, find_resume_checkpoint,
+                                require_checkpoint, resolve_auto_resume)
 from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
                             check_num_classes, check_sparse_training,
@@ -25,7 +25,7 @@ from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
 from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
-from slak_mm.fileio import write_json_atomic
+from slak_mm.fileio import check_output_path, write_json_atomic
 from slak_mm.ops import check_impl_env
 
 __all__ = ['test', 'train']
@@ -152,9 +152,8 @@ def train(
                 stop = as_stop(err, signals)
                 if stop is None:
                     raise
-                runner.logger.warning(
-                    f'{stop}: training stopped; '
-                    f'{_resume_hint(runner)}')
+                runner.logger.warning(f'{stop}: training stopped; '
+                                      f'{_resume_hint(runner)}')
                 raise stop from None
     return runner
 
@@ -233,16 +232,22 @@ def test(
         dict: Metric name to value.
     """
     require_checkpoint(checkpoint)
+    if out:  # refused before any work
+        save_predictions(cfg, out,
+                         dict(checkpoint=checkpoint, config=config_path))
     _prepare(cfg, config_path, work_dir, launcher, skip_checks, ('test', ))
+    metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
+    check_output_path(metrics_file, dict(checkpoint=checkpoint))
     cfg.load_from = checkpoint
     if show_dir or show:
         enable_visualization(cfg, show_dir, show, wait_time)
     if tta:
         enable_tta(cfg)
-    if out:
-        save_predictions(cfg, out)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    # mmdet's --out pickle and --show-dir images are written through
+    # mmengine's fileio: atomically within the block
+    with atomic_local_writes():
+        metrics = runner.test()
     # numpy scalars (np.float32 from mmseg) are numbers.Real, not float
     metrics = {
         k: float(v)
@@ -250,13 +255,13 @@ def test(
     }
     notes = _fill_empty_coco_metrics(cfg, metrics)
     if runner.rank == 0:
-        out = osp.join(cfg.work_dir, 'test_metrics.json')
         write_json_atomic(
             dict(
                 config=config_path,
                 checkpoint=checkpoint,
                 metrics=metrics,
-                **notes), out)
+                **notes), metrics_file)
         print_log(
-            f'Test metrics written to {out}: {metrics}', logger='current')
+            f'Test metrics written to {metrics_file}: {metrics}',
+            logger='current')
     return metrics
