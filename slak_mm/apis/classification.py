@@ -17,7 +17,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from slak_mm.checkpoint import is_remote, load_official_classifier
-from slak_mm.config import adapt_to_device, check_datasets, set_work_dir
+from slak_mm.config import adapt_to_device, check_datasets, work_dir_for_run
 from slak_mm.fileio import write_json_atomic
 from slak_mm.models.classifiers import HAS_MMPRETRAIN
 
@@ -70,13 +70,13 @@ def evaluate_classifier(cfg: Config,
             f'Checkpoint not found: {checkpoint!r}. Download the official '
             f'SLaK ImageNet-1K file or pass its path.')
     cfg.launcher = launcher
-    set_work_dir(cfg, config_path, work_dir)
-    adapt_to_device(cfg)
-    try:
-        check_datasets(cfg, splits=('test', ))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f'{err}\nImageNet layout: {IMAGENET_LAYOUT}.') from err
+    with work_dir_for_run(cfg, config_path, work_dir):
+        adapt_to_device(cfg)
+        try:
+            check_datasets(cfg, splits=('test', ))
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f'{err}\nImageNet layout: {IMAGENET_LAYOUT}.') from err
     if out is not None:
         cfg.test_evaluator = [
             cfg.test_evaluator,
