@@ -181,9 +181,11 @@ def test_refused_run_leaves_no_work_dir(tmp_path, tool):
     existed is left as it was."""
     checkpoint = tmp_path / 'model.pth'
     torch.save({'state_dict': {}}, checkpoint)
-    args = [f'tools/{tool}.py', DEMO
-            ] + ([checkpoint] if tool == 'test' else
-                 []) + ['--cfg-options', 'model.decode_head.num_classes=7']
+    given = [checkpoint] if tool == 'test' else []
+    args = [
+        f'tools/{tool}.py', DEMO, *given, '--cfg-options',
+        'model.decode_head.num_classes=7'
+    ]
     new = tmp_path / 'new' / 'run'
     assert 'num_classes=7' in refusal(*args, '--work-dir', new)
     assert not (tmp_path / 'new').exists()
