@@ -318,6 +318,29 @@ def test_stock_stuff_and_panoptic_configs_read_the_data(
             assert sem_seg - {255} == want
 
 
+def test_imagenet_read_by_mmpretrain(tmp_path):
+    """Class folders as mmpretrain's CustomDataset reads them: image i
+    shows class i % 6 only, its label the folder's sorted index (the
+    class's ImageNet-1K label)."""
+    mmpretrain_datasets = pytest.importorskip('mmpretrain.datasets')
+    out = syn.generate_imagenet(
+        str(tmp_path), num_train=7, num_val=2, img_size=SIZE, seed=2)
+    wnids = [c.name for c in syn.IMAGENET_CLASSES]
+    assert wnids == sorted(wnids)
+    assert [c.dataset_id for c in syn.IMAGENET_CLASSES] == list(range(6))
+    for split, num in (('train', 7), ('val', 2)):
+        ds = mmpretrain_datasets.CustomDataset(
+            data_root=out, data_prefix=split, lazy_init=False)
+        assert len(ds) == num and ds.CLASSES == tuple(wnids)
+        for k in range(num):
+            info = ds.get_data_info(k)
+            index = int(osp.basename(info['img_path']).split('_')[-1][:-5])
+            scene = syn.make_scene('imagenet', split, index - 1, SIZE, seed=2)
+            assert {o.cls.name
+                    for o in scene.objects} == {wnids[info['gt_label']]
+                                                } == {wnids[(index - 1) % 6]}
+
+
 @pytest.mark.filterwarnings('ignore:__array__ implementation')
 def test_scene_polygons_match_drawn_pixels():
     from pycocotools import mask as mask_utils
