@@ -19,7 +19,7 @@ The shipped config files are found with :func:`slak_mm.get_config_path`
 from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
                     add_load_check, enable_tta, enable_visualization,
                     iter_dicts, partial_load_allowed, replace_sync_bn,
-                    save_predictions, set_work_dir)
+                    save_predictions, set_work_dir, work_dir_for_run)
 from .checks import (CHECKS, DATASET_LAYOUTS, MASKS_NOT_KEPT_WARNING,
                      check_datasets, check_num_classes, check_sparse_training,
                      check_train_cfg, checks_to_run)
@@ -35,5 +35,5 @@ __all__ = [
     'dict_option_problem', 'enable_tta', 'enable_visualization', 'iter_dicts',
     'load_config', 'not_a_config', 'partial_load_allowed',
     'register_config_scopes', 'replace_sync_bn', 'save_predictions',
-    'set_work_dir', 'slak_feature_maps'
+    'set_work_dir', 'slak_feature_maps', 'work_dir_for_run'
 ]

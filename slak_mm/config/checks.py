@@ -20,6 +20,7 @@ The fit of the neck and heads to the backbone is checked in
 import logging
 import os
 import os.path as osp
+from importlib.util import find_spec
 from typing import Any, Iterable, Iterator, List, Optional, Set, Tuple
 
 from mmengine.config import Config
@@ -28,6 +29,7 @@ from mmengine.registry import DATASETS
 
 from slak_mm.datasets.checks import (check_dataset_files, leaf_dataset_cfgs,
                                      pipeline_transforms)
+from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS, synthetic_kind
 from slak_mm.engine.hooks import SparseMaskHook
 from slak_mm.registry import registered_class
 from slak_mm.utils.images import IMG_EXTENSIONS
@@ -96,7 +98,19 @@ DATASET_LAYOUTS = {
     'Annotations/*.xml and ImageSets/Main/{trainval,test}.txt',
     'CocoDataset':
     'coco/annotations/instances_{train,val}2017.json and '
+    'coco/{train,val}2017/*.jpg (HTC also coco/stuffthingmaps/'
+    '{train,val}2017/*.png)',
+    'CocoPanopticDataset':
+    'coco/annotations/panoptic_{train,val}2017.json, '
+    'coco/annotations/panoptic_{train,val}2017/*.png and '
     'coco/{train,val}2017/*.jpg',
+    'ImageNet':
+    'train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (one folder per class), '
+    'or the images with meta/{train,val}.txt',
+    'CustomDataset':
+    'one folder per class: train/<class>/*.JPEG and val/<class>/*.JPEG '
+    '(ImageNet style), or the images with an ann_file of "path label" '
+    'lines',
 }
 
 #: First bytes of the image formats the datasets read.
@@ -164,6 +178,40 @@ def _reads_seg_maps(ds: dict, scope: Any) -> bool:
     return False
 
 
+def _generator_hint(ds_type: str, root: str, paths: List[str]) -> str:
+    """The synthetic-data advice, only where the generator writes every
+    path the dataset reads (ADE20K, VOC, COCO instances / stuff maps /
+    panoptic, ImageNet class folders); empty otherwise."""
+    kind = synthetic_kind(ds_type,
+                          [osp.relpath(p, root or '.') for p in paths])
+    if kind is None:
+        return ''
+    folder = SYNTHETIC_LAYOUTS[kind][0]
+    hint = (f', or make synthetic data with python '
+            f'tools/generate_synthetic_data.py DIR --datasets {kind} and '
+            f'set data_root=DIR/{folder}')
+    if ds_type == 'CocoPanopticDataset' and find_spec('panopticapi') is None:
+        hint += (' (mmdet reads panoptic maps with panopticapi: pip install '
+                 'git+https://github.com/cocodataset/panopticapi.git)')
+    return hint
+
+
+def _missing_path_message(split: str, ds: dict, root: str, path: str,
+                          paths: List[str]) -> str:
+    ds_type = type_name(ds) or '?'
+    layout = DATASET_LAYOUTS.get(ds_type,
+                                 'the layout the dataset class documents')
+    # a root that already ends in the layout's top folder
+    # (.../ADEChallengeData2016) is named once, not twice
+    top = osp.basename(osp.normpath(root)) if root else ''
+    if top and layout.startswith(top + '/'):
+        layout = layout.replace(top + '/', '')
+    return (f'{split} dataset ({ds_type}) path not found: {path!r} '
+            f'(data_root={root!r}). Expected layout under the data root: '
+            f'{layout}. Point the config at it with --cfg-options '
+            f'data_root=PATH{_generator_hint(ds_type, root, paths)}.')
+
+
 def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
     """Stop early, with the expected layout, if a dataset path is missing.
 
@@ -185,34 +233,24 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
             continue
         for ds in leaf_dataset_cfgs(loader.get('dataset')):
             root = ds.get('data_root', '') or ''
-            paths = [root] if root else []
-            if ds.get('ann_file'):
-                paths.append(osp.join(root, ds['ann_file']))
+            reads = [osp.join(root, ds['ann_file'])
+                     ] if ds.get('ann_file') else []
             reads_seg = _reads_seg_maps(ds, cfg.get('default_scope'))
+            # mmpretrain: data_prefix='train', or ImageNet's split='train'
+            prefixes = ds.get('data_prefix') or ds.get('split') or {}
+            if isinstance(prefixes, str):
+                prefixes = dict(img_path=prefixes)
             folders = {
                 key: osp.join(root, prefix)
-                for key, prefix in (ds.get('data_prefix') or {}).items()
+                for key, prefix in prefixes.items()
                 if isinstance(prefix, str) and prefix and (
                     reads_seg or key not in _SEG_PREFIXES)
             }
-            paths += list(folders.values())
-            for path in paths:
+            reads += list(folders.values())
+            for path in ([root] if root else []) + reads:
                 if not osp.exists(path):
-                    ds_type = ds.get('type', '?')
-                    layout = DATASET_LAYOUTS.get(
-                        ds_type, 'the layout the dataset class documents')
-                    # a root that already ends in the layout's top folder
-                    # (.../ADEChallengeData2016) is named once, not twice
-                    top = osp.basename(osp.normpath(root)) if root else ''
-                    if top and layout.startswith(top + '/'):
-                        layout = layout.replace(top + '/', '')
                     raise FileNotFoundError(
-                        f'{split} dataset ({ds_type}) path not found: '
-                        f'{path!r} (data_root={root!r}). Expected layout '
-                        f'under the data root: {layout}. Point the config '
-                        f'at it with --cfg-options data_root=PATH, or make '
-                        'synthetic data with '
-                        'tools/generate_synthetic_data.py.')
+                        _missing_path_message(split, ds, root, path, reads))
             for key, folder in folders.items():
                 _check_folder_content(split, ds.get('type', '?'), key, folder)
     check_dataset_files(cfg, splits)  # annotations: references, pairs
