@@ -238,22 +238,29 @@ def test_train_refuses_neck_at_wrong_strides(tmp_path):
 
 def test_config_scopes_point_at_installed_distributions(monkeypatch):
     """The upstream name mmengine ships for ``mmseg`` is replaced by the
-    fork's distribution; scopes whose module is missing stay as they are."""
+    fork's distribution (plain mmengine fails on it); scopes whose module is
+    missing stay as they are. After ``import slak_mm`` mmengine's reader
+    maps a scope when a base names it."""
     from mmengine.config import Config
     from mmengine.config import utils as config_utils
 
     from slak_mm.config import register_config_scopes
+    config = osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py')
     table = config_utils.MODULE2PACKAGE
     monkeypatch.setitem(table, 'mmseg', 'mmsegmentation')  # mmengine's entry
     monkeypatch.setitem(table, 'mmocr', 'mmocr')  # not installed here
+    plain = staticmethod(Config._get_cfg_path.__wrapped__)
+    monkeypatch.setattr(Config, '_get_cfg_path', plain)
     with pytest.raises(ModuleNotFoundError, match='mmsegmentation'):
-        Config.fromfile(osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py'))
+        Config.fromfile(config)
     changed = register_config_scopes()
     assert changed.get('mmseg') == 'onedl-mmsegmentation', changed
     assert table['mmocr'] == 'mmocr' and 'mmocr' not in changed
     assert register_config_scopes() == {}  # idempotent
-    cfg = Config.fromfile(osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py'))
-    assert cfg.model.decode_head.type == 'FPNHead'
+    assert Config.fromfile(config).model.decode_head.type == 'FPNHead'
+    monkeypatch.setitem(table, 'mmseg', 'mmsegmentation')
+    assert Config.fromfile(config).model.decode_head.type == 'FPNHead'
+    assert table['mmseg'] == 'onedl-mmsegmentation'
 
 
 def test_packaged_config_by_its_scoped_name():

@@ -18,9 +18,8 @@ from slak_mm.checkpoint import (atomic_local_writes, find_resume_checkpoint,
                                 require_checkpoint, resolve_auto_resume)
 from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
-                            check_num_classes, check_sparse_training,
-                            check_train_cfg, checks_to_run, enable_tta,
-                            enable_visualization, save_predictions,
+                            check_num_classes, check_train_cfg, checks_to_run,
+                            enable_tta, enable_visualization, save_predictions,
                             work_dir_for_run)
 from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
@@ -71,7 +70,6 @@ def _check_train_options(cfg: Config, checks: Set[str], resume: Optional[str],
     with ``load_from``); sets ``cfg`` for them."""
     if 'schedule' in checks:
         check_train_cfg(cfg)
-    check_sparse_training(cfg)  # a warning
     if auto_scale_lr:
         if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
             raise ValueError(

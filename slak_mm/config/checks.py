@@ -8,9 +8,7 @@
 * a head whose ``num_classes`` is not the number of classes of a dataset
   the run reads is refused (more logits than classes skew the metrics
   silently; fewer fail on the first label beyond them);
-* a schedule that would train nothing (``max_iters=-5``) is refused;
-* a sparse SLaK that would train without a hook keeping its masks gets a
-  WARNING (the optimizer would fill the masked weights).
+* a schedule that would train nothing (``max_iters=-5``) is refused.
 
 The fit of the neck and heads to the backbone is checked in
 :mod:`.model_checks`. Each check can be turned off (:data:`CHECKS`):
@@ -30,15 +28,13 @@ from mmengine.registry import DATASETS
 from slak_mm.datasets.checks import (check_dataset_files, leaf_dataset_cfgs,
                                      pipeline_transforms)
 from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS, synthetic_kind
-from slak_mm.engine.hooks import SparseMaskHook
 from slak_mm.registry import registered_class
 from slak_mm.utils.images import IMG_EXTENSIONS
-from .model_checks import slak_default, type_name
+from .model_checks import type_name
 
 __all__ = [
-    'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'MASKS_NOT_KEPT_WARNING',
-    'check_datasets', 'check_num_classes', 'check_sparse_training',
-    'check_train_cfg'
+    'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'check_datasets',
+    'check_num_classes', 'check_train_cfg'
 ]
 
 #: The pre-run checks, by the name ``skip_checks`` / ``--skip-checks`` use.
@@ -356,57 +352,3 @@ def check_train_cfg(cfg: Config) -> None:
             raise ValueError(
                 f'train_cfg.{key}={value!r}: expected an integer >= {low} '
                 f'(--cfg-options train_cfg.{key}=N).')
-
-
-#: The WARNING of :func:`check_sparse_training`.
-MASKS_NOT_KEPT_WARNING = (
-    'SLaK(sparse=True) is training but no SparseMaskHook keeps its masks: '
-    'the optimizer will fill the zeroed weights. Add '
-    "custom_hooks=[dict(type='SparseMaskHook')] to the config (the slak_mm "
-    'base model configs do), or call slak_mm.sparse.apply_masks(model) after '
-    'every optimizer step.')
-
-
-def _mask_hook_names() -> set:
-    """Names of :class:`SparseMaskHook` and its subclasses
-    (``DynamicSparsityHook``)."""
-    names, todo = set(), [SparseMaskHook]
-    while todo:
-        cls = todo.pop()
-        names.add(cls.__name__)
-        todo += cls.__subclasses__()
-    return names
-
-
-def _keeps_masks(hook: Any) -> bool:
-    if not isinstance(hook, dict):
-        return False
-    kind = hook.get('type')
-    if isinstance(kind, type):
-        return issubclass(kind, SparseMaskHook)
-    return isinstance(kind, str) and type_name(hook) in _mask_hook_names()
-
-
-def check_sparse_training(cfg: Config) -> bool:
-    """Warn (WARNING, once per call) when the config trains a sparse SLaK
-    without a hook that keeps its masks.
-
-    ``model.backbone`` is SLaK with ``sparse=True`` and ``custom_hooks``
-    has no :class:`~slak_mm.engine.SparseMaskHook` (or a subclass such as
-    ``DynamicSparsityHook``): the optimizer would fill the masked weights.
-
-    Args:
-        cfg (Config): The training config.
-
-    Returns:
-        bool: Whether it warned.
-    """
-    backbone = (cfg.get('model') or {}).get('backbone')
-    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
-        return False
-    if not backbone.get('sparse', slak_default('sparse')):
-        return False
-    if any(_keeps_masks(h) for h in cfg.get('custom_hooks') or ()):
-        return False
-    print_log(MASKS_NOT_KEPT_WARNING, logger='current', level=logging.WARNING)
-    return True

@@ -19,7 +19,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from slak_mm.checkpoint import load_pretrained_backbone
 from slak_mm.ops import MAX_KERNEL
 from slak_mm.registry import register_model
-from slak_mm.sparse import SPARSE_INIT_METHODS, attach_masks, init_random_masks
+from slak_mm.sparse import (SPARSE_INIT_METHODS, apply_masks, attach_masks,
+                            init_random_masks, mask_gradients_in_backward)
 from ..layers import LargeKernelConv
 
 __all__ = ['SLaK', 'SLaKBlock']
@@ -141,9 +142,11 @@ class SLaK(BaseModule):
             with 2 or 4 dims) sparse: each gets a bool ``<name>_mask``
             buffer, saved in checkpoints, taken from the pretrained
             weights' zeros (or drawn at ``sparsity`` without a checkpoint).
-            ``SparseMaskHook`` keeps masked weights at zero during training
-            (``tools/train.py`` warns when a sparse config has none, see
-            :func:`slak_mm.config.check_sparse_training`). Default: False.
+            The backbone keeps its own zeros under any runner: masked
+            gradient entries are zeroed as autograd computes them
+            (:func:`slak_mm.sparse.mask_gradients_in_backward`), and masked
+            weights are zeroed after every ``load_state_dict``; no hook is
+            needed (see docs/sparsity.md). Default: False.
         sparsity (float): Fraction of zeros when masks are drawn at random
             (no pretrained checkpoint), in [0, 1). Default: 0.4 (SLaK).
         sparse_init (str): Layer-wise scheme for random masks: ``'ERK'`` or
@@ -272,6 +275,11 @@ class SLaK(BaseModule):
                     m for m in self.modules()
                     if isinstance(m, LargeKernelConv) and m.deploy
                 ])
+            # before freezing: a weight that needs no gradient takes no hook
+            mask_gradients_in_backward(self)
+            # a checkpoint whose weights are not zero where its masks are
+            # (or which has no masks) cannot revive a masked entry
+            self.register_load_state_dict_post_hook(self._apply_masks)
         self._freeze_stages()
 
     # ----------------------------------------------------------- validation
@@ -367,8 +375,16 @@ class SLaK(BaseModule):
                 for param in module.parameters():
                     param.requires_grad = False
 
+    @staticmethod
+    def _apply_masks(module: nn.Module, incompatible_keys=None) -> None:
+        apply_masks(module)
+
     def train(self, mode: bool = True):
         super().train(mode)
+        if mode and self.sparse:
+            # a deep copy or an unpickled model has new weights: torch
+            # copies no hooks (idempotent for weights that have one)
+            mask_gradients_in_backward(self)
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
