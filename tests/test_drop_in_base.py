@@ -91,17 +91,17 @@ FAMILIES = {
     'panoptic_fpn': ('mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py',
                      'backbone=dict(_delete_=True, **_base_.slak_t), '
                      'neck=dict(in_channels=_base_.slak_t_channels)', 'det'),
-    'segformer': ('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-'
-                  '512x512.py', 'pretrained=None, '
-                  'backbone=dict(_delete_=True, **_base_.slak_t), '
-                  'decode_head=dict(in_channels=_base_.slak_t_channels)',
-                  'seg'),
-    'twins': ('mmseg::twins/twins_pcpvt-s_uperhead_8xb4-160k_ade20k-'
-              '512x512.py', 'pretrained=None, '
-              'backbone=dict(_delete_=True, **_base_.slak_t), '
-              'decode_head=dict(in_channels=_base_.slak_t_channels), '
-              'auxiliary_head=dict(in_channels=_base_.slak_t_channels[2])',
-              'seg'),
+    'segformer':
+    ('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-'
+     '512x512.py', 'pretrained=None, '
+     'backbone=dict(_delete_=True, **_base_.slak_t), '
+     'decode_head=dict(in_channels=_base_.slak_t_channels)', 'seg'),
+    'twins':
+    ('mmseg::twins/twins_pcpvt-s_uperhead_8xb4-160k_ade20k-'
+     '512x512.py', 'pretrained=None, '
+     'backbone=dict(_delete_=True, **_base_.slak_t), '
+     'decode_head=dict(in_channels=_base_.slak_t_channels), '
+     'auxiliary_head=dict(in_channels=_base_.slak_t_channels[2])', 'seg'),
 }
 
 
@@ -130,8 +130,8 @@ def test_recipe_composes_where_the_old_drop_in_clashed(family, tmp_path):
 def test_a_remaining_clash_names_both_bases_and_the_fix(tmp_path):
     """Two bases of the user's that set one key: mmengine's message names
     neither; load_config (every tool) names the file, the bases, the key."""
-    (tmp_path / 'mine.py').write_text(
-        "custom_hooks = [dict(type='EMAHook')]\n")
+    (tmp_path /
+     'mine.py').write_text("custom_hooks = [dict(type='EMAHook')]\n")
     (tmp_path / 'top.py').write_text(
         "_base_ = ['mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py', './mine.py']"
         '\n')

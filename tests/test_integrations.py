@@ -117,7 +117,7 @@ CASES = {
 }
 
 
-def _small_sizes(node, size):
+def small_sizes(node, size):
     """Every image size in a pipeline or data preprocessor made ``size``
     (the stock 512-1333 px would take minutes per step on a CPU)."""
     if isinstance(node, dict):
@@ -130,10 +130,10 @@ def _small_sizes(node, size):
                     for v in value[:1]
                 ]
             else:
-                _small_sizes(value, size)
+                small_sizes(value, size)
     elif isinstance(node, (list, tuple)):
         for item in node:
-            _small_sizes(item, size)
+            small_sizes(item, size)
 
 
 def small_copy(name, size, tmp_path):
@@ -149,10 +149,10 @@ def small_copy(name, size, tmp_path):
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if loader:
-            _small_sizes(loader.dataset, size)
+            small_sizes(loader.dataset, size)
             loader.update(
                 batch_size=2, num_workers=0, persistent_workers=False)
-    _small_sizes(cfg.model.data_preprocessor, size)
+    small_sizes(cfg.model.data_preprocessor, size)
     path = str(tmp_path / f'{name}.py')
     cfg.dump(path)
     return path
