@@ -242,6 +242,27 @@ def test_checkpoint_round_trip_keeps_names_masks_and_zeros():
     assert_zeros_kept(fresh, masks, optimizer)
 
 
+def test_state_dict_without_masks_brings_its_zeros_as_masks():
+    """A dense or official-style file (no *_mask entries) loaded by plain
+    torch into a model with random masks: the file's non-zero pattern
+    becomes the masks (not the model's random ones, which would zero 40%
+    of its weights)."""
+    source = sparse_model()
+    weights = {
+        k: v
+        for k, v in source.state_dict().items() if not k.endswith('_mask')
+    }
+    target = SLaK(**SMALL, sparse=True)
+    torch.manual_seed(1)
+    target.init_weights()  # other random masks
+    assert any(not torch.equal(m, source.get_buffer(n + '_mask'))
+               for n, _, m in masked_weights(target))
+    target.load_state_dict(weights, strict=False)
+    for name, weight, mask in masked_weights(target):
+        assert torch.equal(mask, weights[name] != 0), name
+        assert torch.equal(weight, weights[name]), name
+
+
 def test_frozen_stages_and_other_models_take_the_hook_where_needed():
     frozen = sparse_model(frozen_stages=2)
     masks = _masks(frozen)
