@@ -28,8 +28,8 @@ from slak_mm.sparse import masked_weights
 from tests.common import ROOT
 
 # the recipe's backbone, small: what a user would try first on a laptop
-SMALL = ("dict(arch=dict(depths=[1, 1, 1, 1], dims=[16, 32, 64, 128]), "
-         "kernel_size=(7, 7, 7, 7), small_kernel=3, width_factor=1.0, "
+SMALL = ('dict(arch=dict(depths=[1, 1, 1, 1], dims=[16, 32, 64, 128]), '
+         'kernel_size=(7, 7, 7, 7), small_kernel=3, width_factor=1.0, '
          "drop_path_rate=0.0, norm_cfg=dict(type='BN', requires_grad=True), "
          'init_cfg=None)')
 SMALL_TEST_PIPELINE = (
@@ -176,18 +176,21 @@ def test_mmdet_inferencer_and_init_detector(user_models, tmp_path):
 def test_mmpretrain_inferencer_and_init_model(user_models, tmp_path):
     """(mmpretrain's ``inference_model`` picks its inferencer from the model
     zoo's metafile, so it refuses any model outside it, ours included: "No
-    available inferencer for the model"; the inferencer is the API.)"""
+    available inferencer for the model"; the inferencer is the API. Its
+    pipeline is built in the process's default scope, which mmseg's and
+    mmdet's APIs set for good: after them, mmpretrain needs its scope.)"""
     from mmpretrain.apis import ImageClassificationInferencer, init_model
     config, weights, masks = user_models['cls']
     _, image = _image(tmp_path)
-    inferencer = ImageClassificationInferencer(
-        config, pretrained=weights, device='cpu')
-    _assert_masked(inferencer.model, masks)
-    (out, ) = inferencer(image)
-    assert out['pred_class'] in _dataset_meta('cls')['classes']
-    model = init_model(config, weights, device='cpu')
-    _assert_masked(model, masks)
-    (result, ) = ImageClassificationInferencer(model)(image)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        inferencer = ImageClassificationInferencer(
+            config, pretrained=weights, device='cpu')
+        _assert_masked(inferencer.model, masks)
+        (out, ) = inferencer(image)
+        assert out['pred_class'] in _dataset_meta('cls')['classes']
+        model = init_model(config, weights, device='cpu')
+        _assert_masked(model, masks)
+        (result, ) = ImageClassificationInferencer(model)(image)
     assert 0 <= result['pred_label'] < 10
 
 
