@@ -20,6 +20,7 @@ import os.path as osp
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from mmengine.config import Config
+from mmengine.fileio import load
 
 __all__ = ['base_clash', 'base_clash_line', 'base_files', 'config_keys']
 
@@ -43,8 +44,10 @@ def _assigned_names(node: ast.AST, names: Dict[str, None]) -> None:
             names.pop(node.id, None)
         return
     if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        # the value first: `a = [x for x in y]` binds only `a`
-        _assigned_names(node.value, names) if node.value else None
+        if isinstance(node.value, ast.Lambda):
+            return  # a function: mmengine drops it
+        if node.value is not None:  # a walrus inside binds a name too
+            _assigned_names(node.value, names)
         for target in getattr(node, 'targets', None) or [node.target]:
             _assigned_names(target, names)
         return
@@ -65,13 +68,21 @@ def _literal_bases(tree: ast.Module, path: str) -> List[str]:
                 raise ValueError(
                     f'{path}: _base_ must be a string or a list of strings '
                     f'(mmengine reads it before running the file)') from err
-            bases = [value] if isinstance(value, str) else list(value)
+            bases = _as_list(value)
     return bases
+
+
+def _as_list(bases) -> List[str]:
+    return [bases] if isinstance(bases, str) else list(bases or ())
 
 
 @functools.lru_cache(maxsize=None)
 def _parsed(path: str, mtime_ns: int) -> Tuple[Tuple[str, ...], FrozenSet]:
     """``(bases as written, own keys)`` of one file (cached per version)."""
+    if not path.endswith('.py'):  # a .json / .yaml config: data
+        data = dict(load(path))
+        bases = _as_list(data.pop('_base_', None))
+        return tuple(bases), frozenset(data)
     with open(path, encoding='utf-8') as f:
         tree = ast.parse(f.read(), path)
     names: Dict[str, None] = {}
@@ -124,7 +135,7 @@ def _merged_keys(real: str,
             base_real = osp.realpath(_resolve(base, real))
             base_keys, missing = _merged_keys(base_real,
                                               os.stat(base_real).st_mtime_ns)
-        except (ImportError, OSError, ValueError):
+        except (ImportError, OSError, SyntaxError, ValueError):
             unresolved.append(f'{real}: {base}')
             continue
         keys |= base_keys
@@ -193,9 +204,12 @@ def base_clash_line(path: str) -> Optional[str]:
     Returns:
         str | None: The line; None where no clash is found.
     """
-    if '::' in path and not osp.exists(path):
-        path = Config._get_cfg_path(path, path)[0]
-    clash = base_clash(path)
+    try:
+        if '::' in path and not osp.exists(path):
+            path = Config._get_cfg_path(path, path)[0]
+        clash = base_clash(path)
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return None  # mmengine's own message stands
     if clash is None:
         return None
     file, key, (first, second) = clash
