@@ -6,8 +6,9 @@
 #       model.data_preprocessor.num_classes=N
 #   python tools/test.py configs/imagenet/slak_t_finetune_imagefolder.py \
 #       work_dirs/slak_t_finetune_imagefolder/epoch_30.pth   # accuracy/top1
-# The backbone loads the official weights (sparse: its zeros stay zero with
-# SparseMaskHook); the head is new, for num_classes classes.
+# The backbone loads the official weights (sparse: its zeros stay zero, the
+# backbone keeps them; the hook logs the density); the head is new, for
+# num_classes classes.
 checkpoint = 'checkpoints/SLaK_tiny_checkpoint.pth'  # official ImageNet-1K
 num_classes = 1000
 _base_ = [
