@@ -32,7 +32,7 @@ def model_shapes(model, num_classes=1000):
         for k, v in model.state_dict().items()
         if not k.startswith('norm') and not k.endswith('_mask')
     }
-    last = model.dims[-1]
+    last = model.channels[-1]
     shapes.update({
         'norm.weight': (last, ),
         'norm.bias': (last, ),

@@ -13,11 +13,9 @@ import pytest
 import torch
 
 from slak_mm.analysis.complexity import WEIGHT_OPS, count_complexity
-from slak_mm.models import LargeKernelConv
-from slak_mm.models.backbones.slak import SLaKBlock
+from slak_mm.network import LargeKernelConv, SLaKBlock
 
 C, H, W, M, N = 8, 10, 12, 7, 3
-BN_CFG = dict(type='BN', requires_grad=True)
 
 
 def _randomize_bn(module):
@@ -72,7 +70,7 @@ def test_large_kernel_dense_and_sparse_hand_count():
 def test_block_hand_count_with_random_masks():
     from slak_mm.sparse import attach_masks, init_random_masks
     torch.manual_seed(0)
-    block = SLaKBlock(C, M, N, decompose=True, norm_cfg=BN_CFG).eval()
+    block = SLaKBlock(C, M, N, decompose=True).eval()
     attach_masks(block)
     init_random_masks(
         block, 0.5, 'uniform', generator=torch.Generator().manual_seed(0))
@@ -104,7 +102,7 @@ def test_paper_convention_uniform_density_hand_count():
 
     from slak_mm.sparse import attach_masks, init_random_masks
     torch.manual_seed(0)
-    block = SLaKBlock(C, M, N, decompose=True, norm_cfg=BN_CFG).eval()
+    block = SLaKBlock(C, M, N, decompose=True).eval()
     attach_masks(block, exclude=[block.pwconv2])  # pwconv2: no mask
     init_random_masks(block, 0.3, 'ERK')  # zeros unlike the paper's 0.6
     x = torch.randn(1, C, H, W)

@@ -17,8 +17,8 @@ from slak_mm.apis import build_model
 from slak_mm.config import load_config
 from slak_mm.deploy import deploy_checkpoint
 from slak_mm.models import SLaK
-from slak_mm.models.layers import LargeKernelConv
-from slak_mm.models.layers.large_kernel_conv import fuse_conv_bn
+from slak_mm.network import LargeKernelConv
+from slak_mm.network.large_kernel_conv import fuse_conv_bn
 from tests.common import DEMO_CONFIG as DEMO
 from tests.common import (SPECIAL_FILES, TINY_SLAK, disk_full_for, rel_err,
                           special_file, tiny_slak_args)

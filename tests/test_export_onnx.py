@@ -15,7 +15,7 @@ from slak_mm.apis import build_model
 from slak_mm.config import load_config
 from slak_mm.deploy import (ExportAdaptiveAvgPool2d, deploy_checkpoint,
                             export_friendly, export_onnx, verify_onnx)
-from slak_mm.models import LargeKernelConv
+from slak_mm.network import LargeKernelConv
 from slak_mm.ops import IMPL_ENV
 from tests.common import DEMO_CONFIG as SEG
 from tests.common import DEMO_VOC_CONFIG as DET

@@ -30,7 +30,8 @@ from tests.common import ROOT
 # the recipe's backbone, small: what a user would try first on a laptop
 SMALL = ('dict(arch=dict(depths=[1, 1, 1, 1], dims=[16, 32, 64, 128]), '
          'kernel_size=(7, 7, 7, 7), small_kernel=3, width_factor=1.0, '
-         "drop_path_rate=0.0, norm_cfg=dict(type='BN', requires_grad=True), "
+         'drop_path_rate=0.0, '
+         "branch_norm_cfg=dict(type='BN', requires_grad=True), "
          'init_cfg=None)')
 SMALL_TEST_PIPELINE = (
     'test_dataloader = dict(dataset=dict(pipeline=[\n'

@@ -4,7 +4,7 @@ constant) and the compiled module computes what eager does."""
 import pytest
 import torch
 
-from slak_mm.models.layers.large_kernel_conv import LargeKernelConv
+from slak_mm.network import LargeKernelConv
 from slak_mm.ops import dispatch
 from slak_mm.ops.settings import CACHE_ENV
 

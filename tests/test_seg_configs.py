@@ -93,7 +93,7 @@ def test_cfg_options_rebind_checkpoint_and_data_root():
 def test_real_settings_of_tiny_config():
     cfg = load_config(osp.join(ROOT, 'configs', 'upernet_slak_t_ade20k.py'))
     assert cfg.model.backbone.kernel_size == (51, 49, 47, 13)
-    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
+    assert cfg.model.backbone.branch_norm_cfg.type == 'SyncBN'
     assert cfg.model.test_cfg == dict(
         mode='slide', crop_size=(512, 512), stride=(341, 341))
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'

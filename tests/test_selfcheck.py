@@ -1,7 +1,6 @@
 """``python -m slak_mm.selfcheck --quick`` (run in-process through its
 ``main``): the report has every section and passes here, a wrong
-implementation makes it fail naming that implementation, and its torch-only
-SLaK is the backbone's network."""
+implementation makes it fail naming that implementation."""
 import json
 import os
 
@@ -11,8 +10,7 @@ import torch
 from slak_mm import selfcheck
 from slak_mm.ops import dispatch
 from slak_mm.ops.settings import CACHE_ENV
-from slak_mm.selfcheck.backbone import TorchSLaK
-from tests.common import special_file, tiny_slak
+from tests.common import special_file
 
 
 def _quick(tmp_path, *args):
@@ -109,21 +107,6 @@ def test_out_of_no_regular_file_is_refused_first(tmp_path, capsys):
         selfcheck.main(['--quick', '--device', 'cpu', '--out', out])
     assert (f'refusing to write {out}: it is a character device'
             in capsys.readouterr().err)
-
-
-def test_torch_slak_is_the_backbones_network():
-    torch.manual_seed(0)
-    slak = tiny_slak(layer_scale_init_value=1.0)
-    slak.init_weights()
-    mine = TorchSLaK(
-        depths=slak.depths,
-        dims=slak.dims,
-        kernels=slak.kernel_size,
-        small=slak.small_kernel)
-    mine.load_state_dict(slak.state_dict())  # strict: the same names
-    x = torch.randn(2, 3, 32, 32)
-    for a, b in zip(slak(x), mine(x)):
-        torch.testing.assert_close(a, b)
 
 
 def test_a_section_that_raises_is_reported_and_fails_the_run(

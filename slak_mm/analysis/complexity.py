@@ -57,7 +57,8 @@ from mmengine.runner import load_checkpoint
 from slak_mm.checkpoint import (extract_state_dict, load_checkpoint_file,
                                 load_pretrained_backbone)
 from slak_mm.config import replace_sync_bn
-from slak_mm.models import LargeKernelConv, SLaK, build_model
+from slak_mm.models import SLaK, build_model
+from slak_mm.network import LargeKernelConv
 from slak_mm.sparse import is_sparse_weight, masked_weights
 from .inputs import det_data_samples
 

@@ -27,7 +27,8 @@ from mmengine.config import Config
 
 from slak_mm.analysis.inputs import det_data_samples
 from slak_mm.config import replace_sync_bn
-from slak_mm.models import LargeKernelConv, SLaK, build_model
+from slak_mm.models import SLaK, build_model
+from slak_mm.network import LargeKernelConv
 from slak_mm.ops import CPU_LAYOUT_ENV
 from .timing import time_medians
 

@@ -27,7 +27,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
-from slak_mm.models.backbones.slak import SLaK
+from slak_mm.models import SLaK
+from slak_mm.network import resolve_arch
 from slak_mm.registry import init_default, is_subclass_named, registered_class
 
 __all__ = [
@@ -101,22 +102,24 @@ def slak_feature_maps(backbone: dict) -> Optional[List[dict]]:
         config cannot be read (SLaK's own argument checks then report it
         at build time).
     """
-    arch = backbone.get('arch', slak_default('arch'))
-    width = backbone.get('width_factor', slak_default('width_factor'))
     out_indices = _as_list(
         backbone.get('out_indices', slak_default('out_indices')))
     try:
-        dims = (SLaK.arch_settings[arch]
-                if isinstance(arch, str) else arch)['dims']
-        # as SLaK.__init__ widens them (SLaK(...).out_channels)
+        # as SLaK.__init__ reads them (SLaK(...).out_channels)
+        channels = resolve_arch(
+            backbone.get('arch', slak_default('arch')),
+            **{
+                k: backbone.get(k)
+                for k in ('kernel_size', 'small_kernel', 'width_factor')
+            })['channels']
         return [
             dict(
-                channels=int(dims[i] * width),
+                channels=channels[i],
                 stride=SLAK_STRIDES[i],
                 name=f'SLaK stage {i}',
                 source='the SLaK outputs') for i in out_indices
         ]
-    except (KeyError, IndexError, TypeError):
+    except (ValueError, IndexError, TypeError):
         return None
 
 
