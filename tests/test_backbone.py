@@ -9,7 +9,7 @@ import torch.nn as nn
 
 import slak_mm  # noqa: F401  (registers SLaK)
 from slak_mm.models import SLaK
-from tests.common import tiny_slak_args
+from tests.common import rel_err, tiny_slak_args
 from tests.official_format import official_forward
 
 # copy of ../shared/reference/slak_official_state_dict_keys.json: key names
@@ -25,35 +25,34 @@ SMALL = tiny_slak_args(depths=[1, 1, 2, 1])
     ('small', [124, 249, 499, 998]),
     ('base', [166, 332, 665, 1331]),
 ])
-@pytest.mark.parametrize('size', [(64, 64), (70, 45)])
-def test_output_shapes(arch, dims, size):
+def test_output_shapes_and_official_keys(arch, dims):
     model = SLaK(arch=arch).eval()
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, *size))
-    assert len(outs) == 4
-    for i, (out, dim) in enumerate(zip(outs, dims)):
-        stride = 4 * 2**i
-        assert out.shape == (1, dim, size[0] // stride, size[1] // stride)
-
-
-def test_state_dict_matches_official_keys_and_shapes():
+    assert model.out_channels == dims
+    for size in [(64, 64), (70, 45)]:
+        with torch.no_grad():
+            outs = model(torch.randn(1, 3, *size))
+        assert len(outs) == 4
+        for i, (out, dim) in enumerate(zip(outs, dims)):
+            stride = 4 * 2**i
+            assert out.shape == (1, dim, size[0] // stride,
+                                 size[1] // stride)
+    # the state dict is the official file's (without the classifier)
     with open(REF) as f:
-        ref = json.load(f)
-    for arch in ('tiny', 'small', 'base'):
         official = {
             k: tuple(shape)
-            for k, shape, _ in ref[arch]
+            for k, shape, _ in json.load(f)[arch]
             if not k.startswith(('norm.', 'head.'))
         }
-        ours = {
-            k: tuple(v.shape)
-            for k, v in SLaK(arch=arch).state_dict().items()
-            if not k.startswith('norm')
-        }
-        assert ours == official, arch
+    ours = {
+        k: tuple(v.shape)
+        for k, v in model.state_dict().items() if not k.startswith('norm')
+    }
+    assert ours == official
 
 
 def test_matches_official_forward_with_same_weights():
+    """Official parity (1e-6), also of the adapter over the network: the
+    outputs were bit-identical to the pre-adapter backbone's."""
     torch.manual_seed(0)
     model = SLaK(**SMALL, layer_scale_init_value=0.5)
     model.init_weights()
@@ -70,7 +69,7 @@ def test_matches_official_forward_with_same_weights():
         ref = official_forward(model.state_dict(), x, [1, 1, 2, 1],
                                (9, 7, 7, 5), 3)
     for a, b in zip(ours, ref):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        assert rel_err(a, b) < 1e-6
 
 
 def test_non_decomposed_branch_layout():
@@ -105,10 +104,28 @@ def test_out_indices_subset_builds_only_those_norms():
     (dict(width_factor=0), 'width_factor must be a number > 0'),
     (dict(kernel_size=(65, 49, 47, 13)), 'supported maximum 63'),
     (dict(pretrained='ckpt.pth'), 'init_cfg'),
+    (dict(norm_cfg=dict(type='SyncBN')), 'now branch_norm_cfg'),
+    (dict(arch=dict(depths=[1] * 4, dims=[8] * 4, kernels=[3] * 4)),
+     'Unknown SLaK arch keys'),
 ])
 def test_invalid_arguments_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SLaK(**kwargs)
+
+
+def test_norm_cfg_as_in_mm_convnext_and_branch_norm_cfg():
+    """``norm_cfg``: the LayerNorms on channels-first maps (stem,
+    downsampling, outputs), as mm's ConvNeXt; ``branch_norm_cfg``: the
+    BatchNorms of the large-kernel branches."""
+    model = SLaK(
+        **SMALL,
+        norm_cfg=dict(type='LN2d', eps=1e-5),
+        branch_norm_cfg=dict(type='BN', requires_grad=False))
+    for norm in (model.downsample_layers[0][1], model.downsample_layers[2][0],
+                 model.norm3):
+        assert isinstance(norm, nn.LayerNorm) and norm.eps == 1e-5
+    bn = model.stages[1][0].large_kernel.LoRA2.bn
+    assert isinstance(bn, nn.BatchNorm2d) and not bn.weight.requires_grad
 
 
 def test_too_small_input_is_refused():

@@ -196,10 +196,12 @@ class SLaK(network.SLaK, BaseModule):
 
     # ------------------------------------------------------- init / freezing
     def init_weights(self):
-        """Load ``init_cfg``'s pretrained checkpoint, or initialise randomly
-        (:meth:`~slak_mm.network.SLaK.reset_parameters`: truncated normal,
-        std 0.02, for conv and linear weights; with ``sparse=True`` also
-        random masks at ``sparsity``)."""
+        """Load ``init_cfg``'s pretrained checkpoint, or apply its
+        initialiser. Without ``init_cfg`` the weights stay as the network
+        drew them when it was built (truncated normal, std 0.02, for conv
+        and linear weights; with ``sparse=True`` random masks at
+        ``sparsity``; :meth:`~slak_mm.network.SLaK.reset_parameters` draws
+        new ones)."""
         if self.init_cfg is not None and self.init_cfg.get(
                 'type') == 'Pretrained':
             try:
@@ -218,7 +220,6 @@ class SLaK(network.SLaK, BaseModule):
                     f'switch_to_deploy(), or convert an mm checkpoint with '
                     f'tools/deploy.py.') from err
             return
-        self.reset_parameters()
         if self.init_cfg is not None:
             BaseModule.init_weights(self)
 
