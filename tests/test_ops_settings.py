@@ -12,7 +12,8 @@ from slak_mm.ops import OpsSettings, configure, settings, use
 from slak_mm.ops.settings import (CACHE_ENV, CPU_LAYOUT_ENV, ENV_NAMES,
                                   IMPL_ENV, MAX_TUNED_ENV, RETUNE_ENV,
                                   TRITON_INTERPRET_ENV, TUNE_ENV)
-from tests.common import ROOT
+from tests.common import DEMO_CONFIG, ROOT
+from tests.tool_runner import refusal
 
 
 def test_environment_is_parsed_into_one_object():
@@ -44,6 +45,16 @@ def test_unknown_value_is_one_line_naming_the_variable(name, value, what):
         settings.from_environ({name: value})
     assert str(err.value).startswith(f"Unknown {what} '{value}' (${name}); "
                                      f'choose one of ')
+
+
+def test_a_bad_variable_is_refused_before_the_run(monkeypatch, tmp_path):
+    """Read at the run's first use (the pre-run check): one line, no work
+    folder (was: a failure at the first forward, inside the run)."""
+    monkeypatch.setenv(CPU_LAYOUT_ENV, 'nhwc')
+    line = refusal('tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'w')
+    assert line == (f"error: Unknown CPU layout 'nhwc' (${CPU_LAYOUT_ENV}); "
+                    f'choose one of channels_last, nchw')
+    assert not (tmp_path / 'w').exists()
 
 
 def test_read_once_until_reload(monkeypatch):
