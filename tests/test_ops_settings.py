@@ -110,7 +110,7 @@ def test_bad_changes_are_refused_before_anything_changes():
             pass
     assert str(err.value) == (
         "Unknown depthwise conv implementation 'cudnn' (slak_mm.ops setting "
-        "impl); choose one of auto, torch, fft, triton")
+        'impl); choose one of auto, torch, fft, triton')
     with pytest.raises(ValueError, match='max_tuned=-1'):
         configure(max_tuned=-1)
     assert settings.current() is before
