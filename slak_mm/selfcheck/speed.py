@@ -12,7 +12,7 @@ import torch
 from slak_mm.benchmark.op import benchmark_stage, slak_stage_shapes
 from slak_mm.benchmark.timing import time_medians
 from slak_mm.network import SLaK
-from slak_mm.ops.dispatch import clear_memory
+from slak_mm.ops import clear_memory
 
 __all__ = ['backbone_step', 'op_timings']
 
