@@ -15,7 +15,8 @@ import torch.nn.functional as F
 #: SLaK-T's depths at 9-76 channels with small kernels, as arguments of the
 #: timm entrypoints (``timm.create_model('slak_tiny', **SLAK_T_SHRUNK)``):
 #: built in milliseconds through the real registration
-SLAK_T_SHRUNK = dict(width_factor=0.1, kernel_size=(9, 7, 7, 5), small_kernel=3)
+SLAK_T_SHRUNK = dict(
+    width_factor=0.1, kernel_size=(9, 7, 7, 5), small_kernel=3)
 SLAK_T_DEPTHS = [3, 3, 9, 3]
 
 REFERENCE_KEYS = osp.join(

@@ -34,8 +34,7 @@ def test_output_shapes_and_official_keys(arch, dims):
         assert len(outs) == 4
         for i, (out, dim) in enumerate(zip(outs, dims)):
             stride = 4 * 2**i
-            assert out.shape == (1, dim, size[0] // stride,
-                                 size[1] // stride)
+            assert out.shape == (1, dim, size[0] // stride, size[1] // stride)
     # the state dict is the official file's (without the classifier)
     with open(REF) as f:
         official = {

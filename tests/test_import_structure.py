@@ -35,7 +35,6 @@ LAYERS: List[Tuple[str, ...]] = [
     ('cli', ),  # what the command lines share
 ]
 
-
 #: What imports without OpenMMLab (a bare GPU box, a timm project): the
 #: network and everything it needs, and the torch-only tools. Whole
 #: subpackages, then single modules (names below ``slak_mm``).
@@ -234,24 +233,27 @@ def test_torch_only_core_imports_no_openmmlab():
             if mm or ours:
                 wrong.append(f'{osp.relpath(path, ROOT)}:{node.lineno} '
                              f'imports {mm + ours}')
-    assert not wrong, 'OpenMMLab in the torch-only core:\n' + '\n'.join(
-        wrong)
+    assert not wrong, 'OpenMMLab in the torch-only core:\n' + '\n'.join(wrong)
 
 
 def _public_names(path: str):
-    """A module's ``__all__`` (None if it defines none)."""
+    """A module's ``__all__`` (None if it defines none): its assignment and
+    what ``__all__ +=`` adds (also under ``if`` / ``try``: the parts a
+    package exports where their framework is installed)."""
     with open(path, encoding='utf-8') as f:
         tree = ast.parse(f.read(), path)
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                getattr(t, 'id', None) == '__all__' for t in node.targets):
-            # a literal list, or lists joined with + (conditional exports)
-            return {
+    names = None
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(
+            node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AugAssign) else []
+        if any(getattr(t, 'id', None) == '__all__' for t in targets):
+            names = (names or set()) | {
                 n.value
                 for n in ast.walk(node.value)
                 if isinstance(n, ast.Constant) and isinstance(n.value, str)
             }
-    return None
+    return names
 
 
 def test_tools_and_tests_import_public_names():

@@ -12,7 +12,7 @@ import slak_mm  # noqa: F401  (registers the timm models)
 from slak_mm.checkpoint import UnsafeCheckpointError
 from slak_mm.models import SLaK as MMSLaK
 from slak_mm.network import SLaK, resolve_arch
-from tests.common import TINY_SLAK, Payload, rel_err
+from tests.common import TINY_SLAK, Payload, rel_err, serve_folder
 from tests.official_format import SLAK_T_DEPTHS as DEPTHS
 from tests.official_format import SLAK_T_SHRUNK as SHRINK
 from tests.official_format import (model_shapes, official_outputs,
@@ -29,14 +29,15 @@ def official_tiny(tmp_path_factory):
 
 
 def test_names_registered_in_timm():
-    assert {'slak_tiny', 'slak_small', 'slak_base', 'SLaK_tiny',
-            'SLaK_small', 'SLaK_base'} <= set(timm.list_models())
+    assert {
+        'slak_tiny', 'slak_small', 'slak_base', 'SLaK_tiny', 'SLaK_small',
+        'SLaK_base'
+    } <= set(timm.list_models())
 
 
 @pytest.mark.parametrize('name,sparse', [('slak_tiny', False),
                                          ('SLaK_tiny', True)])
-def test_official_file_gives_the_official_logits(official_tiny, name,
-                                                 sparse):
+def test_official_file_gives_the_official_logits(official_tiny, name, sparse):
     path, state = official_tiny
     model = timm.create_model(
         name,
@@ -108,6 +109,23 @@ def test_a_file_is_read_by_our_safe_reader(tmp_path):
     assert not marker.exists()
 
 
+def test_a_url_is_downloaded_then_read_by_our_safe_reader(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    marker = tmp_path / 'ran'
+    served = tmp_path / 'served'
+    served.mkdir()
+    torch.save(dict(model={}, extra=Payload(str(marker))), served / 'x.pth')
+    with serve_folder(str(served)) as url, pytest.raises(
+            UnsafeCheckpointError, match='hub/checkpoints/x.pth'):
+        timm.create_model(
+            'slak_tiny',
+            pretrained=True,
+            pretrained_cfg_overlay=dict(url=f'{url}/x.pth'),
+            **SHRINK)
+    assert not marker.exists()
+
+
 def test_pretrained_without_a_file_says_where_to_get_it():
     with pytest.raises(ValueError, match=r'overlay=dict\(file=PATH\)'):
         timm.create_model('slak_tiny', pretrained=True)
@@ -138,6 +156,6 @@ def test_an_arch_row_names_the_model_as_the_paper():
         resolve_arch(dict(depths=[1] * 4, dims=[8] * 4, kernel=3))
     # the mm backbone reads it there too
     mm = MMSLaK(**TINY_SLAK)
-    assert mm.arch == resolve_arch(
-        TINY_SLAK['arch'], **{k: TINY_SLAK[k]
-                              for k in SHRINK}) == SLaK(**TINY_SLAK).arch
+    assert mm.arch == resolve_arch(TINY_SLAK['arch'], **
+                                   {k: TINY_SLAK[k]
+                                    for k in SHRINK}) == SLaK(**TINY_SLAK).arch

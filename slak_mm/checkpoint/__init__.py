@@ -27,6 +27,7 @@ reading (:mod:`.reading`, :mod:`.safe_numpy`), URLs (:mod:`.remote`), the
 official format (:mod:`.official`) and :mod:`.embedded_config`; the rest
 needs mmengine.
 """
+from slak_mm.utils import has_package
 from .official import (CLASSIFIER_PREFIXES, checkpoint_filter_fn,
                        extract_state_dict, to_backbone_state_dict)
 from .reading import (UNSAFE_LOAD_ENV, CheckpointError, DamagedCheckpointError,
@@ -36,14 +37,18 @@ from .reading import (UNSAFE_LOAD_ENV, CheckpointError, DamagedCheckpointError,
 from .remote import (CheckpointDownloadError, cached_checkpoint_path,
                      is_remote, require_checkpoint)
 
-try:
-    import mmengine  # noqa: F401
-except ModuleNotFoundError as err:
-    if err.name != 'mmengine':  # a broken install must not pass silently
-        raise
-    HAS_MMENGINE = False
-else:
-    HAS_MMENGINE = True
+__all__ = [
+    'CLASSIFIER_PREFIXES', 'HAS_MMENGINE', 'UNSAFE_LOAD_ENV',
+    'CheckpointError', 'DamagedCheckpointError', 'UnsafeCheckpointError',
+    'CheckpointDownloadError', 'cached_checkpoint_path', 'is_remote',
+    'require_checkpoint', 'checkpoint_filter_fn', 'checkpoint_problem',
+    'extract_state_dict', 'load_checkpoint_safely', 'safe_globals',
+    'to_backbone_state_dict', 'unsafe_load_allowed'
+]
+
+#: The mm part imports (mmengine is installed).
+HAS_MMENGINE = has_package('mmengine')
+if HAS_MMENGINE:
     from .atomic import (ATOMIC_BACKEND, AtomicLocalBackend,
                          atomic_local_writes, torch_save_atomic)
     from .classifier import classifier_filter_fn, load_official_classifier
@@ -55,22 +60,14 @@ else:
     from .mmengine_loader import MMENGINE_LOADER, use_safe_mmengine_loader
     from .recovery import (POINTER_NAME, find_resume_checkpoint,
                            resolve_auto_resume)
-
-__all__ = [
-    'CLASSIFIER_PREFIXES', 'HAS_MMENGINE', 'UNSAFE_LOAD_ENV',
-    'CheckpointError', 'DamagedCheckpointError', 'UnsafeCheckpointError',
-    'CheckpointDownloadError', 'cached_checkpoint_path', 'is_remote',
-    'require_checkpoint', 'checkpoint_filter_fn', 'checkpoint_problem',
-    'extract_state_dict', 'load_checkpoint_safely', 'safe_globals',
-    'to_backbone_state_dict', 'unsafe_load_allowed'
-] + ([
-    'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION',
-    'POINTER_NAME', 'AtomicLocalBackend', 'CheckpointMismatchError',
-    'atomic_local_writes', 'classifier_filter_fn',
-    'convert_official_checkpoint', 'find_resume_checkpoint',
-    'fit_checkpoint', 'load_backbone_weights', 'load_checkpoint_file',
-    'load_official_classifier', 'load_pretrained_backbone',
-    'resolve_auto_resume', 'state_dict_of', 'torch_save_atomic',
-    'use_safe_mmengine_loader', 'UnsafeFileError',
-    'use_safe_mmengine_handlers'
-] if HAS_MMENGINE else [])
+    __all__ += [
+        'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION',
+        'POINTER_NAME', 'AtomicLocalBackend', 'CheckpointMismatchError',
+        'atomic_local_writes', 'classifier_filter_fn',
+        'convert_official_checkpoint', 'find_resume_checkpoint',
+        'fit_checkpoint', 'load_backbone_weights', 'load_checkpoint_file',
+        'load_official_classifier', 'load_pretrained_backbone',
+        'resolve_auto_resume', 'state_dict_of', 'torch_save_atomic',
+        'use_safe_mmengine_loader', 'UnsafeFileError',
+        'use_safe_mmengine_handlers'
+    ]

@@ -88,8 +88,8 @@ def extract_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:
 
 
 def to_backbone_state_dict(
-        state_dict: dict,
-        keep: Sequence[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
+    state_dict: dict, keep: Sequence[str] = ()
+) -> 'OrderedDict[str, torch.Tensor]':
     """Map official or mm key names onto the SLaK network's names.
 
     Strips ``module.``/``backbone.`` prefixes (keeping only ``backbone.*``
@@ -190,9 +190,10 @@ def checkpoint_filter_fn(
     ``checkpoint_filter_fn``: a pure function (neither the model nor
     ``state_dict`` is changed).
 
-    The weights are taken out of a whole checkpoint (:func:`extract_state_dict`),
-    the keys renamed (:func:`to_backbone_state_dict`; the classifier's
-    ``norm`` / ``head`` are kept where ``model`` has them), checked against
+    The weights are taken out of a whole checkpoint
+    (:func:`extract_state_dict`), the keys renamed
+    (:func:`to_backbone_state_dict`; the classifier's ``norm`` / ``head``
+    are kept where ``model`` has them), checked against
     ``model`` (decomposed or not, shapes, depth, deploy form; a file that
     does not fit is refused whole), and when ``model`` has sparsity masks,
     the masks the file lacks are added from the zeros of its weights (the
@@ -214,8 +215,8 @@ def checkpoint_filter_fn(
     """
     model_state = model.state_dict()
     keep = [
-        p for p in CLASSIFIER_PREFIXES
-        if any(k.startswith(p) for k in model_state)
+        p for p in CLASSIFIER_PREFIXES if any(
+            k.startswith(p) for k in model_state)
     ]
     state_dict = to_backbone_state_dict(
         extract_state_dict(state_dict), keep=keep)

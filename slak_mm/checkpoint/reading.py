@@ -37,14 +37,13 @@ from typing import Any, BinaryIO, List, Optional, Union
 
 import torch
 
-from slak_mm.utils import log_message
+from slak_mm.utils import has_package, log_message
 from . import safe_numpy
 
-try:  # mmengine's training checkpoints hold it; torch-only boxes have none
+# mmengine's training checkpoints hold it; a box without mmengine has none
+if has_package('mmengine'):
     from mmengine.logging import HistoryBuffer
-except ModuleNotFoundError as err:
-    if err.name != 'mmengine':  # a broken install must not pass silently
-        raise
+else:
     HistoryBuffer = None
 
 __all__ = [
@@ -101,7 +100,9 @@ def safe_globals() -> List[Any]:
     """
     allowed = [*safe_numpy.unpickle_bindings(), argparse.Namespace]
     if HistoryBuffer is not None:
-        allowed += [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')]
+        allowed += [
+            HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
+        ]
     return allowed
 
 

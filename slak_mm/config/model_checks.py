@@ -107,8 +107,7 @@ def slak_feature_maps(backbone: dict) -> Optional[List[dict]]:
     try:
         # as SLaK.__init__ reads them (SLaK(...).out_channels)
         channels = resolve_arch(
-            backbone.get('arch', slak_default('arch')),
-            **{
+            backbone.get('arch', slak_default('arch')), **{
                 k: backbone.get(k)
                 for k in ('kernel_size', 'small_kernel', 'width_factor')
             })['channels']

@@ -17,6 +17,6 @@ from .large_kernel_conv import ConvBN, LargeKernelConv, MergedLargeKernel
 from .slak import ARCH_SETTINGS, SLaK, SLaKBlock, resolve_arch
 
 __all__ = [
-    'ARCH_SETTINGS', 'ConvBN', 'LargeKernelConv', 'MergedLargeKernel',
-    'SLaK', 'SLaKBlock', 'resolve_arch'
+    'ARCH_SETTINGS', 'ConvBN', 'LargeKernelConv', 'MergedLargeKernel', 'SLaK',
+    'SLaKBlock', 'resolve_arch'
 ]

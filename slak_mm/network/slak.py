@@ -16,7 +16,6 @@ no OpenMMLab: ``import slak_mm`` registers it in timm on a bare box. The
 mm backbone (:class:`slak_mm.models.SLaK`) is a thin subclass.
 """
 import dataclasses
-import logging
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -56,8 +55,7 @@ _SLAK_51 = dict(kernel_size=(51, 49, 47, 13), small_kernel=5, width_factor=1.3)
 ARCH_SETTINGS: Dict[str, dict] = {
     'tiny': dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), **_SLAK_51),
     'small': dict(depths=(3, 3, 27, 3), dims=(96, 192, 384, 768), **_SLAK_51),
-    'base': dict(
-        depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024), **_SLAK_51),
+    'base': dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024), **_SLAK_51),
 }
 _ARCH_KEYS = ('depths', 'dims', 'kernel_size', 'small_kernel', 'width_factor')
 NUM_STAGES = 4
@@ -447,8 +445,9 @@ class SLaK(nn.Module):
             extract_state_dict(load_checkpoint_safely(checkpoint_path)),
             keep=CLASSIFIER_PREFIXES)
         head = state_dict.get('head.weight')
-        new_head = head is not None and (not isinstance(
-            self.head, nn.Linear) or head.shape != self.head.weight.shape)
+        new_head = head is not None and (not isinstance(self.head, nn.Linear)
+                                         or head.shape
+                                         != self.head.weight.shape)
         if new_head:
             del state_dict['head.weight'], state_dict['head.bias']
         stem = 'downsample_layers.0.0.weight'
@@ -469,8 +468,10 @@ class SLaK(nn.Module):
                 f"global_pool='' or features_only=True.")
         unexpected = [k for k in state_dict if k not in expected]
         self.load_state_dict(
-            {k: v
-             for k, v in state_dict.items() if k in expected},
+            {
+                k: v
+                for k, v in state_dict.items() if k in expected
+            },
             strict=not new_head)
         notes = [f'not used: {unexpected[:4]}'] if unexpected else []
         if new_head:
@@ -535,8 +536,7 @@ class SLaK(nn.Module):
                                  f'pooling), got {global_pool!r}')
             self.global_pool = global_pool
             self.norm = nn.LayerNorm(
-                self.num_features,
-                eps=1e-6) if global_pool else nn.Identity()
+                self.num_features, eps=1e-6) if global_pool else nn.Identity()
         if num_classes and not self.global_pool:
             raise ValueError(
                 f"global_pool='' gives the last stage's map, which a head of "
@@ -633,7 +633,7 @@ class SLaK(nn.Module):
             ``intermediates_only``, after the last stage's map.
         """
         if output_fmt != 'NCHW':
-            raise ValueError(f"SLaK outputs NCHW maps, not {output_fmt}")
+            raise ValueError(f'SLaK outputs NCHW maps, not {output_fmt}')
         self._check_input(x)
         take_indices, max_index = feature_take_indices(
             len(self.stages), indices)

@@ -105,9 +105,8 @@ def backbone_step(quick: bool, device: torch.device) -> dict:
     clear_memory()
     seconds = time_medians(
         dict(
-            slak=step(
-                lambda x: slak.forward_intermediates(
-                    x, intermediates_only=True)),
+            slak=step(lambda x: slak.forward_intermediates(
+                x, intermediates_only=True)),
             convnext=step(convnext)),
         rounds=1 if quick else 3,
         min_round_time=1e-3 if quick else 0.5)

@@ -1,5 +1,6 @@
 """Small helpers without a home of their own."""
 from .images import IMG_EXTENSIONS, list_images
 from .log import log_message
+from .optional import has_package
 
-__all__ = ['IMG_EXTENSIONS', 'list_images', 'log_message']
+__all__ = ['IMG_EXTENSIONS', 'has_package', 'list_images', 'log_message']
