@@ -32,7 +32,7 @@ practice.
 
 Which weight an op uses is taken from the module that runs it: each
 ``nn.Conv2d`` / ``nn.Linear`` (and each branch conv of a
-:class:`~slak_mm.models.LargeKernelConv` on the torch path) is a leaf module
+:class:`~slak_mm.network.LargeKernelConv` on the torch path) is a leaf module
 owning its weight. Two cases run their convs in the parent module and are
 split by the weights' sizes, which is exact because a depthwise "same"
 conv's MACs are ``N * H * W * weight.numel()``: a deploy-form

@@ -209,8 +209,10 @@ class LargeKernelConv(nn.Module):
             checkpoint into (its parameters start at zero). Default: False.
         impl (str, optional): Depthwise conv implementation: ``'auto'``
             (the fastest correct one, measured per shape), ``'torch'``,
-            ``'fft'`` or ``'triton'``; None reads ``$SLAK_MM_DWCONV_IMPL``
-            (see :func:`slak_mm.ops.resolve_impl`). Default: None.
+            ``'fft'`` or ``'triton'``; None: the ops' ``impl`` setting
+            (``$SLAK_MM_DWCONV_IMPL`` or :class:`slak_mm.ops.use`, default
+            ``'auto'``; see :func:`slak_mm.ops.resolve_impl`). Default:
+            None.
     """
 
     def __init__(self,

@@ -265,8 +265,9 @@ class SLaK(nn.Module):
             dict. Default: False.
         conv_impl (str, optional): Large-kernel depthwise conv: ``'auto'``
             (the fastest correct implementation, measured per shape),
-            ``'torch'``, ``'fft'`` or ``'triton'``; None reads
-            ``$SLAK_MM_DWCONV_IMPL`` (default ``auto``). Default: None.
+            ``'torch'``, ``'fft'`` or ``'triton'``; None: the ops' ``impl``
+            setting (``$SLAK_MM_DWCONV_IMPL`` or :class:`slak_mm.ops.use`,
+            default ``'auto'``). Default: None.
         **kwargs: Passed to the next class's ``__init__`` (the mm
             backbone's ``BaseModule`` takes ``init_cfg``); none for this
             class alone.

@@ -106,10 +106,11 @@ class SLaK(network.SLaK, BaseModule):
             the merged kernels get none. Default: False.
         conv_impl (str, optional): Large-kernel depthwise conv: ``'auto'``
             (the fastest correct implementation, measured per shape, see
-            :mod:`slak_mm.ops.dispatch`), ``'torch'``, ``'fft'`` or
-            ``'triton'``; None reads ``$SLAK_MM_DWCONV_IMPL`` (default
-            ``auto``). On the CPU the convs run channels-last
-            (``$SLAK_MM_CPU_LAYOUT``). Default: None.
+            docs/kernels.md), ``'torch'``, ``'fft'`` or ``'triton'``; None:
+            the ops' ``impl`` setting (``$SLAK_MM_DWCONV_IMPL`` or
+            :class:`slak_mm.ops.use`, default ``'auto'``). On the CPU the
+            convs run channels-last (``$SLAK_MM_CPU_LAYOUT``). Default:
+            None.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads an official SLaK ImageNet checkpoint or
             an mm checkpoint; None initialises randomly. Default: None.
