@@ -12,7 +12,8 @@ import argparse
 import sys
 
 from slak_mm.apis import infer_images
-from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
+from slak_mm.cli import (add_cfg_options_arg, add_unsafe_load_arg,
+                         check_config_arg, run_cli)
 from slak_mm.utils import list_images
 
 
@@ -42,7 +43,7 @@ def parse_args(args=None):
         help='detection score threshold for drawing (default: %(default)s)')
     add_cfg_options_arg(parser)
     add_unsafe_load_arg(parser)
-    return parser.parse_args(args)
+    return check_config_arg(parser, parser.parse_args(args))
 
 
 def main():

@@ -1,11 +1,19 @@
-"""Writes that readers (and crashes) never see half done; standard library
-only, so the torch-only parts (the depthwise conv tuning cache) use them too.
+"""Writes that readers (and crashes) never see half done, outputs that never
+cost data, and small files read without blocking; standard library only, so
+the torch-only parts (the depthwise conv tuning cache) use them too.
 
 A file is written to a temporary name in the same folder
 (``.NAME.XXXXXXXX.tmp``), flushed to disk and renamed over the target
 (``os.replace`` is atomic on POSIX), so a file is either the old one or the
 new one, never a truncated one. A process killed mid-write leaves only the
 temporary file; :func:`remove_stale_temp_files` clears those.
+
+Only regular files are replaced: a device node, FIFO, socket, symbolic
+link or folder at the target is refused (a rename would swap ``/dev/null``
+for a JSON file, or a link for a copy). :func:`check_output_path` also
+refuses an output that is one of a tool's inputs, before the tool works.
+:func:`read_regular_file` reads a file only if it is a regular one (a FIFO
+would block the reader forever) and not larger than the caller's bound.
 """
 import errno
 import json
@@ -16,12 +24,14 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, List, Union
+from typing import Any, List, Mapping, Optional, Union
 
 __all__ = [
-    'TEMP_FILE_PATTERN', 'DiskFullError', 'UnwritableError',
-    'WriteFailedError', 'atomic_write_bytes', 'current_umask',
-    'plain_open_mode', 'remove_stale_temp_files', 'write_json_atomic'
+    'TEMP_FILE_PATTERN', 'DiskFullError', 'UnsafeOutputError',
+    'UnwritableError', 'WriteFailedError', 'atomic_write_bytes',
+    'check_output_folder', 'check_output_path', 'current_umask', 'file_kind',
+    'plain_open_mode', 'read_regular_file', 'remove_stale_temp_files',
+    'write_json_atomic'
 ]
 
 #: Names of :func:`atomic_write_bytes`'s temporary files: ``.`` + target
@@ -30,8 +40,9 @@ TEMP_FILE_PATTERN = re.compile(r'^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$')
 
 
 class WriteFailedError(OSError):
-    """A write that the OS refused; the message names the file, the cause
-    and what to do (one line, for the tools' ``error:``).
+    """A write refused, by the OS or because it would cost data; the
+    message names the file, the cause and what to do (one line, for the
+    tools' ``error:``).
 
     Args:
         code (int): The ``errno`` of the refusal.
@@ -49,6 +60,11 @@ class DiskFullError(WriteFailedError):
 
 class UnwritableError(WriteFailedError):
     """The folder is read-only or not ours to write."""
+
+
+class UnsafeOutputError(WriteFailedError):
+    """An output path that holds no regular file (a device, FIFO, socket,
+    symbolic link or folder) or that is one of the run's inputs."""
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -75,6 +91,183 @@ def _explained(err: OSError, path: str, size: int) -> OSError:
             f'read-only or owned by another user?); choose a writable '
             f'folder')
     return err
+
+
+#: What a path that is no regular file holds, by ``stat.S_IFMT``.
+_KINDS = {
+    stat.S_IFCHR: 'a character device',
+    stat.S_IFBLK: 'a block device',
+    stat.S_IFIFO: 'a FIFO (named pipe)',
+    stat.S_IFSOCK: 'a socket',
+    stat.S_IFDIR: 'a folder',
+}
+
+
+def file_kind(path: Union[str, Path]) -> Optional[str]:
+    """What is at ``path``, in words, when it is not a regular file; the
+    path itself is looked at (a symbolic link is named, not followed).
+
+    Args:
+        path (str | Path): Any path.
+
+    Returns:
+        str | None: E.g. ``'a character device'``, ``'a symbolic link (to
+        /x)'``; None for a regular file or nothing at all.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        try:
+            return f'a symbolic link (to {os.readlink(path)})'
+        except OSError:
+            return 'a symbolic link'
+    return _kind_of_mode(mode)
+
+
+def _kind_of_mode(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), 'an unknown kind of file')
+
+
+def _refuse_non_regular(path: Union[str, Path]) -> None:
+    """Raise :class:`UnsafeOutputError` unless ``path`` is a regular file
+    or free."""
+    kind = file_kind(path)
+    if kind is not None:
+        raise UnsafeOutputError(
+            errno.EEXIST, f'refusing to write {path}: it is {kind}, not a '
+            f'regular file (only regular files are replaced); give the path '
+            f'of a regular file or a new one')
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:  # the same inode: also through a link or another spelling
+        return osp.samefile(a, b)
+    except OSError:  # one is missing (or unreadable): compare the names
+        return osp.realpath(a) == osp.realpath(b)
+
+
+def _local_output(path: Union[str, Path],
+                  inputs: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """``path`` as a string, refused (:class:`UnsafeOutputError`) if it is
+    one of ``inputs``; None for a remote path (not checked)."""
+    path = str(path)
+    if '://' in path:
+        return None
+    for name, source in (inputs or {}).items():
+        if source is None or '://' in str(source):
+            continue
+        if _same_file(path, str(source)):
+            spelled = '' if str(source) == path else f' {source}'
+            raise UnsafeOutputError(
+                errno.EINVAL, f'refusing to write {path}: it is the {name}'
+                f'{spelled}, an input of this run; write the output to '
+                f'another path')
+    return path
+
+
+def check_output_path(path: Union[str, Path],
+                      inputs: Optional[Mapping[str, Any]] = None) -> None:
+    """Refuse, before any work, an output that would cost data: a path
+    that is one of ``inputs`` (the same file, also through a symbolic or
+    hard link or another spelling) or that holds something other than a
+    regular file (:func:`file_kind`). Remote paths (``s3://...``) and
+    inputs that are None are not checked.
+
+    Args:
+        path (str | Path): The output file.
+        inputs (Mapping[str, str], optional): What the run reads, by the
+            name the message gives it (``{'checkpoint': PATH}``).
+
+    Raises:
+        UnsafeOutputError: One line naming the path and what it is.
+    """
+    path = _local_output(path, inputs)
+    if path is not None:
+        _refuse_non_regular(path)
+
+
+def check_output_folder(path: Union[str, Path],
+                        what: str = 'output folder',
+                        inputs: Optional[Mapping[str, Any]] = None) -> None:
+    """Refuse, before any work, an output folder that is one of
+    ``inputs`` or whose path holds something else (a file, a device, a
+    FIFO); a symbolic link to a folder is a folder here (the files written
+    in it are regular ones).
+
+    Args:
+        path (str | Path): The folder; a missing one is fine (made later).
+        what (str): How the message names it (``'--show-dir'``).
+        inputs (Mapping[str, str], optional): As for
+            :func:`check_output_path`.
+
+    Raises:
+        UnsafeOutputError: One line naming the path and what it is.
+    """
+    path = _local_output(path, inputs)
+    if path is None:
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        kind = 'a path below a file'
+    else:
+        if stat.S_ISDIR(mode):
+            return
+        kind = 'a file' if stat.S_ISREG(mode) else _kind_of_mode(mode)
+    raise UnsafeOutputError(
+        errno.ENOTDIR, f'refusing to write into {path} ({what}): it is '
+        f'{kind}, not a folder; give a folder path (a new one is made)')
+
+
+def read_regular_file(path: Union[str, Path], max_bytes: int) -> bytes:
+    """The content of ``path`` if it is a regular file of at most
+    ``max_bytes``; a FIFO or device is never opened for a blocking read
+    (a FIFO without a writer would hang the reader).
+
+    Args:
+        path (str | Path): The file.
+        max_bytes (int): The largest size accepted.
+
+    Returns:
+        bytes: The file's content.
+
+    Raises:
+        FileNotFoundError: Nothing at ``path``.
+        ValueError: Not a regular file (named: :func:`file_kind`) or larger
+            than ``max_bytes``.
+        OSError: It cannot be read.
+    """
+    kind = file_kind(path)
+    if kind is not None:
+        raise ValueError(f'{path} is {kind}, not a regular file')
+    # O_NOFOLLOW and fstat: what was looked at is what is read, even if
+    # the path was swapped meanwhile; O_NONBLOCK: opening a FIFO returns
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f'{path} is a symbolic link, not a regular '
+                             f'file') from None
+        raise
+    with os.fdopen(fd, 'rb') as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f'{path} is {_kind_of_mode(info.st_mode)}, '
+                             f'not a regular file')
+        # the size first: a large file is refused without reading it; the
+        # read is bounded too (the file may grow meanwhile)
+        data = b'' if info.st_size > max_bytes else f.read(max_bytes + 1)
+    size = max(info.st_size, len(data))
+    if size > max_bytes:
+        raise ValueError(f'{path} holds {size / 2**20:.1f} MiB, more than '
+                         f'the {max_bytes / 2**20:g} MiB accepted')
+    return data
 
 
 def current_umask() -> int:
@@ -140,8 +333,11 @@ def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
         DiskFullError: No space left (names the file, the size and the free
             space); the temporary file is removed, the old file intact.
         UnwritableError: The folder is read-only or not writable.
+        UnsafeOutputError: ``path`` holds no regular file (a device, FIFO,
+            socket, symbolic link or folder); nothing is written.
         OSError: Other failures (the temporary file is removed).
     """
+    _refuse_non_regular(path)
     folder = osp.dirname(osp.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)

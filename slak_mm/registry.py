@@ -15,9 +15,10 @@ from mmengine.registry import Registry
 
 __all__ = [
     'DET_HOOKS', 'DET_MODELS', 'DET_OPTIM_WRAPPER_CONSTRUCTORS', 'SEG_HOOKS',
-    'SEG_MODELS', 'SEG_OPTIM_WRAPPER_CONSTRUCTORS', 'FRAMEWORKS',
-    'framework_installed', 'init_default', 'is_subclass_named',
-    'register_hook', 'register_model', 'registered_class'
+    'SEG_METRICS', 'SEG_MODELS', 'SEG_OPTIM_WRAPPER_CONSTRUCTORS',
+    'FRAMEWORKS', 'framework_installed', 'init_default', 'is_subclass_named',
+    'register_hook', 'register_model', 'register_seg_metric',
+    'registered_class'
 ]
 
 
@@ -47,6 +48,7 @@ def _registry(package: str, name: str) -> Optional[Registry]:
 
 SEG_MODELS = _registry('mmseg', 'MODELS')
 SEG_HOOKS = _registry('mmseg', 'HOOKS')
+SEG_METRICS = _registry('mmseg', 'METRICS')
 SEG_OPTIM_WRAPPER_CONSTRUCTORS = _registry('mmseg',
                                            'OPTIM_WRAPPER_CONSTRUCTORS')
 DET_MODELS = _registry('mmdet', 'MODELS')
@@ -72,6 +74,9 @@ register_model = _register_in(SEG_MODELS, DET_MODELS)
 #: Class decorator: register a runner hook in the installed frameworks'
 #: ``HOOKS``.
 register_hook = _register_in(SEG_HOOKS, DET_HOOKS)
+#: Class decorator: register a segmentation metric in mmseg's ``METRICS``
+#: (if mmseg is installed).
+register_seg_metric = _register_in(SEG_METRICS)
 
 
 def registered_class(registry: Registry, kind: Any,

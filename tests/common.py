@@ -1,8 +1,13 @@
 """Constants and small helpers shared by the tests (the fixtures built from
 them are in conftest.py)."""
 import contextlib
+import errno
+import fnmatch
+import os
 import os.path as osp
+import signal
 import socket
+import stat
 
 # rel_err(out, ref): max absolute difference over the reference's max
 # magnitude, in float64 (the measure the conv implementations are held to)
@@ -107,7 +112,6 @@ class Payload:
         self.marker = marker
 
     def __reduce__(self):
-        import os
         return os.system, (f'touch {self.marker}', )
 
 
@@ -139,3 +143,94 @@ def serve_folder(folder: str):
     finally:
         server.shutdown()
         server.server_close()
+
+
+#: What :func:`special_file` makes, and how a refusal names it.
+SPECIAL_FILES = {
+    'device': 'a character device',
+    'fifo': 'a FIFO (named pipe)',
+    'symlink': 'a symbolic link',
+    'folder': 'a folder',
+}
+
+
+def special_file(folder, kind: str) -> str:
+    """A path in ``folder`` that holds no regular file, to be refused as an
+    output.
+
+    Args:
+        folder (str | Path): Where to make it.
+        kind (str): A key of :data:`SPECIAL_FILES`: ``'device'`` (a
+            character device like ``/dev/null``, made here: a write that
+            failed to refuse replaces only this node; ``/dev/null`` itself
+            where nodes cannot be made, i.e. without root, so that the
+            process cannot replace it either), ``'fifo'``, ``'symlink'`` (to
+            ``folder/target``, which holds ``b'target'``) or ``'folder'``.
+
+    Returns:
+        str: The path.
+    """
+    path = osp.join(str(folder), f'special_{kind}')
+    if kind == 'device':
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        except PermissionError:
+            return '/dev/null'
+    elif kind == 'fifo':
+        os.mkfifo(path)
+    elif kind == 'symlink':
+        target = osp.join(str(folder), 'target')
+        with open(target, 'wb') as f:
+            f.write(b'target')
+        os.symlink(target, path)
+    else:
+        os.mkdir(path)
+    return path
+
+
+def disk_full_for(monkeypatch, pattern: str) -> None:
+    """Make the atomic writes of files whose name matches ``pattern``
+    (fnmatch) fail as on a full disk: the fsync of their temporary file
+    raises ``ENOSPC``, where the kernel reports it under delayed allocation
+    (other fsyncs run).
+
+    Args:
+        monkeypatch (pytest.MonkeyPatch): Undoes it after the test.
+        pattern (str): A target file name pattern, e.g. ``'deploy.pth'``.
+    """
+    fsync = os.fsync
+
+    def full(fd):
+        name = osp.basename(os.readlink(f'/proc/self/fd/{fd}'))
+        if fnmatch.fnmatch(name, f'.{pattern}.*.tmp'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', full)
+
+
+class DeadlineExceeded(BaseException):
+    """A :func:`deadline` passed (no ``Exception``: code that catches
+    ``OSError`` or ``Exception`` must not swallow it and block again)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fail the block (:class:`DeadlineExceeded`) if it runs longer than
+    ``seconds``: a read that blocks (a FIFO without a writer) fails the
+    test instead of hanging the suite. Main thread only (``SIGALRM``).
+
+    Args:
+        seconds (int): The limit.
+    """
+
+    def expired(signum, frame):
+        raise DeadlineExceeded(f'still running after {seconds} s')
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -11,7 +11,11 @@ name and POINT one of
 - ``enospc``: the fsync of NAME's temp file fails with ``ENOSPC`` (a full
   disk; the process lives on).
 
-NTH (default 1) picks the n-th matching call.
+NTH (default 1) picks the n-th matching call. With
+``SLAK_MM_TEST_CRASH_SIGNAL=NAME`` (``SIGINT``, ``SIGTERM``) the point sends
+that signal to the process group instead (the run and its DataLoader
+workers, as Ctrl-C in a terminal or ``scancel`` do) and the process goes
+on.
 """
 import errno
 import fnmatch
@@ -20,10 +24,15 @@ import os.path as osp
 import signal
 
 CRASH_ENV = 'SLAK_MM_TEST_CRASH'
+SIGNAL_ENV = 'SLAK_MM_TEST_CRASH_SIGNAL'
 
 
 def _kill():
-    os.kill(os.getpid(), signal.SIGKILL)
+    name = os.environ.get(SIGNAL_ENV)
+    if name:
+        os.killpg(os.getpgrp(), signal.Signals[name])
+    else:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _install(point: str, name: str, nth: int) -> None:
@@ -44,7 +53,7 @@ def _install(point: str, name: str, nth: int) -> None:
             if crash and before:
                 _kill()
             result = func(*args, **kwargs)
-            if crash:
+            if crash and not before:
                 _kill()
             return result
 

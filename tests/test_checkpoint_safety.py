@@ -2,7 +2,8 @@
 modes, stale temp files of killed writes are cleared, ``--resume`` (auto)
 picks a complete checkpoint when ``last_checkpoint`` is missing, empty or
 names a missing or damaged file, and SafeCheckpointHook writes new
-checkpoints and the pointer before removing old and previous-best ones.
+checkpoints and the pointer before removing old and previous-best ones;
+within ``atomic_local_writes`` mmengine's and mmcv's writers are atomic.
 (The kills in real training runs: test_crash_resume.py.)"""
 import io
 import os
@@ -10,12 +11,13 @@ import os.path as osp
 import stat
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.evaluator import BaseMetric, Evaluator
-from mmengine.fileio import LocalBackend
+from mmengine.evaluator import BaseMetric, DumpResults, Evaluator
+from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
@@ -26,6 +28,7 @@ from slak_mm.checkpoint import (DamagedCheckpointError, atomic,
                                 load_checkpoint_safely, resolve_auto_resume)
 from slak_mm.engine.hooks import SafeCheckpointHook
 from slak_mm.fileio import atomic_write_bytes, remove_stale_temp_files
+from tests.common import disk_full_for
 
 
 def mode_of(path):
@@ -353,3 +356,29 @@ def test_resume_survives_a_garbage_pointer(work_dir, text):
     path, notes = find_resume_checkpoint(str(work_dir))
     assert path == str(work_dir / 'iter_3.pth')
     assert 'is unusable' in notes[0]
+
+
+def test_atomic_local_writes_cover_mmengine_dump_and_mmcv_imwrite(
+        tmp_path, monkeypatch):
+    """mmengine's DumpResults (the --out pickle; mmdet's DumpDetResults is
+    one) and mmcv.imwrite (mmdet's --show-dir) choose their backend by the
+    path: within the block it is the atomic one, and only there."""
+    import mmcv
+    out = tmp_path / 'results.pkl'
+    out.write_bytes(b'old')
+    fifo = tmp_path / 'painted.png'
+    os.mkfifo(fifo)
+    disk_full_for(monkeypatch, 'results.pkl')
+    get_file_backend(str(out), enable_singleton=True)  # cached before
+    with atomic.atomic_local_writes():
+        with pytest.raises(fileio.DiskFullError) as err:
+            DumpResults(out_file_path=str(out)).compute_metrics([{'a': 1}])
+        with pytest.raises(fileio.UnsafeOutputError, match='a FIFO'):
+            mmcv.imwrite(np.zeros((4, 4, 3), np.uint8), str(fifo))
+    assert str(err.value).startswith(
+        f'no space left on device writing {out}: it needs ')
+    assert out.read_bytes() == b'old'
+    assert sorted(os.listdir(tmp_path)) == ['painted.png', 'results.pkl']
+    for singleton in (False, True):  # mmengine's own backend again
+        backend = get_file_backend(str(out), enable_singleton=singleton)
+        assert type(backend) is LocalBackend

@@ -341,20 +341,26 @@ def test_empty_split_is_one_line(clean, tmp_path, kind):
 
 
 def test_numeric_data_root_is_the_path_it_names(clean, tmp_path, monkeypatch):
-    """``--cfg-options data_root=2016`` parses as the number 2016: taken as
-    the folder ``2016`` (was: the datasets kept the config's path)."""
+    """``--cfg-options data_root=2016`` (mmengine's DictAction reads the
+    number 2016) is the folder ``2016``, ``007`` the folder ``007``; a
+    number given to load_config for a data_root is the path it spells
+    (was: the datasets kept the config's path)."""
     parser = argparse.ArgumentParser()
     add_cfg_options_arg(parser)
     options = parser.parse_args([
         '--cfg-options', 'data_root=2016',
-        'val_dataloader.dataset.data_root=2017'
+        'val_dataloader.dataset.data_root=007', 'train_cfg.max_iters=5'
     ]).cfg_options
-    assert options['data_root'] == 2016  # mmengine's DictAction
+    assert options == {
+        'data_root': '2016',
+        'val_dataloader.dataset.data_root': '007',
+        'train_cfg.max_iters': 5
+    }
     shutil.copytree(clean['ade20k'], str(tmp_path / '2016'))
     monkeypatch.chdir(tmp_path)
-    cfg = load_config(SEG, options)
+    cfg = load_config(SEG, dict(options, data_root=2016))
     assert cfg.train_dataloader.dataset.data_root == '2016'
-    assert cfg.val_dataloader.dataset.data_root == '2017'
+    assert cfg.val_dataloader.dataset.data_root == '007'
     check_datasets(cfg, ('train', ))
 
 

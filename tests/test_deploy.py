@@ -1,6 +1,9 @@
 """Inference re-parameterisation: switch_to_deploy, SLaK(deploy=True) and
 tools/deploy.py give the training-form model's eval outputs (fp32, 1e-5
-relative) with merged kernels."""
+relative) with merged kernels; the tool never overwrites its inputs nor
+anything but a regular file, and a full disk leaves the old file."""
+import hashlib
+import os
 import os.path as osp
 
 import pytest
@@ -17,8 +20,9 @@ from slak_mm.models import SLaK
 from slak_mm.models.layers import LargeKernelConv
 from slak_mm.models.layers.large_kernel_conv import fuse_conv_bn
 from tests.common import DEMO_CONFIG as DEMO
-from tests.common import TINY_SLAK, rel_err, tiny_slak_args
-from tests.tool_runner import run_tool
+from tests.common import (SPECIAL_FILES, TINY_SLAK, disk_full_for, rel_err,
+                          special_file, tiny_slak_args)
+from tests.tool_runner import refusal, run_tool
 
 RTOL = 1e-5
 SIZES = [(64, 64), (70, 45)]  # the second is no multiple of 32
@@ -307,3 +311,67 @@ def test_deploy_checkpoint_refuses_a_deploy_checkpoint(demo_checkpoint,
     with pytest.raises(ValueError, match='deploy checkpoint'):
         deploy_checkpoint(_demo_cfg(), once, str(tmp_path / 'twice.pth'))
     assert not osp.exists(tmp_path / 'twice.pth')
+
+
+def _digest(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+#: The unsafe outputs :func:`unsafe_output` makes.
+UNSAFE_OUTPUTS = ('same', 'other_spelling', 'link_to_checkpoint', 'hard_link',
+                  'config', *sorted(SPECIAL_FILES))
+
+
+def unsafe_output(tmp_path, checkpoint, case):
+    """``(out, config, the refusal's start)`` for an output path that is
+    the checkpoint or the config in some form, or no regular file (a case
+    of :data:`UNSAFE_OUTPUTS`). The config is a child of the demo's in
+    ``tmp_path``: a tool that failed to refuse replaces that copy, not the
+    repository's file."""
+    config = tmp_path / 'demo.py'
+    config.write_text(f'_base_ = {DEMO!r}\n')
+    if case in SPECIAL_FILES:
+        out = special_file(tmp_path, case)
+        return out, str(config), f'error: refusing to write {out}: it is ' \
+            f'{SPECIAL_FILES[case]}'
+    out = {
+        'same':
+        checkpoint,
+        'other_spelling':
+        osp.join(osp.dirname(checkpoint), '.', osp.basename(checkpoint)),
+        'config':
+        str(config),
+    }.get(case, str(tmp_path / 'out.pth'))
+    if case == 'link_to_checkpoint':
+        os.symlink(checkpoint, out)
+    elif case == 'hard_link':
+        os.link(checkpoint, out)
+    what = 'config' if case == 'config' else 'checkpoint'
+    return out, str(config), f'error: refusing to write {out}: it is the ' \
+        f'{what}'
+
+
+@pytest.mark.parametrize('case', UNSAFE_OUTPUTS)
+def test_deploy_never_overwrites_its_inputs_nor_special_files(
+        demo_checkpoint, tmp_path, case):
+    path, _ = demo_checkpoint
+    before = _digest(path)
+    out, config, expected = unsafe_output(tmp_path, path, case)
+    error = refusal('tools/deploy.py', config, path, out)
+    assert error.startswith(expected), error
+    assert _digest(path) == before
+    assert open(config).read() == f'_base_ = {DEMO!r}\n'
+
+
+def test_deploy_on_a_full_disk_keeps_the_old_file(demo_checkpoint, tmp_path,
+                                                  monkeypatch):
+    out = tmp_path / 'deploy.pth'
+    out.write_bytes(b'the previous deploy checkpoint')
+    disk_full_for(monkeypatch, 'deploy.pth')
+    error = refusal('tools/deploy.py', DEMO, demo_checkpoint[0], str(out))
+    assert error.startswith(f'error: no space left on device writing {out}: '
+                            f'it needs '), error
+    assert 'MiB free in' in error
+    assert out.read_bytes() == b'the previous deploy checkpoint'
+    assert os.listdir(tmp_path) == ['deploy.pth']  # no temp file left

@@ -1,6 +1,8 @@
 """ONNX export of the deploy form (tools/export_onnx.py, slak_mm.deploy):
 onnxruntime on the CPU matches PyTorch at two input sizes (dynamic axes),
-for a segmentor, a backbone and a detector's backbone + neck."""
+for a segmentor, a backbone and a detector's backbone + neck; the tool
+never overwrites its inputs nor anything but a regular file, and a full
+disk leaves the old file."""
 import os
 
 import pytest
@@ -17,9 +19,9 @@ from slak_mm.models import LargeKernelConv
 from slak_mm.ops import IMPL_ENV
 from tests.common import DEMO_CONFIG as SEG
 from tests.common import DEMO_VOC_CONFIG as DET
-from tests.common import rel_err
-from tests.test_deploy import randomise_norms
-from tests.tool_runner import run_tool
+from tests.common import disk_full_for, rel_err
+from tests.test_deploy import randomise_norms, unsafe_output
+from tests.tool_runner import refusal, run_tool
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
@@ -140,3 +142,31 @@ def test_detector_exports_backbone_and_neck(tmp_path):
     for res in verify_onnx(out, info['module'], SIZES, batch=2):
         assert res['max_abs_diff'] < RTOL * res['max_abs_ref'], res
         assert [s[1] for s in res['output_shapes']] == [32] * 5
+
+
+@pytest.mark.parametrize('case',
+                         ['same', 'link_to_checkpoint', 'config', 'fifo'])
+def test_export_never_overwrites_its_inputs_nor_special_files(
+        seg_checkpoint, tmp_path, case):
+    ckpt = seg_checkpoint[0]
+    before = open(ckpt, 'rb').read()
+    out, config, expected = unsafe_output(tmp_path, ckpt, case)
+    error = refusal('tools/export_onnx.py', config, ckpt, out)
+    assert error.startswith(expected), error
+    assert open(ckpt, 'rb').read() == before
+
+
+def test_export_on_a_full_disk_keeps_the_old_file(seg_checkpoint, tmp_path,
+                                                  monkeypatch):
+    """The exporter wrote the file in place: a full disk left a truncated
+    .onnx instead of the previous one."""
+    out = tmp_path / 'backbone.onnx'
+    out.write_bytes(b'the previous export')
+    disk_full_for(monkeypatch, 'backbone.onnx')
+    error = refusal('tools/export_onnx.py', SEG, seg_checkpoint[0], str(out),
+                    '--backbone-only', '--static', '--shape', '32', '32',
+                    '--no-verify')
+    assert error.startswith(f'error: no space left on device writing {out}: '
+                            f'it needs '), error
+    assert out.read_bytes() == b'the previous export'
+    assert os.listdir(tmp_path) == ['backbone.onnx']

@@ -1,12 +1,13 @@
 """apis.check_backbone_neck: a neck or head that does not fit the SLaK
-backbone is refused from the config, naming both sides and the fix."""
+backbone is refused from the config, naming both sides and the fix; so is
+a head whose num_classes does not fit the data (check_num_classes)."""
 import glob
 import os.path as osp
 
 import pytest
 
-from slak_mm.config import (CHECKS, check_backbone_neck, checks_to_run,
-                            load_config, slak_feature_maps)
+from slak_mm.config import (CHECKS, check_backbone_neck, check_num_classes,
+                            checks_to_run, load_config, slak_feature_maps)
 from slak_mm.models.backbones.slak import SLaK
 from tests.common import DEMO_CONFIG
 from tests.tool_runner import ROOT, run_tool
@@ -26,7 +27,9 @@ def _cfg(name, **options):
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_shipped_configs_pass(name):
-    assert check_backbone_neck(_cfg(name)) is None  # raises on a mismatch
+    cfg = _cfg(name)
+    assert check_backbone_neck(cfg) is None  # raises on a mismatch
+    assert check_num_classes(cfg) is None
 
 
 def test_feature_maps_match_the_built_backbone():
@@ -190,3 +193,50 @@ def test_wrapper_head_without_in_channels_is_not_judged():
     cfg.model.decode_head.in_channels = 7  # set, it is judged
     with pytest.raises(ValueError, match='decode_head.in_channels=7'):
         check_backbone_neck(cfg)
+
+
+@pytest.mark.parametrize(
+    'name,options,expected',
+    [
+        ('upernet_slak_t_ade20k.py', {
+            'model.decode_head.num_classes': 19
+        }, 'model.decode_head.num_classes=19 but the train dataset '
+         '(ADE20KDataset) has 150 classes (wall, building, sky, ...): set '
+         'num_classes=150 there'),
+        # cascade stages and the mask head, each named
+        ('cascade_mask_rcnn_slak_t_fpn_3x_coco.py', {
+            'model.roi_head.mask_head.num_classes': 81
+        }, 'model.roi_head.mask_head.num_classes=81 but the train dataset '
+         '(CocoDataset) has 80 classes'),
+        # the config's own class list counts, not the dataset class's
+        ('demo/faster_rcnn_slak_demo_synthetic_voc.py', {
+            'train_dataloader.dataset.datasets.0.metainfo.classes':
+            ('cat', 'dog')
+        }, 'model.roi_head.bbox_head.num_classes=20 but the train dataset '
+         '(VOCDataset) has 2 classes (cat, dog)'),
+    ],
+    ids=['seg', 'cascade_mask', 'metainfo_classes'])
+def test_num_classes_that_do_not_fit_the_data_are_refused(
+        name, options, expected):
+    with pytest.raises(ValueError) as err:
+        check_num_classes(_cfg(name, **options))
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_num_classes_refused_by_train_before_the_run(tmp_path):
+    """Was: more logits than classes trained on and skewed the metrics
+    silently; fewer failed on the first label beyond them."""
+    result = run_tool(
+        'tools/train.py',
+        DEMO_CONFIG,
+        '--work-dir',
+        tmp_path,
+        '--cfg-options',
+        'model.decode_head.num_classes=151',
+        'model.auxiliary_head.num_classes=151',
+        expect_ok=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        'error: model.decode_head.num_classes=151, '
+        'model.auxiliary_head.num_classes=151 but the train dataset '
+        '(ADE20KDataset) has 150 classes')

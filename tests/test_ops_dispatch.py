@@ -1,7 +1,9 @@
 """The measuring dispatcher of the depthwise convs (``impl='auto'``):
 choices, the injected failing, wrong, out-of-memory and slow candidates,
 the on-disk cache and its records (corrupt, stale, old format, reused,
-re-measured), bucketing, the switches, the stall report, two DDP ranks."""
+re-measured, deeply nested, huge, a FIFO / device / link / folder at its
+path, a full disk), bucketing, the switches, the stall report, two DDP
+ranks."""
 import json
 import sys
 import time
@@ -10,13 +12,15 @@ import warnings
 import pytest
 import torch
 
+from slak_mm.fileio import file_kind
 from slak_mm.ops import (dispatch, multi_depthwise_conv2d, resolve_impl,
                          retune, tuning_cache, tuning_record)
 from slak_mm.ops.dispatch import Candidate, TuningKey, bucket
 from slak_mm.ops.settings import (CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV,
                                   RETUNE_ENV, TUNE_ENV)
-from tests.common import free_port, hide_modules
-from tests.tool_runner import run_process
+from tests.common import (DEMO_CONFIG, SPECIAL_FILES, deadline, disk_full_for,
+                          free_port, hide_modules, special_file)
+from tests.tool_runner import refusal, run_process
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +169,88 @@ def test_stored_choice_is_used_without_tuning(fresh, monkeypatch):
     assert resolve_impl(x, None, weights) == 'fft'
 
 
+def _slak_warnings_of(*calls):
+    """Run ``calls`` (forwards that tune; a hang fails), return the slak_mm
+    warnings they gave."""
+    with deadline(60), warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
+        for call in calls:
+            call()
+    return _slak_warnings(record)
+
+
+def _forward_and_backward(h=12, w=10):
+    x, weights = _inputs(h, w)
+    (out, ) = multi_depthwise_conv2d(x, weights)
+    out.sum().backward()
+    return dispatch.tuning_key('multi', x, weights)
+
+
+@pytest.mark.parametrize('kind', sorted(SPECIAL_FILES))
+def test_cache_path_of_no_regular_file_is_never_read_nor_replaced(
+        tmp_path, monkeypatch, kind):
+    """A FIFO is never opened for a blocking read (it hung the first
+    forward), a device or link never replaced: one warning, training goes
+    on with the choices in memory."""
+    path = special_file(tmp_path, kind)
+    monkeypatch.setenv(CACHE_ENV, path)
+    keys = []
+    (message, ) = _slak_warnings_of(
+        lambda: keys.append(_forward_and_backward()),
+        lambda: keys.append(_forward_and_backward(20, 16)))  # 2 writes
+    assert message == (f'slak_mm: ignoring the depthwise conv tuning cache '
+                       f'{path} (it is {file_kind(path)}, not a regular '
+                       f'file; choices are kept in memory only)')
+    assert file_kind(path).startswith(SPECIAL_FILES[kind])  # left as it was
+    if kind == 'symlink':
+        assert (tmp_path / 'target').read_bytes() == b'target'
+    assert [tuning_record(k)['how'] for k in keys] == ['measured'] * 2
+
+
+@pytest.mark.parametrize('content, why', [
+    ('deep', 'nested too deeply: not a tuning cache'),
+    ('deep_record', 'not a tuning cache'),
+    ('huge', 'holds 17.0 MiB, more than the 16 MiB accepted'),
+])
+def test_deep_or_huge_cache_is_ignored_with_one_warning(fresh, content, why):
+    assert tuning_cache.MAX_CACHE_BYTES == 16 * 2**20  # the stated bound
+    if content == 'deep':  # json's parser recursed into a RecursionError
+        fresh.write_text('[' * 100000)
+    elif content == 'deep_record':  # parses; deepcopy of it would recurse
+        record = dict(choice='torch', times={'torch': 1.0})
+        record['how'] = json.loads('[' * 600 + ']' * 600)
+        fresh.write_text(
+            json.dumps(
+                dict(
+                    fingerprint=tuning_cache.fingerprint(),
+                    entries={'a key': record})))
+    else:
+        with open(fresh, 'wb') as f:
+            f.truncate(17 * 2**20)  # sparse: costs no disk
+    keys = []
+    (message,
+     ) = _slak_warnings_of(lambda: keys.append(_forward_and_backward()))
+    assert message.startswith(
+        f'slak_mm: ignoring the depthwise conv tuning cache {fresh} (')
+    assert message.endswith(f'{why})')
+    # replaced by this run's measurement, as a corrupt file is
+    entries = json.loads(fresh.read_text())['entries']
+    assert list(entries) == [keys[0].cache_name()]
+
+
+def test_cache_write_on_a_full_disk_warns_and_keeps_the_file(
+        fresh, monkeypatch):
+    old = json.dumps(
+        dict(fingerprint=tuning_cache.fingerprint(), entries={'other': 'fft'}))
+    fresh.write_text(old)
+    disk_full_for(monkeypatch, fresh.name)
+    (message, ) = _slak_warnings_of(_forward_and_backward)
+    assert message.startswith(
+        f'slak_mm: could not write the depthwise conv tuning cache {fresh} '
+        f'(no space left on device writing {fresh}: it needs ')
+    assert fresh.read_text() == old
+
+
 def test_switch_cap_and_small_work_use_the_heuristic(monkeypatch):
     monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
     big = torch.randn(1, 2, 64, 64, requires_grad=True)
@@ -217,6 +303,32 @@ def test_env_forced_impl_is_the_one_that_runs(monkeypatch):
     monkeypatch.setenv(IMPL_ENV, 'torch')
     multi_depthwise_conv2d(x, weights)
     assert calls == [1]
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason='Triton has its GPU path here')
+def test_env_forced_triton_without_a_gpu_is_one_line(monkeypatch, tmp_path):
+    """``SLAK_MM_DWCONV_IMPL=triton`` on a CPU machine: refused before the
+    run, and at the first conv (was: a RuntimeError traceback there)."""
+    monkeypatch.setenv(IMPL_ENV, 'triton')
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    expected = (
+        f'{IMPL_ENV}=triton cannot run here: ' +
+        ('no CUDA GPU (torch.cuda.is_available() is False) for Triton, and '
+         'TRITON_INTERPRET is not 1 (its CPU interpreter, a test mode)'
+         if 'triton' in dispatch.CANDIDATES else
+         'triton is not installed or failed to import') +
+        f'; set {IMPL_ENV} to one of auto, torch, fft (auto when unset)')
+    with pytest.raises(ValueError) as err:
+        multi_depthwise_conv2d(*_inputs())
+    assert str(err.value) == expected
+    line = refusal('tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'w')
+    assert line == f'error: {expected}'
+    assert not (tmp_path / 'w').exists()
+    monkeypatch.setenv('TRITON_INTERPRET', '1')  # Triton's CPU test mode
+    if 'triton' in dispatch.CANDIDATES:
+        x, weights = _inputs()
+        assert resolve_impl(x, None, weights) == 'triton'
 
 
 def test_jit_tracing_gets_torch(monkeypatch):

@@ -1,6 +1,8 @@
 """Raw tracebacks where one line is due: a work_dir that is a file or
 cannot be written, ONNX export of a refused checkpoint, convert of a state
-dict holding numpy arrays."""
+dict holding numpy arrays, a config with a syntax or name error, an image
+or checkpoint given as the config, ``--cfg-options`` values of the wrong
+type."""
 import errno
 import os
 
@@ -14,7 +16,7 @@ from slak_mm.config import adapt as config_adapt
 from slak_mm.config import set_work_dir
 from slak_mm.fileio import UnwritableError
 from tests.common import DEMO_CONFIG as DEMO
-from tests.tool_runner import run_tool
+from tests.tool_runner import refusal, run_tool
 
 
 @pytest.mark.parametrize('below', ['', 'run'])
@@ -80,3 +82,93 @@ def test_export_onnx_of_a_refused_checkpoint_is_one_line(tmp_path):
     assert message.startswith(f'error: Refused to load {evil!r}')
     assert '`slice`' in message
     assert not (tmp_path / 'out.onnx').exists()
+
+
+@pytest.mark.parametrize(
+    'files,file,line,error', [
+        ({
+            'top.py': 'a = 1\nb = (\n'
+        }, 'top.py', 2, "SyntaxError: '(' was never closed (in: b = ()"),
+        ({
+            'top.py': "_base_ = ['base.py']\n",
+            'base.py': 'a = 1\nb = [1,, 2]\n'
+        }, 'base.py', 2, 'SyntaxError: invalid syntax'),
+        ({
+            'top.py': "_base_ = ['base.py']\nc = 3\n",
+            'base.py': 'a = 1\nb = undefined_name + 1\n'
+        }, 'base.py', 2, "NameError: name 'undefined_name' is not defined"),
+    ],
+    ids=['syntax', 'syntax_in_base', 'name_error_in_base'])
+def test_config_error_names_file_and_line(tmp_path, files, file, line, error):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert refusal('tools/train.py', tmp_path / 'top.py') == (
+        f'error: config {tmp_path / file}, line {line}: {error}' +
+        ('' if '(in:' in error else
+         f' (in: {files[file].splitlines()[line - 1]})') + '; fix the file')
+
+
+def test_config_that_imports_a_missing_module_is_one_line(tmp_path):
+    config = tmp_path / 'top.py'
+    config.write_text("custom_imports = dict(imports=['no_such_module'], "
+                      'allow_failed_imports=False)\n')
+    assert refusal('tools/train.py', config) == (
+        f'error: config {config}: ModuleNotFoundError: No module named '
+        "'no_such_module' (a module its custom_imports name); install it "
+        'or fix the name')
+
+
+def test_image_or_checkpoint_as_the_config_is_named_with_the_usage(tmp_path):
+    image, ckpt = tmp_path / 'dog.jpg', tmp_path / 'model.pth'
+    image.write_bytes(b'\xff\xd8\xff')
+    ckpt.write_bytes(b'PK')
+    # image_demo.py IMAGE CONFIG CHECKPOINT with the first two swapped
+    assert refusal('demo/image_demo.py', DEMO, image, ckpt) == (
+        f'error: {image} is an image, not a config; usage: image_demo.py '
+        f'image config checkpoint [options]')
+    assert refusal('tools/test.py', ckpt, DEMO) == (
+        f'error: {ckpt} is a checkpoint, not a config; usage: test.py '
+        f'config checkpoint [options]')
+
+
+@pytest.mark.parametrize(
+    'option,error', [
+        ('optim_wrapper.optimizer.lr=abc',
+         "optim_wrapper.optimizer.lr='abc': expected a number (the config "
+         'has optim_wrapper.optimizer.lr=0.002)'),
+        ('model.backbone.sparse=yes',
+         "model.backbone.sparse='yes': expected True or False (the config "
+         'has model.backbone.sparse=True)'),
+        ('model.backbone=SLaK',
+         "model.backbone='SLaK': the config has a dict there; set its keys "
+         'one by one (model.backbone.KEY=VALUE)'),
+    ],
+    ids=['number', 'bool', 'dict'])
+def test_cfg_option_of_the_wrong_type_is_refused_before_the_run(
+        tmp_path, option, error):
+    """mmengine keeps what it cannot parse as a string: ``lr=abc`` failed
+    in the optimizer with a traceback, after the work_dir was made."""
+    line = refusal('tools/train.py', DEMO, '--work-dir', tmp_path / 'w',
+                   '--cfg-options', option)
+    assert line.startswith(f'error: --cfg-options {error}'), line
+    assert not (tmp_path / 'w').exists()
+
+
+def test_dict_cfg_option_names_the_key_and_its_items():
+    """``dict(...)`` with a comma inside sent mmengine's ``DictAction``
+    into a RecursionError; without one it became a string."""
+    value = "dict(type='SLaK',arch=dict(depths=[1,1,1,1]),sparse=True)"
+    result = run_tool(
+        'tools/train.py',
+        DEMO,
+        '--cfg-options',
+        f'model.backbone={value}',
+        expect_ok=False)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'train.py: error: --cfg-options model.backbone={value}: a dict '
+        'cannot be given as one value (only numbers, strings, '
+        'True/False/None, [lists] and (tuples)); set its keys one by one: '
+        'model.backbone.type=SLaK model.backbone.arch.depths=[1,1,1,1] '
+        'model.backbone.sparse=True, or write a config that inherits this '
+        'one (_base_) and sets the dict')

@@ -18,7 +18,7 @@ import torch
 from slak_mm.checkpoint import UnsafeCheckpointError, load_checkpoint_safely
 from tests.common import DEMO_CONFIG as DEMO
 from tests.common import ROOT, Payload, serve_folder
-from tests.tool_runner import refusal, run_tool
+from tests.tool_runner import refusal, run_python, run_tool
 
 
 @pytest.fixture(scope='module')
@@ -172,6 +172,22 @@ def test_mm_apis_refuse_a_hostile_url(env, api, monkeypatch):
         _mm_api(api, env['evil_url'])
     assert env['evil_url'] in str(err.value)
     assert 'posix.system' in str(err.value)
+    assert not osp.exists(env['marker']), 'the pickled payload ran'
+
+
+def test_custom_imports_alone_make_a_fresh_process_safe(env):
+    # a user script that never imports slak_mm: the config's custom_imports
+    # does, before mmengine reads the weights
+    proc = run_python(
+        'import sys\n'
+        'from mmseg.apis import MMSegInferencer\n'
+        'assert "slak_mm" not in sys.modules\n'
+        f'MMSegInferencer({DEMO!r}, weights={env["evil_url"]!r}, '
+        'device="cpu")\n',
+        TORCH_HOME=env['torch_home'])
+    assert proc.returncode != 0
+    assert 'UnsafeCheckpointError' in proc.stderr, proc.stderr[-2000:]
+    assert env['evil_url'] in proc.stderr
     assert not osp.exists(env['marker']), 'the pickled payload ran'
 
 

@@ -12,7 +12,7 @@ from slak_mm import selfcheck
 from slak_mm.ops import dispatch
 from slak_mm.ops.settings import CACHE_ENV
 from slak_mm.selfcheck.backbone import TorchSLaK
-from tests.common import tiny_slak
+from tests.common import special_file, tiny_slak
 
 
 def _quick(tmp_path, *args):
@@ -101,6 +101,14 @@ def test_bad_device_is_one_line(capsys):
     with pytest.raises(SystemExit):
         selfcheck.main(['--device', 'tpu'])
     assert '--device tpu: choose cuda or cpu' in capsys.readouterr().err
+
+
+def test_out_of_no_regular_file_is_refused_first(tmp_path, capsys):
+    out = special_file(tmp_path, 'device')
+    with pytest.raises(SystemExit):
+        selfcheck.main(['--quick', '--device', 'cpu', '--out', out])
+    assert (f'refusing to write {out}: it is a character device'
+            in capsys.readouterr().err)
 
 
 def test_torch_slak_is_the_backbones_network():

@@ -1,6 +1,8 @@
 """Official-format SLaK-T checkpoints (built from the reference key list,
 40% zeros, ``args`` Namespace) through the real config path, the load report,
-refusals, and tools/convert_checkpoint.py."""
+refusals, and tools/convert_checkpoint.py (which never overwrites its input,
+and leaves the old output on a full disk)."""
+import os
 import os.path as osp
 
 import pytest
@@ -13,9 +15,10 @@ from slak_mm.config import adapt_to_device, load_config
 from slak_mm.models import SLaK
 from slak_mm.sparse import masked_weights
 from tests.common import TINY_SLAK as SMALL
+from tests.common import disk_full_for
 from tests.official_format import (model_shapes, reference_shapes,
                                    write_official_checkpoint)
-from tests.tool_runner import ROOT, run_tool
+from tests.tool_runner import ROOT, refusal, run_tool
 
 TINY_CONFIG = osp.join(ROOT, 'configs', 'upernet_slak_t_ade20k.py')
 
@@ -160,6 +163,35 @@ def test_convert_checkpoint_writes_masks_and_prints_density(tmp_path, ema):
     # a dense model ignores the masks (reported as unexpected)
     _, unexpected = load_pretrained_backbone(SLaK(**SMALL), dst)
     assert unexpected and all(k.endswith('_mask') for k in unexpected)
+
+
+@pytest.mark.parametrize('spelling', ['same', 'other_spelling', 'symlink'])
+def test_convert_never_overwrites_its_input(tmp_path, spelling):
+    src = str(tmp_path / 'official.pth')
+    write_official_checkpoint(src, model_shapes(SLaK(**SMALL)))
+    before = open(src, 'rb').read()
+    dst = dict(
+        same=src, other_spelling=f'{tmp_path}/./official.pth').get(
+            spelling, str(tmp_path / 'link.pth'))
+    if spelling == 'symlink':
+        os.symlink(src, dst)
+    error = refusal('tools/convert_checkpoint.py', src, dst)
+    assert error.startswith(f'error: refusing to write {dst}: it is the '
+                            f'input checkpoint'), error
+    assert open(src, 'rb').read() == before
+
+
+def test_convert_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
+    src = str(tmp_path / 'official.pth')
+    write_official_checkpoint(src, model_shapes(SLaK(**SMALL)))
+    dst = tmp_path / 'converted.pth'
+    dst.write_bytes(b'the previous conversion')
+    disk_full_for(monkeypatch, 'converted.pth')
+    error = refusal('tools/convert_checkpoint.py', src, str(dst))
+    assert error.startswith(f'error: no space left on device writing {dst}: '
+                            f'it needs '), error
+    assert dst.read_bytes() == b'the previous conversion'
+    assert sorted(os.listdir(tmp_path)) == ['converted.pth', 'official.pth']
 
 
 def test_sparse_false_keeps_loading_dense(tmp_path):

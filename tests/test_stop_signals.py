@@ -1,58 +1,117 @@
-"""SIGTERM (what Slurm and Kubernetes send first) stops a training run
-cleanly: one log line naming the checkpoint ``--resume`` continues from,
-exit status 143, the checkpoint whole. Its own process: a signal is the
-point."""
+"""SIGTERM (what Slurm and Kubernetes send first) and SIGINT (Ctrl-C) stop
+a training run cleanly: one log line naming the checkpoint ``--resume``
+continues from, exit status 128 + signal, the checkpoint whole; a signal
+during a checkpoint save lets the save finish. Its own process where a
+signal to the process is the point."""
 import multiprocessing
 import operator
 import os
 import signal
+import sys
 import time
 
+import pytest
+from mmengine.config import Config
+
 from slak_mm.checkpoint import checkpoint_problem
-from slak_mm.engine.stop_signals import stop_on_signals
+from slak_mm.cli import run_cli
+from slak_mm.engine.stop_signals import (TrainingStopped, stop_on_signals,
+                                         uninterrupted)
 from tests.common import DEMO_CONFIG as DEMO
+from tests.crash_points import CRASH_ENV, SIGNAL_ENV
 from tests.tool_runner import start_tool
 
 
-def test_sigterm_to_the_job_stops_training_cleanly(small_ade_root, tmp_path):
-    data = small_ade_root
+@pytest.mark.parametrize(
+    'signum,inside_save', [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=['SIGTERM_from_outside', 'SIGINT_inside_a_save'])
+def test_signal_to_the_job_stops_training_cleanly(small_ade_root, tmp_path,
+                                                  signum, inside_save):
+    """To the whole process group (workers too, as ``scancel`` and Ctrl-C
+    in a terminal signal every process): SIGTERM from outside, wherever the
+    run is; SIGINT sent from inside the save of ``iter_2.pth`` (its temp
+    file written, not yet renamed), which finishes before the run stops."""
+    name = signal.Signals(signum).name
     work_dir = tmp_path / 'work'
     log_path = tmp_path / 'train.log'
+    env = {CRASH_ENV: 'temp_write:iter_2.pth', SIGNAL_ENV: name} \
+        if inside_save else {}
+    config = tmp_path / 'demo.py'  # custom_imports are read from the file
+    config.write_text(
+        f'_base_ = [{DEMO!r}]\n'
+        "custom_imports = dict(imports=['slak_mm', 'tests.crash_points'], "
+        'allow_failed_imports=False)\n')
     with open(log_path, 'w') as log:
-        # workers too, as scancel signals every process of the job step
         proc = start_tool(
             'tools/train.py',
-            DEMO,
+            config,
             '--work-dir',
             work_dir,
             '--cfg-options',
-            f'data_root={data}',
+            f'data_root={small_ade_root}',
             'train_cfg.max_iters=1000',
             'train_cfg.val_interval=1000',
             'default_hooks.checkpoint.interval=1',
             'train_dataloader.num_workers=1',
             log=log,
-            new_session=True)
+            new_session=True,
+            **env)
         try:
             deadline = time.time() + 600
-            while not (work_dir / 'iter_1.pth').exists():
+            while not inside_save and not (work_dir / 'iter_1.pth').exists():
                 assert proc.poll() is None, log_path.read_text()[-3000:]
                 assert time.time() < deadline, 'no checkpoint in 10 min'
                 time.sleep(0.5)
-            os.killpg(proc.pid, signal.SIGTERM)
-            status = proc.wait(timeout=120)
+            if not inside_save:
+                os.killpg(proc.pid, signum)
+            status = proc.wait(timeout=300)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
     text = log_path.read_text()
-    assert status == 128 + signal.SIGTERM, text[-3000:]
-    lines = [ln for ln in text.splitlines() if 'SIGTERM received' in ln]
+    assert status == 128 + signum, text[-3000:]
+    lines = [ln for ln in text.splitlines() if f'{name} received' in ln]
     assert len(lines) == 1, text[-3000:]
-    assert 'training stopped at iteration' in lines[0]
+    assert 'training stopped; --resume continues from' in lines[0]
     resume_from = lines[0].split('--resume continues from ')[1].strip()
     assert resume_from.startswith(str(work_dir / 'iter_'))
     assert checkpoint_problem(resume_from) is None
-    assert 'Traceback' not in text
+    if inside_save:  # the save that the signal landed in, complete
+        assert resume_from == str(work_dir / 'iter_2.pth')
+        assert (work_dir / 'last_checkpoint').read_text() == resume_from
+        assert not [p for p in os.listdir(work_dir) if p.endswith('.tmp')]
+    assert 'Traceback' not in text and 'SyntaxError' not in text, text[-3000:]
+
+
+@pytest.mark.parametrize(
+    'signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_signal_while_the_config_is_formatted_waits_for_the_save(signum):
+    """A save formats the config (mmengine's ``Config.pretty_text``, yapf
+    inside a bare ``except:``). A signal landing there stopped the run with
+    "SyntaxError: Failed to format the config file"; inside
+    :func:`uninterrupted` (every save of ``SafeCheckpointHook``) the text is
+    made and the stop raised after it."""
+    cfg = Config(dict(model=dict(type='SLaK', kernel_size=[51, 49, 47, 13])))
+    sent = []
+
+    def signal_inside_yapf(frame, event, arg):
+        if event == 'call' and frame.f_code.co_name == 'FormatCode' and \
+                not sent:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)  # handled at the next bytecode
+
+    texts = []
+    with stop_on_signals() as state:
+        with pytest.raises(TrainingStopped) as stop:
+            with uninterrupted():
+                sys.setprofile(signal_inside_yapf)
+                try:
+                    texts.append(cfg.pretty_text)
+                finally:
+                    sys.setprofile(None)
+    assert sent == [signum] and state.signum == signum
+    assert stop.value.exit_status == 128 + signum
+    assert "type='SLaK'" in texts[0] and '47,' in texts[0]  # the whole text
 
 
 def test_forked_child_dies_of_sigterm_as_before():
@@ -98,3 +157,24 @@ def test_pool_terminated_as_it_starts_does_not_hang():
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert state.signum is None
+
+
+def test_ctrl_c_outside_training_is_one_line(capsys):
+    """Ctrl-C while a tool loads or tests (no training to stop): one line,
+    exit 130; also when code on the way re-raised it as another error
+    (mmengine's config formatting: a SyntaxError)."""
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def formatting_interrupted():
+        try:
+            interrupted()
+        except:  # noqa: E722  (as mmengine's Config.pretty_text)
+            raise SyntaxError('Failed to format the config file')
+
+    for main in (interrupted, formatting_interrupted):
+        with pytest.raises(SystemExit) as end:
+            run_cli(main)
+        assert end.value.code == 128 + signal.SIGINT
+        assert capsys.readouterr().err == 'SIGINT received: stopped\n'

@@ -1,14 +1,16 @@
 """tools/train.py and tools/test.py end to end for the detection demos on
 synthetic VOC (Faster R-CNN, bbox mAP) and COCO (Cascade Mask R-CNN, bbox and
 segm AP). One short epoch each: this checks the whole path and that the
-metrics are reported, not accuracy (the segmentation test checks learning)."""
+metrics are reported, not accuracy (the segmentation test checks learning).
+An --out pickle that is an input or no regular file is refused first."""
 import json
+import os
 import os.path as osp
 
 import pytest
 
 from tests.common import DEMO_COCO_CONFIG, DEMO_VOC_CONFIG
-from tests.tool_runner import run_tool
+from tests.tool_runner import refusal, run_tool
 
 CASES = {
     'faster_rcnn_voc': (DEMO_VOC_CONFIG, 'voc_root', {'pascal_voc/mAP'}),
@@ -72,3 +74,21 @@ def test_voc_test_with_tta_dumps_results(trained, tmp_path):
                        'test.txt')) as f:
         num_val = len(f.read().split())
     assert len(results) == num_val and 'pred_instances' in results[0]
+
+
+def test_out_pickle_is_refused_before_any_work(tmp_path):
+    checkpoint = tmp_path / 'model.pkl'  # refused before it is read
+    checkpoint.write_bytes(b'weights')
+    link = tmp_path / 'results.pkl'
+    link.symlink_to(checkpoint)
+    fifo = tmp_path / 'fifo.pkl'
+    os.mkfifo(fifo)
+    run = ('tools/test.py', DEMO_VOC_CONFIG, str(checkpoint), '--work-dir',
+           str(tmp_path / 'work_dir'), '--out')
+    assert refusal(*run, str(link)).startswith(
+        f'error: refusing to write {link}: it is the checkpoint {checkpoint}')
+    assert refusal(
+        *run,
+        str(fifo)).startswith(f'error: refusing to write {fifo}: it is a FIFO')
+    assert checkpoint.read_bytes() == b'weights'
+    assert not osp.exists(tmp_path / 'work_dir')  # before any work

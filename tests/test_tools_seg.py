@@ -10,11 +10,13 @@ import os
 import os.path as osp
 
 import pytest
+import torch
 
 from slak_mm.datasets import generate_ade20k
+from slak_mm.engine import SegPredictionWriter
 from tests.common import DEMO_CONFIG as DEMO
-from tests.common import free_port
-from tests.tool_runner import run_tool
+from tests.common import disk_full_for, free_port, special_file
+from tests.tool_runner import refusal, run_tool
 
 MIN_MIOU = 40.0
 
@@ -80,6 +82,71 @@ def test_test_tool_tta_out_and_relative_show_dir(trained, ade_root, tmp_path):
         if f.endswith('.png')
     ]
     assert len(painted) == 8  # relative --show-dir: under the work_dir
+
+
+def test_out_on_a_full_disk_keeps_the_previous_predictions(
+        trained, ade_root, tmp_path, monkeypatch):
+    """mmseg's IoUMetric saved the PNGs in place: a full disk left a
+    truncated one instead of the previous run's."""
+    _, checkpoint = trained
+    out = tmp_path / 'raw'
+    out.mkdir()
+    names = sorted(
+        osp.splitext(name)[0] + '.png'
+        for name in os.listdir(osp.join(ade_root, 'images', 'validation')))
+    for name in names:
+        (out / name).write_bytes(b'previous prediction')
+    disk_full_for(monkeypatch, '*.png')
+    error = refusal('tools/test.py', DEMO, checkpoint, '--work-dir',
+                    str(tmp_path / 'work_dir'), '--out', str(out),
+                    '--cfg-options', f'data_root={ade_root}')
+    assert error.startswith(f'error: no space left on device writing {out}/')
+    assert 'MiB free in' in error
+    assert sorted(os.listdir(out)) == names  # no temp file left
+    assert {(out / n).read_bytes() for n in names} == {b'previous prediction'}
+
+
+def test_out_and_show_dir_are_refused_before_any_work(trained, ade_root,
+                                                      tmp_path):
+    _, checkpoint = trained
+    run = ('tools/test.py', DEMO, checkpoint, '--work-dir',
+           str(tmp_path / 'work_dir'), '--cfg-options',
+           f'data_root={ade_root}')
+    error = refusal(*run, '--out', checkpoint)
+    assert error == (f'error: refusing to write {checkpoint}: it is the '
+                     f'checkpoint, an input of this run; write the output to '
+                     f'another path')
+    fifo = special_file(tmp_path, 'fifo')
+    error = refusal(*run, '--show-dir', fifo)
+    assert error.startswith(f'error: refusing to write into {fifo} '
+                            f'(--show-dir): it is a FIFO'), error
+    assert not osp.exists(tmp_path / 'work_dir' / 'test_metrics.json')
+
+
+def test_prediction_pngs_are_mmseg_iou_metrics(tmp_path):
+    """SegPredictionWriter (--out) writes the files IoUMetric(output_dir)
+    would, byte for byte, atomically."""
+    from mmseg.evaluation import IoUMetric
+    gen = torch.Generator().manual_seed(0)
+    samples = [
+        dict(
+            pred_sem_seg=dict(
+                data=torch.randint(0, 7, (1, 6, 5), generator=gen)),
+            img_path=f'/data/images/validation/ADE_val_{i}.jpg',
+            reduce_zero_label=reduce) for i, reduce in enumerate([True, False])
+    ]
+    mmseg = IoUMetric(output_dir=str(tmp_path / 'mmseg'), format_only=True)
+    mmseg.dataset_meta = dict(classes=[str(c) for c in range(7)])
+    mmseg.process({}, samples)
+    ours = SegPredictionWriter(output_dir=str(tmp_path / 'ours'))
+    ours.process({}, samples)
+    names = sorted(os.listdir(tmp_path / 'mmseg'))
+    assert names == ['ADE_val_0.png', 'ADE_val_1.png']
+    assert sorted(os.listdir(tmp_path / 'ours')) == names
+    for name in names:
+        assert (tmp_path / 'ours' / name).read_bytes() == (tmp_path / 'mmseg' /
+                                                           name).read_bytes()
+    assert ours.compute_metrics(ours.results) == {}
 
 
 def test_auto_scale_lr_rescales_to_the_real_batch(ade_root, tmp_path):

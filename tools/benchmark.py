@@ -24,8 +24,6 @@ everything runs on the CPU (absolute times there are indicative only;
 compare ratios).
 """
 import argparse
-import json
-import os
 
 try:  # the `op` benchmark runs without OpenMMLab
     from mmengine.config import DictAction
@@ -158,21 +156,22 @@ def main():
     import torch
 
     from slak_mm.benchmark.timing import environment
+    from slak_mm.fileio import check_output_path, write_json_atomic
+    if args.out:  # before the minutes of timing
+        check_output_path(args.out, dict(config=getattr(args, 'config', None)))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     rows = run_op(args, device) if args.what == 'op' else run_model(
         args, device)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(
-                dict(
-                    command=vars(args),
-                    environment=environment(),
-                    results=rows),
-                f,
-                indent=2)
+        write_json_atomic(
+            dict(command=vars(args), environment=environment(), results=rows),
+            args.out)
         print(f'wrote {args.out}')
 
 
 if __name__ == '__main__':
-    main()
+    from slak_mm.fileio import WriteFailedError  # plain Python: no mm
+    try:
+        main()
+    except WriteFailedError as err:  # the --out file: one line
+        raise SystemExit(f'error: {err}') from None

@@ -17,6 +17,8 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .figures import save_figure
+
 __all__ = [
     'DEFAULT_METRICS', 'DEFAULT_TRAIN_KEYS', 'Scalars', 'default_keys',
     'find_scalars', 'load_scalars', 'plot_curves', 'resolve_keys'
@@ -228,6 +230,6 @@ def plot_curves(scalars: Scalars,
         title = osp.join(osp.basename(osp.dirname(run)), osp.basename(run))
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=dpi)
+    save_figure(fig, out, dpi=dpi)
     plt.close(fig)
     return out

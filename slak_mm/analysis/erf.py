@@ -14,7 +14,6 @@ A larger ratio means that contributions spread further from the centre.
 
 ``tools/analysis/erf.py`` is the command line front end.
 """
-import os
 import os.path as osp
 from collections import abc
 from typing import (Dict, Iterable, List, Mapping, Optional, Sequence, Tuple,
@@ -33,6 +32,7 @@ from slak_mm.config import load_config, replace_sync_bn
 from slak_mm.datasets.synthetic import generate_ade20k
 from slak_mm.models import SLaK
 from slak_mm.utils import list_images
+from .figures import save_figure
 
 __all__ = [
     'DEFAULT_THRESHOLDS', 'MIN_SIZE', 'ERFImages', 'build_erf_backbone',
@@ -485,7 +485,4 @@ def plot_erf(named_scores: Mapping[str, np.ndarray],
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(image, ax=list(axes), shrink=0.8)
-    dirname = osp.dirname(osp.abspath(path))
-    os.makedirs(dirname, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches='tight')
-    return path
+    return save_figure(fig, path, dpi=dpi, bbox_inches='tight')

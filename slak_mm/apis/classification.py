@@ -16,9 +16,10 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import is_remote, load_official_classifier
+from slak_mm.checkpoint import (atomic_local_writes, is_remote,
+                                load_official_classifier)
 from slak_mm.config import adapt_to_device, check_datasets, set_work_dir
-from slak_mm.fileio import write_json_atomic
+from slak_mm.fileio import check_output_path, write_json_atomic
 from slak_mm.models.classifiers import HAS_MMPRETRAIN
 
 __all__ = ['IMAGENET_LAYOUT', 'evaluate_classifier']
@@ -69,8 +70,12 @@ def evaluate_classifier(cfg: Config,
         raise FileNotFoundError(
             f'Checkpoint not found: {checkpoint!r}. Download the official '
             f'SLaK ImageNet-1K file or pass its path.')
+    if out is not None:  # refused before any work
+        check_output_path(out, dict(checkpoint=checkpoint, config=config_path))
     cfg.launcher = launcher
     set_work_dir(cfg, config_path, work_dir)
+    metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
+    check_output_path(metrics_file, dict(checkpoint=checkpoint))
     adapt_to_device(cfg)
     try:
         check_datasets(cfg, splits=('test', ))
@@ -86,12 +91,14 @@ def evaluate_classifier(cfg: Config,
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
     load_official_classifier(model, checkpoint, use_ema=use_ema)
+    with atomic_local_writes():  # the --out pickle: mmengine's dump
+        results = runner.test()
     metrics = {
         k: float(v)
-        for k, v in runner.test().items() if isinstance(v, numbers.Real)
+        for k, v in results.items() if isinstance(v, numbers.Real)
     }
     if runner.rank == 0:
         write_json_atomic(
             dict(config=config_path, checkpoint=checkpoint, metrics=metrics),
-            osp.join(cfg.work_dir, 'test_metrics.json'))
+            metrics_file)
     return metrics

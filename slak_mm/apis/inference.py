@@ -25,8 +25,10 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS, init_default_scope
 
-from slak_mm.checkpoint import fit_checkpoint, require_checkpoint
+from slak_mm.checkpoint import (atomic_local_writes, fit_checkpoint,
+                                require_checkpoint)
 from slak_mm.config import adapt_to_device, load_config, partial_load_allowed
+from slak_mm.fileio import check_output_path
 from slak_mm.utils.images import IMG_EXTENSIONS, list_images
 
 __all__ = [
@@ -176,6 +178,13 @@ def infer_images(config: Union[str, Config],
         outs = [osp.join(out_dir, name) for name in names]
     else:
         raise ValueError('Give out (one image) or out_dir.')
+    for image, path in zip(images, outs):  # refused before any work
+        check_output_path(
+            path,
+            dict(
+                checkpoint=checkpoint,
+                config=config if isinstance(config, str) else None,
+                **{'input image': image}))
 
     cfg = (
         load_config(config, cfg_options)
@@ -207,7 +216,8 @@ def infer_images(config: Union[str, Config],
                 logger='current',
                 level=logging.WARNING)
             continue
-        mmcv.imwrite(vis[..., ::-1], path)
+        with atomic_local_writes():  # mmcv writes through mmengine's fileio
+            mmcv.imwrite(vis[..., ::-1], path)
         written.append(path)
     return written
 

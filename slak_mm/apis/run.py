@@ -14,17 +14,19 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import (find_resume_checkpoint, require_checkpoint,
-                                resolve_auto_resume)
+from slak_mm.checkpoint import (atomic_local_writes, find_resume_checkpoint,
+                                require_checkpoint, resolve_auto_resume)
 from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
-                            check_sparse_training, check_train_cfg,
-                            checks_to_run, enable_tta, enable_visualization,
-                            save_predictions, set_work_dir)
+                            check_num_classes, check_sparse_training,
+                            check_train_cfg, checks_to_run, enable_tta,
+                            enable_visualization, save_predictions,
+                            set_work_dir)
 from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
-from slak_mm.fileio import write_json_atomic
+from slak_mm.fileio import check_output_path, write_json_atomic
+from slak_mm.ops import check_impl_env
 
 __all__ = ['test', 'train']
 
@@ -47,6 +49,7 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
              splits: Sequence[str]) -> Set[str]:
     """Settle the work_dir and device, run the pre-run checks (those not
     skipped) and start a CPU process group; returns the checks that run."""
+    check_impl_env()  # $SLAK_MM_DWCONV_IMPL=triton without a GPU, ...
     cfg.launcher = launcher
     set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
@@ -56,6 +59,7 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
         install_data_checks(cfg)  # loaders that name a damaged file
     if 'model' in checks:
         check_backbone_neck(cfg)  # before any process group or model
+        check_num_classes(cfg, splits)
     if 'datasets' in checks:
         check_datasets(cfg, splits)
     _init_cpu_distributed(launcher)
@@ -107,8 +111,8 @@ def train(
     Raises:
         WorkDirBusyError: Another live run trains in the work_dir (set
             ``SLAK_MM_ALLOW_SHARED_WORK_DIR=1`` to share it).
-        TrainingStopped: SIGTERM arrived (logged with the checkpoint
-            ``--resume`` continues from).
+        TrainingStopped: SIGTERM or SIGINT (Ctrl-C) arrived (logged with
+            the checkpoint ``--resume`` continues from).
     """
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -148,9 +152,8 @@ def train(
                 stop = as_stop(err, signals)
                 if stop is None:
                     raise
-                runner.logger.warning(
-                    f'{stop}: training stopped at iteration {runner.iter}; '
-                    f'{_resume_hint(runner)}')
+                runner.logger.warning(f'{stop}: training stopped; '
+                                      f'{_resume_hint(runner)}')
                 raise stop from None
     return runner
 
@@ -229,16 +232,22 @@ def test(
         dict: Metric name to value.
     """
     require_checkpoint(checkpoint)
+    if out:  # refused before any work
+        save_predictions(cfg, out,
+                         dict(checkpoint=checkpoint, config=config_path))
     _prepare(cfg, config_path, work_dir, launcher, skip_checks, ('test', ))
+    metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
+    check_output_path(metrics_file, dict(checkpoint=checkpoint))
     cfg.load_from = checkpoint
     if show_dir or show:
         enable_visualization(cfg, show_dir, show, wait_time)
     if tta:
         enable_tta(cfg)
-    if out:
-        save_predictions(cfg, out)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    # mmdet's --out pickle and --show-dir images are written through
+    # mmengine's fileio: atomically within the block
+    with atomic_local_writes():
+        metrics = runner.test()
     # numpy scalars (np.float32 from mmseg) are numbers.Real, not float
     metrics = {
         k: float(v)
@@ -246,13 +255,13 @@ def test(
     }
     notes = _fill_empty_coco_metrics(cfg, metrics)
     if runner.rank == 0:
-        out = osp.join(cfg.work_dir, 'test_metrics.json')
         write_json_atomic(
             dict(
                 config=config_path,
                 checkpoint=checkpoint,
                 metrics=metrics,
-                **notes), out)
+                **notes), metrics_file)
         print_log(
-            f'Test metrics written to {out}: {metrics}', logger='current')
+            f'Test metrics written to {metrics_file}: {metrics}',
+            logger='current')
     return metrics

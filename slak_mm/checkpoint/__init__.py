@@ -11,7 +11,9 @@ the official format, checking the fit, choosing what to resume.
   cache and read by the safe loader; :mod:`.embedded_config`: the config
   text inside checkpoints, which mmengine executes, judged as data only;
 - :mod:`.atomic`: :func:`torch_save_atomic` and mmengine's file backend,
-  written atomically by :mod:`slak_mm.fileio` (the plain-Python writer);
+  written atomically by :mod:`slak_mm.fileio` (the plain-Python writer),
+  and :func:`atomic_local_writes` (all of mmengine's local writes, for a
+  block);
 - :mod:`.official`: :func:`checkpoint_filter_fn` (official or mm weights
   onto a SLaK backbone, a pure function as timm's) and the loaders around
   it; :mod:`.classifier`: the same for the ImageNet classifier;
@@ -19,7 +21,8 @@ the official format, checking the fit, choosing what to resume.
   fits the model (``load_from``, test, inference, deploy);
 - :mod:`.recovery`: which checkpoint an automatic ``--resume`` takes.
 """
-from .atomic import ATOMIC_BACKEND, AtomicLocalBackend, torch_save_atomic
+from .atomic import (ATOMIC_BACKEND, AtomicLocalBackend, atomic_local_writes,
+                     torch_save_atomic)
 from .classifier import classifier_filter_fn, load_official_classifier
 from .fit import (PARTIAL_LOAD_OPTION, CheckpointMismatchError, fit_checkpoint,
                   state_dict_of)
@@ -41,7 +44,7 @@ __all__ = [
     'ATOMIC_BACKEND', 'MMENGINE_LOADER', 'PARTIAL_LOAD_OPTION', 'POINTER_NAME',
     'UNSAFE_LOAD_ENV', 'AtomicLocalBackend', 'CheckpointError',
     'CheckpointMismatchError', 'DamagedCheckpointError',
-    'UnsafeCheckpointError', 'CheckpointDownloadError',
+    'UnsafeCheckpointError', 'CheckpointDownloadError', 'atomic_local_writes',
     'cached_checkpoint_path', 'is_remote', 'require_checkpoint',
     'checkpoint_filter_fn', 'checkpoint_problem', 'classifier_filter_fn',
     'convert_official_checkpoint', 'extract_state_dict',

@@ -25,6 +25,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner import CheckpointLoader
 
+from slak_mm.fileio import check_output_path
 from slak_mm.sparse import (MASK_SUFFIX, apply_masks, group_density, has_masks,
                             masks_to_state_dict, weight_density)
 from slak_mm.version import __version__
@@ -236,7 +237,13 @@ def convert_official_checkpoint(
     Returns:
         tuple[float, dict]: Weight density overall and per stage
         (``{'stage0': d0, ...}``).
+
+    Raises:
+        UnsafeOutputError: ``dst`` is ``src`` (also through a link or
+            another spelling) or no regular file (refused before reading).
+        DiskFullError: No space for the file (the old one stays whole).
     """
+    check_output_path(dst, {'input checkpoint': src})
     checkpoint = load_checkpoint_file(src)
     state_dict = masks_to_state_dict(
         to_backbone_state_dict(extract_state_dict(checkpoint, use_ema)))

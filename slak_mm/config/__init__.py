@@ -9,7 +9,8 @@
   mixed precision, load check, visualisation, TTA, prediction dumps);
 - :mod:`.checks` and :mod:`.model_checks`: refuse (or warn about) a config
   before anything is built: datasets, schedule, sparse training without a
-  mask hook, neck / heads that do not fit the SLaK backbone; each can be
+  mask hook, neck / heads that do not fit the SLaK backbone, heads'
+  ``num_classes`` that do not fit the datasets; each can be
   skipped by name (:data:`CHECKS`, :func:`checks_to_run`).
 
 The shipped config files are found with :func:`slak_mm.get_config_path`
@@ -20,18 +21,19 @@ from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
                     iter_dicts, partial_load_allowed, replace_sync_bn,
                     save_predictions, set_work_dir)
 from .checks import (CHECKS, DATASET_LAYOUTS, MASKS_NOT_KEPT_WARNING,
-                     check_datasets, check_sparse_training, check_train_cfg,
-                     checks_to_run)
-from .loading import load_config
+                     check_datasets, check_num_classes, check_sparse_training,
+                     check_train_cfg, checks_to_run)
+from .loading import dict_option_problem, load_config, not_a_config
 from .model_checks import check_backbone_neck, slak_feature_maps
 from .scopes import OWN_SCOPES, register_config_scopes
 
 __all__ = [
     'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'MASKS_NOT_KEPT_WARNING',
     'OWN_SCOPES', 'adapt_amp', 'adapt_to_device', 'add_load_check',
-    'check_backbone_neck', 'check_datasets', 'check_sparse_training',
-    'check_train_cfg', 'checks_to_run', 'enable_tta', 'enable_visualization',
-    'iter_dicts', 'load_config', 'partial_load_allowed',
+    'check_backbone_neck', 'check_datasets', 'check_num_classes',
+    'check_sparse_training', 'check_train_cfg', 'checks_to_run',
+    'dict_option_problem', 'enable_tta', 'enable_visualization', 'iter_dicts',
+    'load_config', 'not_a_config', 'partial_load_allowed',
     'register_config_scopes', 'replace_sync_bn', 'save_predictions',
     'set_work_dir', 'slak_feature_maps'
 ]

@@ -11,14 +11,17 @@ wanted (the train / test actions, inference, deploy).
 import os
 import os.path as osp
 import tempfile
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.device import get_device
+from mmengine.visualization import LocalVisBackend
 
 from slak_mm.engine.optimizers import CPUAmpOptimWrapper
-from slak_mm.fileio import UnwritableError
+from slak_mm.engine.outputs import AtomicLocalVisBackend, SegPredictionWriter
+from slak_mm.fileio import (UnwritableError, check_output_folder,
+                            check_output_path)
 
 __all__ = [
     'LOAD_CHECK_HOOK', 'adapt_amp', 'adapt_to_device', 'add_load_check',
@@ -268,10 +271,16 @@ def enable_visualization(cfg: Config,
     if not show_dir:
         return
     show_dir = osp.abspath(osp.join(cfg.work_dir, show_dir))
+    check_output_folder(show_dir, '--show-dir')
     if cfg.get('default_scope') == 'mmdet':
-        hook['test_out_dir'] = show_dir
-    else:
-        cfg.visualizer['save_dir'] = show_dir
+        hook['test_out_dir'] = show_dir  # written by mmcv.imwrite: see test
+        return
+    cfg.visualizer['save_dir'] = show_dir
+    # mmseg's hook hands the images to the visualizer's backends; the
+    # local one writes with cv2.imwrite, ours atomically
+    for backend in cfg.visualizer.get('vis_backends') or []:
+        if backend.get('type') in ('LocalVisBackend', LocalVisBackend):
+            backend['type'] = AtomicLocalVisBackend.__name__
 
 
 def enable_tta(cfg: Config) -> None:
@@ -294,30 +303,38 @@ def enable_tta(cfg: Config) -> None:
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
 
-def save_predictions(cfg: Config, out: str) -> None:
+def save_predictions(cfg: Config,
+                     out: str,
+                     inputs: Optional[Mapping[str, str]] = None) -> None:
     """``--out``: keep the raw predictions, as the frameworks' tools do
-    (mmseg: prediction PNGs in the folder ``out``; mmdet: a pickle file of
-    all results via ``DumpDetResults``).
+    (mmseg: prediction PNGs in the folder ``out``, written by
+    :class:`~slak_mm.engine.SegPredictionWriter`; mmdet: a pickle file of
+    all results via ``DumpDetResults``). Call it before any work: an
+    unusable ``out`` is refused here.
 
     Args:
         cfg (Config): The test config; changed in place.
         out (str): ``--out``: a folder (segmentation) or a ``.pkl`` file
             (detection).
+        inputs (Mapping[str, str], optional): The run's input files by
+            name (``checkpoint``, ``config``), which ``out`` must not be.
 
     Raises:
         ValueError: A detection ``out`` that is no ``.pkl`` file.
+        UnsafeOutputError: ``out`` is an input, or no regular file (a
+            pickle) or no folder (PNGs).
     """
     if cfg.get('default_scope') == 'mmdet':
         if not out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out {out!r}: detection results are dumped '
                              f'as a pickle; give a .pkl file name.')
-        evaluators = cfg.test_evaluator
-        if not isinstance(evaluators, (list, tuple)):
-            evaluators = [evaluators]
-        cfg.test_evaluator = [
-            *evaluators,
-            ConfigDict(type='DumpDetResults', out_file_path=out)
-        ]
+        check_output_path(out, inputs)
+        writer = ConfigDict(type='DumpDetResults', out_file_path=out)
     else:
-        cfg.test_evaluator['output_dir'] = out
-        cfg.test_evaluator['keep_results'] = True
+        check_output_folder(out, '--out', inputs)
+        # not IoUMetric's output_dir: that writes in place (see the class)
+        writer = ConfigDict(type=SegPredictionWriter.__name__, output_dir=out)
+    evaluators = cfg.test_evaluator
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    cfg.test_evaluator = [*evaluators, writer]

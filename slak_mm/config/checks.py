@@ -5,6 +5,9 @@
   file that is no image (its first bytes) stops before training, and so do
   damaged or inconsistent annotation files
   (:func:`slak_mm.datasets.check_dataset_files`);
+* a head whose ``num_classes`` is not the number of classes of a dataset
+  the run reads is refused (more logits than classes skew the metrics
+  silently; fewer fail on the first label beyond them);
 * a schedule that would train nothing (``max_iters=-5``) is refused;
 * a sparse SLaK that would train without a hook keeping its masks gets a
   WARNING (the optimizer would fill the masked weights).
@@ -17,26 +20,29 @@ The fit of the neck and heads to the backbone is checked in
 import logging
 import os
 import os.path as osp
-from typing import Any, Iterable, Set
+from typing import Any, Iterable, Iterator, List, Optional, Set, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.registry import DATASETS
 
 from slak_mm.datasets.checks import (check_dataset_files, leaf_dataset_cfgs,
                                      pipeline_transforms)
 from slak_mm.engine.hooks import SparseMaskHook
+from slak_mm.registry import registered_class
 from slak_mm.utils.images import IMG_EXTENSIONS
 from .model_checks import slak_default, type_name
 
 __all__ = [
     'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'MASKS_NOT_KEPT_WARNING',
-    'check_datasets', 'check_sparse_training', 'check_train_cfg'
+    'check_datasets', 'check_num_classes', 'check_sparse_training',
+    'check_train_cfg'
 ]
 
 #: The pre-run checks, by the name ``skip_checks`` / ``--skip-checks`` use.
 CHECKS = {
     'model': 'the neck and heads fit the SLaK backbone (channels, strides, '
-    'in_index)',
+    "in_index) and the heads' num_classes the datasets' classes",
     'datasets': 'dataset paths exist; images and annotation files are '
     'readable and consistent, before the run',
     'loading': 'loaders that name a damaged file and check label values '
@@ -210,6 +216,87 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
             for key, folder in folders.items():
                 _check_folder_content(split, ds.get('type', '?'), key, folder)
     check_dataset_files(cfg, splits)  # annotations: references, pairs
+
+
+#: Model parts whose ``num_classes`` is not the datasets' class count (as
+#: mmdet's ``NumClassCheckHook`` skips the RPN head, a VGG backbone and
+#: HTC's ``FusedSemanticHead``).
+_NOT_CLASS_COUNTS = ('backbone', 'neck', 'rpn_head', 'semantic_head')
+
+
+def _num_classes(node: Any, where: str) -> Iterator[Tuple[str, int]]:
+    """``(key, num_classes)`` of every part of a model config that sets
+    it (cascade stages and inner heads included)."""
+    if isinstance(node, dict):
+        if isinstance(node.get('num_classes'), int):
+            yield f'{where}.num_classes', node['num_classes']
+        for key, value in node.items():
+            if key not in _NOT_CLASS_COUNTS:
+                yield from _num_classes(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _num_classes(value, f'{where}.{i}')
+
+
+def _dataset_classes(ds: dict, scope: Optional[str]) -> Optional[tuple]:
+    """The classes a dataset config yields: its ``metainfo['classes']``,
+    else its class's ``METAINFO`` (what mmengine's ``BaseDataset`` merges);
+    None where unknown (a class file, a dataset that reads them from its
+    annotations)."""
+    metainfo = ds.get('metainfo')
+    if isinstance(metainfo, dict) and 'classes' in metainfo:
+        classes = metainfo['classes']
+    else:
+        cls = registered_class(DATASETS, ds.get('type'), scope)
+        classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+    return tuple(classes) if isinstance(classes, (list, tuple)) and \
+        classes else None
+
+
+def check_num_classes(cfg: Config, splits=('train', 'val', 'test')) -> None:
+    """Refuse a head whose ``num_classes`` differs from the number of
+    classes of a dataset the run reads.
+
+    mmseg's heads output one map per class and mmdet's one score per class
+    (as mmdet's ``NumClassCheckHook`` checks, after the model and datasets
+    are built): more logits than classes skew the metrics silently, fewer
+    fail on the first label beyond them. Every ``num_classes`` under
+    ``model`` is compared (not the backbone's, the neck's, the RPN head's
+    or HTC's semantic head's) with each leaf dataset's classes
+    (``metainfo=dict(classes=...)``, else the dataset class's).
+
+    Args:
+        cfg (Config): The config.
+        splits (tuple[str]): Which ``{split}_dataloader`` entries to check.
+
+    Raises:
+        ValueError: Naming the keys, their values, the dataset and its
+            class count.
+    """
+    heads = list(_num_classes(cfg.get('model'), 'model'))
+    errors: List[str] = []
+    seen = set()  # (keys, count): val and test often read the same data
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader') or {}
+        for ds in leaf_dataset_cfgs(loader.get('dataset')):
+            classes = _dataset_classes(ds, cfg.get('default_scope'))
+            if classes is None:
+                continue
+            wrong = [(key, n) for key, n in heads if n != len(classes)]
+            if not wrong:
+                continue
+            named = ', '.join(f'{key}={n}' for key, n in wrong)
+            if (named, len(classes)) in seen:
+                continue
+            seen.add((named, len(classes)))
+            errors.append(
+                f'{named} but the {split} dataset ({ds.get("type")}) has '
+                f'{len(classes)} classes ({", ".join(classes[:3])}'
+                f'{", ..." if len(classes) > 3 else ""}): set num_classes='
+                f'{len(classes)} there, or give the dataset '
+                f'metainfo=dict(classes=[...]) with the classes of the data')
+    if errors:
+        raise ValueError('; '.join(errors))
 
 
 def check_train_cfg(cfg: Config) -> None:

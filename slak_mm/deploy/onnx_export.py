@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 
+from slak_mm.fileio import atomic_write_bytes, check_output_path
 from slak_mm.models import LargeKernelConv, SLaK
 from slak_mm.ops import IMPL_ENV
 from .reparam import load_deploy_model
@@ -245,11 +246,17 @@ def export_onnx(cfg: Config,
         dict: ``out``, ``kind``, ``note``, ``inputs`` / ``outputs`` (names),
         ``merged`` (large kernels merged) and ``module`` (the exported
         PyTorch module, to compare against, see :func:`verify_onnx`).
+
+    Raises:
+        UnsafeOutputError: ``out`` is the checkpoint or the config, or no
+            regular file (refused before the model is loaded).
+        DiskFullError: No space for the file (the old one stays whole).
     """
     height, width = (int(s) for s in shape)
     if min(height, width) < MIN_SIDE:
         raise ValueError(f'Input sides must be >= {MIN_SIDE} (SLaK '
                          f'downsamples by 32), got {height}x{width}')
+    check_output_path(out, dict(checkpoint=checkpoint, config=cfg.filename))
     model, _, info = load_deploy_model(cfg, checkpoint)
     module, kind, note = export_module(model, backbone_only)
     # batch 2: an example batch of 1 would be specialised (not dynamic)
@@ -264,9 +271,12 @@ def export_onnx(cfg: Config,
         }, )
     with export_friendly(module):
         names = _output_names(module, example)
-        torch.onnx.export(
+        # no file given: the exporter would write it in place (a full disk
+        # left a truncated .onnx instead of the old one); the program's
+        # bytes, what it would write, go through the atomic writer
+        program = torch.onnx.export(
             module, (example, ),
-            out,
+            None,
             input_names=['inputs'],
             output_names=names,
             dynamic_shapes=dynamic_shapes,
@@ -274,6 +284,7 @@ def export_onnx(cfg: Config,
             dynamo=True,
             external_data=False,
             verbose=False)
+    atomic_write_bytes(program.model_proto.SerializeToString(), out)
     return dict(
         out=out,
         kind=kind,

@@ -16,6 +16,7 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
 from slak_mm.checkpoint import (fit_checkpoint, require_checkpoint,
                                 torch_save_atomic)
 from slak_mm.config import adapt_to_device, partial_load_allowed
+from slak_mm.fileio import check_output_path
 from slak_mm.models import LargeKernelConv, SLaK, build_model
 from slak_mm.version import __version__
 
@@ -101,7 +102,14 @@ def deploy_checkpoint(cfg: Config,
     Returns:
         dict: ``out``, ``merged`` (number of large kernels merged),
         ``params_before`` and ``params_after``.
+
+    Raises:
+        UnsafeOutputError: ``out`` is the checkpoint or the config, or no
+            regular file (refused before anything is loaded).
+        DiskFullError: No space for the file (the old one stays whole).
     """
+    check_output_path(
+        out, dict(checkpoint=checkpoint, config=config_path or cfg.filename))
     backbone_cfg = cfg.model.get('backbone')
     if backbone_cfg is not None and backbone_cfg.get('deploy'):
         # the training form is what the checkpoint holds; it is merged here

@@ -28,7 +28,8 @@ from .checks import check_inputs
 from .depthwise_conv import (cross_depthwise_conv2d, depthwise_conv2d,
                              multi_depthwise_conv2d, resolve_impl, run_cross,
                              run_multi, triton_available)
-from .dispatch import bucket, retune, tuning_record, tuning_stall
+from .dispatch import (bucket, check_impl_env, retune, tuning_record,
+                       tuning_stall)
 from .fft_depthwise import (fft_cross_depthwise_conv2d,
                             fft_multi_depthwise_conv2d, fft_size)
 from .memory_format import to_preferred_layout
@@ -44,9 +45,9 @@ if importlib.util.find_spec('triton') is not None:
 __all__ = [
     'CACHE_ENV', 'CPU_LAYOUT_ENV', 'IMPL_ENV', 'IMPLS', 'MAX_KERNEL',
     'MAX_TUNED_ENV', 'RETUNE_ENV', 'TRITON_DTYPES', 'TUNE_ENV', 'bucket',
-    'cache_path', 'check_inputs', 'cross_depthwise_conv2d', 'depthwise_conv2d',
-    'fft_cross_depthwise_conv2d', 'fft_multi_depthwise_conv2d', 'fft_size',
-    'multi_depthwise_conv2d', 'resolve_impl', 'retune', 'run_cross',
-    'run_multi', 'to_preferred_layout', 'triton_available', 'tuning_record',
-    'tuning_stall'
+    'cache_path', 'check_impl_env', 'check_inputs', 'cross_depthwise_conv2d',
+    'depthwise_conv2d', 'fft_cross_depthwise_conv2d',
+    'fft_multi_depthwise_conv2d', 'fft_size', 'multi_depthwise_conv2d',
+    'resolve_impl', 'retune', 'run_cross', 'run_multi', 'to_preferred_layout',
+    'triton_available', 'tuning_record', 'tuning_stall'
 ]

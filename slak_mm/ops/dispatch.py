@@ -488,13 +488,45 @@ def _choice_while_compiling(fields: tuple) -> str:
     return choice if choice in CANDIDATES else heuristic(key)
 
 
-def _forced(impl: str, x: torch.Tensor,
-            weights: Sequence[torch.Tensor]) -> str:
+def _missing_here(impl: str) -> Optional[str]:
+    """What this machine lacks to run ``impl`` at all, or None."""
+    if impl not in CANDIDATES:
+        return f'{impl} is not installed or failed to import'
+    if impl == 'triton' and not (torch.cuda.is_available()
+                                 or settings.triton_interpreting()):
+        return (f'no CUDA GPU (torch.cuda.is_available() is False) for '
+                f'Triton, and {settings.TRITON_INTERPRET_ENV} is not 1 (its '
+                f'CPU interpreter, a test mode)')
+    return None
+
+
+def check_impl_env() -> None:
+    """Refuse, before a run, a ``$SLAK_MM_DWCONV_IMPL`` this machine cannot
+    run: an unknown name, or ``triton`` without its GPU path (no CUDA GPU
+    and no ``TRITON_INTERPRET=1``, or triton not installed). The first
+    forward would fail with the same one line.
+
+    Raises:
+        ValueError: Naming the variable, what is missing and the values
+            to use.
+    """
+    impl = settings.conv_impl()
+    missing = _missing_here(impl) if impl != 'auto' else None
+    if missing:
+        raise settings.impl_env_error(missing)
+
+
+def _forced(impl: str, x: torch.Tensor, weights: Sequence[torch.Tensor],
+            from_env: bool) -> str:
     cand = CANDIDATES.get(impl)
     if cand is not None and cand.available(x, weights):
         return impl
     needs = cand.needs if cand is not None else (
         f'{impl} is not installed or failed to import')
+    if from_env:  # a setting of the user's: one line (ValueError)
+        raise settings.impl_env_error(
+            _missing_here(impl)
+            or f'{needs}; got a {x.device.type} {x.dtype} tensor')
     raise RuntimeError(
         f'impl={impl!r} cannot run on a {x.device.type} {x.dtype} tensor '
         f'here ({needs}). Use impl="auto" or set {settings.IMPL_ENV}=auto.')
@@ -603,14 +635,17 @@ def choose(op: str,
 
     Raises:
         ValueError: If ``impl`` (or the environment) names no
-            implementation.
-        RuntimeError: If a forced implementation cannot run on ``x``.
+            implementation, or the one ``$SLAK_MM_DWCONV_IMPL`` forces
+            cannot run on ``x`` (Triton without a GPU: one line naming the
+            variable, what is missing and the values to use).
+        RuntimeError: If an implementation forced by ``impl`` cannot run
+            on ``x``.
     """
     global _tuned, _stall
-    impl = settings.conv_impl(impl)
+    from_env, impl = not impl, settings.conv_impl(impl)
     weights = [t for t in tensors if t is not None and t.dim() == 4]
     if impl != 'auto':
-        return _forced(impl, x, weights)
+        return _forced(impl, x, weights, from_env)
     if not weights or torch.jit.is_tracing() or torch.jit.is_scripting():
         return REFERENCE  # traced graphs (FLOP counters) see plain convs
     if x.numel() == 0 or not x.is_floating_point():

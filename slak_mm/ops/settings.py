@@ -75,6 +75,22 @@ def conv_impl(impl: Optional[str] = None) -> str:
     return impl
 
 
+def impl_env_error(missing: str) -> ValueError:
+    """The error for a ``$SLAK_MM_DWCONV_IMPL`` that cannot run here (a
+    user setting, so one line naming it, not a traceback).
+
+    Args:
+        missing (str): What this machine or input lacks.
+
+    Returns:
+        ValueError: Naming the variable, ``missing`` and the values to use.
+    """
+    impl = os.environ.get(IMPL_ENV)
+    others = ', '.join(i for i in IMPLS if i != impl)
+    return ValueError(f'{IMPL_ENV}={impl} cannot run here: {missing}; set '
+                      f'{IMPL_ENV} to one of {others} (auto when unset)')
+
+
 def tuning_enabled() -> bool:
     """Whether ``auto`` may measure (``$SLAK_MM_DWCONV_TUNE`` is not
     ``0``)."""

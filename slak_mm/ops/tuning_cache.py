@@ -12,29 +12,43 @@ The file is :func:`slak_mm.ops.settings.cache_path` (``$SLAK_MM_DWCONV_CACHE``
 if set, else ``$XDG_CACHE_HOME/slak_mm/dwconv_tune.json``). It holds the
 versions it was measured with (:func:`fingerprint`: torch, Triton, CUDA,
 cuDNN; device names are part of the keys); a file from other versions, or
-one that does not parse, is ignored (a corrupt one with a warning) and
-replaced on the next write. Files of the first format (a name per key, no
-times) are read as records without times. Writes merge with the file's
-current entries and are atomic (:func:`slak_mm.fileio.write_json_atomic`);
-when several processes train together (:func:`rank_and_world`) only rank 0
-writes. Nothing here imports mm packages.
+one that is no tuning cache (it does not parse, is nested too deeply,
+holds records of the wrong shape, or exceeds :data:`MAX_CACHE_BYTES`), is
+ignored (all but a stale one with a warning, once per process) and replaced
+on the next write. A path that holds no regular file (a FIFO, a device, a
+symbolic link, a folder) is never opened for a blocking read nor replaced:
+it is ignored with one warning and the choices stay in memory. Files of the
+first format (a name per key, no times) are read as records without times.
+Writes merge with the file's current entries and are atomic
+(:func:`slak_mm.fileio.write_json_atomic`); when several processes train
+together (:func:`rank_and_world`) only rank 0 writes. Nothing here imports
+mm packages.
 """
 import json
 import warnings
 from importlib import metadata
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import torch
 
-from slak_mm.fileio import write_json_atomic
+from slak_mm.fileio import file_kind, read_regular_file, write_json_atomic
 from .settings import cache_path, launcher_rank_world
 
 #: Version of the file's layout (1: a name per key; 2: a record per key).
 CACHE_FORMAT = 2
 _READABLE_FORMATS = ('1', '2')
+#: The largest cache file read: a record takes a few hundred bytes, so
+#: 16 MiB hold tens of thousands of keys; a larger file is no cache of ours
+#: (and parsing it would stall the first forward).
+MAX_CACHE_BYTES = 16 * 2**20
+#: The fields of a record and their types (a number: int or float).
+_FIELDS = dict(
+    choice=str, how=str, times=dict, failures=dict, seconds=(int, float))
+_SCALARS = (str, int, float, bool, type(None))
 
 _memory: Dict[str, dict] = {}  # key -> record, this process
 _disk: Optional[Dict[str, dict]] = None  # the file's records, read once
+_warned: Set[str] = set()  # the warnings given, each once per process
 
 
 def _version(package: str) -> Optional[str]:
@@ -76,12 +90,29 @@ def rank_and_world() -> Tuple[int, int]:
 
 
 def _as_record(entry) -> Optional[dict]:
-    """A file entry as a record: format 1 stored the name alone."""
+    """A file entry as a record (format 1 stored the name alone); None for
+    one of another shape (the readers count on its fields' types)."""
     if isinstance(entry, str):
         return dict(choice=entry, how='measured')
-    if isinstance(entry, dict) and isinstance(entry.get('choice'), str):
-        return entry
-    return None
+    if not isinstance(entry, dict) or not isinstance(entry.get('choice'), str):
+        return None
+    for field, value in entry.items():
+        if not isinstance(value, _FIELDS.get(field, _SCALARS)):
+            return None
+        if isinstance(value, dict) and not all(
+                isinstance(k, str) and isinstance(v, (str, int, float))
+                for k, v in value.items()):
+            return None
+    return entry
+
+
+def _ignore(path: str, why: str) -> None:
+    """Warn that the file is not used, once per process for each reason."""
+    message = (f'slak_mm: ignoring the depthwise conv tuning cache {path} '
+               f'({why})')
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message)
 
 
 def _same_versions(stored) -> bool:
@@ -99,16 +130,24 @@ def read_file(path: str) -> Dict[str, dict]:
 
     Returns:
         dict: Key string -> record (see the module's docstring); empty when
-        the file is missing, stale or corrupt (corrupt: with a warning).
+        the file is missing, stale, corrupt, too large or no regular file
+        (all but missing and stale with a warning, once per process).
     """
-    try:
-        with open(path) as f:
-            data = json.load(f)
+    kind = file_kind(path)
+    if kind is not None:
+        _ignore(
+            path, f'it is {kind}, not a regular file; choices are kept '
+            f'in memory only')
+        return {}
+    try:  # a FIFO put there meanwhile is refused, not read
+        data = json.loads(read_regular_file(path, MAX_CACHE_BYTES))
     except FileNotFoundError:
         return {}
+    except RecursionError:  # json's parser recurses per nesting level
+        _ignore(path, 'nested too deeply: not a tuning cache')
+        return {}
     except (OSError, ValueError) as e:
-        warnings.warn(f'slak_mm: ignoring the depthwise conv tuning cache '
-                      f'{path} ({type(e).__name__}: {e})')
+        _ignore(path, f'{type(e).__name__}: {e}')
         return {}
     entries = data.get('entries') if isinstance(data, dict) else None
     records = {
@@ -116,8 +155,7 @@ def read_file(path: str) -> Dict[str, dict]:
         for key, entry in entries.items()
     } if isinstance(entries, dict) else None
     if records is None or None in records.values():
-        warnings.warn(f'slak_mm: ignoring the depthwise conv tuning cache '
-                      f'{path} (not a tuning cache)')
+        _ignore(path, 'not a tuning cache')
         return {}
     if not _same_versions(data.get('fingerprint')):
         return {}  # other versions: measure again
@@ -127,6 +165,8 @@ def read_file(path: str) -> Dict[str, dict]:
 def _write_file(path: str, key: str, record: dict) -> None:
     """Merge one record into the file, atomically; a failure only warns."""
     entries = read_file(path)
+    if file_kind(path) is not None:  # said when read: not replaced
+        return
     entries[key] = record
     try:
         write_json_atomic(
@@ -193,8 +233,9 @@ def remember(key: str, record: dict, persist: bool = False) -> None:
 
 
 def clear() -> None:
-    """Forget this process's choices and the file's entries read so far
-    (the next lookup reads the file again)."""
+    """Forget this process's choices, the file's entries read so far and
+    the warnings given (the next lookup reads the file again)."""
     global _disk
     _memory.clear()
+    _warned.clear()
     _disk = None

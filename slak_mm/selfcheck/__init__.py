@@ -41,7 +41,8 @@ from unittest import mock
 import torch
 
 from slak_mm.benchmark.timing import environment as bench_environment
-from slak_mm.fileio import write_json_atomic
+from slak_mm.fileio import (UnsafeOutputError, check_output_path,
+                            write_json_atomic)
 from slak_mm.ops import dispatch
 from slak_mm.ops.settings import CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV, TUNE_ENV
 from slak_mm.version import __version__
@@ -312,6 +313,10 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available to torch; '
                      'use --device cpu (with --quick)')
+    try:  # before minutes of checks, not at their first report
+        check_output_path(args.out)
+    except UnsafeOutputError as err:
+        parser.error(str(err))
     return args
 
 

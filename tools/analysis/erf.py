@@ -16,8 +16,7 @@ images at 1024 x 1024; on a CPU use e.g. ``--size 256 --num-images 10``.
 """
 import argparse
 import gc
-import json
-import os
+import io
 import os.path as osp
 import random
 import re
@@ -33,6 +32,8 @@ from slak_mm.analysis.erf import (DEFAULT_THRESHOLDS, MIN_SIZE, ERFImages,
                                   synthetic_images, threshold_key)
 from slak_mm.checkpoint import is_remote
 from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
+from slak_mm.fileio import (atomic_write_bytes, check_output_folder,
+                            write_json_atomic)
 
 
 def parse_args(argv=None):
@@ -148,7 +149,7 @@ def main(argv=None):
             find_images(args.images)
         except (FileNotFoundError, ValueError) as err:
             raise SystemExit(f'error: {err}')
-    os.makedirs(args.out_dir, exist_ok=True)
+    check_output_folder(args.out_dir, '--out-dir')  # before any work
     with tempfile.TemporaryDirectory(prefix='slak_erf_') as tmp:
         if args.synthetic is not None:
             paths = synthetic_images(tmp, min(args.synthetic, args.num_images),
@@ -178,7 +179,10 @@ def main(argv=None):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             areas = high_contribution_area(scores, DEFAULT_THRESHOLDS)
-            np.save(osp.join(args.out_dir, f'{name}_erf.npy'), scores)
+            array = io.BytesIO()
+            np.save(array, scores)
+            atomic_write_bytes(array.getvalue(),
+                               osp.join(args.out_dir, f'{name}_erf.npy'))
             plot_erf({name: scores},
                      osp.join(args.out_dir, f'{name}_erf.png'),
                      areas={name: areas},
@@ -204,18 +208,14 @@ def main(argv=None):
         cmap=args.cmap,
         dpi=args.dpi)
     json_path = osp.join(args.out_dir, 'erf_area_ratios.json')
-    with open(json_path, 'w') as f:
-        json.dump(
-            dict(
-                size=args.size,
-                num_images=len(paths),
-                images='synthetic'
-                if args.synthetic is not None else args.images,
-                seed=args.seed,
-                thresholds=list(DEFAULT_THRESHOLDS),
-                models=report),
-            f,
-            indent=2)
+    write_json_atomic(
+        dict(
+            size=args.size,
+            num_images=len(paths),
+            images='synthetic' if args.synthetic is not None else args.images,
+            seed=args.seed,
+            thresholds=list(DEFAULT_THRESHOLDS),
+            models=report), json_path)
     print()
     print(format_area_table(named_areas))
     print(f'\nWrote {json_path}, {compare} and the per-model .npy/.png '

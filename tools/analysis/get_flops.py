@@ -18,7 +18,6 @@ in ``count_labels``. Default input: 224 x 224 for
 without the auxiliary head; a detector's with one image's metainfo).
 """
 import argparse
-import json
 
 from slak_mm.cli import add_cfg_options_arg, add_unsafe_load_arg, run_cli
 
@@ -69,6 +68,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     from slak_mm.analysis.complexity import format_report, get_flops
     from slak_mm.config import load_config
+    from slak_mm.fileio import check_output_path, write_json_atomic
+    if args.out:  # checked now, not after minutes of counting
+        check_output_path(args.out,
+                          dict(config=args.config, checkpoint=args.checkpoint))
     cfg = load_config(args.config, args.cfg_options)
     result = get_flops(
         cfg,
@@ -81,8 +84,7 @@ def main(argv=None) -> dict:
     print(f'config: {args.config}')
     print(format_report(result))
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_json_atomic(result, args.out)
         print(f'written: {args.out}')
     return result
 

@@ -15,6 +15,7 @@ import os.path as osp
 import sys
 
 from slak_mm.analysis.curves import load_scalars, plot_curves
+from slak_mm.fileio import WriteFailedError, check_output_path
 
 
 def parse_args(args=None):
@@ -54,8 +55,9 @@ def main():
             if osp.isdir(args.work_dir) else osp.dirname(args.work_dir))
         out = osp.join(root, 'curves.png')
     try:
+        check_output_path(out, dict(log=scalars.path))
         plot_curves(scalars, args.keys, out, title=args.title)
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, WriteFailedError) as e:
         sys.exit(f'error: {e.args[0] if e.args else e}')
     print(f'Curves of {scalars.path} written to {out}')
 

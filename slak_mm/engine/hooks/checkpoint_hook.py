@@ -6,6 +6,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from slak_mm.checkpoint import ATOMIC_BACKEND
+from slak_mm.engine.stop_signals import uninterrupted
 from slak_mm.engine.work_dir_lock import shared_work_dir_allowed
 from slak_mm.fileio import atomic_write_bytes, remove_stale_temp_files
 from slak_mm.registry import register_hook
@@ -46,9 +47,12 @@ class SafeCheckpointHook(CheckpointHook):
 
     The checkpoint written in step 1 still lists the steps to prune in
     ``keep_ckpt_ids``, so a run resumed after a kill before step 3 removes
-    them (mmengine's ``before_train``). ``before_run`` deletes temp files of
-    killed atomic writes (``.NAME.XXXXXXXX.tmp``) in the work_dir (unless
-    ``SLAK_MM_ALLOW_SHARED_WORK_DIR=1``: another run may be writing them).
+    them (mmengine's ``before_train``). A save is
+    :func:`~slak_mm.engine.stop_signals.uninterrupted`: SIGTERM or SIGINT
+    during it stops training once all three steps are done. ``before_run``
+    deletes temp files of killed atomic writes (``.NAME.XXXXXXXX.tmp``) in
+    the work_dir (unless ``SLAK_MM_ALLOW_SHARED_WORK_DIR=1``: another run
+    may be writing them).
 
     Args:
         **kwargs: Those of ``mmengine.hooks.CheckpointHook``. Without
@@ -92,6 +96,10 @@ class SafeCheckpointHook(CheckpointHook):
             step (int): Epoch or iteration number of the checkpoint.
             meta (dict): Its ``meta`` (epoch, iter).
         """
+        with uninterrupted():  # a stop signal waits for the whole save
+            self._save_then_prune(runner, step, meta)
+
+    def _save_then_prune(self, runner, step, meta) -> None:
         prune = []
         # _save_best_checkpoint saves the same step a second time
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
@@ -135,16 +143,17 @@ class SafeCheckpointHook(CheckpointHook):
             runner (Runner): The runner.
             metrics (dict): Evaluation results.
         """
-        backend = self.file_backend
-        self.file_backend = deferred = _DeferredRemovals(backend)
-        try:
-            super()._save_best_checkpoint(runner, metrics)
-        finally:
-            self.file_backend = backend
-        current = {
-            getattr(self, 'best_ckpt_path', None),
-            *getattr(self, 'best_ckpt_path_dict', {}).values()
-        }
-        for path in deferred.paths:
-            if path not in current:  # a re-saved best keeps its name
-                self._remove_checkpoint(path)
+        with uninterrupted():  # a stop signal waits for the whole save
+            backend = self.file_backend
+            self.file_backend = deferred = _DeferredRemovals(backend)
+            try:
+                super()._save_best_checkpoint(runner, metrics)
+            finally:
+                self.file_backend = backend
+            current = {
+                getattr(self, 'best_ckpt_path', None),
+                *getattr(self, 'best_ckpt_path_dict', {}).values()
+            }
+            for path in deferred.paths:
+                if path not in current:  # a re-saved best keeps its name
+                    self._remove_checkpoint(path)
