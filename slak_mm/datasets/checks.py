@@ -38,10 +38,10 @@ import os.path as osp
 import re
 import struct
 import xml.etree.ElementTree as ET
-from xml.parsers import expat
 from collections import Counter
 from typing import (Any, BinaryIO, Iterator, List, Optional, Sequence, Tuple,
                     Union)
+from xml.parsers import expat
 
 from mmengine.logging import print_log
 

@@ -73,13 +73,18 @@ def _cut_short(data: bytes) -> bool:
 #: chunk critical).
 _PNG_CRITICAL = (b'IHDR', b'PLTE', b'IDAT', b'IEND')
 #: PNG colour types and the bit depths each allows.
-_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16),
-               6: (8, 16)}
+_PNG_DEPTHS = {
+    0: (1, 2, 4, 8, 16),
+    2: (8, 16),
+    3: (1, 2, 4, 8),
+    4: (8, 16),
+    6: (8, 16)
+}
 #: Samples per pixel of each PNG colour type.
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 #: The passes of Adam7 interlacing: first column and row, their steps.
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
-          (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+          (1, 0, 2, 2), (0, 1, 1, 2))
 
 
 def _ihdr_problem(body: bytes) -> Optional[str]:
@@ -125,9 +130,10 @@ def _image_data_problem(ihdr: bytes, parts: list) -> Optional[str]:
     except zlib.error as err:
         return f'its image data is damaged (zlib: {err})'
     if total != expected or not inflater.eof:
-        return (f'its image data inflates to {"more than " * (total > expected)}'
-                f'{total} bytes{"" if inflater.eof else " (cut short)"}, not '
-                f'the {expected} its header declares')
+        return (
+            f'its image data inflates to {"more than " * (total > expected)}'
+            f'{total} bytes{"" if inflater.eof else " (cut short)"}, not '
+            f'the {expected} its header declares')
     return None
 
 
