@@ -582,6 +582,11 @@ def a_file_name_that_is_a_number(data):
     data['images'][0]['file_name'] = 7
 
 
+def a_box_of_2_to_the_64(data):
+    """mmdet's box tensor overflowed after the check passed."""
+    data['annotations'][0]['bbox'][2] = 2**64
+
+
 def a_polygon_point_at_1e308(data):
     """pycocotools crashed (a segfault, or gigabytes) rasterizing it."""
     data['annotations'][0]['segmentation'][0][0] = 1e308
@@ -695,6 +700,7 @@ FOUND = [
     ('coco', _in_coco(a_category_without_id), '"categories" lacks'),
     ('coco', _in_coco(an_image_id_that_is_a_list), 'integer id, image_id'),
     ('coco', _in_coco(a_file_name_that_is_a_number), '"file_name" string'),
+    ('coco', _in_coco(a_box_of_2_to_the_64), 'a bbox of 4 numbers'),
     ('coco', _in_coco(a_polygon_point_at_1e308), 'an image size outside'),
     ('voc', unknown_xml_encoding, 'unknown encoding: x'),
     ('voc', billion_laughs, 'a DOCTYPE'),

@@ -10,15 +10,18 @@ image) and stops with one line naming the file, the problem and the fix:
   one-channel PNG (or another lossless image format: JPEG data is refused)
   whose header size is its image's; a JPEG with an EXIF orientation that
   the image loader would apply (and the label map's would not) is refused;
-* COCO JSON: the file parses (a parse error names the file); every
-  annotation refers to an image of ``images`` and a category of
-  ``categories``; every listed image file exists; every RLE mask has its
-  image's size and counts that add up to it (read as numbers, never
-  decoded); with a pipeline that loads masks, every annotation has a
-  ``segmentation``;
+* COCO JSON: the file parses (a parse error names the file); its
+  sections, ids, names and numbers have the types pycocotools and mmdet
+  use (ids are integers or strings, numbers finite); every annotation
+  refers to an image of ``images`` and a category of ``categories``; every
+  listed image file exists; every RLE mask has its image's size and counts
+  that add up to it (read as numbers, never decoded); every polygon is
+  numbers within an image size of its image; with a pipeline that loads
+  masks, every annotation has a ``segmentation``;
 * PASCAL VOC XML: every listed id has its XML and image file; each XML
-  parses; each object has a known class name and a box, as mmdet reads it,
-  with ``xmax > xmin``, ``ymax > ymin`` and some part inside the image.
+  parses, without a DOCTYPE (no entity expansion); each object has a known
+  class name and a box, as mmdet reads it, with ``xmax > xmin``,
+  ``ymax > ymin`` and some part inside the image.
 
 Detection datasets log a summary at the start, counted by mmdet's rules
 (``parse_data_info``, ``filter_data``, ``LoadAnnotations``): images
@@ -572,9 +575,13 @@ def _load_json(path: str) -> Any:
 
 
 def _number(value: Any) -> bool:
-    """A finite number (not NaN or infinite; JSON allows both)."""
-    return isinstance(value, int) and not isinstance(value, bool) or \
-        isinstance(value, float) and math.isfinite(value)
+    """A finite number of 64 bits: JSON allows NaN, infinities and longer
+    integers, which mmdet's tensors do not (a box of 2**64 stopped the
+    pipeline with a bare ValueError; found by tests/test_fuzz.py)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        -2**63 <= value < 2**63
 
 
 def _is_id(value: Any) -> bool:

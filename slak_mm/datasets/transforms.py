@@ -5,12 +5,16 @@ dataset is never decoded twice:
 
 * :class:`CheckedLoadImageFromFile` (mmseg and mmdet): mmcv's
   ``LoadImageFromFile`` that stops with one line naming the file when it is
-  missing, empty (0 bytes), not an image, or a JPEG / PNG cut short (mmcv
+  missing, empty (0 bytes), not an image, a JPEG / PNG cut short (mmcv
   raises a bare ``AssertionError`` or a decoder error for these, and some
-  decoders return a cut JPEG as an image with a grey lower part);
+  decoders return a cut JPEG as an image with a grey lower part), or a PNG
+  whose chunks fail their CRC or the PNG specification (Pillow decodes
+  some of those to other pixels without an error);
 * :class:`CheckedLoadAnnotations` (mmseg): mmseg's ``LoadAnnotations`` with
-  the same decoding checks for the label map, plus: one channel, the size
-  of its decoded image, and every label value (after ``reduce_zero_label``
+  the same decoding checks for the label map, plus: the size its header
+  declares, before decoding (a decompression bomb inflates nothing), one
+  channel, the size of its decoded image, and every label value (after
+  ``reduce_zero_label``
   and the dataset's ``label_map``) in ``0..num_classes-1`` or the ignore
   index. Out-of-range values are an error naming the file, the values found
   and the allowed range; ``out_of_range='ignore'`` maps them to the ignore
