@@ -363,14 +363,15 @@ def zip_field(rng, data):
     return bytes(out), f'{kind} header at {at}: {name} {old} -> {value}'
 
 
-def _members(data: bytes) -> List[Tuple[str, bytes]]:
+def zip_members(data: bytes) -> List[Tuple[str, bytes]]:
     """The archive's member names and bytes (zipfile raises where they are
     damaged)."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return [(i.filename, archive.read(i)) for i in archive.infolist()]
 
 
-def _zip(members: Sequence[Tuple[str, bytes]], method=zipfile.ZIP_STORED):
+def zip_archive(members: Sequence[Tuple[str, bytes]],
+                method=zipfile.ZIP_STORED):
     out = io.BytesIO()
     with zipfile.ZipFile(out, 'w', method) as archive:
         for name, content in members:  # a fixed time: the same bytes
@@ -383,7 +384,7 @@ def _zip(members: Sequence[Tuple[str, bytes]], method=zipfile.ZIP_STORED):
 def zip_reorder(rng, data):
     """The members rewritten in another order, one removed, one twice, one
     added, renamed or deflated (correct CRCs)."""
-    items = _members(data)
+    items = zip_members(data)
     op = rng.choice(
         ('shuffle', 'remove', 'duplicate', 'add', 'rename', 'deflate'))
     k = rng.randrange(len(items))
@@ -405,8 +406,9 @@ def zip_reorder(rng, data):
         items[k] = (new, items[k][1])
         name = f'{name} -> {new}'
     else:
-        return _zip(items, zipfile.ZIP_DEFLATED), 'every member deflated'
-    return _zip(items), f'{op} {name}'
+        return zip_archive(items,
+                           zipfile.ZIP_DEFLATED), 'every member deflated'
+    return zip_archive(items), f'{op} {name}'
 
 
 def edit_member(data: bytes, suffix: str, edit: Callable[[bytes],
@@ -414,8 +416,8 @@ def edit_member(data: bytes, suffix: str, edit: Callable[[bytes],
     """The archive written again (correct CRCs) with the member whose name
     ends with ``suffix`` replaced by ``edit(its bytes)``."""
     items = [(name, edit(content) if name.endswith(suffix) else content)
-             for name, content in _members(data)]
-    return _zip(items)
+             for name, content in zip_members(data)]
+    return zip_archive(items)
 
 
 def in_member(pattern: str, inner: Sequence[Mutator]) -> Mutator:
@@ -424,7 +426,7 @@ def in_member(pattern: str, inner: Sequence[Mutator]) -> Mutator:
     again with correct CRCs, so the reader gets past the zip layer."""
 
     def mutate(rng, data):
-        items = _members(data)
+        items = zip_members(data)
         k = rng.choice(
             [k for k, (name, _) in enumerate(items) if name.endswith(pattern)])
         mutator = rng.choice(inner)
@@ -432,7 +434,8 @@ def in_member(pattern: str, inner: Sequence[Mutator]) -> Mutator:
         if done is None:
             return None
         items[k] = (items[k][0], done[0])
-        return _zip(items), f'{items[k][0]}: {mutator.__name__}: {done[1]}'
+        return zip_archive(
+            items), f'{items[k][0]}: {mutator.__name__}: {done[1]}'
 
     mutate.__name__ = f'in_member_{pattern.strip("/.")}'
     return rewrite(mutate)

@@ -106,7 +106,7 @@ _LEAVES = (str, bytes, int, float, bool, type(None), torch.Tensor, torch.Size,
 
 #: Modules of the allowed globals, which a pickle may also leave as values
 #: (``getattr(HistoryBuffer, 'min')``, a class as a dict key).
-_GLOBALS_FROM = ('torch', 'collections', 'builtins', 'argparse',
+_GLOBALS_FROM = ('torch', 'collections', 'builtins', 'argparse', '_codecs',
                  'mmengine.logging.history_buffer', 'slak_mm.checkpoint')
 
 
@@ -543,6 +543,18 @@ def member_marked_as_folder(base):
     return _set_field(base, _central_entry(base, b'/data/0') + 38, 0x10, 4)
 
 
+def member_twice(base):
+    """A storage in the zip twice, the first copy damaged: zipfile checks
+    the CRC of the last, torch read the first (other weights, without a
+    word)."""
+    items = fuzzing.zip_members(base)
+    name, content = next(item for item in items if item[0].endswith('/0'))
+    items.append((name, content))
+    data = fuzzing.zip_archive(items)
+    at = data.index(content) + 5
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+
 def _in_coco(edit):
 
     def make(base):
@@ -693,6 +705,7 @@ FOUND = [
     ('checkpoint', member_flagged_encrypted, 'is encrypted'),
     ('checkpoint', refusal_naming_a_tensor, 'tensor([[1., 1.], [1., 1.]]'),
     ('checkpoint', member_marked_as_folder, 'marked as a folder'),
+    ('checkpoint', member_twice, 'is in the zip twice'),
     ('coco', _in_coco(a_number_of_5000_digits), 'Exceeds the limit'),
     ('coco', _in_coco(nested_100000_deep), 'nested too deeply'),
     ('coco', _in_coco(annotations_not_a_list), '"annotations" is not a list'),

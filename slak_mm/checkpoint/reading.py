@@ -140,7 +140,13 @@ def _zip_problem(archive: zipfile.ZipFile, size: int) -> Optional[str]:
     reads the member's bytes (found by tests/test_fuzz.py): refused too.
     """
     members = archive.infolist()
+    names = [info.filename for info in members]
     for info in members:
+        if names.count(info.filename) > 1:
+            # zipfile checks the CRC of the last one, torch reads the
+            # first (found by tests/test_fuzz.py)
+            return (f'member {info.filename!r} is in the zip twice, which '
+                    f'torch.save never writes: forged or damaged')
         if info.compress_type != zipfile.ZIP_STORED:
             return (f'member {info.filename!r} is compressed (zip method '
                     f'{info.compress_type}), which torch.save never writes; '
