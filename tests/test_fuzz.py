@@ -110,6 +110,14 @@ _GLOBALS_FROM = ('torch', 'collections', 'builtins', 'argparse', '_codecs',
                  'mmengine.logging.history_buffer', 'slak_mm.checkpoint')
 
 
+def _allowed_global(obj) -> bool:
+    """An allowed global itself (a class as a dict key ...), or what
+    torch's own unpickler makes of one (a ``StorageType``)."""
+    module = getattr(obj, '__module__', None) or ''
+    return callable(obj) and module.startswith(_GLOBALS_FROM) or \
+        type(obj).__module__.startswith('torch')
+
+
 def _foreign(obj, depth=0):
     """The first value of a type outside the allow-list in ``obj`` (every
     tensor is read whole on the way), or None."""
@@ -127,9 +135,8 @@ def _foreign(obj, depth=0):
         items = list(obj)
     elif isinstance(obj, (HistoryBuffer, argparse.Namespace)):
         items = list(vars(obj).values())
-    elif callable(obj) and getattr(obj, '__module__',
-                                   '').startswith(_GLOBALS_FROM):
-        return None  # an allowed global itself (a class as a dict key ...)
+    elif _allowed_global(obj):
+        return None
     else:
         return f'{type(obj).__module__}.{type(obj).__qualname__}'
     for item in items:
