@@ -137,14 +137,14 @@ def _zip_problem(archive: zipfile.ZipFile, size: int) -> Optional[str]:
     gigabytes before any other check runs. torch's zip reader (miniz)
     reads a member marked as a folder (the DOS attribute bit) as no data
     and leaves the tensor's memory uninitialised, while Python's CRC check
-    reads the member's bytes (found by tests/test_fuzz.py): refused too.
+    reads the member's bytes; of a name given twice, it reads the first
+    copy and Python checks the last (both found by tests/test_fuzz.py):
+    both are refused.
     """
     members = archive.infolist()
     names = [info.filename for info in members]
     for info in members:
         if names.count(info.filename) > 1:
-            # zipfile checks the CRC of the last one, torch reads the
-            # first (found by tests/test_fuzz.py)
             return (f'member {info.filename!r} is in the zip twice, which '
                     f'torch.save never writes: forged or damaged')
         if info.compress_type != zipfile.ZIP_STORED:
@@ -310,8 +310,7 @@ def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
             f'Refused to load {name}: it holds {_one_line(err)}. slak_mm '
             f'builds numpy objects from checkpoints only as plain data, '
             f'since an object dtype lets the file forge memory pointers. '
-            f'If you '
-            f'trust the file, rerun with --unsafe-load (tools) or '
+            f'If you trust the file, rerun with --unsafe-load (tools) or '
             f'{UNSAFE_LOAD_ENV}=1.') from None
     except pickle.UnpicklingError as err:
         if 'weights_only' not in str(err) and 'allowed' not in str(err):
