@@ -1,7 +1,11 @@
 """slak_mm: SLaK (Sparse Large Kernel Network) for OpenMMLab 2.x.
 
 Importing the package registers the SLaK backbone and its helpers in the
-mmseg and mmdet registries (``custom_imports=dict(imports=['slak_mm'])``).
+mmseg and mmdet registries (``custom_imports=dict(imports=['slak_mm'])``),
+and makes mmengine's ``Config`` read ``slak_mm::`` bases and the onedl
+forks' ``mmseg::`` bases (:func:`slak_mm.config.read_scoped_bases`), so the
+mm Python API (``Config.fromfile``, the inferencers, ``init_model``) reads
+the configs that our tools read.
 Without OpenMMLab installed (e.g. a bare GPU box with torch and Triton) the
 torch-only parts still import: ``slak_mm.ops`` and ``slak_mm.sparse``.
 """
@@ -21,7 +25,9 @@ else:
     warnings.filterwarnings(
         'ignore', message='faster_coco_eval is not installed')
     from . import checkpoint, datasets, engine, models  # noqa: F401
+    from .config import read_scoped_bases
 
+    read_scoped_bases()
     # no file mmengine reads runs code: checkpoints from every scheme, the
     # config text stored in them, YAML and pickle files of mmengine.load
     checkpoint.use_safe_mmengine_loader()

@@ -43,6 +43,16 @@ def pytest_collection_modifyitems(config, items):
         items.reverse()
 
 
+@pytest.fixture(autouse=True)
+def _ops_settings():
+    """Each test gets the ops' settings back as they were: what it set
+    with ``slak_mm.ops.configure`` or read anew with ``settings.reload()``
+    (after ``monkeypatch.setenv``) does not leak into the next."""
+    from slak_mm.ops import use
+    with use():
+        yield
+
+
 @pytest.fixture(scope='session')
 def repo_root():
     """The checkout's root folder."""

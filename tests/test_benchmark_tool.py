@@ -70,7 +70,7 @@ def test_model_benchmark_variants(tmp_path):
 
 def test_model_benchmark_whole_detector_backward(tmp_path):
     out = tmp_path / 'det.json'
-    log = run_tool(
+    run_tool(
         'tools/benchmark.py',
         'model',
         DEMO_VOC_CONFIG,
@@ -85,8 +85,7 @@ def test_model_benchmark_whole_detector_backward(tmp_path):
         '1',
         '--out',
         str(out),
-        timeout=600).log
-    assert 'no SparseMaskHook' not in log  # timing is not training
+        timeout=600)
     (row, ) = json.loads(out.read_text())['results']
     assert row['part'] == 'model' and row['mode'] == 'fwd+bwd'
     assert row['ms'] > 0 and row['ratio_to_first'] == 1.0

@@ -886,6 +886,9 @@ def test_seg_prefix_is_checked_only_where_maps_are_loaded(coco):
     """Was: mmdet's instance Mask2Former refused with ``path not found:
     .../annotations/panoptic_train2017/``, a ``data_prefix.seg`` inherited
     from the panoptic base that instance training never opens."""
+    # a COCO instance download has no panoptic maps (the generator writes
+    # them)
+    shutil.rmtree(osp.join(coco, 'annotations', 'panoptic_train2017'))
     cfg = load_config(
         osp.join(ROOT, 'configs', 'integrations',
                  'mask2former_slak_t_coco_instance.py'),

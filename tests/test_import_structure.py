@@ -1,7 +1,13 @@
 """The package's import structure, read from the source (ast): no import
-cycle inside slak_mm, imports go down the layers only, and importing the
-public packages changes nothing global (the config scopes are registered
-when a config is loaded, not on import)."""
+cycle inside slak_mm, imports go down the layers only; and what importing
+it changes in mmengine: its config reader takes ``slak_mm::`` and the onedl
+forks' ``mmseg::`` bases (so the mm Python API reads our configs), mapping
+each scope when a base first names it, nothing else in its scope table.
+
+The earlier rule, "no scope registration at import", kept ``Config.fromfile``
+and the inferencers from reading a config with a ``slak_mm::`` base after
+``import slak_mm`` (issue #23); a config cannot register them itself, as
+mmengine reads the bases before its ``custom_imports``."""
 import ast
 import os
 import os.path as osp
@@ -228,25 +234,46 @@ def test_tools_and_tests_import_public_names():
     assert not wrong, 'private or unlisted names:\n' + '\n'.join(wrong)
 
 
-def test_importing_the_packages_changes_no_global_table():
-    """``import slak_mm.apis`` (and the other public packages) leaves
-    mmengine's scope table and config reader as they are; a fresh
-    interpreter, since this session has loaded configs already."""
-    code = '''
+def test_import_makes_mmengine_read_our_scoped_bases(tmp_path):
+    """In a fresh interpreter: a config naming slak_mm in custom_imports
+    (with an ``mmdet::`` base, which mmengine reads alone) imports it; from
+    then on ``Config.fromfile`` reads ``slak_mm::`` and ``mmseg::`` bases,
+    and mmengine's scope table changed only for the scopes read."""
+    (tmp_path / 'det.py').write_text(
+        "_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']\n"
+        "custom_imports = dict(imports=['slak_mm'], "
+        'allow_failed_imports=False)\n'
+        "model = dict(backbone=dict(_delete_=True, type='SLaK'))\n")
+    (tmp_path / 'seg.py').write_text(
+        "_base_ = ['mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py',\n"
+        "          'slak_mm::_base_/slak_t_drop_in.py']\n"
+        'model = dict(backbone=dict(_delete_=True, **_base_.slak_t))\n')
+    code = """
+import sys
 from mmengine.config import Config
 from mmengine.config import utils
 table = dict(utils.MODULE2PACKAGE)
 get_cfg_path = Config._get_cfg_path
-import slak_mm.apis, slak_mm.analysis, slak_mm.cli, slak_mm.config
-import slak_mm.deploy, slak_mm.mm_tool
+cfg = Config.fromfile('det.py')
+assert 'slak_mm' in sys.modules
+assert Config._get_cfg_path is not get_cfg_path
 assert utils.MODULE2PACKAGE == table, (table, utils.MODULE2PACKAGE)
-assert Config._get_cfg_path is get_cfg_path
-print('unchanged')
-'''
+from mmdet.registry import MODELS
+assert MODELS.get('SLaK') is not None
+cfg = Config.fromfile('seg.py')
+assert cfg.model.backbone.type == 'SLaK', cfg.model.backbone
+assert cfg.model.backbone.get('_scope_') is None  # read in mmseg's scope
+assert cfg.model.decode_head.type == 'FPNHead'
+changed = {k for k in utils.MODULE2PACKAGE if table.get(k) !=
+           utils.MODULE2PACKAGE[k]}
+assert changed <= {'mmseg', 'slak_mm'}, changed
+print('reads', sorted(changed))
+"""
     proc = subprocess.run([sys.executable, '-c', code],
-                          cwd=ROOT,
+                          cwd=str(tmp_path),
+                          env=dict(os.environ, PYTHONPATH=ROOT),
                           capture_output=True,
                           text=True,
                           timeout=300)
-    assert proc.returncode == 0 and 'unchanged' in proc.stdout, \
+    assert proc.returncode == 0 and 'reads' in proc.stdout, \
         proc.stderr[-2000:]

@@ -117,7 +117,7 @@ CASES = {
 }
 
 
-def _small_sizes(node, size):
+def small_sizes(node, size):
     """Every image size in a pipeline or data preprocessor made ``size``
     (the stock 512-1333 px would take minutes per step on a CPU)."""
     if isinstance(node, dict):
@@ -130,10 +130,10 @@ def _small_sizes(node, size):
                     for v in value[:1]
                 ]
             else:
-                _small_sizes(value, size)
+                small_sizes(value, size)
     elif isinstance(node, (list, tuple)):
         for item in node:
-            _small_sizes(item, size)
+            small_sizes(item, size)
 
 
 def small_copy(name, size, tmp_path):
@@ -149,10 +149,10 @@ def small_copy(name, size, tmp_path):
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if loader:
-            _small_sizes(loader.dataset, size)
+            small_sizes(loader.dataset, size)
             loader.update(
                 batch_size=2, num_workers=0, persistent_workers=False)
-    _small_sizes(cfg.model.data_preprocessor, size)
+    small_sizes(cfg.model.data_preprocessor, size)
     path = str(tmp_path / f'{name}.py')
     cfg.dump(path)
     return path
@@ -238,22 +238,29 @@ def test_train_refuses_neck_at_wrong_strides(tmp_path):
 
 def test_config_scopes_point_at_installed_distributions(monkeypatch):
     """The upstream name mmengine ships for ``mmseg`` is replaced by the
-    fork's distribution; scopes whose module is missing stay as they are."""
+    fork's distribution (plain mmengine fails on it); scopes whose module is
+    missing stay as they are. After ``import slak_mm`` mmengine's reader
+    maps a scope when a base names it."""
     from mmengine.config import Config
     from mmengine.config import utils as config_utils
 
     from slak_mm.config import register_config_scopes
+    config = osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py')
     table = config_utils.MODULE2PACKAGE
     monkeypatch.setitem(table, 'mmseg', 'mmsegmentation')  # mmengine's entry
     monkeypatch.setitem(table, 'mmocr', 'mmocr')  # not installed here
+    plain = staticmethod(Config._get_cfg_path.__wrapped__)
+    monkeypatch.setattr(Config, '_get_cfg_path', plain)
     with pytest.raises(ModuleNotFoundError, match='mmsegmentation'):
-        Config.fromfile(osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py'))
+        Config.fromfile(config)
     changed = register_config_scopes()
     assert changed.get('mmseg') == 'onedl-mmsegmentation', changed
     assert table['mmocr'] == 'mmocr' and 'mmocr' not in changed
     assert register_config_scopes() == {}  # idempotent
-    cfg = Config.fromfile(osp.join(ROOT, CONFIGS, 'fpn_slak_t_ade20k.py'))
-    assert cfg.model.decode_head.type == 'FPNHead'
+    assert Config.fromfile(config).model.decode_head.type == 'FPNHead'
+    monkeypatch.setitem(table, 'mmseg', 'mmsegmentation')
+    assert Config.fromfile(config).model.decode_head.type == 'FPNHead'
+    assert table['mmseg'] == 'onedl-mmsegmentation'
 
 
 def test_packaged_config_by_its_scoped_name():

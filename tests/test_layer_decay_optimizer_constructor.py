@@ -1,17 +1,22 @@
 """SLaKLearningRateDecayOptimizerConstructor: layer decay with mmengine's
-``custom_keys`` on top, in mmseg and mmdet, and refusal of the options it
-cannot honour (the mm constructors drop them silently)."""
+``custom_keys`` on top, in mmseg and mmdet; the drop-in's recipe merged
+into stock optim wrappers (AMP type, clip_grad, custom_keys kept, what it
+overrides logged once); refusal of options it does not know (the mm
+constructors drop them silently)."""
 import copy
 import importlib
+import logging
+import os.path as osp
 
 import pytest
 import torch.nn as nn
+from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import slak_mm  # noqa: F401
-from slak_mm.config import load_config
-from tests.common import tiny_slak
+from slak_mm.config import adapt_amp, load_config
+from tests.common import ROOT, tiny_slak
 
 NAME = 'SLaKLearningRateDecayOptimizerConstructor'
 SCOPES = ('mmseg', 'mmdet')
@@ -151,6 +156,10 @@ def test_options_the_layer_decay_rule_already_applies_are_accepted(model):
     assert _settings('mmdet', dict(LAYER_DECAY, **honoured), model) == plain
 
 
+def _summaries(records):
+    return [r for r in records if 'SLaK layer decay' in r.getMessage()]
+
+
 @pytest.mark.parametrize('key, value', [
     ('bias_lr_mult', 2.0),
     ('norm_decay_mult', 1.0),
@@ -158,14 +167,28 @@ def test_options_the_layer_decay_rule_already_applies_are_accepted(model):
     ('flat_decay_mult', 1.0),
     ('dwconv_decay_mult', 0.0),
     ('dcn_offset_lr_mult', 0.1),
-    ('layer_decay_rate', 0.9),
 ])
+def test_mmengine_option_the_layer_decay_overrides_is_logged(
+        key, value, model, mm_log):
+    """A stock base's option (FCOS: bias_lr_mult=2.0) does not stop the
+    build: the layer-decay values stand and one WARNING names it."""
+    plain = _settings('mmdet', LAYER_DECAY, model)
+    mm_log.clear()
+    assert _settings('mmdet', dict(LAYER_DECAY, **{key: value}),
+                     model) == plain
+    (summary, ) = _summaries(mm_log)
+    assert summary.levelno == logging.WARNING
+    assert f'overridden by the layer decay: paramwise_cfg.{key}={value!r}' \
+        in summary.getMessage()
+
+
 @pytest.mark.parametrize('scope', SCOPES)
-def test_unsupported_option_raises_naming_it(scope, key, value):
+def test_unknown_option_raises_naming_it_and_the_fix(scope):
     with pytest.raises(ValueError) as err:
-        _build(scope, dict(LAYER_DECAY, **{key: value}))
+        _build(scope, dict(LAYER_DECAY, layer_decay_rate=0.9))
     msg = str(err.value)
-    assert f'paramwise_cfg.{key}={value!r}' in msg
+    assert 'paramwise_cfg.layer_decay_rate=0.9' in msg
+    assert 'paramwise_cfg=dict(_delete_=True, ...)' in msg
     assert 'supported: num_layers, decay_rate, decay_type, custom_keys' in msg
 
 
@@ -209,3 +232,65 @@ def test_stock_mask2former_paramwise_cfg(scope, base, model, tmp_path):
     for name in ('query_embed', 'query_feat', 'level_embed'):
         assert found[f'decode_head.{name}.weight'] == (pytest.approx(lr), 0)
     assert found[HEAD_WEIGHT] == (pytest.approx(lr), wd)
+
+
+DROP_IN = osp.join(ROOT, 'configs', '_base_', 'slak_t_drop_in.py')
+
+
+@pytest.mark.parametrize(
+    'scope, base, recipe, kept',
+    [
+        # AmpOptimWrapper with clip_grad, and bias_lr_mult=2 (overridden)
+        ('mmdet', 'mmdet::fcos/fcos_r50_fpn_gn-head-center-normbbox-'
+         'centeronreg-giou_8xb8-amp-lsj-200e_coco.py', 'det',
+         dict(clip_grad=dict(max_norm=35, norm_type=2))),
+        # clip_grad 0.01, custom_keys: backbone lr_mult 0.1, no decay on
+        # the queries
+        ('mmdet', 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py',
+         'det', dict(clip_grad=dict(max_norm=0.01, norm_type=2))),
+        # AmpOptimWrapper and its own layer-decay constructor (replaced)
+        ('mmseg',
+         'mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512'
+         '.py', 'seg', dict(type='AmpOptimWrapper', loss_scale='dynamic')),
+    ],
+    ids=['fcos-amp-clip', 'mask2former-custom-keys', 'convnext-amp'])
+def test_drop_in_recipe_composes_with_the_stock_wrapper(
+        scope, base, recipe, kept, model, tmp_path, mm_log):
+    """``optim_wrapper = _base_.slak_det_optim_wrapper`` (no _delete_): the
+    optimizer becomes the recipe's AdamW with layer decay; the base's
+    wrapper type, clip_grad and custom_keys stay; one line says so."""
+    config = tmp_path / 'user.py'
+    config.write_text(f'_base_ = [{base!r}, {DROP_IN!r}]\n'
+                      f'optim_wrapper = _base_.slak_{recipe}_optim_wrapper\n')
+    stock = Config.fromstring(f'_base_ = [{base!r}]', '.py').optim_wrapper
+    cfg = Config.fromfile(str(config))
+    wrapper = cfg.optim_wrapper
+    assert wrapper.optimizer.type == 'AdamW' and wrapper.optimizer.lr == 1e-4
+    assert 'momentum' not in wrapper.optimizer and \
+        '_delete_' not in wrapper.optimizer
+    assert wrapper.constructor == NAME
+    for key, value in kept.items():
+        assert wrapper[key] == value == stock[key], key
+    custom_keys = stock.get('paramwise_cfg', {}).get('custom_keys', {})
+    assert wrapper.paramwise_cfg.get('custom_keys', {}) == custom_keys
+    # AmpOptimWrapper needs a GPU: the tools' CPU stand-in (bfloat16)
+    adapt_amp(Config(dict(optim_wrapper=wrapper)), 'cpu')
+    mm_log.clear()
+    with DefaultScope.overwrite_default_scope(scope):
+        built = build_optim_wrapper(model, wrapper)
+    assert built.clip_grad_kwargs == stock.get('clip_grad')
+    (summary, ) = _summaries(mm_log)
+    line = summary.getMessage()
+    assert 'on AdamW(lr=0.0001, ' in line
+    assert f"kept from the optim_wrapper: type='{wrapper.type}'" in line
+    for key in custom_keys:
+        assert f'custom_keys[{key!r}]' in line
+    found = _lr_wd(built.optimizer.param_groups, model)
+    decay = cfg.optim_wrapper.paramwise_cfg.decay_rate
+    mult = custom_keys.get('backbone', {}).get('lr_mult', 1.0)
+    assert found[DOWNSAMPLE0][0] == pytest.approx(
+        1e-4 * decay**(NUM_LAYERS + 1) * mult)
+    if 'bias_lr_mult' in stock.get('paramwise_cfg', {}):
+        assert summary.levelno == logging.WARNING
+        assert 'paramwise_cfg.bias_lr_mult=2.0' in line
+        assert found['decode_head.cls.bias'][0] == pytest.approx(1e-4)

@@ -99,7 +99,8 @@ def test_feature_maps_match_the_built_backbone():
             'model.neck.in_channels': [249, 499, 998]
         }, [
             'model.decode_head.feature_strides=[4, 8, 16, 32]',
-            'add stage 0 (stride 4) to model.backbone.out_indices'
+            'set model.backbone.out_indices=(0, 1, 2, 3) and '
+            'model.neck.in_channels=[124, 249, 499, 998]'
         ]),
         ('upernet_slak_t_ade20k.py', {
             'model.backbone.width_factor': 1.0
@@ -240,3 +241,112 @@ def test_num_classes_refused_by_train_before_the_run(tmp_path):
         'error: model.decode_head.num_classes=151, '
         'model.auxiliary_head.num_classes=151 but the train dataset '
         '(ADE20KDataset) has 150 classes')
+
+
+#: Stock configs with SLaK-T swapped in as the documented recipe does, each
+#: with a wrong setting (refused with the fix, named) and the fixed one
+#: (passes): (stock config, wrong options, expected texts, fixed options).
+STOCK = {
+    'rtmdet_four_maps': ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py', {
+        'model.neck.in_channels': [124, 249, 499, 998]
+    }, [
+        'model.bbox_head.anchor_generator.strides=[8, 16, 32] but the '
+        'CSPNeXtPAFPN outputs are at strides [4, 8, 16, 32]',
+        'set model.backbone.out_indices=(1, 2, 3) and '
+        'model.neck.in_channels=[249, 499, 998]'
+    ], {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.neck.in_channels': [249, 499, 998]
+    }),
+    'rtmdet_base_channels':
+    ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py', {}, [
+        'model.neck.in_channels has 3 entries ([96, 192, 384]) but the '
+        'SLaK backbone gives 4 maps',
+        ': set model.backbone.out_indices=(1, 2, 3) and '
+        'model.neck.in_channels=[249, 499, 998].'
+    ], {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.neck.in_channels': [249, 499, 998]
+    }),
+    'yolox': ('mmdet::yolox/yolox_s_8xb8-300e_coco.py', {
+        'model.neck.in_channels': [124, 249, 499, 998]
+    }, [
+        'model.bbox_head.strides=[8, 16, 32] but the YOLOXPAFPN '
+        'outputs are at strides [4, 8, 16, 32]',
+        'set model.backbone.out_indices=(1, 2, 3)'
+    ], {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.neck.in_channels': [249, 499, 998]
+    }),
+    'retinanet_fpn': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.neck.in_channels': [249, 499, 998]
+    }, [
+        'model.bbox_head.anchor_generator.strides=[8, 16, 32, 64, 128] '
+        'but the FPN outputs are at strides [16, 32, 64, 128, 256]',
+        'set model.neck.start_level=0',
+        'or set model.backbone.out_indices=(0, 1, 2, 3) and '
+        'model.neck.in_channels=[124, 249, 499, 998]'
+    ], {
+        'model.neck.in_channels': [124, 249, 499, 998]
+    }),
+    'dino_levels': ('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.neck.in_channels': [249, 499, 998],
+        'model.neck.num_outs': 3
+    }, [
+        'model.num_feature_levels=4, model.encoder.layer_cfg.'
+        'self_attn_cfg.num_levels=4, model.decoder.layer_cfg.'
+        'cross_attn_cfg.num_levels=4 but the ChannelMapper outputs are '
+        '3 maps', 'set model.neck.num_outs=4'
+    ], {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.neck.in_channels': [249, 499, 998]
+    }),
+    'mask2former_panoptic':
+    ('mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.panoptic_head.in_channels': [249, 499, 998]
+    }, [
+        'model.panoptic_head.pixel_decoder.strides=[4, 8, 16, 32] but '
+        'the SLaK outputs are at strides [8, 16, 32]',
+        'set model.backbone.out_indices=(0, 1, 2, 3) and '
+        'model.panoptic_head.in_channels=[124, 249, 499, 998]'
+    ], {
+        'model.panoptic_head.in_channels': [124, 249, 499, 998]
+    }),
+    'upernet_in_index':
+    ('mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py', {
+        'model.backbone.out_indices': (1, 2, 3),
+        'model.decode_head.in_channels': [249, 499, 998]
+    }, [
+        'model.decode_head.in_index=[0, 1, 2, 3] but there are only 3 '
+        'feature maps', 'pick indices in 0..2, or set '
+        'model.backbone.out_indices=(0, 1, 2, 3) and '
+        'model.decode_head.in_channels=[124, 249, 499, 998]',
+        'model.auxiliary_head.in_channels=1024 for '
+        'in_index=2', 'set model.auxiliary_head.in_channels=998'
+    ], {
+        'model.decode_head.in_channels': [124, 249, 499, 998],
+        'model.auxiliary_head.in_channels': 499
+    }),
+}
+
+
+@pytest.mark.parametrize('case', list(STOCK))
+def test_stock_configs_with_slak_wrong_refused_fixed_pass(case, tmp_path):
+    """Was: a SLaK with four outputs in RTMDet's CSPNeXtPAFPN (or YOLOX's)
+    trained with its head's strides 8-32 on maps at 4-16, without a
+    word; the DETR levels, Mask2Former's pixel decoder strides and the
+    class-default strides went unchecked."""
+    base, wrong, expected, fixed = STOCK[case]
+    top = tmp_path / 'slak_top.py'
+    top.write_text(f'_base_ = [{base!r}]\n'
+                   "model = dict(backbone=dict(_delete_=True, type='SLaK', "
+                   "arch='tiny'))\n")
+    with pytest.raises(ValueError) as err:
+        check_backbone_neck(load_config(str(top), wrong))
+    message = str(err.value)
+    for text in expected:
+        assert text in message, message
+    check_backbone_neck(load_config(str(top), fixed))  # passes

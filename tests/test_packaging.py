@@ -167,8 +167,7 @@ def test_slak_mm_scope_base_loads_and_builds_from_the_wheel(built, tmp_path):
     (tmp_path / 'user.py').write_text(USER_CONFIG)
     out = _python(
         textwrap.dedent('''
-        from slak_mm.config import register_config_scopes
-        register_config_scopes()  # maps the slak_mm scope for mmengine
+        import slak_mm  # makes mmengine read the slak_mm scope
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
         from mmseg.registry import MODELS
@@ -178,7 +177,6 @@ def test_slak_mm_scope_base_loads_and_builds_from_the_wheel(built, tmp_path):
         model = MODELS.build(cfg.model)
         print(type(model).__name__, type(model.backbone).__name__,
               model.backbone.out_channels)
-        import slak_mm
         print(slak_mm.__file__)
         '''),
         pythonpath=built['site'],

@@ -108,6 +108,15 @@ def test_config_error_names_file_and_line(tmp_path, files, file, line, error):
          f' (in: {files[file].splitlines()[line - 1]})') + '; fix the file')
 
 
+def test_traceback_switch_shows_the_stack(tmp_path):
+    config = tmp_path / 'top.py'
+    config.write_text('a = (\n')
+    proc = run_tool(
+        'tools/train.py', config, expect_ok=False, SLAK_MM_TRACEBACK='1')
+    assert proc.returncode == 1 and 'Traceback' in proc.stderr
+    assert not proc.stderr.strip().splitlines()[-1].startswith('error: ')
+
+
 def test_config_that_imports_a_missing_module_is_one_line(tmp_path):
     config = tmp_path / 'top.py'
     config.write_text("custom_imports = dict(imports=['no_such_module'], "
@@ -172,3 +181,28 @@ def test_dict_cfg_option_names_the_key_and_its_items():
         'model.backbone.type=SLaK model.backbone.arch.depths=[1,1,1,1] '
         'model.backbone.sparse=True, or write a config that inherits this '
         'one (_base_) and sets the dict')
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_refused_run_leaves_no_work_dir(tmp_path, tool):
+    """A run a pre-run check refuses removes the work_dir it made (was: an
+    empty work_dir left behind, one per refused try); a work_dir that
+    existed is left as it was."""
+    checkpoint = tmp_path / 'model.pth'
+    torch.save({'state_dict': {}}, checkpoint)
+    given = [checkpoint] if tool == 'test' else []
+    args = [
+        f'tools/{tool}.py', DEMO, *given, '--cfg-options',
+        'model.decode_head.num_classes=7'
+    ]
+    new = tmp_path / 'new' / 'run'
+    assert 'num_classes=7' in refusal(*args, '--work-dir', new)
+    assert not (tmp_path / 'new').exists()
+    kept = tmp_path / 'kept'
+    (kept / 'old').mkdir(parents=True)
+    refusal(*args, '--work-dir', kept)
+    assert sorted(os.listdir(kept)) == ['old']
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    refusal(*args, '--work-dir', empty)
+    assert empty.is_dir()

@@ -1,18 +1,20 @@
-"""Masks, layer-wise initialisation, prune-and-regrow, and the mask hook on a
-plain torch optimizer (also under a CPU GradScaler)."""
-import logging
+"""Masks, layer-wise initialisation, prune-and-regrow; the sparse backbone
+keeping its own zeros on a plain torch optimizer (AdamW, SGD with momentum,
+clipping, a CPU GradScaler, deep copies, checkpoints), and the optional
+mask hook."""
+import copy
+import io
 import math
 
 import pytest
 import torch
-from mmengine.config import Config
 
 import slak_mm  # noqa: F401
-from slak_mm.config import check_sparse_training
 from slak_mm.engine import DynamicSparsityHook, SparseMaskHook
 from slak_mm.models import SLaK
-from slak_mm.sparse import (apply_masks, cosine_prune_rate, density_by_group,
-                            erk_densities, mask_gradients, masked_weights,
+from slak_mm.sparse import (apply_masks, attach_masks, cosine_prune_rate,
+                            density_by_group, erk_densities, mask_gradients,
+                            mask_gradients_in_backward, masked_weights,
                             masks_from_zeros, prune_and_regrow,
                             uniform_densities)
 from tests.common import tiny_slak_args
@@ -149,7 +151,7 @@ def test_cosine_prune_rate():
     assert cosine_prune_rate(0.3, 100, 100) == pytest.approx(0.)
 
 
-def _train_steps(model, optimizer, steps, scaler=None):
+def _train_steps(model, optimizer, steps, scaler=None, clip=None):
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
         x = torch.randn(2, 3, 32, 32, generator=gen)
@@ -157,6 +159,8 @@ def _train_steps(model, optimizer, steps, scaler=None):
         optimizer.zero_grad()
         if scaler is None:
             loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
         else:
             scaler.scale(loss).backward()
@@ -164,36 +168,154 @@ def _train_steps(model, optimizer, steps, scaler=None):
             scaler.update()
 
 
-def test_adamw_fills_zeros_without_the_hook():
+def assert_zeros_kept(model, masks, optimizer=None):
+    """Masks unchanged, masked weights exactly 0, no optimizer state there
+    (AdamW's moments, SGD's momentum buffer)."""
+    for name, weight, mask in masked_weights(model):
+        assert torch.equal(mask, masks[name]), name
+        assert torch.equal(weight != 0, mask), name
+        for value in (optimizer.state[weight] if optimizer else {}).values():
+            if torch.is_tensor(value) and value.shape == weight.shape:
+                assert not value[~mask].any(), name
+
+
+def _masks(model):
+    return {n: m.clone() for n, _, m in masked_weights(model)}
+
+
+@pytest.mark.parametrize(
+    'make_optimizer', [
+        lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.05),
+        lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, weight_decay=1e-4),
+    ],
+    ids=['adamw', 'sgd'])
+def test_backbone_keeps_its_zeros_without_a_hook(make_optimizer):
+    """Gradient hooks on the masked weights: momentum, decoupled weight
+    decay and gradient clipping leave every masked entry at 0."""
     model = sparse_model()
+    masks = _masks(model)
+    before = {n: w.detach().clone() for n, w, _ in masked_weights(model)}
+    optimizer = make_optimizer(model.parameters())
+    _train_steps(model, optimizer, 3, clip=1.0)
+    assert_zeros_kept(model, masks, optimizer)
+    assert all(not torch.equal(w, before[n])
+               for n, w, _ in masked_weights(model))  # it trained
+
+
+def test_deep_copy_and_unpickled_model_keep_their_zeros():
+    """torch copies no hooks: the copy gets its own in train() (mmengine's
+    loops call it), reading the copy's masks."""
+    model = sparse_model()
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    copies = [copy.deepcopy(model), torch.load(buffer, weights_only=False)]
+    for other in copies:
+        masks = _masks(other)
+        other.train()
+        optimizer = torch.optim.AdamW(other.parameters(), lr=1e-2)
+        _train_steps(other, optimizer, 2)
+        assert_zeros_kept(other, masks, optimizer)
+
+
+def test_checkpoint_round_trip_keeps_names_masks_and_zeros():
+    """The state dict holds the official names and the masks; loading it
+    into a new model restores the masks, and weights that are not zero where
+    a loaded mask is off (a checkpoint trained elsewhere) are zeroed."""
+    model = sparse_model()
+    state = model.state_dict()
+    dense_keys = set(SLaK(**SMALL).state_dict())
+    assert set(state) == dense_keys | {
+        k + '_mask'
+        for k, v in SLaK(**SMALL).state_dict().items() if v.dim() in (2, 4)
+    }
+    revived = {k: v.clone() for k, v in state.items()}
+    for key in revived:
+        if key.endswith('_mask'):
+            revived[key[:-len('_mask')]].fill_(0.5)
+    fresh = SLaK(**SMALL, sparse=True)
+    fresh.load_state_dict(revived)
+    masks = _masks(model)
+    optimizer = torch.optim.AdamW(fresh.parameters(), lr=1e-2)
+    assert_zeros_kept(fresh, masks)
+    _train_steps(fresh, optimizer, 2)
+    assert_zeros_kept(fresh, masks, optimizer)
+
+
+def test_state_dict_without_masks_brings_its_zeros_as_masks():
+    """A dense or official-style file (no *_mask entries) loaded by plain
+    torch into a model with random masks: the file's non-zero pattern
+    becomes the masks (not the model's random ones, which would zero 40%
+    of its weights)."""
+    source = sparse_model()
+    weights = {
+        k: v
+        for k, v in source.state_dict().items() if not k.endswith('_mask')
+    }
+    target = SLaK(**SMALL, sparse=True)
+    torch.manual_seed(1)
+    target.init_weights()  # other random masks
+    assert any(not torch.equal(m, source.get_buffer(n + '_mask'))
+               for n, _, m in masked_weights(target))
+    target.load_state_dict(weights, strict=False)
+    for name, weight, mask in masked_weights(target):
+        assert torch.equal(mask, weights[name] != 0), name
+        assert torch.equal(weight, weights[name]), name
+
+
+def test_frozen_stages_and_other_models_take_the_hook_where_needed():
+    frozen = sparse_model(frozen_stages=2)
+    masks = _masks(frozen)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=1e-2, weight_decay=0.05)
-    _train_steps(model, optimizer, 2)
-    filled = [n for n, w, m in masked_weights(model) if w[~m].any()]
-    assert filled  # the reason SparseMaskHook exists
+        [p for p in frozen.parameters() if p.requires_grad], lr=1e-2)
+    _train_steps(frozen, optimizer, 2)
+    assert_zeros_kept(frozen, masks, optimizer)
+    # any model with mask buffers, through the plain torch API
+    linear = torch.nn.Linear(4, 4)
+    attach_masks(linear)
+    linear.weight_mask[0] = False
+    apply_masks(linear)
+    assert mask_gradients_in_backward(linear) == 1
+    assert mask_gradients_in_backward(linear) == 1  # no second hook
+    linear(torch.ones(1, 4)).sum().backward()
+    assert not linear.weight.grad[0].any() and linear.weight.grad[1].all()
 
 
 def test_hook_keeps_zeros_and_adamw_state_clean():
     model = sparse_model()
-    masks = {n: m.clone() for n, _, m in masked_weights(model)}
-    before = {n: w.detach().clone() for n, w, _ in masked_weights(model)}
+    masks = _masks(model)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=1e-2, weight_decay=0.05)
     hook = SparseMaskHook()
     hook.attach(model, [optimizer])
     _train_steps(model, optimizer, 3)
-    for name, weight, mask in masked_weights(model):
-        assert torch.equal(mask, masks[name]), name
-        assert torch.equal(weight != 0, mask), name
-        assert not optimizer.state[weight]['exp_avg'][~mask].any(), name
-    changed = [
-        n for n, w, _ in masked_weights(model)
-        if not torch.equal(w, before[n])
-    ]
-    assert changed  # it trained
-    hook.detach()
+    assert_zeros_kept(model, masks, optimizer)
+    hook.detach()  # the backbone's own hooks stay
+    _train_steps(model, optimizer, 1)
+    assert_zeros_kept(model, masks, optimizer)
+
+
+def test_hook_re_zeroes_after_a_step_that_moves_masked_weights():
+    """For optimizers whose update is not elementwise in the gradient
+    (stood in for by one that adds a constant): the step post-hook."""
+
+    class Shift(torch.optim.SGD):
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            super().step(closure)
+            for group in self.param_groups:
+                for param in group['params']:
+                    param.add_(0.1)
+
+    model = sparse_model()
+    masks = _masks(model)
+    optimizer = Shift(model.parameters(), lr=1e-2)
     _train_steps(model, optimizer, 1)
     assert any(w[~m].any() for _, w, m in masked_weights(model))
+    SparseMaskHook().attach(model, [optimizer])
+    _train_steps(model, optimizer, 1)
+    assert_zeros_kept(model, masks)
 
 
 def test_hook_with_grad_scaler_including_a_skipped_step():
@@ -223,31 +345,6 @@ def test_mask_gradients_helper():
     for name, weight, mask in masked_weights(model):
         if weight.grad is not None:
             assert not weight.grad[~mask].any(), name
-
-
-def test_training_without_hook_warns_once(mm_log):
-    """The config check of the train action warns (once per run) when a
-    sparse SLaK has no mask-keeping hook; the backbone's own forward, which
-    knows nothing of hooks, does not."""
-    model = sparse_model().train()
-    model(torch.randn(2, 3, 32, 32))
-    model(torch.randn(2, 3, 32, 32))
-
-    def config(*hooks):
-        return Config(
-            dict(
-                model=dict(backbone=dict(type='SLaK', sparse=True, **SMALL)),
-                custom_hooks=list(hooks)))
-
-    assert check_sparse_training(config())
-    warnings = [
-        r for r in mm_log
-        if r.levelno == logging.WARNING and 'SparseMaskHook' in r.getMessage()
-    ]
-    assert len(warnings) == 1
-    assert not check_sparse_training(config(dict(type='SparseMaskHook')))
-    assert not check_sparse_training(
-        config(dict(type='mmseg.DynamicSparsityHook')))
 
 
 @pytest.mark.parametrize('growth', ['random', 'gradient'])

@@ -3,6 +3,8 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import sys
+import types
 
 import cv2
 import numpy as np
@@ -215,6 +217,130 @@ def test_coco_read_by_mmdet(tmp_path):
         assert len(raw['annotations']) == n_inst
 
 
+@pytest.fixture
+def panopticapi_rgb2id(monkeypatch):
+    """mmdet's ``LoadPanopticAnnotations`` takes ``rgb2id`` from
+    panopticapi, which is not on PyPI (a git install) and so not in the
+    test environment: where it is missing, its four-line ``rgb2id``
+    (segment id = R + 256 G + 256^2 B) stands in; everything else is
+    mmdet's."""
+    try:
+        import panopticapi.utils  # noqa: F401
+        return
+    except ModuleNotFoundError:
+        pass
+
+    def rgb2id(color):
+        color = color.astype(np.int32)
+        return color[..., 0] + 256 * color[..., 1] + 65536 * color[..., 2]
+
+    utils = types.ModuleType('panopticapi.utils')
+    utils.rgb2id = rgb2id
+    package = types.ModuleType('panopticapi')
+    package.utils = utils
+    monkeypatch.setitem(sys.modules, 'panopticapi', package)
+    monkeypatch.setitem(sys.modules, 'panopticapi.utils', utils)
+
+
+def test_coco_panoptic_read_by_mmdet(tmp_path, panopticapi_rgb2id):
+    """The panoptic PNGs and JSON give mmdet's CocoPanopticDataset and
+    LoadPanopticAnnotations exactly the drawn objects (things) and the
+    background stuff."""
+    from mmdet.datasets import CocoPanopticDataset
+    init_default_scope('mmdet')
+    out = syn.generate_coco(
+        str(tmp_path), num_train=2, num_val=1, img_size=SIZE, seed=3)
+    classes = CocoPanopticDataset.METAINFO['classes']
+    assert [c['name'] for c in syn.COCO_PANOPTIC_CATEGORIES] == list(classes)
+    background = classes.index(syn.COCO_BACKGROUND.name)
+    ds = CocoPanopticDataset(
+        data_root=out,
+        ann_file='annotations/panoptic_train2017.json',
+        data_prefix=dict(
+            img='train2017/', seg='annotations/panoptic_train2017/'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadPanopticAnnotations')
+        ])
+    assert len(ds) == 2
+    for i in range(2):
+        res = ds[i]
+        scene = syn.make_scene('coco', 'train2017', i, SIZE, seed=3)
+        names = [classes[k] for k in res['gt_bboxes_labels']]
+        assert names == [o.cls.name for o in scene.objects]
+        masks = res['gt_masks'].masks.astype(bool)
+        for mask, obj in zip(masks, scene.objects):
+            assert (mask == obj.mask).all()
+        expected = np.full(SIZE, background)
+        for obj in scene.objects:
+            expected[obj.mask] = classes.index(obj.cls.name)
+        np.testing.assert_array_equal(res['gt_seg_map'], expected)
+
+
+@pytest.mark.parametrize(
+    'config', [
+        'htc/htc_r50_fpn_1x_coco.py',
+        'panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py',
+        'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'
+    ],
+    ids=['htc', 'panoptic_fpn', 'mask2former_panoptic'])
+def test_stock_stuff_and_panoptic_configs_read_the_data(
+        tmp_path, panopticapi_rgb2id, config):
+    """HTC (instances + COCO-Stuff maps), Panoptic FPN and Mask2Former
+    panoptic: their stock configs, only data_root changed, pass the
+    pre-run dataset checks and build their train and val sets with their
+    own pipelines on the generated COCO folder."""
+    from mmengine.registry import DATASETS
+
+    from slak_mm.config import check_datasets, load_config
+    out = syn.generate_coco(
+        str(tmp_path), num_train=2, num_val=1, img_size=SIZE, seed=3)
+    cfg = load_config(f'mmdet::{config}', {'data_root': out + '/'})
+    check_datasets(cfg)
+    init_default_scope('mmdet')
+    scene = syn.make_scene('coco', 'train2017', 0, SIZE, seed=3)
+    panoptic = 'htc' not in config
+    for split, num in (('train', 2), ('val', 1)):
+        ds = DATASETS.build(cfg[f'{split}_dataloader'].dataset)
+        assert len(ds) == num
+        sample = ds[0]['data_samples']
+        assert len(sample.gt_instances) >= 1
+        if split == 'train':
+            assert len(sample.gt_instances) == len(scene.objects)
+            sem_seg = set(np.unique(sample.gt_sem_seg.sem_seg.numpy()))
+            if panoptic:  # things 0..79, stuff 80..132
+                classes = ds.metainfo['classes']
+                want = {classes.index(syn.COCO_BACKGROUND.name)}
+                want |= {classes.index(o.cls.name) for o in scene.objects}
+            else:  # COCO-Stuff maps: category id - 1, 255 padding
+                want = {syn.COCO_BACKGROUND.dataset_id - 1}
+                want |= {o.cls.dataset_id - 1 for o in scene.objects}
+            assert sem_seg - {255} == want
+
+
+def test_imagenet_read_by_mmpretrain(tmp_path):
+    """Class folders as mmpretrain's CustomDataset reads them: image i
+    shows class i % 6 only, its label the folder's sorted index (the
+    class's ImageNet-1K label)."""
+    mmpretrain_datasets = pytest.importorskip('mmpretrain.datasets')
+    out = syn.generate_imagenet(
+        str(tmp_path), num_train=7, num_val=2, img_size=SIZE, seed=2)
+    wnids = [c.name for c in syn.IMAGENET_CLASSES]
+    assert wnids == sorted(wnids)
+    assert [c.dataset_id for c in syn.IMAGENET_CLASSES] == list(range(6))
+    for split, num in (('train', 7), ('val', 2)):
+        ds = mmpretrain_datasets.CustomDataset(
+            data_root=out, data_prefix=split, lazy_init=False)
+        assert len(ds) == num and ds.CLASSES == tuple(wnids)
+        for k in range(num):
+            info = ds.get_data_info(k)
+            index = int(osp.basename(info['img_path']).split('_')[-1][:-5])
+            scene = syn.make_scene('imagenet', split, index - 1, SIZE, seed=2)
+            assert {o.cls.name
+                    for o in scene.objects} == {wnids[info['gt_label']]
+                                                } == {wnids[(index - 1) % 6]}
+
+
 @pytest.mark.filterwarnings('ignore:__array__ implementation')
 def test_scene_polygons_match_drawn_pixels():
     from pycocotools import mask as mask_utils
@@ -254,7 +380,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a = syn.generate_all(str(tmp_path / 'a'), seed=5, **kw)
     syn.generate_all(str(tmp_path / 'b'), seed=5, **kw)
     syn.generate_all(str(tmp_path / 'c'), seed=6, **kw)
-    assert set(a) == {'ade20k', 'voc', 'coco'}
+    assert set(a) == {'ade20k', 'voc', 'coco', 'imagenet'}
     fa, fb, fc = (_files(tmp_path / k) for k in 'abc')
     assert len(fa) > 20
     assert fa == fb

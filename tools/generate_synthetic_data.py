@@ -1,10 +1,13 @@
-"""Write small synthetic datasets in the real ADE20K / VOC / COCO layouts.
+"""Write small synthetic datasets in the real ADE20K / VOC / COCO / ImageNet
+layouts.
 
-``python tools/generate_synthetic_data.py OUT_DIR [--datasets ade20k voc coco]
-[--num-train N] [--num-val N] [--img-size H W] [--seed S]``
+``python tools/generate_synthetic_data.py OUT_DIR [--datasets ade20k voc coco
+imagenet] [--num-train N] [--num-val N] [--img-size H W] [--seed S]``
 
-Writes ``OUT_DIR/ADEChallengeData2016``, ``OUT_DIR/VOCdevkit`` and
-``OUT_DIR/coco``; point a config's ``data_root`` at them.
+Writes ``OUT_DIR/ADEChallengeData2016``, ``OUT_DIR/VOCdevkit``,
+``OUT_DIR/coco`` (instances, HTC's stuff maps, panoptic) and
+``OUT_DIR/imagenet`` (class folders); point a config's ``data_root`` at
+them.
 """
 import argparse
 import os.path as osp
@@ -19,29 +22,31 @@ except ImportError:  # run from a source checkout without `pip install -e .`
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Generate synthetic ADE20K / VOC / COCO datasets')
+        description='Generate synthetic ADE20K / VOC / COCO / ImageNet '
+        'datasets')
     parser.add_argument('out_dir', help='output root folder')
     parser.add_argument(
         '--datasets',
         nargs='+',
-        choices=['ade20k', 'voc', 'coco'],
-        default=['ade20k', 'voc', 'coco'],
+        choices=['ade20k', 'voc', 'coco', 'imagenet'],
+        default=['ade20k', 'voc', 'coco', 'imagenet'],
         help='datasets to write (default: all)')
     parser.add_argument(
         '--num-train',
         type=int,
-        help='training images per dataset (default: 32)')
+        help='training images per dataset (default: 32, 48 for ImageNet)')
     parser.add_argument(
         '--num-val',
         type=int,
-        help='validation / test images per dataset (default: 8)')
+        help='validation / test images per dataset (default: 8, 12 for '
+        'ImageNet)')
     parser.add_argument(
         '--img-size',
         type=int,
         nargs=2,
         metavar=('H', 'W'),
         help='image height and width (default: 128 128 for ADE20K, '
-        '160 160 for VOC and COCO)')
+        '160 160 for VOC and COCO, 96 96 for ImageNet)')
     parser.add_argument(
         '--max-objects',
         type=int,

@@ -17,5 +17,7 @@ model = dict(
         in_index=3,
         c1_in_channels=_base_.slak_t_channels[0]),
     auxiliary_head=dict(in_channels=_base_.slak_t_channels[2], in_index=2))
-optim_wrapper = dict(_delete_=True, **_base_.slak_seg_optim_wrapper)
+# AdamW with stage-wise lr decay in place of ResNet's SGD (the base's
+# wrapper settings stay), and a schedule that decays at AdamW's lr
+optim_wrapper = _base_.slak_seg_optim_wrapper
 param_scheduler = _base_.slak_seg_param_scheduler

@@ -11,5 +11,7 @@ model = dict(
     backbone=dict(_delete_=True, **_base_.slak_t),
     # strides 4-32, as the FPNHead's feature_strides
     neck=dict(in_channels=_base_.slak_t_channels))
-optim_wrapper = dict(_delete_=True, **_base_.slak_seg_optim_wrapper)
+# AdamW with stage-wise lr decay in place of ResNet's SGD (the base's
+# wrapper settings stay), and a schedule that decays at AdamW's lr
+optim_wrapper = _base_.slak_seg_optim_wrapper
 param_scheduler = _base_.slak_seg_param_scheduler

@@ -9,4 +9,6 @@ model = dict(
     backbone=dict(_delete_=True, **_base_.slak_t),
     # strides 4-32 into FPN levels 0-3 (RoI extractors: strides 4-32)
     neck=dict(in_channels=_base_.slak_t_channels))
-optim_wrapper = dict(_delete_=True, **_base_.slak_det_optim_wrapper)
+# AdamW with layer-wise lr decay in place of ResNet's SGD (the base's
+# wrapper settings stay)
+optim_wrapper = _base_.slak_det_optim_wrapper

@@ -11,4 +11,6 @@ model = dict(
     # map: P3-P7 at strides 8-128, the anchor strides of the RetinaHead.
     # (out_indices=(1, 2, 3) would need start_level=0 too.)
     neck=dict(in_channels=_base_.slak_t_channels))
-optim_wrapper = dict(_delete_=True, **_base_.slak_det_optim_wrapper)
+# AdamW with layer-wise lr decay in place of ResNet's SGD (the base's
+# wrapper settings stay)
+optim_wrapper = _base_.slak_det_optim_wrapper

@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 
 from slak_mm.checkpoint import (atomic_local_writes, is_remote,
                                 load_official_classifier)
-from slak_mm.config import adapt_to_device, check_datasets, set_work_dir
+from slak_mm.config import adapt_to_device, check_datasets, work_dir_for_run
 from slak_mm.fileio import check_output_path, write_json_atomic
 from slak_mm.models.classifiers import HAS_MMPRETRAIN
 
@@ -73,15 +73,15 @@ def evaluate_classifier(cfg: Config,
     if out is not None:  # refused before any work
         check_output_path(out, dict(checkpoint=checkpoint, config=config_path))
     cfg.launcher = launcher
-    set_work_dir(cfg, config_path, work_dir)
-    metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
-    check_output_path(metrics_file, dict(checkpoint=checkpoint))
-    adapt_to_device(cfg)
-    try:
-        check_datasets(cfg, splits=('test', ))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f'{err}\nImageNet layout: {IMAGENET_LAYOUT}.') from err
+    with work_dir_for_run(cfg, config_path, work_dir):
+        metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
+        check_output_path(metrics_file, dict(checkpoint=checkpoint))
+        adapt_to_device(cfg)
+        try:
+            check_datasets(cfg, splits=('test', ))
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f'{err}\nImageNet layout: {IMAGENET_LAYOUT}.') from err
     if out is not None:
         cfg.test_evaluator = [
             cfg.test_evaluator,

@@ -18,10 +18,9 @@ from slak_mm.checkpoint import (atomic_local_writes, find_resume_checkpoint,
                                 require_checkpoint, resolve_auto_resume)
 from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
                             check_backbone_neck, check_datasets,
-                            check_num_classes, check_sparse_training,
-                            check_train_cfg, checks_to_run, enable_tta,
-                            enable_visualization, save_predictions,
-                            set_work_dir)
+                            check_num_classes, check_train_cfg, checks_to_run,
+                            enable_tta, enable_visualization, save_predictions,
+                            work_dir_for_run)
 from slak_mm.datasets import install_data_checks
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
 from slak_mm.engine.work_dir_lock import lock_for_training
@@ -44,14 +43,13 @@ def _init_cpu_distributed(launcher: str) -> None:
     torch_dist.init_process_group(backend='gloo')
 
 
-def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
-             launcher: str, skip_checks: Sequence[str],
+def _prepare(cfg: Config, launcher: str, skip_checks: Sequence[str],
              splits: Sequence[str]) -> Set[str]:
-    """Settle the work_dir and device, run the pre-run checks (those not
-    skipped) and start a CPU process group; returns the checks that run."""
+    """Settle the device, run the pre-run checks (those not skipped) and
+    start a CPU process group; returns the checks that run. Called in
+    :func:`work_dir_for_run`: a refusal removes the work_dir it made."""
     check_impl_env()  # $SLAK_MM_DWCONV_IMPL=triton without a GPU, ...
     cfg.launcher = launcher
-    set_work_dir(cfg, config_path, work_dir)
     adapt_to_device(cfg)
     add_load_check(cfg)
     checks = checks_to_run(cfg, skip_checks)
@@ -64,6 +62,30 @@ def _prepare(cfg: Config, config_path: str, work_dir: Optional[str],
         check_datasets(cfg, splits)
     _init_cpu_distributed(launcher)
     return checks
+
+
+def _check_train_options(cfg: Config, checks: Set[str], resume: Optional[str],
+                         auto_scale_lr: bool) -> None:
+    """The schedule and the train flags (``--auto-scale-lr``, ``--resume``
+    with ``load_from``); sets ``cfg`` for them."""
+    if 'schedule' in checks:
+        check_train_cfg(cfg)
+    if auto_scale_lr:
+        if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) '
+                'in the config (the batch size its lr was set for).')
+        cfg.auto_scale_lr.enable = True
+    if resume is not None and cfg.get('load_from'):
+        raise ValueError(
+            f'--resume {resume} and load_from={cfg.load_from!r} are both '
+            f'set: a resume continues a run (weights, optimizer, iteration) '
+            f'and would ignore load_from. Drop one (e.g. --cfg-options '
+            f'load_from=None).')
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
 
 
 def _resume_hint(runner: Runner) -> str:
@@ -117,28 +139,12 @@ def train(
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    adapt_amp(cfg)  # before the work_dir is made: a refusal leaves nothing
-    checks = _prepare(cfg, config_path, work_dir, launcher, skip_checks,
-                      ('train', 'val') if cfg.get('val_cfg') else ('train', ))
-    if 'schedule' in checks:
-        check_train_cfg(cfg)
-    check_sparse_training(cfg)  # a warning
-    if auto_scale_lr:
-        if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
-            raise ValueError(
-                '--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) '
-                'in the config (the batch size its lr was set for).')
-        cfg.auto_scale_lr.enable = True
-    if resume is not None and cfg.get('load_from'):
-        raise ValueError(
-            f'--resume {resume} and load_from={cfg.load_from!r} are both '
-            f'set: a resume continues a run (weights, optimizer, iteration) '
-            f'and would ignore load_from. Drop one (e.g. --cfg-options '
-            f'load_from=None).')
-    if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif resume is not None:
-        cfg.resume, cfg.load_from = True, resume
+    adapt_amp(cfg)
+    with work_dir_for_run(cfg, config_path, work_dir):
+        checks = _prepare(cfg, launcher, skip_checks,
+                          ('train', 'val') if cfg.get('val_cfg') else
+                          ('train', ))
+        _check_train_options(cfg, checks, resume, auto_scale_lr)
     # rank 0 holds the work_dir for the run; auto resume checks the pointer
     with lock_for_training(cfg.work_dir, launcher):
         resume_notes = resolve_auto_resume(cfg)
@@ -235,14 +241,15 @@ def test(
     if out:  # refused before any work
         save_predictions(cfg, out,
                          dict(checkpoint=checkpoint, config=config_path))
-    _prepare(cfg, config_path, work_dir, launcher, skip_checks, ('test', ))
-    metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
-    check_output_path(metrics_file, dict(checkpoint=checkpoint))
-    cfg.load_from = checkpoint
-    if show_dir or show:
-        enable_visualization(cfg, show_dir, show, wait_time)
-    if tta:
-        enable_tta(cfg)
+    with work_dir_for_run(cfg, config_path, work_dir):
+        _prepare(cfg, launcher, skip_checks, ('test', ))
+        metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
+        check_output_path(metrics_file, dict(checkpoint=checkpoint))
+        cfg.load_from = checkpoint
+        if show_dir or show:
+            enable_visualization(cfg, show_dir, show, wait_time)
+        if tta:
+            enable_tta(cfg)
     runner = Runner.from_cfg(cfg)
     # mmdet's --out pickle and --show-dir images are written through
     # mmengine's fileio: atomically within the block

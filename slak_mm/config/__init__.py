@@ -2,16 +2,18 @@
 
 - :mod:`.loading`: :func:`load_config` (``--cfg-options`` with top-level
   variables re-bound), which registers the config scopes first;
-- :mod:`.scopes`: :func:`register_config_scopes` (``mmseg::`` bases on the
-  onedl forks, ``slak_mm::`` bases); called by :func:`load_config` and
-  ``python -m slak_mm.mm_tool``, not at import;
+- :mod:`.scopes`: ``mmseg::`` bases on the onedl forks, ``slak_mm::``
+  bases: :func:`read_scoped_bases` (``import slak_mm`` calls it) and
+  :func:`register_config_scopes` (:func:`load_config` and
+  ``python -m slak_mm.mm_tool``);
+- :mod:`.bases`: the top-level keys a config and its bases set, read
+  without running them (:func:`config_keys`), and the bases that clash;
 - :mod:`.adapt`: in-place edits a run asks for by name (work_dir, device,
   mixed precision, load check, visualisation, TTA, prediction dumps);
-- :mod:`.checks` and :mod:`.model_checks`: refuse (or warn about) a config
-  before anything is built: datasets, schedule, sparse training without a
-  mask hook, neck / heads that do not fit the SLaK backbone, heads'
-  ``num_classes`` that do not fit the datasets; each can be
-  skipped by name (:data:`CHECKS`, :func:`checks_to_run`).
+- :mod:`.checks` and :mod:`.model_checks`: refuse a config before anything
+  is built: datasets, schedule, neck / heads that do not fit the SLaK
+  backbone, heads' ``num_classes`` that do not fit the datasets; each can
+  be skipped by name (:data:`CHECKS`, :func:`checks_to_run`).
 
 The shipped config files are found with :func:`slak_mm.get_config_path`
 (:mod:`slak_mm.config_path`, importable without OpenMMLab).
@@ -19,21 +21,21 @@ The shipped config files are found with :func:`slak_mm.get_config_path`
 from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
                     add_load_check, enable_tta, enable_visualization,
                     iter_dicts, partial_load_allowed, replace_sync_bn,
-                    save_predictions, set_work_dir)
-from .checks import (CHECKS, DATASET_LAYOUTS, MASKS_NOT_KEPT_WARNING,
-                     check_datasets, check_num_classes, check_sparse_training,
-                     check_train_cfg, checks_to_run)
+                    save_predictions, set_work_dir, work_dir_for_run)
+from .bases import base_clash_line, base_files, config_keys
+from .checks import (CHECKS, DATASET_LAYOUTS, check_datasets,
+                     check_num_classes, check_train_cfg, checks_to_run)
 from .loading import dict_option_problem, load_config, not_a_config
 from .model_checks import check_backbone_neck, slak_feature_maps
-from .scopes import OWN_SCOPES, register_config_scopes
+from .scopes import OWN_SCOPES, read_scoped_bases, register_config_scopes
 
 __all__ = [
-    'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'MASKS_NOT_KEPT_WARNING',
-    'OWN_SCOPES', 'adapt_amp', 'adapt_to_device', 'add_load_check',
+    'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'adapt_amp',
+    'adapt_to_device', 'add_load_check', 'base_clash_line', 'base_files',
     'check_backbone_neck', 'check_datasets', 'check_num_classes',
-    'check_sparse_training', 'check_train_cfg', 'checks_to_run',
-    'dict_option_problem', 'enable_tta', 'enable_visualization', 'iter_dicts',
-    'load_config', 'not_a_config', 'partial_load_allowed',
+    'check_train_cfg', 'checks_to_run', 'config_keys', 'dict_option_problem',
+    'enable_tta', 'enable_visualization', 'iter_dicts', 'load_config',
+    'not_a_config', 'partial_load_allowed', 'read_scoped_bases',
     'register_config_scopes', 'replace_sync_bn', 'save_predictions',
-    'set_work_dir', 'slak_feature_maps'
+    'set_work_dir', 'slak_feature_maps', 'work_dir_for_run'
 ]

@@ -8,10 +8,11 @@ the gloo backend with CPU DDP (:func:`adapt_to_device`), and
 function changes the config in place and is called by name where it is
 wanted (the train / test actions, inference, deploy).
 """
+import contextlib
 import os
 import os.path as osp
 import tempfile
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, List, Mapping, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -26,20 +27,24 @@ from slak_mm.fileio import (UnwritableError, check_output_folder,
 __all__ = [
     'LOAD_CHECK_HOOK', 'adapt_amp', 'adapt_to_device', 'add_load_check',
     'enable_tta', 'enable_visualization', 'iter_dicts', 'partial_load_allowed',
-    'replace_sync_bn', 'save_predictions', 'set_work_dir'
+    'replace_sync_bn', 'save_predictions', 'set_work_dir', 'work_dir_for_run'
 ]
 
 
 def set_work_dir(cfg: Config,
                  config_path: str,
-                 work_dir: Optional[str] = None) -> None:
+                 work_dir: Optional[str] = None) -> List[str]:
     """Set ``cfg.work_dir``: ``work_dir``, else the config's, else
-    ``./work_dirs/CONFIG_NAME``.
+    ``./work_dirs/CONFIG_NAME``, and make it.
 
     Args:
         cfg (Config): The config; changed in place.
         config_path (str): The config file (its name for the default).
         work_dir (str, optional): ``--work-dir``.
+
+    Returns:
+        list[str]: The folders it created, outermost first (none when the
+        work_dir existed).
 
     Raises:
         NotADirectoryError: The work_dir (or a folder above it) is a file.
@@ -51,16 +56,47 @@ def set_work_dir(cfg: Config,
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
-    _check_writable(str(cfg.work_dir))
+    return _check_writable(str(cfg.work_dir))
 
 
-def _check_writable(work_dir: str) -> None:
+@contextlib.contextmanager
+def work_dir_for_run(cfg: Config,
+                     config_path: str,
+                     work_dir: Optional[str] = None) -> Iterator[None]:
+    """Set and make ``cfg.work_dir`` (:func:`set_work_dir`) for the block
+    that prepares a run; if the block raises (a pre-run check refused the
+    run), remove the folders this call created, so a refused run leaves no
+    empty work_dir behind. A work_dir that existed before is left as it
+    was, and so is a created one that holds files by then (a run that got
+    as far as writing its log).
+
+    Args:
+        cfg (Config): The config; changed in place.
+        config_path (str): The config file (its name for the default).
+        work_dir (str, optional): ``--work-dir``.
+    """
+    created = set_work_dir(cfg, config_path, work_dir)
+    try:
+        yield
+    except BaseException:
+        for folder in reversed(created):  # innermost first
+            try:
+                os.rmdir(folder)  # only while empty
+            except OSError:
+                break
+        raise
+
+
+def _check_writable(work_dir: str) -> List[str]:
     """Refuse a work_dir that is a file or cannot be written, in one line,
-    before any run writes its logs there."""
+    before any run writes its logs there; make it and return the folders
+    made, outermost first."""
     if '://' in work_dir:  # a remote backend: not ours to probe
-        return
+        return []
     path = work_dir
+    missing = []
     while path and not osp.exists(path):  # the nearest existing ancestor
+        missing.append(path)
         path = osp.dirname(path.rstrip(osp.sep)) if path != osp.sep else ''
     if path and not osp.isdir(path):
         raise NotADirectoryError(
@@ -75,6 +111,7 @@ def _check_writable(work_dir: str) -> None:
             err.errno or 0, f'cannot write to work_dir {work_dir}: '
             f'{err.strerror or err} (read-only filesystem or another '
             f"user's folder?); pass a writable --work-dir") from None
+    return missing[::-1]
 
 
 def iter_dicts(node: Any) -> Iterator[dict]:

@@ -8,9 +8,7 @@
 * a head whose ``num_classes`` is not the number of classes of a dataset
   the run reads is refused (more logits than classes skew the metrics
   silently; fewer fail on the first label beyond them);
-* a schedule that would train nothing (``max_iters=-5``) is refused;
-* a sparse SLaK that would train without a hook keeping its masks gets a
-  WARNING (the optimizer would fill the masked weights).
+* a schedule that would train nothing (``max_iters=-5``) is refused.
 
 The fit of the neck and heads to the backbone is checked in
 :mod:`.model_checks`. Each check can be turned off (:data:`CHECKS`):
@@ -20,6 +18,7 @@ The fit of the neck and heads to the backbone is checked in
 import logging
 import os
 import os.path as osp
+from importlib.util import find_spec
 from typing import Any, Iterable, Iterator, List, Optional, Set, Tuple
 
 from mmengine.config import Config
@@ -28,15 +27,14 @@ from mmengine.registry import DATASETS
 
 from slak_mm.datasets.checks import (check_dataset_files, leaf_dataset_cfgs,
                                      pipeline_transforms)
-from slak_mm.engine.hooks import SparseMaskHook
+from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS, synthetic_kind
 from slak_mm.registry import registered_class
 from slak_mm.utils.images import IMG_EXTENSIONS
-from .model_checks import slak_default, type_name
+from .model_checks import type_name
 
 __all__ = [
-    'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'MASKS_NOT_KEPT_WARNING',
-    'check_datasets', 'check_num_classes', 'check_sparse_training',
-    'check_train_cfg'
+    'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'check_datasets',
+    'check_num_classes', 'check_train_cfg'
 ]
 
 #: The pre-run checks, by the name ``skip_checks`` / ``--skip-checks`` use.
@@ -96,7 +94,19 @@ DATASET_LAYOUTS = {
     'Annotations/*.xml and ImageSets/Main/{trainval,test}.txt',
     'CocoDataset':
     'coco/annotations/instances_{train,val}2017.json and '
+    'coco/{train,val}2017/*.jpg (HTC also coco/stuffthingmaps/'
+    '{train,val}2017/*.png)',
+    'CocoPanopticDataset':
+    'coco/annotations/panoptic_{train,val}2017.json, '
+    'coco/annotations/panoptic_{train,val}2017/*.png and '
     'coco/{train,val}2017/*.jpg',
+    'ImageNet':
+    'train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (one folder per class), '
+    'or the images with meta/{train,val}.txt',
+    'CustomDataset':
+    'one folder per class: train/<class>/*.JPEG and val/<class>/*.JPEG '
+    '(ImageNet style), or the images with an ann_file of "path label" '
+    'lines',
 }
 
 #: First bytes of the image formats the datasets read.
@@ -164,6 +174,40 @@ def _reads_seg_maps(ds: dict, scope: Any) -> bool:
     return False
 
 
+def _generator_hint(ds_type: str, root: str, paths: List[str]) -> str:
+    """The synthetic-data advice, only where the generator writes every
+    path the dataset reads (ADE20K, VOC, COCO instances / stuff maps /
+    panoptic, ImageNet class folders); empty otherwise."""
+    kind = synthetic_kind(ds_type,
+                          [osp.relpath(p, root or '.') for p in paths])
+    if kind is None:
+        return ''
+    folder = SYNTHETIC_LAYOUTS[kind][0]
+    hint = (f', or make synthetic data with python '
+            f'tools/generate_synthetic_data.py DIR --datasets {kind} and '
+            f'set data_root=DIR/{folder}')
+    if ds_type == 'CocoPanopticDataset' and find_spec('panopticapi') is None:
+        hint += (' (mmdet reads panoptic maps with panopticapi: pip install '
+                 'git+https://github.com/cocodataset/panopticapi.git)')
+    return hint
+
+
+def _missing_path_message(split: str, ds: dict, root: str, path: str,
+                          paths: List[str]) -> str:
+    ds_type = type_name(ds) or '?'
+    layout = DATASET_LAYOUTS.get(ds_type,
+                                 'the layout the dataset class documents')
+    # a root that already ends in the layout's top folder
+    # (.../ADEChallengeData2016) is named once, not twice
+    top = osp.basename(osp.normpath(root)) if root else ''
+    if top and layout.startswith(top + '/'):
+        layout = layout.replace(top + '/', '')
+    return (f'{split} dataset ({ds_type}) path not found: {path!r} '
+            f'(data_root={root!r}). Expected layout under the data root: '
+            f'{layout}. Point the config at it with --cfg-options '
+            f'data_root=PATH{_generator_hint(ds_type, root, paths)}.')
+
+
 def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
     """Stop early, with the expected layout, if a dataset path is missing.
 
@@ -185,34 +229,24 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
             continue
         for ds in leaf_dataset_cfgs(loader.get('dataset')):
             root = ds.get('data_root', '') or ''
-            paths = [root] if root else []
-            if ds.get('ann_file'):
-                paths.append(osp.join(root, ds['ann_file']))
+            reads = [osp.join(root, ds['ann_file'])
+                     ] if ds.get('ann_file') else []
             reads_seg = _reads_seg_maps(ds, cfg.get('default_scope'))
+            # mmpretrain: data_prefix='train', or ImageNet's split='train'
+            prefixes = ds.get('data_prefix') or ds.get('split') or {}
+            if isinstance(prefixes, str):
+                prefixes = dict(img_path=prefixes)
             folders = {
                 key: osp.join(root, prefix)
-                for key, prefix in (ds.get('data_prefix') or {}).items()
+                for key, prefix in prefixes.items()
                 if isinstance(prefix, str) and prefix and (
                     reads_seg or key not in _SEG_PREFIXES)
             }
-            paths += list(folders.values())
-            for path in paths:
+            reads += list(folders.values())
+            for path in ([root] if root else []) + reads:
                 if not osp.exists(path):
-                    ds_type = ds.get('type', '?')
-                    layout = DATASET_LAYOUTS.get(
-                        ds_type, 'the layout the dataset class documents')
-                    # a root that already ends in the layout's top folder
-                    # (.../ADEChallengeData2016) is named once, not twice
-                    top = osp.basename(osp.normpath(root)) if root else ''
-                    if top and layout.startswith(top + '/'):
-                        layout = layout.replace(top + '/', '')
                     raise FileNotFoundError(
-                        f'{split} dataset ({ds_type}) path not found: '
-                        f'{path!r} (data_root={root!r}). Expected layout '
-                        f'under the data root: {layout}. Point the config '
-                        f'at it with --cfg-options data_root=PATH, or make '
-                        'synthetic data with '
-                        'tools/generate_synthetic_data.py.')
+                        _missing_path_message(split, ds, root, path, reads))
             for key, folder in folders.items():
                 _check_folder_content(split, ds.get('type', '?'), key, folder)
     check_dataset_files(cfg, splits)  # annotations: references, pairs
@@ -318,57 +352,3 @@ def check_train_cfg(cfg: Config) -> None:
             raise ValueError(
                 f'train_cfg.{key}={value!r}: expected an integer >= {low} '
                 f'(--cfg-options train_cfg.{key}=N).')
-
-
-#: The WARNING of :func:`check_sparse_training`.
-MASKS_NOT_KEPT_WARNING = (
-    'SLaK(sparse=True) is training but no SparseMaskHook keeps its masks: '
-    'the optimizer will fill the zeroed weights. Add '
-    "custom_hooks=[dict(type='SparseMaskHook')] to the config (the slak_mm "
-    'base model configs do), or call slak_mm.sparse.apply_masks(model) after '
-    'every optimizer step.')
-
-
-def _mask_hook_names() -> set:
-    """Names of :class:`SparseMaskHook` and its subclasses
-    (``DynamicSparsityHook``)."""
-    names, todo = set(), [SparseMaskHook]
-    while todo:
-        cls = todo.pop()
-        names.add(cls.__name__)
-        todo += cls.__subclasses__()
-    return names
-
-
-def _keeps_masks(hook: Any) -> bool:
-    if not isinstance(hook, dict):
-        return False
-    kind = hook.get('type')
-    if isinstance(kind, type):
-        return issubclass(kind, SparseMaskHook)
-    return isinstance(kind, str) and type_name(hook) in _mask_hook_names()
-
-
-def check_sparse_training(cfg: Config) -> bool:
-    """Warn (WARNING, once per call) when the config trains a sparse SLaK
-    without a hook that keeps its masks.
-
-    ``model.backbone`` is SLaK with ``sparse=True`` and ``custom_hooks``
-    has no :class:`~slak_mm.engine.SparseMaskHook` (or a subclass such as
-    ``DynamicSparsityHook``): the optimizer would fill the masked weights.
-
-    Args:
-        cfg (Config): The training config.
-
-    Returns:
-        bool: Whether it warned.
-    """
-    backbone = (cfg.get('model') or {}).get('backbone')
-    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
-        return False
-    if not backbone.get('sparse', slak_default('sparse')):
-        return False
-    if any(_keeps_masks(h) for h in cfg.get('custom_hooks') or ()):
-        return False
-    print_log(MASKS_NOT_KEPT_WARNING, logger='current', level=logging.WARNING)
-    return True

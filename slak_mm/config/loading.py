@@ -22,6 +22,7 @@ from typing import Any, List, Optional
 from mmengine.config import Config
 
 from slak_mm.utils.images import IMG_EXTENSIONS
+from .bases import base_clash_line
 from .scopes import register_config_scopes
 
 __all__ = ['dict_option_problem', 'load_config', 'not_a_config']
@@ -116,6 +117,9 @@ def _read_config_file(path: str, scoped: bool) -> Config:
         raise ValueError(_syntax_error_line(err, path)) from err
     except Exception as err:
         line = _raised_by_config_code(err, path)
+        if line is None and 'Duplicate key is not allowed among bases' in \
+                str(err):
+            line = base_clash_line(path)
         if line is None and isinstance(err, ImportError):  # custom_imports
             while isinstance(err.__cause__ or err.__context__, ImportError):
                 err = err.__cause__ or err.__context__  # mmengine wraps it

@@ -2,17 +2,28 @@
 
 A framework config with SLaK swapped in keeps the ResNet numbers of its
 neck and heads unless the user changes them. Wrong channels fail deep in a
-conv with a shape error; wrong strides do not fail at all: RetinaNet with
-``out_indices=(1, 2, 3)`` and the base's FPN ``start_level=1`` trains on
-maps at strides 16-256 while its anchors assume 8-128.
+conv with a shape error; wrong strides and level counts often do not fail
+at all: RetinaNet with ``out_indices=(1, 2, 3)`` and the base's FPN
+``start_level=1`` trains on maps at strides 16-256 while its anchors assume
+8-128, and RTMDet's CSPNeXtPAFPN fed four SLaK maps hands its head strides
+4-16 for the 8-32 of its prior generator (the head zips the two lists).
 :func:`check_backbone_neck` compares, from the config alone (nothing is
-built), the SLaK outputs with the neck's ``in_channels`` and the feature
+built), the SLaK outputs with what the neck or head reads, and the feature
 maps (of the neck, else of the backbone) with the heads' channels,
-``in_index``, DeepLabV3+'s ``c1_in_channels``, anchor / prior strides,
-RoI extractor strides and FPNHead's ``feature_strides``.
+``in_index``, DeepLabV3+'s ``c1_in_channels``, anchor / prior strides (the
+config's, else the head class's defaults), RoI extractor strides, FPNHead's
+``feature_strides``, Mask2Former's pixel decoder strides and the
+deformable DETRs' level count.
+
+How a neck maps inputs to outputs is read from its class (:data:`NECKS`,
+matched along the class's bases, so subclasses count) and its arguments'
+defaults from the class signature. Each fix the error offers is tried on a
+copy of the config first: only a fix after which this check finds nothing
+new is offered.
 """
+import copy
 import inspect
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -20,13 +31,24 @@ from slak_mm.models.backbones.slak import SLaK
 from slak_mm.registry import init_default, is_subclass_named, registered_class
 
 __all__ = [
-    'FPN_LIKE', 'check_backbone_neck', 'slak_default', 'slak_feature_maps',
+    'NECKS', 'check_backbone_neck', 'slak_default', 'slak_feature_maps',
     'type_name'
 ]
 
-#: Necks whose outputs are the inputs from ``start_level`` on, then extra
-#: levels at twice the stride each (mmdet's and mmseg's FPN, mmdet's PAFPN).
-FPN_LIKE = ('FPN', 'PAFPN')
+#: How a neck class (or a subclass of it) maps its inputs to outputs:
+#: ``'fpn'``: the inputs from ``start_level`` on, then extra levels at twice
+#: the stride up to ``num_outs`` (mmdet's and mmseg's FPN, PAFPN);
+#: ``'per_input'``: one output per input at its stride (RTMDet's
+#: CSPNeXtPAFPN, YOLOX's PAFPN); ``'mapper'``: one per input, then extra
+#: levels up to ``num_outs`` (ChannelMapper, the DETR family's neck).
+NECKS = {
+    'FPN': 'fpn',
+    'CSPNeXtPAFPN': 'per_input',
+    'YOLOXPAFPN': 'per_input',
+    'ChannelMapper': 'mapper',
+}
+#: Strides of the four SLaK stages.
+SLAK_STRIDES = (4, 8, 16, 32)
 
 
 def type_name(node: dict) -> Optional[str]:
@@ -90,7 +112,7 @@ def slak_feature_maps(backbone: dict) -> Optional[List[dict]]:
         return [
             dict(
                 channels=int(dims[i] * width),
-                stride=4 * 2**i,
+                stride=SLAK_STRIDES[i],
                 name=f'SLaK stage {i}',
                 source='the SLaK outputs') for i in out_indices
         ]
@@ -103,226 +125,498 @@ def _describe(maps: List[dict]) -> str:
             f'{[m["stride"] for m in maps]}')
 
 
-def _check_neck(neck: dict, maps: List[dict], errors: List[str]):
-    """Check the neck's inputs; return its output maps (None if unknown)."""
-    in_channels = neck.get('in_channels')
-    if isinstance(in_channels, (list, tuple)):
-        wanted = [m['channels'] for m in maps]
-        if list(in_channels) != wanted:
-            errors.append(
-                f'model.neck.in_channels={list(in_channels)} does not match '
-                f'the SLaK backbone outputs ({_describe(maps)}): set '
-                f'model.neck.in_channels={wanted} (one entry per '
-                f'model.backbone.out_indices, SLaK(...).out_channels).')
+def _format(value: Any) -> str:
+    return str(tuple(value)) if isinstance(value, tuple) else str(value)
+
+
+def _set(model: dict, key: str, value: Any) -> None:
+    """Set ``model.a.0.b`` (a dotted key from the messages) in ``model``."""
+    *path, last = key.split('.')[1:]
+    node = model
+    for part in path:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[last] = value
+
+
+def _stages(strides: List[int]) -> Optional[Tuple[int, ...]]:
+    """The SLaK stages at ``strides`` (None if one is no SLaK stride)."""
+    if not strides or any(s not in SLAK_STRIDES for s in strides):
+        return None
+    return tuple(SLAK_STRIDES.index(s) for s in strides)
+
+
+class _Fit:
+    """The problems of one model config (``check_backbone_neck``'s work).
+
+    Args:
+        model (dict): ``cfg.model`` (SLaK backbone).
+        scope (str, optional): The config's ``default_scope``.
+        advise (bool): Work out (and try) the fixes the messages offer.
+    """
+
+    def __init__(self, model: dict, scope: Optional[str], advise: bool):
+        self.model, self.scope, self.advise = model, scope, advise
+        self.backbone_maps = slak_feature_maps(model['backbone'])
+        every = dict(model['backbone'], out_indices=(0, 1, 2, 3))
+        self.stage_channels = [
+            m['channels'] for m in slak_feature_maps(every) or []
+        ]
+        self.problems: List[Tuple[str, str]] = []
+        self._baseline = None
+
+    # -- what the parts are --------------------------------------------
+    def _class(self, node: Any) -> Optional[type]:
+        from mmengine.registry import MODELS
+        if not isinstance(node, dict):
             return None
-    kind = type_name(neck)
-    if kind not in FPN_LIKE or not isinstance(in_channels, (list, tuple)):
+        return registered_class(MODELS, node.get('type'), self.scope)
+
+    def _default(self, node: dict, name: str, default: Any) -> Any:
+        """``node[name]``, else the default of its class's argument."""
+        if name in node:
+            return node[name]
+        return init_default(self._class(node), name, default)
+
+    def _neck_kind(self, neck: dict) -> Optional[str]:
+        for klass in getattr(self._class(neck), '__mro__', ()):
+            if klass.__name__ in NECKS:
+                return NECKS[klass.__name__]
+        return NECKS.get(type_name(neck))
+
+    def _reader(self) -> Optional[Tuple[str, dict]]:
+        """The part that reads the backbone maps through an
+        ``in_channels`` list: the neck, else a head such as Mask2Former's."""
+        neck = self.model.get('neck')
+        if isinstance(neck, dict):
+            return 'model.neck', neck
+        for key in ('panoptic_head', 'decode_head'):
+            head = self.model.get(key)
+            if isinstance(head, dict) and isinstance(
+                    head.get('in_channels'), (list, tuple)):
+                return f'model.{key}', head
         return None
-    start = neck.get('start_level', 0)
-    end = neck.get('end_level', -1)
-    used = maps[start:len(maps) if end in (-1, len(maps) - 1) else end + 1]
-    if not used:
-        errors.append(f'model.neck.start_level={start} leaves none of the '
-                      f'{len(maps)} SLaK outputs for the {kind}.')
-        return None
-    strides = [m['stride'] for m in used]
-    while len(strides) < neck.get('num_outs', len(used)):
-        strides.append(strides[-1] * 2)  # extra levels: stride-2 conv/pool
-    return [
-        dict(
-            channels=neck.get('out_channels'),
-            stride=s,
-            name=f'{kind} output {i}',
-            source=f'the {kind} outputs',
-            neck=True) for i, s in enumerate(strides)
-    ]
 
-
-def _stride_fix(maps: List[dict], backbone_maps: List[dict],
-                first: int) -> str:
-    """How to make neck outputs start at stride ``first``."""
-    if not maps[0].get('neck'):
-        return 'change model.backbone.out_indices'
-    starts = [m['stride'] for m in backbone_maps]
-    if first in starts:
-        return (f'set model.neck.start_level={starts.index(first)} (the SLaK '
-                f'output at stride {first})')
-    stages = {4 * 2**i: i for i in range(4)}  # SLaK stage i: stride 4 * 2^i
-    if first in stages:
-        return (f'add stage {stages[first]} (stride {first}) to '
-                f'model.backbone.out_indices and its channels to '
-                f'model.neck.in_channels')
-    return 'change the neck'
-
-
-def _check_strides(where: str, strides: list, maps: List[dict],
-                   backbone_maps: List[dict], prefix: bool,
-                   errors: List[str]) -> None:
-    """``strides`` must be those of ``maps`` (``prefix``: of its first
-    ``len(strides)``, as RoI extractors read only those)."""
-    strides = [_stride(s) for s in strides]
-    actual = [m['stride'] for m in maps]
-    if (actual[:len(strides)] if prefix else actual) == strides:
-        return
-    errors.append(
-        f'{where}={strides} but {maps[0]["source"]} are at strides '
-        f'{actual}: '
-        f'{_stride_fix(maps, backbone_maps, strides[0])}, or set {where}='
-        f'{actual[:len(strides)] if prefix else actual}.')
-
-
-def _check_channels(where: str, value: Any, maps: List[dict],
-                    errors: List[str]) -> None:
-    """Every map of ``maps`` must have ``value`` channels."""
-    widths = sorted({m['channels'] for m in maps})
-    if widths == [value]:
-        return
-    if len(widths) == 1:
-        errors.append(f'{where}={value} but the maps it reads '
-                      f'({_describe(maps)}) have {widths[0]}: set '
-                      f'{where}={widths[0]}.')
-    else:
-        errors.append(f'{where}={value} but the maps it reads differ in '
-                      f'width ({_describe(maps)}): put a neck (e.g. FPN) '
-                      f'before the head.')
-
-
-def _check_det_heads(model: dict, maps: List[dict], backbone_maps: List[dict],
-                     errors: List[str]) -> None:
-    for key in ('rpn_head', 'bbox_head'):
-        head = model.get(key)
-        if not isinstance(head, dict):
-            continue
-        if isinstance(head.get('in_channels'), int):
-            _check_channels(f'model.{key}.in_channels', head['in_channels'],
-                            maps, errors)
+    def _head_strides(self, head: dict) -> Optional[Tuple[str, list]]:
+        """``(where, strides)`` a dense head assumes: its anchor / prior
+        generator's or its ``strides``, from the config, else from the
+        head class's defaults."""
         for gen in ('anchor_generator', 'prior_generator'):
-            strides = (head.get(gen) or {}).get('strides')
-            if strides is not None:
-                _check_strides(f'model.{key}.{gen}.strides', strides, maps,
-                               backbone_maps, False, errors)
-        if head.get('strides') is not None:  # FCOS-like anchor-free heads
-            _check_strides(f'model.{key}.strides', head['strides'], maps,
-                           backbone_maps, False, errors)
-    roi_head = model.get('roi_head') or {}
-    for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
-        for i, extractor in enumerate(_as_list(roi_head.get(key))):
-            if not isinstance(extractor, dict):
+            node = head.get(gen)
+            if isinstance(node, dict) and node.get('strides') is not None:
+                return gen + '.strides', node['strides']
+        if head.get('strides') is not None:  # FCOS-like, YOLOX
+            return 'strides', head['strides']
+        cls = self._class(head)
+        for gen in ('anchor_generator', 'prior_generator'):
+            node = init_default(cls, gen, None)
+            if isinstance(node, dict) and node.get('strides') is not None:
+                return gen + '.strides', node['strides']
+        strides = init_default(cls, 'strides', None)
+        if isinstance(strides, (list, tuple)):
+            return 'strides', strides
+        return None
+
+    def wanted_strides(self) -> Optional[List[int]]:
+        """The strides the heads assume for the maps they read (None where
+        no head says)."""
+        for key in ('rpn_head', 'bbox_head'):
+            head = self.model.get(key)
+            found = self._head_strides(head) if isinstance(head,
+                                                           dict) else None
+            if found:
+                return [_stride(s) for s in found[1]]
+        roi_head = self.model.get('roi_head') or {}
+        for extractor in _as_list(roi_head.get('bbox_roi_extractor')):
+            if isinstance(extractor,
+                          dict) and extractor.get('featmap_strides'):
+                return [_stride(s) for s in extractor['featmap_strides']]
+        for key in ('decode_head', 'panoptic_head'):
+            head = self.model.get(key)
+            if not isinstance(head, dict):
                 continue
-            where = f'model.roi_head.{key}' + (f'.{i}' if isinstance(
-                roi_head.get(key), list) else '')
-            if extractor.get('featmap_strides') is not None:
-                _check_strides(f'{where}.featmap_strides',
-                               extractor['featmap_strides'], maps,
-                               backbone_maps, True, errors)
-            if isinstance(extractor.get('out_channels'), int):
-                n = len(extractor.get('featmap_strides') or maps)
-                _check_channels(f'{where}.out_channels',
-                                extractor['out_channels'], maps[:n], errors)
+            if head.get('feature_strides'):
+                return list(head['feature_strides'])
+            decoder = head.get('pixel_decoder')
+            if isinstance(decoder, dict):
+                strides = self._default(decoder, 'strides', None)
+                if isinstance(strides, (list, tuple)):
+                    return list(strides)
+        return None
 
+    # -- fixes ------------------------------------------------------------
+    def _fixed(self, key: str, updates: Dict[str, Any]) -> bool:
+        """Whether ``updates`` remove the problem at ``key`` and add none."""
+        if self._baseline is None:
+            self._baseline = {
+                k
+                for k, _ in _Fit(self.model, self.scope, False).run()
+            }
+        model = copy.deepcopy(self.model)
+        try:
+            for name, value in updates.items():
+                _set(model, name, value)
+        except (KeyError, IndexError, TypeError):
+            return False
+        after = {k for k, _ in _Fit(model, self.scope, False).run()}
+        return key not in after and after <= self._baseline
 
-def _decode_head_class(head: dict, scope: Optional[str]) -> Optional[type]:
-    """The class of a segmentor head that picks its inputs by ``in_index``
-    (mmseg's ``BaseDecodeHead`` family); None for any other head (e.g.
-    Mask2Former / MaskFormer, which read every map) or one not found."""
-    from mmengine.registry import MODELS
-    cls = registered_class(MODELS, head.get('type'), scope)
-    return cls if is_subclass_named(cls, 'mmseg', 'BaseDecodeHead') else None
+    def fixes(self, key: str, candidates: List[Dict[str, Any]]) -> str:
+        """The candidates that work, as ``'set A=1 and B=2, or set C=3'``
+        (empty without ``advise`` or when none works)."""
+        if not self.advise:
+            return ''
+        texts = []
+        for updates in candidates:
+            if updates and self._fixed(key, updates):
+                text = ' and '.join(f'{k}={_format(v)}'
+                                    for k, v in updates.items())
+                if text not in texts:
+                    texts.append(text)
+        return ', or '.join(f'set {t}' for t in texts)
 
+    def _inputs_for(self, outputs: List[int]) -> Optional[List[int]]:
+        """The backbone strides the neck (or the head reading the backbone)
+        needs to give maps at ``outputs``."""
+        neck = self.model.get('neck')
+        if not isinstance(neck, dict):
+            return list(outputs)
+        kind = self._neck_kind(neck)
+        if kind == 'per_input':
+            return list(outputs)
+        if kind == 'mapper':
+            count = len(_as_list(neck.get('in_channels')))
+            return list(outputs[:count])
+        if kind == 'fpn' and self._default(neck, 'end_level', -1) == -1:
+            start = self._default(neck, 'start_level', 0)
+            first = outputs[0]
+            below = [first >> (start - i) for i in range(start)]
+            return below + [s for s in SLAK_STRIDES if first <= s]
+        return None
 
-def _check_seg_head(where: str, head: dict, scope: Optional[str],
-                    maps: List[dict], backbone_maps: List[dict],
-                    errors: List[str]) -> None:
-    cls = _decode_head_class(head, scope)
-    if cls is None:  # a head we do not model: nothing to say
-        return
-    in_index = head.get('in_index', init_default(cls, 'in_index', -1))
-    indices = _as_list(in_index)
-    # unset: a wrapper head (KNet's IterativeDecodeHead) whose inner heads
-    # take the channels; nothing to compare
-    channels = [] if head.get('in_channels') is None else _as_list(
-        head['in_channels'])
-    for k, index in enumerate(indices):
-        if not -len(maps) <= index < len(maps):
-            errors.append(
-                f'{where}.in_index={in_index} but there are only '
-                f'{len(maps)} feature maps ({_describe(maps)}): pick indices '
-                f'in 0..{len(maps) - 1}.')
+    def backbone_fix(self, strides: Optional[List[int]]) -> Dict[str, Any]:
+        """``out_indices`` for maps at ``strides`` and the reader's
+        ``in_channels`` for them (empty if SLaK has no such maps)."""
+        stages = _stages(strides) if strides else None
+        if stages is None:
+            return {}
+        updates = {'model.backbone.out_indices': stages}
+        reader = self._reader()
+        if reader and isinstance(reader[1].get('in_channels'), (list, tuple)):
+            updates[f'{reader[0]}.in_channels'] = [
+                self.stage_channels[i] for i in stages
+            ]
+        return updates
+
+    # -- the checks ---------------------------------------------------------
+    def add(self, key: str, text: str, fix: str = '') -> None:
+        self.problems.append((key, f'{text}: {fix}.' if fix else f'{text}.'))
+
+    def check_inputs(self, where: str, part: dict) -> bool:
+        """The reader's ``in_channels`` list against the SLaK outputs; True
+        if they fit."""
+        in_channels = list(part['in_channels'])
+        maps = self.backbone_maps
+        wanted = [m['channels'] for m in maps]
+        if in_channels == wanted:
+            return True
+        key = f'{where}.in_channels'
+        if len(in_channels) == len(maps):
+            self.add(
+                key, f'{key}={in_channels} does not match the SLaK backbone '
+                f'outputs ({_describe(maps)})',
+                f'set {key}={wanted} (one entry per '
+                f'model.backbone.out_indices, SLaK(...).out_channels)')
+            return False
+        outputs = self.wanted_strides()
+        strides = self._inputs_for(outputs) if outputs else None
+        if not strides:  # the deepest stages, as the ResNet recipes
+            strides = list(SLAK_STRIDES[-len(in_channels):])
+        every = {key: wanted}
+        neck = self.model.get('neck')
+        if outputs and where == 'model.neck' and self._neck_kind(
+                neck) == 'fpn':
+            found = [m['stride'] for m in maps]
+            if outputs[0] in found:
+                every['model.neck.start_level'] = found.index(outputs[0])
+        fix = self.fixes(key, [self.backbone_fix(strides), every])
+        self.add(
+            key, f'{key} has {len(in_channels)} entries ({in_channels}) but '
+            f'the SLaK backbone gives {len(maps)} maps ({_describe(maps)})',
+            fix or f'give {key} one entry per model.backbone.out_indices')
+        return False
+
+    def neck_maps(self, neck: dict) -> Optional[List[dict]]:
+        """Check the neck's inputs; return its output maps (None if
+        unknown)."""
+        if isinstance(neck.get('in_channels'), (list, tuple)):
+            if not self.check_inputs('model.neck', neck):
+                return None
+        else:
+            return None
+        kind = self._neck_kind(neck)
+        maps, name = self.backbone_maps, type_name(neck)
+        if kind == 'fpn':
+            start = self._default(neck, 'start_level', 0)
+            end = self._default(neck, 'end_level', -1)
+            maps = maps[start:len(maps) if end in (-1,
+                                                   len(maps) - 1) else end + 1]
+            if not maps:
+                self.add(
+                    'model.neck.start_level', f'model.neck.start_level='
+                    f'{start} leaves none of the {len(self.backbone_maps)} '
+                    f'SLaK outputs for the {name}')
+                return None
+        elif kind is None:
+            return None
+        strides = [m['stride'] for m in maps]
+        count = self._default(neck, 'num_outs',
+                              None) if kind in ('fpn', 'mapper') else None
+        while count is not None and len(strides) < count:
+            strides.append(strides[-1] * 2)  # extra levels: stride-2 conv
+        return [
+            dict(
+                channels=neck.get('out_channels'),
+                stride=s,
+                name=f'{name} output {i}',
+                source=f'the {name} outputs',
+                neck=True) for i, s in enumerate(strides)
+        ]
+
+    def check_strides(self, where: str, strides: list, maps: List[dict],
+                      prefix: bool) -> None:
+        """``strides`` must be those of ``maps`` (``prefix``: of its first
+        ``len(strides)``, as RoI extractors read only those)."""
+        strides = [_stride(s) for s in strides]
+        actual = [m['stride'] for m in maps]
+        actual = actual[:len(strides)] if prefix else actual
+        if actual == strides:
             return
-        want = maps[index]['channels']
-        if k < len(channels) and channels[k] != want:
-            fix = ([maps[i]['channels'] for i in indices] if isinstance(
-                head.get('in_channels'), (list, tuple)) else want)
-            errors.append(
-                f'{where}.in_channels={head.get("in_channels")} for '
-                f'in_index={in_index}, but feature map {index} '
-                f'({maps[index]["name"]}, stride {maps[index]["stride"]}) '
-                f'has {want} channels: set {where}.in_channels={fix}.')
-            break
-    c1 = head.get('c1_in_channels')
-    if isinstance(c1, int) and c1 > 0 and c1 != maps[0]['channels']:
-        errors.append(
-            f'{where}.c1_in_channels={c1}, but DeepLabV3+ takes its '
-            f'low-level branch from feature map 0 ({maps[0]["name"]}, stride '
-            f'{maps[0]["stride"]}) with {maps[0]["channels"]} channels: set '
-            f'{where}.c1_in_channels={maps[0]["channels"]}.')
-    if head.get('feature_strides') is not None:
-        _check_strides(f'{where}.feature_strides', head['feature_strides'],
-                       [maps[i] for i in indices], backbone_maps, False,
-                       errors)
+        candidates = []
+        neck = self.model.get('neck')
+        if maps[0].get('neck') and self._neck_kind(neck) == 'fpn':
+            found = [m['stride'] for m in self.backbone_maps]
+            if strides[0] in found:
+                candidates.append(
+                    {'model.neck.start_level': found.index(strides[0])})
+        candidates.append(self.backbone_fix(self._inputs_for(strides)))
+        candidates.append({where: actual})
+        fix = self.fixes(where, candidates)
+        self.add(
+            where, f'{where}={strides} but {maps[0]["source"]} are at '
+            f'strides {[m["stride"] for m in maps]}', fix
+            or 'change model.backbone.out_indices')
+
+    def check_channels(self, where: str, value: Any, maps: List[dict]) -> None:
+        """Every map of ``maps`` must have ``value`` channels."""
+        widths = sorted({m['channels'] for m in maps})
+        if widths == [value]:
+            return
+        if len(widths) == 1:
+            self.add(
+                where, f'{where}={value} but the maps it reads '
+                f'({_describe(maps)}) have {widths[0]}',
+                f'set {where}={widths[0]}')
+        else:
+            self.add(
+                where, f'{where}={value} but the maps it reads differ in '
+                f'width ({_describe(maps)})',
+                'put a neck (e.g. FPN) before the head')
+
+    def check_det_heads(self, maps: List[dict]) -> None:
+        for key in ('rpn_head', 'bbox_head'):
+            head = self.model.get(key)
+            if not isinstance(head, dict):
+                continue
+            if isinstance(head.get('in_channels'), int):
+                self.check_channels(f'model.{key}.in_channels',
+                                    head['in_channels'], maps)
+            found = self._head_strides(head)
+            if found:
+                self.check_strides(f'model.{key}.{found[0]}', found[1], maps,
+                                   False)
+        roi_head = self.model.get('roi_head') or {}
+        for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
+            for i, extractor in enumerate(_as_list(roi_head.get(key))):
+                if not isinstance(extractor, dict):
+                    continue
+                where = f'model.roi_head.{key}' + (f'.{i}' if isinstance(
+                    roi_head.get(key), list) else '')
+                if extractor.get('featmap_strides') is not None:
+                    self.check_strides(f'{where}.featmap_strides',
+                                       extractor['featmap_strides'], maps,
+                                       True)
+                if isinstance(extractor.get('out_channels'), int):
+                    n = len(extractor.get('featmap_strides') or maps)
+                    self.check_channels(f'{where}.out_channels',
+                                        extractor['out_channels'], maps[:n])
+
+    def check_levels(self, maps: List[dict]) -> None:
+        """The deformable DETRs (Deformable DETR, DINO, DDQ) embed and
+        attend over a fixed number of levels: the neck must give as many
+        maps."""
+        cls = self._class(self.model)
+        levels = {}
+        if 'num_feature_levels' in self.model or init_default(
+                cls, 'num_feature_levels', None) is not None:
+            levels['model.num_feature_levels'] = self._default(
+                self.model, 'num_feature_levels', None)
+        for part, layer in (('encoder', 'self_attn_cfg'), ('decoder',
+                                                           'cross_attn_cfg')):
+            attn = ((self.model.get(part) or {}).get('layer_cfg')
+                    or {}).get(layer) or {}
+            if isinstance(attn.get('num_levels'), int):
+                levels[f'model.{part}.layer_cfg.{layer}.num_levels'] = attn[
+                    'num_levels']
+        wrong = {k: v for k, v in levels.items() if v != len(maps)}
+        if not wrong:
+            return
+        count = max(wrong.values())
+        key = 'model.neck.num_outs'
+        candidates = [{
+            key: count
+        }] if 'num_outs' in (self.model.get('neck') or {}) else []
+        candidates.append(dict(levels, **{k: len(maps) for k in levels}))
+        named = ', '.join(f'{k}={v}' for k, v in wrong.items())
+        self.add(
+            key, f'{named} but {maps[0]["source"]} are {len(maps)} maps '
+            f'({_describe(maps)})', self.fixes(key, candidates))
+
+    def check_mask_former(self, key: str, head: dict,
+                          maps: List[dict]) -> None:
+        """Mask2Former / MaskFormer heads read every map; their pixel
+        decoder's strides must be the maps'."""
+        where = f'model.{key}'
+        if self.model.get('neck') is None and not self.check_inputs(
+                where, head):
+            return
+        decoder = head.get('pixel_decoder')
+        if isinstance(decoder, dict):
+            strides = self._default(decoder, 'strides', None)
+            if isinstance(strides, (list, tuple)):
+                self.check_strides(f'{where}.pixel_decoder.strides', strides,
+                                   maps, False)
+
+    def check_seg_head(self, where: str, head: dict, maps: List[dict]) -> None:
+        cls = self._class(head)
+        if not is_subclass_named(cls, 'mmseg', 'BaseDecodeHead'):
+            return  # a head we do not model: nothing to say
+        in_index = head.get('in_index', init_default(cls, 'in_index', -1))
+        indices = _as_list(in_index)
+        # unset: a wrapper head (KNet's IterativeDecodeHead) whose inner
+        # heads take the channels; nothing to compare
+        channels = [] if head.get('in_channels') is None else _as_list(
+            head['in_channels'])
+        for k, index in enumerate(indices):
+            if not -len(maps) <= index < len(maps):
+                key = f'{where}.in_index'
+                every = {'model.backbone.out_indices': (0, 1, 2, 3)}
+                if isinstance(head.get('in_channels'), (list, tuple)):
+                    every[f'{where}.in_channels'] = [
+                        self.stage_channels[i] for i in indices if -4 <= i < 4
+                    ]
+                fix = self.fixes(
+                    key, [every] if self.model.get('neck') is None else [])
+                self.add(
+                    key, f'{key}={in_index} but there are only {len(maps)} '
+                    f'feature maps ({_describe(maps)})',
+                    f'pick indices in 0..{len(maps) - 1}' +
+                    (f', or {fix}' if fix else ''))
+                return
+            want = maps[index]['channels']
+            if k < len(channels) and channels[k] != want:
+                fix = ([maps[i]['channels'] for i in indices] if isinstance(
+                    head.get('in_channels'), (list, tuple)) else want)
+                self.add(
+                    f'{where}.in_channels',
+                    f'{where}.in_channels={head.get("in_channels")} for '
+                    f'in_index={in_index}, but feature map {index} '
+                    f'({maps[index]["name"]}, stride '
+                    f'{maps[index]["stride"]}) has {want} channels',
+                    f'set {where}.in_channels={fix}')
+                break
+        c1 = head.get('c1_in_channels')
+        if isinstance(c1, int) and c1 > 0 and c1 != maps[0]['channels']:
+            self.add(
+                f'{where}.c1_in_channels',
+                f'{where}.c1_in_channels={c1}, but DeepLabV3+ takes its '
+                f'low-level branch from feature map 0 ({maps[0]["name"]}, '
+                f'stride {maps[0]["stride"]}) with {maps[0]["channels"]} '
+                f'channels', f'set {where}.c1_in_channels='
+                f'{maps[0]["channels"]}')
+        if head.get('feature_strides') is not None:
+            self.check_strides(f'{where}.feature_strides',
+                               head['feature_strides'],
+                               [maps[i] for i in indices], False)
+
+    def run(self) -> List[Tuple[str, str]]:
+        """All problems, as ``(key, message)``."""
+        maps = self.backbone_maps
+        neck = self.model.get('neck')
+        if neck is not None:
+            maps = self.neck_maps(neck) if isinstance(neck, dict) else None
+        if not maps:  # None: a neck whose outputs we do not model
+            return self.problems
+        self.check_det_heads(maps)
+        if is_subclass_named(
+                self._class(self.model), 'mmdet', 'DetectionTransformer'):
+            self.check_levels(maps)
+        for key in ('decode_head', 'auxiliary_head', 'panoptic_head'):
+            heads = self.model.get(key)
+            for i, head in enumerate(_as_list(heads)):
+                if not isinstance(head, dict):
+                    continue
+                where = f'model.{key}' + (f'.{i}'
+                                          if isinstance(heads, list) else '')
+                reads_all = isinstance(
+                    head.get('in_channels'),
+                    (list, tuple)) and not is_subclass_named(
+                        self._class(head), 'mmseg', 'BaseDecodeHead')
+                if reads_all:  # Mask2Former / MaskFormer
+                    self.check_mask_former(key, head, maps)
+                else:
+                    self.check_seg_head(where, head, maps)
+        return self.problems
 
 
 def check_backbone_neck(cfg: Config) -> None:
     """Refuse a config whose neck or heads do not fit its SLaK backbone.
 
     Checked from the config alone (before anything is built), only when
-    ``model.backbone`` is SLaK: the neck's ``in_channels`` against the SLaK
-    outputs (``out_indices``, ``arch``, ``width_factor``); then, on the
-    neck's output maps (FPN / PAFPN: strides from ``start_level``,
-    ``end_level``, ``num_outs``) or on the backbone's when there is no
-    neck, the detectors' ``rpn_head`` / ``bbox_head`` ``in_channels`` and
-    anchor / prior strides, the RoI extractors' ``featmap_strides`` and
-    ``out_channels``, and the segmentors' ``decode_head`` /
-    ``auxiliary_head`` ``in_channels`` / ``in_index`` (heads of mmseg's
-    ``BaseDecodeHead`` family, with the head class's own ``in_index``
-    default), DeepLabV3+'s ``c1_in_channels`` and FPNHead's
-    ``feature_strides``. Heads and necks it does not model (Mask2Former,
-    MaskFormer, DETR-family channel mappers) are not checked: the check
-    refuses only what it knows would fail.
+    ``model.backbone`` is SLaK: what reads the SLaK outputs (the neck's,
+    else Mask2Former's ``in_channels``: count and widths) against
+    ``out_indices``, ``arch`` and ``width_factor``; then, on the neck's
+    output maps (:data:`NECKS`: FPN / PAFPN from ``start_level``,
+    ``end_level``, ``num_outs``; CSPNeXtPAFPN and YOLOXPAFPN one per input;
+    ChannelMapper plus extra levels) or on the backbone's when there is no
+    neck: the detectors' ``rpn_head`` / ``bbox_head`` ``in_channels`` and
+    anchor / prior strides (the config's or the head class's defaults), the
+    RoI extractors' ``featmap_strides`` and ``out_channels``, the deformable
+    DETRs' level count (``num_feature_levels``, the attention
+    ``num_levels``), Mask2Former's pixel decoder ``strides``, and the
+    segmentors' ``decode_head`` / ``auxiliary_head`` ``in_channels`` /
+    ``in_index`` (heads of mmseg's ``BaseDecodeHead`` family, with the head
+    class's own ``in_index`` default), DeepLabV3+'s ``c1_in_channels`` and
+    FPNHead's ``feature_strides``. Necks and heads it does not model are
+    not checked: the check refuses only what it knows would go wrong.
 
     Args:
         cfg (Config): The config (``--cfg-options`` applied).
 
     Raises:
-        ValueError: Listing each mismatch with both sides and the setting
-            that fixes it.
+        ValueError: Listing each mismatch with both sides and the settings
+            that fix it (each tried on a copy of the config first).
     """
     model = cfg.get('model') or {}
     backbone = model.get('backbone') or {}
     if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
         return
-    backbone_maps = slak_feature_maps(backbone)
-    if backbone_maps is None:
+    fit = _Fit(model, cfg.get('default_scope'), advise=True)
+    if fit.backbone_maps is None:
         return
-    errors: List[str] = []
-    maps = backbone_maps
-    neck = model.get('neck')
-    if neck is not None:
-        maps = (
-            _check_neck(neck, backbone_maps, errors)
-            if isinstance(neck, dict) else None)
-    if maps:  # None: a neck whose outputs we do not model
-        _check_det_heads(model, maps, backbone_maps, errors)
-        for key in ('decode_head', 'auxiliary_head'):
-            heads = model.get(key)
-            for i, head in enumerate(_as_list(heads)):
-                if isinstance(head, dict):
-                    where = f'model.{key}' + (f'.{i}' if isinstance(
-                        heads, list) else '')
-                    _check_seg_head(where, head, cfg.get('default_scope'),
-                                    maps, backbone_maps, errors)
+    errors = [text for _, text in fit.run()]
     if errors:
+        maps = fit.backbone_maps
         raise ValueError(
             f'The neck / heads do not fit the SLaK backbone (outputs: '
-            f'{", ".join(m["name"] for m in backbone_maps)}; '
-            f'{_describe(backbone_maps)}):\n  - ' + '\n  - '.join(errors))
+            f'{", ".join(m["name"] for m in maps)}; '
+            f'{_describe(maps)}):\n  - ' + '\n  - '.join(errors))

@@ -24,12 +24,18 @@ would then fall back to mmengine's root registry and fail
 (``SegDataPreProcessor is not in the mmengine::model registry``); so our
 scopes' bases are read like local files, in the inheriting config's scope.
 
-Nothing is changed at import: :func:`slak_mm.config.load_config` (every
-tool of this repository) calls :func:`register_config_scopes` before it
-reads a config, and ``python -m slak_mm.mm_tool`` before it runs a
-framework's own tool. Code that reads configs with ``Config.fromfile``
-calls it first.
+``import slak_mm`` calls :func:`read_scoped_bases`, so every reader of
+mmengine configs in that process (``Config.fromfile``, the inferencers,
+``init_model``, a plain ``Runner``) takes these bases: it wraps
+``Config._get_cfg_path`` (where mmengine turns ``SCOPE::path`` into a
+file), which maps a scope the first time a base names it. That is the one
+change to mmengine's config reader at import; it costs nothing until a
+scoped base is read. :func:`register_config_scopes` maps every scope at
+once (``load_config`` and ``python -m slak_mm.mm_tool`` call it). A config
+cannot do it for itself through ``custom_imports``: mmengine reads the
+bases before it imports anything.
 """
+import functools
 import os.path as osp
 from importlib import metadata
 from importlib.util import find_spec
@@ -39,10 +45,14 @@ from mmengine.config import Config
 from mmengine.config import utils as config_utils
 from mmengine.utils import get_installed_path
 
-__all__ = ['OWN_SCOPES', 'register_config_scopes']
+__all__ = ['OWN_SCOPES', 'read_scoped_bases', 'register_config_scopes']
 
 #: Scopes added to mmengine's table even though it does not know them.
 OWN_SCOPES = ('slak_mm', )
+
+#: scope -> the table entry it was last resolved to (resolving scans every
+#: installed distribution: once, unless someone changes the entry)
+_RESOLVED: Dict[str, str] = {}
 
 
 def _has_distribution(name: str) -> bool:
@@ -67,19 +77,24 @@ def _provider(module: str, module_dir: str, providers: Dict[str, list]) -> str:
     return module
 
 
-def _read_own_scopes_unscoped() -> None:
-    """Make ``Config`` resolve ``slak_mm::`` bases without a ``_scope_``
-    (see the module doc). Idempotent; other scopes are unchanged."""
+def read_scoped_bases() -> None:
+    """Make mmengine's ``Config`` read ``SCOPE::path`` bases on the onedl
+    forks and ``slak_mm::`` bases (those without a ``_scope_``, see the
+    module doc): each scope is mapped to its installed distribution the
+    first time a base names it. What ``import slak_mm`` does; idempotent.
+    """
     original = Config._get_cfg_path
     if getattr(original, 'slak_mm_unscoped', False):
         return
 
+    @functools.wraps(original)
     def get_cfg_path(cfg_path: str, filename: str):
+        if '::' in cfg_path:
+            register_config_scopes([cfg_path.partition('::')[0]])
         path, scope = original(cfg_path, filename)
         return path, None if scope in OWN_SCOPES else scope
 
     get_cfg_path.slak_mm_unscoped = True
-    get_cfg_path.__doc__ = original.__doc__
     Config._get_cfg_path = staticmethod(get_cfg_path)
 
 
@@ -102,7 +117,7 @@ def register_config_scopes(
     Returns:
         dict: Each changed scope and the distribution it now maps to.
     """
-    _read_own_scopes_unscoped()
+    read_scoped_bases()
     table = config_utils.MODULE2PACKAGE  # the dict mmengine reads per call
     changed = {}
     providers = None
@@ -110,14 +125,16 @@ def register_config_scopes(
         scopes = list(table) + [s for s in OWN_SCOPES if s not in table]
     for scope in list(scopes):
         dist = table.get(scope, scope)
-        if scope in table and _has_distribution(dist):
+        if scope in table and (_RESOLVED.get(scope) == dist
+                               or _has_distribution(dist)):
             continue
         spec = find_spec(scope)  # top-level name: finds, does not import
         if spec is None or spec.origin is None:
             continue
         if providers is None:  # scans every distribution: only when needed
             providers = metadata.packages_distributions()
-        new = _provider(scope, osp.dirname(spec.origin), providers)
+        new = _RESOLVED[scope] = _provider(scope, osp.dirname(spec.origin),
+                                           providers)
         if table.get(scope) != new:
             table[scope] = changed[scope] = new
     return changed

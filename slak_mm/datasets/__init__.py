@@ -1,9 +1,11 @@
-"""Dataset helpers: synthetic data in the real ADE20K / VOC / COCO layouts
+"""Dataset helpers: synthetic data in the real ADE20K / VOC / COCO / ImageNet
+layouts
 (numpy and OpenCV only), checks of a dataset's files before a run
 (:mod:`.checks`) and loading transforms that check what they decode
 (:mod:`.transforms`, registered in mmseg's / mmdet's ``TRANSFORMS``)."""
 from .synthetic import generate_all  # noqa: F401
-from .synthetic import generate_ade20k, generate_coco, generate_voc, make_scene
+from .synthetic import (generate_ade20k, generate_coco, generate_imagenet,
+                        generate_voc, make_scene, synthetic_kind)
 
 try:
     import mmengine  # noqa: F401
@@ -17,8 +19,8 @@ else:
     _WITH_MM = True
 
 __all__ = [
-    'generate_ade20k', 'generate_voc', 'generate_coco', 'generate_all',
-    'make_scene'
+    'generate_ade20k', 'generate_voc', 'generate_coco', 'generate_imagenet',
+    'generate_all', 'make_scene', 'synthetic_kind'
 ] + ([
     'DatasetError', 'check_dataset_files', 'CheckedLoadImageFromFile',
     'install_data_checks'

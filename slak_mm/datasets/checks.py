@@ -1089,6 +1089,8 @@ def check_dataset_files(
             seen.append(key)
             cls = _dataset_class(ds.get('type'), scope)
             prefix = ds.get('data_prefix') or {}
+            if is_subclass_named(cls, 'mmdet', 'CocoPanopticDataset'):
+                continue  # segments_info, not instances: mmdet reads them
             if is_subclass_named(cls, 'mmdet', 'CocoDataset'):
                 _check_coco(split, ds, dataset_classes(ds, scope), scope)
             elif is_subclass_named(cls, 'mmdet', 'XMLDataset'):

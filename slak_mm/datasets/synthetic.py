@@ -1,8 +1,11 @@
-"""Small synthetic datasets in the real ADE20K, PASCAL VOC and COCO layouts.
+"""Small synthetic datasets in the real ADE20K, PASCAL VOC, COCO and ImageNet
+layouts.
 
-The generated folders are read unchanged by mmseg's ``ADE20KDataset`` and
-mmdet's ``VOCDataset`` / ``CocoDataset``, so configs written for the real
-datasets run on them by only changing ``data_root``. Every image is a
+The generated folders are read unchanged by mmseg's ``ADE20KDataset``,
+mmdet's ``VOCDataset`` / ``CocoDataset`` (instances, and HTC's stuff maps) /
+``CocoPanopticDataset`` and mmpretrain's ``CustomDataset`` (ImageNet's
+class folders), so configs written for the real datasets run on them by
+only changing ``data_root``. Every image is a
 textured background (smooth colour noise, stripes and pixel noise) with a
 few non-overlapping coloured shapes; each class has its own shape and
 colour, so a small model can learn them within minutes on a CPU.
@@ -26,6 +29,10 @@ Layouts written (``ROOT`` is the ``root`` argument)::
     ROOT/VOCdevkit/VOC2012/{JPEGImages,Annotations,ImageSets/Main}
     ROOT/coco/annotations/instances_{train,val}2017.json
     ROOT/coco/{train,val}2017/*.jpg
+    ROOT/coco/stuffthingmaps/{train,val}2017/*.png
+    ROOT/coco/annotations/panoptic_{train,val}2017.json
+    ROOT/coco/annotations/panoptic_{train,val}2017/*.png
+    ROOT/imagenet/{train,val}/<wnid>/*.JPEG
 
 Each dataset folder also holds a small marker file
 (``.slak_mm_synthetic.json``, with the generation arguments). A dataset
@@ -46,8 +53,10 @@ import numpy as np
 
 __all__ = [
     'ADE20K_CLASSES', 'ADE20K_BACKGROUND', 'VOC_CLASSES', 'COCO_CLASSES',
-    'COCO_CATEGORIES', 'ShapeClass', 'SceneObject', 'Scene', 'make_scene',
-    'generate_ade20k', 'generate_voc', 'generate_coco', 'generate_all'
+    'COCO_CATEGORIES', 'COCO_BACKGROUND', 'COCO_PANOPTIC_CATEGORIES',
+    'IMAGENET_CLASSES', 'ShapeClass', 'SceneObject', 'Scene', 'make_scene',
+    'generate_ade20k', 'generate_voc', 'generate_coco', 'generate_imagenet',
+    'generate_all', 'SYNTHETIC_LAYOUTS', 'synthetic_kind'
 ]
 
 ImgSize = Union[int, Sequence[int]]
@@ -141,12 +150,55 @@ def _coco_categories() -> Tuple[dict, ...]:
 #: category ids to the same labels as on the real dataset).
 COCO_CATEGORIES = _coco_categories()
 
+#: The COCO stuff class of the textured background (``wall-brick``: id 171
+#: in COCO-Stuff, hence 170 in HTC's ``stuffthingmaps``, and in COCO
+#: panoptic).
+COCO_BACKGROUND = ShapeClass('wall-brick', 171, 'background', (0, 0, 0))
+#: The 53 stuff categories of COCO panoptic (id, name), after the 80 things.
+_COCO_PANOPTIC_STUFF = (
+    (92, 'banner'), (93, 'blanket'), (95, 'bridge'), (100, 'cardboard'),
+    (107, 'counter'), (109, 'curtain'), (112, 'door-stuff'),
+    (118, 'floor-wood'), (119, 'flower'), (122, 'fruit'),
+    (125, 'gravel'), (128, 'house'), (130, 'light'),
+    (133, 'mirror-stuff'), (138, 'net'), (141, 'pillow'),
+    (144, 'platform'), (145, 'playingfield'), (147, 'railroad'),
+    (148, 'river'), (149, 'road'), (151, 'roof'), (154,
+                                                   'sand'),
+    (155, 'sea'), (156, 'shelf'), (159, 'snow'),
+    (161, 'stairs'), (166, 'tent'), (168, 'towel'), (171,
+                                                     'wall-brick'),
+    (175, 'wall-stone'), (176, 'wall-tile'), (177, 'wall-wood'),
+    (178, 'water-other'), (180, 'window-blind'), (181, 'window-other'),
+    (184, 'tree-merged'), (185, 'fence-merged'), (186, 'ceiling-merged'),
+    (187, 'sky-other-merged'), (188, 'cabinet-merged'), (189, 'table-merged'),
+    (190, 'floor-other-merged'), (191, 'pavement-merged'), (192,
+                                                            'mountain-merged'),
+    (193, 'grass-merged'), (194, 'dirt-merged'), (195, 'paper-merged'),
+    (196, 'food-other-merged'), (197, 'building-other-merged'),
+    (198, 'rock-merged'), (199, 'wall-other-merged'), (200, 'rug-merged'))
+#: The 133 COCO panoptic categories (80 things, 53 stuff) with their real
+#: ids and ``isthing``, as ``panoptic_{train,val}2017.json`` lists them.
+COCO_PANOPTIC_CATEGORIES = tuple(
+    dict(c, isthing=1) for c in COCO_CATEGORIES) + tuple(
+        dict(supercategory='stuff', id=i, name=n, isthing=0)
+        for i, n in _COCO_PANOPTIC_STUFF)
+#: ImageNet-style classes: the first six ImageNet-1K synsets, so a class
+#: folder's label (its index in sorted folder order) is its ImageNet-1K
+#: label too. Each image shows shapes of one class.
+IMAGENET_CLASSES = _classes([('n01440764', 0), ('n01443537', 1),
+                             ('n01484850', 2), ('n01491361', 3),
+                             ('n01494475', 4), ('n01496331', 5)])
+
 _DATASET_CLASSES = dict(
-    ade20k=ADE20K_CLASSES, voc=VOC_CLASSES, coco=COCO_CLASSES)
+    ade20k=ADE20K_CLASSES,
+    voc=VOC_CLASSES,
+    coco=COCO_CLASSES,
+    imagenet=IMAGENET_CLASSES)
 _DEFAULTS = dict(
     ade20k=dict(num_train=32, num_val=8, img_size=(128, 128)),
     voc=dict(num_train=32, num_val=8, img_size=(160, 160)),
-    coco=dict(num_train=32, num_val=8, img_size=(160, 160)))
+    coco=dict(num_train=32, num_val=8, img_size=(160, 160)),
+    imagenet=dict(num_train=48, num_val=12, img_size=(96, 96)))
 
 
 @dataclass
@@ -354,11 +406,13 @@ def make_scene(dataset: str,
     image before JPEG compression, the object polygons, masks and boxes).
 
     Args:
-        dataset (str): ``'ade20k'``, ``'voc'`` or ``'coco'``.
+        dataset (str): ``'ade20k'``, ``'voc'``, ``'coco'`` or
+            ``'imagenet'``.
         split (str): Split key: ``'training'`` / ``'validation'`` (ADE20K),
             ``'VOC2007/trainval'``, ``'VOC2007/test'``,
             ``'VOC2012/trainval'`` (VOC), ``'train2017'`` / ``'val2017'``
-            (COCO).
+            (COCO), ``'train'`` / ``'val'`` (ImageNet: image ``index``
+            shows class ``index % 6`` only).
         index (int): 0-based image index within the split.
         img_size (int | tuple[int, int]): ``(height, width)`` or a side.
         max_objects (int): Upper bound of objects per image. Defaults to 4.
@@ -376,7 +430,10 @@ def make_scene(dataset: str,
     index = _check_int('index', index, 0, MAX_IMAGES)
     key = zlib.crc32(f'{dataset}/{split}'.encode())
     rng = np.random.default_rng([seed, key, index])
-    return _random_scene(rng, img_size, _DATASET_CLASSES[dataset], max_objects)
+    classes = _DATASET_CLASSES[dataset]
+    if dataset == 'imagenet':  # one class per image: its label
+        classes = classes[index % len(classes):][:1]
+    return _random_scene(rng, img_size, classes, max_objects)
 
 
 # ----------------------------------------------------------------------------
@@ -620,18 +677,36 @@ def generate_voc(root: str,
 # ----------------------------------------------------------------------------
 # COCO
 # ----------------------------------------------------------------------------
-def _coco_json(scenes, first_img_id: int, img_size: Tuple[int, int]) -> dict:
+def _coco_images(scenes, first_img_id: int,
+                 img_size: Tuple[int, int]) -> List[dict]:
     height, width = img_size
-    images, annotations = [], []
+    return [
+        dict(
+            id=first_img_id + i,
+            file_name=f'{first_img_id + i:012d}.jpg',
+            height=height,
+            width=width,
+            license=0) for i, _ in scenes
+    ]
+
+
+def _coco_file(images: List[dict], annotations: List[dict],
+               categories) -> dict:
+    return dict(
+        info=dict(
+            description='slak_mm synthetic COCO-style dataset',
+            version='1.0',
+            year=2017),
+        licenses=[dict(id=0, name='synthetic', url='')],
+        images=images,
+        annotations=annotations,
+        categories=[dict(c) for c in categories])
+
+
+def _coco_json(scenes, first_img_id: int, img_size: Tuple[int, int]) -> dict:
+    annotations = []
     for i, scene in scenes:
         img_id = first_img_id + i
-        images.append(
-            dict(
-                id=img_id,
-                file_name=f'{img_id:012d}.jpg',
-                height=height,
-                width=width,
-                license=0))
         for k, obj in enumerate(scene.objects):
             x0, y0, x1, y1 = obj.bbox
             poly = [float(v) for v in obj.polygon.reshape(-1)]
@@ -644,15 +719,50 @@ def _coco_json(scenes, first_img_id: int, img_size: Tuple[int, int]) -> dict:
                     area=float(obj.area),
                     bbox=[x0, y0, x1 - x0 + 1, y1 - y0 + 1],
                     iscrowd=0))
-    return dict(
-        info=dict(
-            description='slak_mm synthetic COCO-style dataset',
-            version='1.0',
-            year=2017),
-        licenses=[dict(id=0, name='synthetic', url='')],
-        images=images,
-        annotations=annotations,
-        categories=[dict(c) for c in COCO_CATEGORIES])
+    return _coco_file(
+        _coco_images(scenes, first_img_id, img_size), annotations,
+        COCO_CATEGORIES)
+
+
+def _stuff_map(scene: Scene) -> np.ndarray:
+    """The COCO-Stuff label map HTC's semantic head reads
+    (``stuffthingmaps``): COCO category id - 1 per pixel, things and
+    stuff (the background is :data:`COCO_BACKGROUND`)."""
+    label = np.full(scene.image.shape[:2], COCO_BACKGROUND.dataset_id - 1,
+                    np.uint8)
+    for obj in scene.objects:
+        label[obj.mask] = obj.cls.dataset_id - 1
+    return label
+
+
+def _panoptic(scene: Scene, img_id: int) -> Tuple[np.ndarray, dict]:
+    """The COCO panoptic PNG of a scene (RGB, segment id = R + 256 G +
+    256^2 B; segment 1 is the background stuff, objects 2, 3, ...) and its
+    ``annotations`` entry (``segments_info`` with category, box, area)."""
+    ids = np.ones(scene.image.shape[:2], np.int32)
+    for k, obj in enumerate(scene.objects):
+        ids[obj.mask] = k + 2
+    segments = []
+    for seg_id, cls in enumerate(
+        (COCO_BACKGROUND, ) + tuple(o.cls for o in scene.objects), 1):
+        ys, xs = np.nonzero(ids == seg_id)
+        if xs.size == 0:  # objects covering the whole image: no background
+            continue
+        x0, y0 = int(xs.min()), int(ys.min())
+        segments.append(
+            dict(
+                id=seg_id,
+                category_id=cls.dataset_id,
+                iscrowd=0,
+                bbox=[x0, y0,
+                      int(xs.max()) - x0 + 1,
+                      int(ys.max()) - y0 + 1],
+                area=int(xs.size)))
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1)
+    return rgb.astype(np.uint8), dict(
+        image_id=img_id,
+        file_name=f'{img_id:012d}.png',
+        segments_info=segments)
 
 
 def generate_coco(root: str,
@@ -661,7 +771,8 @@ def generate_coco(root: str,
                   img_size: ImgSize = (160, 160),
                   max_objects: int = 4,
                   seed: int = 0) -> str:
-    """Write a synthetic dataset in the COCO 2017 instance layout.
+    """Write a synthetic dataset in the COCO 2017 instance, stuff and
+    panoptic layouts.
 
     Writes ``annotations/instances_{train,val}2017.json`` and the images in
     ``train2017/`` and ``val2017/`` (file name = 12-digit image id; train
@@ -670,7 +781,13 @@ def generate_coco(root: str,
     ``bbox`` ``[x, y, w, h]`` (tight box of the drawn pixels), ``area``
     (drawn pixels) and ``iscrowd`` 0; ``categories`` lists all 80 COCO
     categories with their real ids, and objects use those of
-    :data:`COCO_CLASSES`.
+    :data:`COCO_CLASSES`. The same scenes are also written as HTC's
+    COCO-Stuff maps (``stuffthingmaps/{train,val}2017/*.png``: category id
+    - 1 per pixel, the background :data:`COCO_BACKGROUND`) and as COCO
+    panoptic (``annotations/panoptic_{train,val}2017.json`` with the 133
+    :data:`COCO_PANOPTIC_CATEGORIES`, and the segment PNGs in
+    ``annotations/panoptic_{train,val}2017/``), as mmdet's ``CocoDataset``
+    (``with_seg``) and ``CocoPanopticDataset`` read them.
 
     Args:
         root (str): Output root; the dataset goes to ``root/coco``.
@@ -700,15 +817,132 @@ def generate_coco(root: str,
         _write_bytes(
             osp.join(out, 'annotations', f'instances_{split}.json'),
             json.dumps(ann).encode())
+        _write_coco_stuff_and_panoptic(out, split, scenes, first_id, img_size)
+    return out
+
+
+def _write_coco_stuff_and_panoptic(out: str, split: str, scenes, first_id: int,
+                                   img_size) -> None:
+    """HTC's ``stuffthingmaps/SPLIT/`` and COCO panoptic's
+    ``annotations/panoptic_SPLIT.json`` + ``annotations/panoptic_SPLIT/``
+    for the scenes of one split."""
+    stuff_dir = osp.join(out, 'stuffthingmaps', split)
+    panoptic_dir = osp.join(out, 'annotations', f'panoptic_{split}')
+    os.makedirs(stuff_dir)
+    os.makedirs(panoptic_dir)
+    annotations = []
+    for i, scene in scenes:
+        img_id = first_id + i
+        _write_png(
+            osp.join(stuff_dir, f'{img_id:012d}.png'), _stuff_map(scene))
+        rgb, ann = _panoptic(scene, img_id)
+        _write_png(osp.join(panoptic_dir, ann['file_name']), rgb[..., ::-1])
+        annotations.append(ann)
+    _write_bytes(
+        osp.join(out, 'annotations', f'panoptic_{split}.json'),
+        json.dumps(
+            _coco_file(
+                _coco_images(scenes, first_id, img_size), annotations,
+                COCO_PANOPTIC_CATEGORIES)).encode())
+
+
+# ----------------------------------------------------------------------------
+# ImageNet (class folders)
+# ----------------------------------------------------------------------------
+def generate_imagenet(root: str,
+                      num_train: int = 48,
+                      num_val: int = 12,
+                      img_size: ImgSize = (96, 96),
+                      max_objects: int = 4,
+                      seed: int = 0) -> str:
+    """Write a synthetic dataset in the ImageNet class-folder layout.
+
+    ``train/<wnid>/<wnid>_<n>.JPEG`` and
+    ``val/<wnid>/ILSVRC2012_val_<n>.JPEG``, one folder per class of
+    :data:`IMAGENET_CLASSES` (image ``i`` of a split shows 1..max_objects
+    shapes of class ``i % 6``), as mmpretrain's ``CustomDataset`` reads
+    them (labels in sorted folder order: the classes' ImageNet-1K labels).
+
+    Args:
+        root (str): Output root; the dataset goes to ``root/imagenet``.
+        num_train (int): Training images, in [1, 100000]. Defaults to 48.
+        num_val (int): Validation images, in [1, 100000]. Defaults to 12.
+        img_size (int | tuple[int, int]): ``(height, width)`` (or one side),
+            each in [32, 4096]. Defaults to (96, 96).
+        max_objects (int): Shapes per image are drawn from
+            ``[1, max_objects]``, ``max_objects`` in [1, 16]. Defaults to 4.
+        seed (int): Non-negative seed. Defaults to 0.
+
+    Returns:
+        str: Path of the ``imagenet`` folder.
+    """
+    out, num_train, num_val, img_size, max_objects, seed = _start_dataset(
+        root, 'imagenet', 'imagenet', num_train, num_val, img_size,
+        max_objects, seed)
+    for split, num in (('train', num_train), ('val', num_val)):
+        for cls in IMAGENET_CLASSES:
+            os.makedirs(osp.join(out, split, cls.name))
+        for i, scene in _scenes('imagenet', split, num, img_size, max_objects,
+                                seed):
+            wnid = scene.objects[0].cls.name
+            name = (f'{wnid}_{i + 1}'
+                    if split == 'train' else f'ILSVRC2012_val_{i + 1:08d}')
+            _write_jpg(osp.join(out, split, wnid, name + '.JPEG'), scene.image)
     return out
 
 
 _GENERATORS = dict(
-    ade20k=generate_ade20k, voc=generate_voc, coco=generate_coco)
+    ade20k=generate_ade20k,
+    voc=generate_voc,
+    coco=generate_coco,
+    imagenet=generate_imagenet)
+
+#: What each generator writes: its folder under the root, the dataset
+#: classes that read it, and the paths (relative to that folder) a
+#: config's ``ann_file`` / ``data_prefix`` may name; ``*`` stands for one
+#: path part.
+SYNTHETIC_LAYOUTS = dict(
+    ade20k=('ADEChallengeData2016', ('ADE20KDataset', ),
+            ('images/training', 'images/validation', 'annotations/training',
+             'annotations/validation')),
+    voc=('VOCdevkit', ('VOCDataset', ),
+         ('VOC2007', 'VOC2012', 'VOC2007/ImageSets/Main/trainval.txt',
+          'VOC2007/ImageSets/Main/test.txt',
+          'VOC2012/ImageSets/Main/trainval.txt', 'VOC2007/JPEGImages',
+          'VOC2012/JPEGImages', 'VOC2007/Annotations', 'VOC2012/Annotations')),
+    coco=('coco', ('CocoDataset', 'CocoPanopticDataset'),
+          ('annotations/instances_train2017.json',
+           'annotations/instances_val2017.json', 'train2017', 'val2017',
+           'stuffthingmaps/train2017', 'stuffthingmaps/val2017',
+           'annotations/panoptic_train2017.json',
+           'annotations/panoptic_val2017.json',
+           'annotations/panoptic_train2017', 'annotations/panoptic_val2017')),
+    imagenet=('imagenet', ('CustomDataset', 'ImageNet'), ('train', 'val')))
+
+
+def synthetic_kind(ds_type: str, paths: Sequence[str]) -> Optional[str]:
+    """Which generator makes a dataset a config reads, if one does.
+
+    Args:
+        ds_type (str): The dataset's ``type`` (scope dropped).
+        paths (Sequence[str]): The ``ann_file`` / ``data_prefix`` paths it
+            reads, relative to its ``data_root``.
+
+    Returns:
+        str | None: ``'ade20k'``, ``'voc'``, ``'coco'`` or ``'imagenet'``
+        (the ``--datasets`` name of ``tools/generate_synthetic_data.py``);
+        None when no generator writes every one of the paths.
+    """
+    for kind, (_, types, written) in SYNTHETIC_LAYOUTS.items():
+        if ds_type in types and all(
+                osp.normpath(p) in written or p in ('', '.') for p in paths):
+            return kind
+    return None
 
 
 def generate_all(root: str,
-                 datasets: Sequence[str] = ('ade20k', 'voc', 'coco'),
+                 datasets: Sequence[str] = ('ade20k', 'voc', 'coco',
+                                            'imagenet'),
                  num_train: Optional[int] = None,
                  num_val: Optional[int] = None,
                  img_size: Optional[ImgSize] = None,
@@ -719,14 +953,14 @@ def generate_all(root: str,
     Args:
         root (str): Output root.
         datasets (Sequence[str]): Any of ``'ade20k'``, ``'voc'``,
-            ``'coco'``. Defaults to all three.
+            ``'coco'``, ``'imagenet'``. Defaults to all four.
         num_train (int, optional): Training images of each dataset; None
-            uses each generator's default (32).
+            uses each generator's default (32, 48 for ImageNet).
         num_val (int, optional): Validation/test images of each dataset;
-            None uses each generator's default (8).
+            None uses each generator's default (8, 12 for ImageNet).
         img_size (int | tuple[int, int], optional): Image size of every
             dataset; None uses each generator's default (128x128 for
-            ADE20K, 160x160 for VOC and COCO).
+            ADE20K, 160x160 for VOC and COCO, 96x96 for ImageNet).
         max_objects (int): Upper bound of objects per image, in [1, 16].
             Defaults to 4.
         seed (int): Non-negative seed. Defaults to 0.

@@ -6,14 +6,21 @@ SLaK; 1-D parameters (biases, norms, layer scale) stay dense. The mask of
 ``torch.nn.utils.prune`` uses), so masks are saved in every checkpoint, moved
 with ``.to(device)`` and restored by ``load_state_dict`` / ``--resume``.
 
+:func:`mask_gradients_in_backward` puts a gradient hook on every masked
+weight, so a model keeps its own zeros under any optimizer whose update is
+elementwise in the gradient (see docs/sparsity.md for why it lives on the
+weights rather than in a runner hook).
+
 Nothing here imports mm packages: masks are plain torch.
 """
 import re
+import weakref
 from collections import OrderedDict, defaultdict
 from typing import Callable, Dict, Iterator, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 #: Suffix of a mask buffer's name: ``weight`` -> ``weight_mask``.
 MASK_SUFFIX = '_mask'
@@ -57,6 +64,17 @@ def attach_masks(module: nn.Module, exclude: Sequence[nn.Module] = ()) -> int:
     return count
 
 
+def _masked_owners(
+    module: nn.Module
+) -> Iterator[Tuple[str, nn.Module, str, nn.Parameter, torch.Tensor]]:
+    """``(prefix, owner, name, weight, mask)`` of every masked weight."""
+    for prefix, owner in module.named_modules():
+        for name, param in owner.named_parameters(recurse=False):
+            mask = getattr(owner, name + MASK_SUFFIX, None)
+            if isinstance(mask, torch.Tensor):
+                yield prefix, owner, name, param, mask
+
+
 def masked_weights(
         module: nn.Module) -> Iterator[Tuple[str, nn.Parameter, torch.Tensor]]:
     """Yield ``(name, weight, mask)`` for every masked weight of ``module``.
@@ -68,11 +86,8 @@ def masked_weights(
         tuple: Parameter name (as in ``named_parameters``), the parameter
         and its bool mask buffer.
     """
-    for prefix, owner in module.named_modules():
-        for name, param in owner.named_parameters(recurse=False):
-            mask = getattr(owner, name + MASK_SUFFIX, None)
-            if isinstance(mask, torch.Tensor):
-                yield (f'{prefix}.{name}' if prefix else name), param, mask
+    for prefix, _, name, param, mask in _masked_owners(module):
+        yield (f'{prefix}.{name}' if prefix else name), param, mask
 
 
 def has_masks(module: nn.Module) -> bool:
@@ -94,6 +109,74 @@ def mask_gradients(module: nn.Module) -> None:
     for _, weight, mask in masked_weights(module):
         if weight.grad is not None:
             weight.grad.masked_fill_(~mask, 0)
+
+
+class _GradientMasker:
+    """The gradient hook of one masked weight: zeroes the masked entries.
+
+    It reads the mask from the owning module on every call (``.to(device)``
+    replaces buffers, ``load_state_dict(assign=True)`` too) and holds the
+    owner weakly (the owner holds the weight, which holds this hook).
+    """
+
+    def __init__(self, owner: nn.Module, mask_name: str):
+        self.owner = weakref.ref(owner)
+        self.mask_name = mask_name
+        self.enabled = True
+
+    def __call__(self, grad: torch.Tensor) -> torch.Tensor:
+        owner = self.owner()
+        mask = getattr(owner, self.mask_name, None)
+        if not self.enabled or not isinstance(mask, torch.Tensor):
+            return grad
+        return grad.masked_fill(~mask, 0)
+
+
+#: weight -> its hook. Keyed by identity: a deep copy or an unpickled model
+#: has new weights without hooks (torch copies no hooks), which get theirs.
+_GRADIENT_MASKERS = WeakIdKeyDictionary()
+
+
+def mask_gradients_in_backward(module: nn.Module) -> int:
+    """Zero the gradient of every masked-out entry as autograd computes it.
+
+    A tensor hook on each masked weight that requires a gradient (once per
+    weight: calling this again adds none). Gradient clipping, accumulation,
+    loss scaling, the DDP all-reduce and the optimizer all see the masked
+    gradient, so SGD, Adam(W) (momentum and decoupled weight decay of a
+    zero stay zero), RMSprop, Adagrad, LAMB, Lion leave masked weights at
+    exactly zero without any step hook.
+
+    Args:
+        module (nn.Module): Model with masks from :func:`attach_masks`.
+
+    Returns:
+        int: Number of masked weights that carry the hook.
+    """
+    count = 0
+    for _, owner, name, param, _ in _masked_owners(module):
+        if param not in _GRADIENT_MASKERS:
+            if not param.requires_grad:
+                continue  # frozen: no gradient to mask
+            masker = _GradientMasker(owner, name + MASK_SUFFIX)
+            param.register_hook(masker)
+            _GRADIENT_MASKERS[param] = masker
+        count += 1
+    return count
+
+
+def set_gradient_masking(module: nn.Module, enabled: bool) -> None:
+    """Turn the hooks of :func:`mask_gradients_in_backward` off (dense
+    gradients, e.g. for one step of gradient-based regrowth) or on again.
+
+    Args:
+        module (nn.Module): Model whose masked weights carry the hook.
+        enabled (bool): Whether gradients are masked.
+    """
+    for _, weight, _ in masked_weights(module):
+        masker = _GRADIENT_MASKERS.get(weight)
+        if masker is not None:
+            masker.enabled = enabled
 
 
 @torch.no_grad()

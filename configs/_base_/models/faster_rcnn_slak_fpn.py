@@ -116,5 +116,6 @@ model = dict(
             nms=dict(type='nms', iou_threshold=0.5),
             max_per_img=100)))
 # sparse=True: the pretrained zeros (or, from scratch, random ERK masks at
-# 40%) stay zero during fine-tuning; the hook logs the density.
+# 40%) stay zero during fine-tuning (the backbone keeps them); the optional
+# hook logs the density.
 custom_hooks = [dict(type='SparseMaskHook', interval=1000)]

@@ -51,5 +51,6 @@ model = dict(
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 # sparse=True: the pretrained zeros (or, from scratch, random ERK masks at
-# 40%) stay zero during fine-tuning; the hook logs the density.
+# 40%) stay zero during fine-tuning (the backbone keeps them); the optional
+# hook logs the density.
 custom_hooks = [dict(type='SparseMaskHook', interval=1000)]

@@ -6,7 +6,8 @@ from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 
 from slak_mm.registry import register_hook
-from slak_mm.sparse import GROWTH_METHODS, cosine_prune_rate, prune_and_regrow
+from slak_mm.sparse import (GROWTH_METHODS, cosine_prune_rate,
+                            prune_and_regrow, set_gradient_masking)
 from .sparse_mask_hook import SparseMaskHook
 
 
@@ -61,11 +62,6 @@ class DynamicSparsityHook(SparseMaskHook):
         self.seed = seed
         self._due_iter: Optional[int] = None
 
-    @property
-    def _mask_gradients(self) -> bool:
-        # gradient growth needs the dense gradient of the update step
-        return not (self.growth == 'gradient' and self._due_iter is not None)
-
     def before_train(self, runner) -> None:
         if self.end is None:
             self.end = runner.max_iters
@@ -89,12 +85,20 @@ class DynamicSparsityHook(SparseMaskHook):
                              'without a runner')
         if self._model is not None and step < self.end:
             self._due_iter = step
+            if self.growth == 'gradient':  # the update step's dense gradient
+                set_gradient_masking(self._model, False)
 
     def attach(self, model, optimizers) -> None:
         super().attach(model, optimizers)
         for optimizer in optimizers:
             self._handles.append(
                 optimizer.register_step_pre_hook(self._before_step))
+
+    def detach(self) -> None:
+        if self._model is not None:  # an update requested but never run
+            set_gradient_masking(self._model, True)
+        self._due_iter = None
+        super().detach()
 
     @torch.no_grad()
     def _before_step(self, optimizer, args, kwargs) -> None:
@@ -103,6 +107,7 @@ class DynamicSparsityHook(SparseMaskHook):
         pairs = self._masked_params(optimizer)
         self._update_masks(optimizer, pairs, self._due_iter)
         self._due_iter = None
+        set_gradient_masking(self._model, True)
         # this step's gradients were masked with the old masks (or not at
         # all, for gradient growth): apply the new ones
         for weight, mask in pairs:

@@ -11,7 +11,8 @@ from mmengine.optim import OptimWrapperDict
 
 from slak_mm.registry import register_hook
 from slak_mm.sparse import (MASK_SUFFIX, apply_masks, density_by_group,
-                            has_masks, masked_weights)
+                            has_masks, mask_gradients_in_backward,
+                            masked_weights)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -28,19 +29,23 @@ def torch_optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
 
 @register_hook
 class SparseMaskHook(Hook):
-    """Keep masked weights exactly zero throughout training.
+    """Log the weight density of a sparse model, and keep its masked
+    weights zero under any optimizer.
 
-    Works with the bool ``<name>_mask`` buffers of a sparse model (for
-    example ``SLaK(sparse=True)``), which live in the checkpoints. The hook
+    Optional for ``SLaK(sparse=True)``, which keeps its own zeros (its
+    masked weights carry gradient hooks, see
+    :func:`slak_mm.sparse.mask_gradients_in_backward`): that is enough for
+    every optimizer whose update is elementwise in the gradient (SGD,
+    AdamW, ...). Works with the bool ``<name>_mask`` buffers of any model
+    (e.g. from :func:`slak_mm.sparse.attach_masks`). The hook
 
     - broadcasts the masks from rank 0 and zeroes masked weights before
       training (after ``load_from`` / ``--resume``);
-    - masks every gradient as it is computed (a tensor hook, so gradient
-      clipping, accumulation, loss scaling and the DDP all-reduce all see
-      sparse gradients and AdamW keeps no momentum at masked positions);
+    - gives every masked weight the gradient hook (models other than SLaK);
     - re-applies the masks to the weights after every ``optimizer.step()``
-      (a step post-hook: it runs whenever a step really happens, also with
-      AMP skipping steps and with gradient accumulation);
+      (a step post-hook, for optimizers whose update is not elementwise,
+      e.g. Shampoo or Muon; it runs whenever a step really happens, also
+      with AMP skipping steps and with gradient accumulation);
     - logs the global and per-stage weight density at the start and every
       ``interval`` iterations (global density also as the ``density``
       scalar, so it is in the log and in ``vis_data``).
@@ -98,35 +103,20 @@ class SparseMaskHook(Hook):
         self._sync_masks()
         self._masks = {w: m for _, w, m in masked_weights(model)}
         apply_masks(model)
-        for weight, mask in self._masks.items():
-            if weight.requires_grad:
-                self._handles.append(
-                    weight.register_hook(self._gradient_masker(mask)))
+        mask_gradients_in_backward(model)  # stays on the weights
         for optimizer in optimizers:
             self._handles.append(
                 optimizer.register_step_post_hook(
                     partial(self._after_step, self._masked_params(optimizer))))
 
     def detach(self) -> None:
-        """Remove every hook :meth:`attach` installed."""
+        """Remove the step hooks :meth:`attach` installed (the gradient
+        hooks stay: they belong to the sparse model)."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
 
     # ------------------------------------------------------------- internals
-    def _gradient_masker(self, mask: torch.Tensor):
-
-        def mask_gradient(grad: torch.Tensor) -> torch.Tensor:
-            return grad.masked_fill(~mask, 0) if self._mask_gradients else grad
-
-        return mask_gradient
-
-    @property
-    def _mask_gradients(self) -> bool:
-        """Whether gradients are masked in backward (subclasses that need a
-        dense gradient for one step turn this off)."""
-        return True
-
     def _masked_params(self,
                        optimizer) -> List[Tuple[nn.Parameter, torch.Tensor]]:
         """``(weight, mask)`` of the masked weights ``optimizer`` steps."""
@@ -137,7 +127,7 @@ class SparseMaskHook(Hook):
     @torch.no_grad()
     def _after_step(pairs, optimizer, args, kwargs) -> None:
         # gradients are masked already, so this only guards against
-        # optimizers that move a weight without a gradient
+        # optimizers whose update is not elementwise in the gradient
         for weight, mask in pairs:
             weight.masked_fill_(~mask, 0)
 

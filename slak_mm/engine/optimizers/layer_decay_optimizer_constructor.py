@@ -15,10 +15,18 @@ The mm constructors read only ``num_layers``, ``decay_rate`` and
 (backbone ``lr_mult=0.1``, no weight decay on ``query_embed``). The
 subclasses apply ``custom_keys`` on top of the layer-wise groups (the part
 written here: neither mm constructor nor mmengine's default composes the
-two) and refuse the options they cannot honour.
+two).
+
+SLaK's recipe is merged into a stock config's ``optim_wrapper`` (the
+drop-in base's ``slak_det_optim_wrapper``): the base's wrapper type
+(``AmpOptimWrapper``), ``clip_grad``, ``accumulative_counts`` and
+``custom_keys`` stay. What the layer-decay rule overrides (mmengine's
+``bias_lr_mult``, a non-zero ``norm_decay_mult`` ... of the base) is logged
+once, with what was kept, when the optimizer is built; options neither rule
+knows are refused.
 """
 import logging
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -30,10 +38,20 @@ __all__ = ['convnext_layout_view']
 
 #: ``paramwise_cfg`` keys of the layer-decay rule itself.
 LAYER_DECAY_KEYS = ('num_layers', 'decay_rate', 'decay_type')
-#: mmengine options the layer-decay rule already applies, at value 0: it
-#: gives every 1-D parameter (norm weights and biases, layer scales) and
-#: every ``*.bias`` no weight decay.
-HONOURED_AT_ZERO = ('norm_decay_mult', 'bias_decay_mult', 'flat_decay_mult')
+#: mmengine's ``paramwise_cfg`` options that the layer-decay rule replaces
+#: (it sets every parameter's lr and weight decay): their neutral value
+#: (what the rule does anyway: every 1-D parameter -- norm weights and
+#: biases, layer scales -- and every ``*.bias`` gets no weight decay) and
+#: what the rule does instead of another value.
+OVERRIDDEN_OPTIONS = {
+    'norm_decay_mult': (0, 'norms get weight decay 0'),
+    'bias_decay_mult': (0, 'biases get weight decay 0'),
+    'flat_decay_mult': (0, '1-D parameters get weight decay 0'),
+    'bias_lr_mult': (1, "biases get their layer's lr"),
+    'dcn_offset_lr_mult': (1, "DCN offsets get their layer's lr"),
+    'dwconv_decay_mult': (1, "depthwise convs get their layer's weight "
+                          'decay'),
+}
 #: Fields of a ``custom_keys`` entry that would override the layer-wise
 #: values instead of scaling them.
 CUSTOM_KEY_OVERRIDES = ('params', 'lr', 'weight_decay')
@@ -72,37 +90,37 @@ def convnext_layout_view(model: nn.Module):
     return _ConvNeXtLayoutView(model)
 
 
-def check_layer_decay_paramwise_cfg(paramwise_cfg: dict) -> None:
+def check_layer_decay_paramwise_cfg(paramwise_cfg: dict) -> Dict[str, Any]:
     """Refuse ``paramwise_cfg`` options the SLaK layer-decay constructors
-    cannot honour (the mm constructors would drop them silently).
+    do not know, and find the mmengine options the layer-decay rule
+    overrides (a stock base's ``bias_lr_mult=2.0``).
 
     Args:
         paramwise_cfg (dict): The optimizer wrapper's ``paramwise_cfg``; an
             empty one means no layer decay (mmengine then builds a plain
             optimizer).
 
+    Returns:
+        dict: The overridden options (those of :data:`OVERRIDDEN_OPTIONS`
+        not at their neutral value) and their values.
+
     Raises:
         ValueError: Naming the option, its value and what is supported.
     """
     if not paramwise_cfg:
-        return
+        return {}
     where = 'optim_wrapper.paramwise_cfg'
     supported = (f'supported: {", ".join(LAYER_DECAY_KEYS)}, custom_keys '
-                 '(lr_mult, decay_mult), bypass_duplicate, '
-                 f'{"/".join(HONOURED_AT_ZERO)}=0')
+                 '(lr_mult, decay_mult), bypass_duplicate; overridden by the '
+                 f'layer decay: {", ".join(OVERRIDDEN_OPTIONS)}')
     for key, value in paramwise_cfg.items():
-        if key in HONOURED_AT_ZERO and value != 0:
-            raise ValueError(
-                f'{where}.{key}={value!r} is not supported by '
-                'SLaKLearningRateDecayOptimizerConstructor: its layer-decay '
-                'rule gives every 1-D parameter and bias weight decay 0, so '
-                f'only {key}=0 holds; remove it or set 0 ({supported})')
-        if key not in LAYER_DECAY_KEYS + HONOURED_AT_ZERO + (
+        if key not in LAYER_DECAY_KEYS + tuple(OVERRIDDEN_OPTIONS) + (
                 'custom_keys', 'bypass_duplicate'):
             raise ValueError(
                 f'{where}.{key}={value!r} is not supported by '
-                'SLaKLearningRateDecayOptimizerConstructor; remove it or use '
-                f'custom_keys ({supported})')
+                'SLaKLearningRateDecayOptimizerConstructor; remove it (from '
+                'a base: paramwise_cfg=dict(_delete_=True, ...) with the '
+                f'options to keep) or use custom_keys ({supported})')
     for key in ('num_layers', 'decay_rate'):
         if not isinstance(paramwise_cfg.get(key), (int, float)):
             raise ValueError(
@@ -124,6 +142,51 @@ def check_layer_decay_paramwise_cfg(paramwise_cfg: dict) -> None:
                 f'{where}.custom_keys[{name!r}] sets {overrides[0]!r}, which '
                 'would replace the layer-wise value: use lr_mult / '
                 'decay_mult, which scale it')
+    return {
+        key: paramwise_cfg[key]
+        for key, (neutral, _) in OVERRIDDEN_OPTIONS.items()
+        if key in paramwise_cfg and paramwise_cfg[key] != neutral
+    }
+
+
+def composition_summary(optim_wrapper_cfg: dict, optimizer_cfg: dict,
+                        paramwise_cfg: dict, overridden: Dict[str,
+                                                              Any]) -> str:
+    """The line the SLaK constructors log once: the optimizer and layer
+    decay used, what the config's optim_wrapper keeps, what the layer-decay
+    rule overrides.
+
+    Args:
+        optim_wrapper_cfg (dict): The wrapper's settings without
+            ``optimizer`` (``type``, ``clip_grad``, ...).
+        optimizer_cfg (dict): The optimizer's.
+        paramwise_cfg (dict): The layer decay and ``custom_keys``.
+        overridden (dict): From :func:`check_layer_decay_paramwise_cfg`.
+
+    Returns:
+        str: The summary.
+    """
+    optimizer = ', '.join(f'{k}={v!r}' for k, v in optimizer_cfg.items()
+                          if k != 'type' and not k.startswith('_'))
+    kept = [
+        f'{k}={v!r}' for k, v in optim_wrapper_cfg.items()
+        if not k.startswith('_')
+    ]
+    kept += [
+        f'custom_keys[{k!r}]={dict(v)!r}'
+        for k, v in paramwise_cfg.get('custom_keys', {}).items()
+    ]
+    line = (
+        f'SLaK layer decay ({paramwise_cfg.get("decay_type", "layer_wise")}'
+        f', decay_rate={paramwise_cfg.get("decay_rate")}, num_layers='
+        f'{paramwise_cfg.get("num_layers")}) on '
+        f'{optimizer_cfg.get("type")}({optimizer}); kept from the '
+        f'optim_wrapper: {", ".join(kept) or "nothing"}')
+    if overridden:
+        line += '; overridden by the layer decay: ' + ', '.join(
+            f'paramwise_cfg.{k}={v!r} ({OVERRIDDEN_OPTIONS[k][1]})'
+            for k, v in overridden.items())
+    return line
 
 
 def apply_custom_keys(groups: List[dict],
@@ -144,7 +207,8 @@ def apply_custom_keys(groups: List[dict],
         custom_keys (dict[str, dict]): ``paramwise_cfg.custom_keys``.
 
     Returns:
-        list[dict]: The groups, those with matched parameters split in two.
+        list[dict]: The groups, those with matched parameters split in two
+        (a split group's ``group_name`` ends in ``:KEY``).
     """
     if not custom_keys:
         return groups
@@ -168,12 +232,6 @@ def apply_custom_keys(groups: List[dict],
             if group['weight_decay'] is not None:
                 split['weight_decay'] = (
                     group['weight_decay'] * cfg.get('decay_mult', 1.))
-            print_log(
-                f'custom_keys[{key!r}] on {split["group_name"]}: '
-                f'lr={split["lr"]:.3g} weight_decay={split["weight_decay"]} '
-                f'for {", ".join(part["param_names"])}',
-                logger='current',
-                level=logging.INFO)
             result.append(split)
     return result
 
@@ -186,8 +244,22 @@ class _LayerDecayWithCustomKeys:
     def __init__(self,
                  optim_wrapper_cfg: dict,
                  paramwise_cfg: Optional[dict] = None):
+        optimizer = optim_wrapper_cfg.get('optimizer')
+        if isinstance(optimizer, dict) and '_delete_' in optimizer:
+            # the drop-in's optimizer merged into a config without one
+            optim_wrapper_cfg = dict(
+                optim_wrapper_cfg,
+                optimizer={
+                    k: v
+                    for k, v in optimizer.items() if k != '_delete_'
+                })
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
-        check_layer_decay_paramwise_cfg(self.paramwise_cfg)
+        overridden = check_layer_decay_paramwise_cfg(self.paramwise_cfg)
+        print_log(
+            composition_summary(self.optim_wrapper_cfg, self.optimizer_cfg,
+                                self.paramwise_cfg, overridden),
+            logger='current',
+            level=logging.WARNING if overridden else logging.INFO)
 
     def add_params(self, params: List[dict], module: nn.Module,
                    **kwargs) -> None:
@@ -200,9 +272,19 @@ class _LayerDecayWithCustomKeys:
         """
         groups: List[dict] = []
         super().add_params(groups, convnext_layout_view(module), **kwargs)
-        params.extend(
-            apply_custom_keys(groups,
-                              self.paramwise_cfg.get('custom_keys', {})))
+        custom_keys = self.paramwise_cfg.get('custom_keys', {})
+        groups = apply_custom_keys(groups, custom_keys)
+        for key in custom_keys:
+            matched = [
+                g for g in groups if g['group_name'].endswith(f':{key}')
+            ]
+            print_log(
+                f'custom_keys[{key!r}] {dict(custom_keys[key])!r} on top of '
+                f'the layer decay: {sum(len(g["params"]) for g in matched)} '
+                f'parameters in {len(matched)} layer groups',
+                logger='current',
+                level=logging.INFO)
+        params.extend(groups)
 
 
 if 'mmseg' in FRAMEWORKS:

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from timm.layers import DropPath, LayerNorm2d, trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -19,7 +20,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from slak_mm.checkpoint import load_pretrained_backbone
 from slak_mm.ops import MAX_KERNEL
 from slak_mm.registry import register_model
-from slak_mm.sparse import SPARSE_INIT_METHODS, attach_masks, init_random_masks
+from slak_mm.sparse import (SPARSE_INIT_METHODS, apply_masks, attach_masks,
+                            init_random_masks, mask_gradients_in_backward,
+                            mask_key, masked_weights)
 from ..layers import LargeKernelConv
 
 __all__ = ['SLaK', 'SLaKBlock']
@@ -141,9 +144,12 @@ class SLaK(BaseModule):
             with 2 or 4 dims) sparse: each gets a bool ``<name>_mask``
             buffer, saved in checkpoints, taken from the pretrained
             weights' zeros (or drawn at ``sparsity`` without a checkpoint).
-            ``SparseMaskHook`` keeps masked weights at zero during training
-            (``tools/train.py`` warns when a sparse config has none, see
-            :func:`slak_mm.config.check_sparse_training`). Default: False.
+            The backbone keeps its own zeros under any runner: masked
+            gradient entries are zeroed as autograd computes them
+            (:func:`slak_mm.sparse.mask_gradients_in_backward`), and masked
+            weights are zeroed after every ``load_state_dict`` (a state
+            dict without masks brings its zeros as masks); no hook is
+            needed (see docs/sparsity.md). Default: False.
         sparsity (float): Fraction of zeros when masks are drawn at random
             (no pretrained checkpoint), in [0, 1). Default: 0.4 (SLaK).
         sparse_init (str): Layer-wise scheme for random masks: ``'ERK'`` or
@@ -272,6 +278,12 @@ class SLaK(BaseModule):
                     m for m in self.modules()
                     if isinstance(m, LargeKernelConv) and m.deploy
                 ])
+            # before freezing: a weight that needs no gradient takes no hook
+            mask_gradients_in_backward(self)
+            # whoever loads a state dict: one without masks gives its zeros
+            # as masks, and no loaded weight revives a masked entry
+            self.register_load_state_dict_pre_hook(self._masks_from_zeros)
+            self.register_load_state_dict_post_hook(self._apply_masks)
         self._freeze_stages()
 
     # ----------------------------------------------------------- validation
@@ -367,8 +379,35 @@ class SLaK(BaseModule):
                 for param in module.parameters():
                     param.requires_grad = False
 
+    @staticmethod
+    def _masks_from_zeros(module: nn.Module, state_dict: dict, prefix: str,
+                          *args) -> None:
+        """A state dict with weights but no ``*_mask`` entries (a dense or
+        an official file) brings its own non-zero pattern as the masks, as
+        our tools' load check does, not the model's current (random)
+        ones."""
+        derived = 0
+        for name, _, _ in masked_weights(module):
+            key = prefix + name
+            if key in state_dict and mask_key(key) not in state_dict:
+                state_dict[mask_key(key)] = state_dict[key] != 0
+                derived += 1
+        if derived:
+            print_log(
+                f'SLaK: {derived} sparsity masks taken from the zeros of the '
+                f'loaded weights (the state dict has no *_mask entries)',
+                logger='current')
+
+    @staticmethod
+    def _apply_masks(module: nn.Module, incompatible_keys=None) -> None:
+        apply_masks(module)
+
     def train(self, mode: bool = True):
         super().train(mode)
+        if mode and self.sparse:
+            # a deep copy or an unpickled model has new weights: torch
+            # copies no hooks (idempotent for weights that have one)
+            mask_gradients_in_backward(self)
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():

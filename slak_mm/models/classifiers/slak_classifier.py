@@ -1,4 +1,5 @@
-"""The official SLaK ImageNet classifier from mmpretrain parts.
+"""The official SLaK ImageNet classifier from mmpretrain parts, and
+slak_mm's runner hooks in mmpretrain's registry.
 
 ``ImageClassifier(backbone=SLaKClsBackbone, neck=GlobalAveragePooling,
 head=SLaKClsHead)`` computes what the official model does: the last
@@ -11,12 +12,21 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 from mmpretrain.models.heads import LinearClsHead
-from mmpretrain.registry import MODELS
+from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 
+from slak_mm.datasets.transforms import CheckedLoadImageFromFile
+from slak_mm.engine import hooks
 from ..backbones import SLaK
 
 # the dense-prediction backbone, for mmpretrain configs as well
 MODELS.register_module(module=SLaK)
+# what the tools add to a config or the configs name, registered in mmseg's
+# and mmdet's registries on import, for runs in the mmpretrain scope too:
+# the runner hooks (load check, crash-safe checkpoints, sparsity) and the
+# image loader that names a damaged file
+for _name in hooks.__all__:
+    HOOKS.register_module(module=getattr(hooks, _name))
+TRANSFORMS.register_module(module=CheckedLoadImageFromFile)
 
 
 @MODELS.register_module()
