@@ -52,9 +52,9 @@ from slak_mm.registry import init_default, is_subclass_named, registered_class
 from .rle import rle_problem
 
 __all__ = [
-    'DatasetError', 'check_dataset_files', 'dataset_classes', 'image_header',
-    'image_size_from_header', 'leaf_dataset_cfgs', 'lossy_label_map_error',
-    'pipeline_transforms'
+    'PNG_MAGIC', 'DatasetError', 'check_dataset_files', 'dataset_classes',
+    'image_header', 'image_size_from_header', 'leaf_dataset_cfgs',
+    'lossy_label_map_error', 'pipeline_transforms'
 ]
 
 #: How many example files an error names at most.
