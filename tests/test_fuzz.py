@@ -519,6 +519,16 @@ def persistent_id_not_a_tuple(base):
     return fuzzing.edit_member(base, '/data.pkl', edit)
 
 
+def opcode_torch_does_not_know(base):
+    """An EXT1 opcode in front of data.pkl's STOP: the refusal blamed an
+    unsafe global and advised --unsafe-load (a damaged file)."""
+
+    def edit(pickle):
+        return pickle[:-1] + b'\x82\x01' + pickle[-1:]
+
+    return fuzzing.edit_member(base, '/data.pkl', edit)
+
+
 def history_buffer_of_unequal_lengths(base):
     """HistoryBuffer is allowed; called with histories of two lengths its
     __init__ raised a bare AssertionError."""
@@ -713,6 +723,7 @@ FOUND = [
     ('checkpoint', refusal_naming_a_tensor, 'tensor([[1., 1.], [1., 1.]]'),
     ('checkpoint', member_marked_as_folder, 'marked as a folder'),
     ('checkpoint', member_twice, 'is in the zip twice'),
+    ('checkpoint', opcode_torch_does_not_know, 'holds opcode'),
     ('coco', _in_coco(a_number_of_5000_digits), 'Exceeds the limit'),
     ('coco', _in_coco(nested_100000_deep), 'nested too deeply'),
     ('coco', _in_coco(annotations_not_a_list), '"annotations" is not a list'),

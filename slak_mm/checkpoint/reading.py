@@ -59,6 +59,9 @@ _GLOBAL_PATTERN = re.compile(
 #: The DOS attribute of a folder in a zip entry's external attributes.
 _DOS_FOLDER = 0x10
 
+# torch's weights-only unpickler on an opcode it does not know
+_UNSUPPORTED_OPCODE = re.compile(r'Unsupported operand (\S+)')
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used; the message says why and what
@@ -317,6 +320,13 @@ def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
             raise DamagedCheckpointError(
                 f'Checkpoint {name} cannot be unpickled: '
                 f'{_one_line(err)}') from None
+        opcode = _UNSUPPORTED_OPCODE.search(str(err))
+        if opcode:  # torch.save never writes it: damaged or foreign
+            raise DamagedCheckpointError(
+                f'Checkpoint {name} cannot be read: its pickle holds opcode '
+                f'{opcode.group(1)}, which torch.save never writes (a damaged '
+                f'file, or one written by other code). Use another '
+                f'checkpoint or copy it again.') from None
         raise UnsafeCheckpointError(
             f'Refused to load {name}: it needs {_offending_global(err)}, '
             f'which is not among what mm and '
