@@ -14,7 +14,13 @@ PYTEST_ARGS ?= --durations=15
 OMP_NUM_THREADS ?= 1
 export OMP_NUM_THREADS
 
-.PHONY: install demo test clean-demo
+# make fuzz: FUZZ_MUTANTS mutants of each file type (tests/test_fuzz.py; the
+# suite runs a few hundred); SLAK_MM_FUZZ_SEED=N picks another seed. Each
+# target's summary is printed; failing mutants are saved to FUZZ_OUT.
+FUZZ_MUTANTS ?= 2000
+FUZZ_OUT ?= work_dirs/fuzz
+
+.PHONY: install demo test fuzz clean-demo
 
 install:
 	bash tools/setup_env.sh $(VENV)
@@ -29,6 +35,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+fuzz: install
+	SLAK_MM_FUZZ_MUTANTS=$(FUZZ_MUTANTS) SLAK_MM_FUZZ_OUT=$(FUZZ_OUT) \
+		$(PY) -m pytest tests/test_fuzz.py::test_fuzz -s -q
 
 clean-demo:
 	rm -rf $(DATA) $(WORK_DIR)

@@ -109,6 +109,18 @@ def small_ade_root(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(scope='module')
+def clean(tmp_path_factory):
+    """The three layouts, 64x64, 2 images per split: name -> folder (one
+    per test module, which may damage copies of them)."""
+    from slak_mm.datasets import generate_all
+    return generate_all(
+        str(tmp_path_factory.mktemp('data')),
+        num_train=2,
+        num_val=2,
+        img_size=64)
+
+
 @pytest.fixture(scope='session')
 def voc_root(tmp_path_factory):
     """Synthetic VOC, 8 training and 4 validation images. Read only."""
