@@ -29,10 +29,10 @@ from slak_mm.cli import add_cfg_options_arg
 from slak_mm.config import check_datasets, load_config
 from slak_mm.datasets import (DatasetError, check_dataset_files,
                               install_data_checks)
-from slak_mm.datasets.checks import image_size_from_header
-from slak_mm.datasets.rle import rle_counts, rle_problem
+from slak_mm.datasets.checks.rle import rle_counts, rle_problem
 from slak_mm.datasets.transforms import (CheckedLoadAnnotations,
                                          CheckedLoadImageFromFile)
+from slak_mm.utils.image_formats import image_size_from_header
 from tests.common import DEMO_COCO_CONFIG as COCO
 from tests.common import DEMO_CONFIG as SEG
 from tests.common import DEMO_VOC_CONFIG as VOC

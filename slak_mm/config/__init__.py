@@ -23,19 +23,18 @@ from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
                     iter_dicts, partial_load_allowed, replace_sync_bn,
                     save_predictions, set_work_dir, work_dir_for_run)
 from .bases import base_clash_line, base_files, config_keys
-from .checks import (CHECKS, DATASET_LAYOUTS, check_datasets,
-                     check_num_classes, check_train_cfg, checks_to_run)
+from .checks import (CHECKS, check_datasets, check_num_classes,
+                     check_train_cfg, checks_to_run)
 from .loading import dict_option_problem, load_config, not_a_config
 from .model_checks import check_backbone_neck, slak_feature_maps
 from .scopes import OWN_SCOPES, read_scoped_bases, register_config_scopes
 
 __all__ = [
-    'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'adapt_amp',
-    'adapt_to_device', 'add_load_check', 'base_clash_line', 'base_files',
-    'check_backbone_neck', 'check_datasets', 'check_num_classes',
-    'check_train_cfg', 'checks_to_run', 'config_keys', 'dict_option_problem',
-    'enable_tta', 'enable_visualization', 'iter_dicts', 'load_config',
-    'not_a_config', 'partial_load_allowed', 'read_scoped_bases',
-    'register_config_scopes', 'replace_sync_bn', 'save_predictions',
-    'set_work_dir', 'slak_feature_maps', 'work_dir_for_run'
+    'CHECKS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'adapt_amp', 'adapt_to_device',
+    'add_load_check', 'base_clash_line', 'base_files', 'check_backbone_neck',
+    'check_datasets', 'check_num_classes', 'check_train_cfg', 'checks_to_run',
+    'config_keys', 'dict_option_problem', 'enable_tta', 'enable_visualization',
+    'iter_dicts', 'load_config', 'not_a_config', 'partial_load_allowed',
+    'read_scoped_bases', 'register_config_scopes', 'replace_sync_bn',
+    'save_predictions', 'set_work_dir', 'slak_feature_maps', 'work_dir_for_run'
 ]

@@ -29,7 +29,8 @@ from mmengine.config import Config
 
 from slak_mm.models import SLaK
 from slak_mm.network import resolve_arch
-from slak_mm.registry import init_default, is_subclass_named, registered_class
+from slak_mm.registry import (init_default, is_subclass_named,
+                              registered_class, type_name)
 
 __all__ = [
     'NECKS', 'check_backbone_neck', 'slak_default', 'slak_feature_maps',
@@ -50,22 +51,6 @@ NECKS = {
 }
 #: Strides of the four SLaK stages.
 SLAK_STRIDES = (4, 8, 16, 32)
-
-
-def type_name(node: dict) -> Optional[str]:
-    """The class name of a config node's ``type``, without a scope
-    (``'mmdet.FPN'`` -> ``'FPN'``; a class gives its ``__name__``).
-
-    Args:
-        node (dict): A config dict with a ``type``.
-
-    Returns:
-        str | None: The name; None without a usable ``type``.
-    """
-    kind = node.get('type')
-    if isinstance(kind, str):
-        return kind.split('.')[-1]  # 'mmdet.FPN' -> 'FPN'
-    return getattr(kind, '__name__', None)
 
 
 def _as_list(value: Any) -> list:

@@ -1,5 +1,6 @@
 """Small helpers without a home of their own."""
-from .images import IMG_EXTENSIONS, list_images
+from .image_formats import IMG_EXTENSIONS
+from .images import list_images
 from .log import log_message
 from .optional import has_package
 
