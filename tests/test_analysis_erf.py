@@ -1,6 +1,7 @@
-"""ERF analysis (slak_mm/analysis/erf.py, tools/analysis/erf.py) on the CPU at
-small sizes: larger kernels spread the contribution further, the area
-computation is exact on known maps, and the tool writes its files."""
+"""ERF analysis (slak_mm/analysis/erf.py and erf_compare.py,
+tools/analysis/erf.py) on the CPU at small sizes: larger kernels spread the
+contribution further, the area computation is exact on known maps, and the
+tool writes its files."""
 import importlib.util
 import json
 import os.path as osp
@@ -13,6 +14,7 @@ from slak_mm.analysis.erf import (ERFImages, build_erf_backbone,
                                   erf_contribution, find_images,
                                   high_contribution_area, normalise_scores,
                                   plot_erf, synthetic_images)
+from slak_mm.analysis.erf_compare import compare_erfs, erf_models
 from slak_mm.models import SLaK
 from tests.common import DEMO_CONFIG, tiny_slak
 from tests.tool_runner import ROOT, run_tool
@@ -150,7 +152,7 @@ def test_cli_end_to_end(tmp_path):
     assert 't=99%' in proc.stdout  # the printed table
 
 
-def test_cli_bad_input():
+def test_cli_bad_input(tmp_path):
     spec = importlib.util.spec_from_file_location(
         'erf_tool', osp.join(ROOT, 'tools', 'analysis', 'erf.py'))
     tool = importlib.util.module_from_spec(spec)
@@ -162,13 +164,20 @@ def test_cli_bad_input():
         with pytest.raises(SystemExit) as exc:
             tool.parse_args(argv)
         assert exc.value.code == 2
-    assert tool.model_entries(
-        ['a/cfg.py=ck/x.pth', 'timm:convnext_atto', 'a/cfg.py'],
-        None) == [('cfg-x', 'a/cfg.py', 'ck/x.pth'),
-                  ('timm_convnext_atto', 'timm:convnext_atto', None),
-                  ('cfg', 'a/cfg.py', None)]
+    assert erf_models(['a/cfg.py=ck/x.pth', 'timm:convnext_atto',
+                       'a/cfg.py']) == [('cfg-x', 'a/cfg.py', 'ck/x.pth'),
+                                        ('timm_convnext_atto',
+                                         'timm:convnext_atto', None),
+                                        ('cfg', 'a/cfg.py', None)]
+    with pytest.raises(ValueError, match='checkpoint given twice'):
+        erf_models(['a/cfg.py=x.pth'], ['y.pth'])
+    out = tmp_path / 'erf'
     for spec, message in (('foo', 'unknown model spec'),
                           ('timm:no_such_net', 'unknown timm model'),
                           ('configs/none.py', 'config file not found')):
-        with pytest.raises(SystemExit, match=message):
-            tool.check_entries(tool.model_entries([spec], None))
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            compare_erfs(erf_models([spec]), str(out), synthetic=1)
+    with pytest.raises(FileNotFoundError, match='Image folder not found'):
+        compare_erfs(
+            erf_models([DEMO_CONFIG]), str(out), images=str(tmp_path / 'x'))
+    assert not out.exists()  # refused before any work
