@@ -20,11 +20,12 @@ from .configs import (dataset_class, dataset_classes, join_root,
                       leaf_dataset_cfgs, pipeline_transforms)
 from .errors import DatasetError
 from .files import check_dataset_files
-from .paths import DATASET_LAYOUTS, check_dataset_paths
+from .paths import DATASET_LAYOUTS, IMAGENET_LAYOUT, check_dataset_paths
 from .seg_maps import lossy_label_map_error
 
 __all__ = [
-    'DATASET_LAYOUTS', 'DatasetError', 'check_dataset_files',
-    'check_dataset_paths', 'dataset_class', 'dataset_classes', 'join_root',
-    'leaf_dataset_cfgs', 'lossy_label_map_error', 'pipeline_transforms'
+    'DATASET_LAYOUTS', 'IMAGENET_LAYOUT', 'DatasetError',
+    'check_dataset_files', 'check_dataset_paths', 'dataset_class',
+    'dataset_classes', 'join_root', 'leaf_dataset_cfgs',
+    'lossy_label_map_error', 'pipeline_transforms'
 ]

@@ -12,7 +12,7 @@ from slak_mm.utils.image_formats import IMG_EXTENSIONS, looks_like_image
 from ..synthetic import SYNTHETIC_LAYOUTS, synthetic_kind
 from .configs import leaf_dataset_cfgs, pipeline_transforms
 
-__all__ = ['DATASET_LAYOUTS', 'check_dataset_paths']
+__all__ = ['DATASET_LAYOUTS', 'IMAGENET_LAYOUT', 'check_dataset_paths']
 
 #: Expected on-disk layouts, named in the error for a missing dataset.
 DATASET_LAYOUTS = {
@@ -38,6 +38,12 @@ DATASET_LAYOUTS = {
     '(ImageNet style), or the images with an ann_file of "path label" '
     'lines',
 }
+
+#: Where the ImageNet evaluation (``tools/test_imagenet.py``) expects the
+#: images, named when they are missing.
+IMAGENET_LAYOUT = ('data_root/val/<class folder>/*.JPEG, one folder per '
+                   'class (the 1000 wnids n01440764 ... for ImageNet-1K; '
+                   'classes are indexed in sorted folder order)')
 
 
 def _unreadable_images(folder: str) -> list:
