@@ -1,6 +1,6 @@
 # SLaK-T for any packaged mmdet / mmseg config: a base that sets only
 # `slak_*` variables, so it composes with every stock base (mmengine
-# refuses two bases that set one key; tests/test_drop_in_base.py checks
+# refuses two bases that set one key; tests/configs/test_drop_in_base.py checks
 # these names against every packaged config). The recipe:
 #   _base_ = ['mmdet::...', 'slak_mm::_base_/slak_t_drop_in.py']
 #   model = dict(backbone=dict(_delete_=True, **_base_.slak_t),

@@ -3,7 +3,7 @@ and building the runner, as one ordered list of named steps per action.
 
 ``tools/train.py``, ``tools/test.py`` and ``tools/test_imagenet.py`` (via
 :mod:`slak_mm.apis`) call :func:`prepare_run_config`; :data:`RUN_STEPS`
-lists its steps, in the order they run (``tests/test_run_config.py``
+lists its steps, in the order they run (``tests/config/test_run_config.py``
 holds each step to what it changes). Each step is a small function of the
 :class:`PreparedRun`: it edits the config in place (the edits themselves
 live where their subject does: :mod:`.adapt`, :mod:`.checks`,

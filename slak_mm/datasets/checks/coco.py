@@ -174,7 +174,7 @@ def _coco_drop_reason(ann: dict, img: dict, category: str,
     """Why mmdet's ``CocoDataset.parse_data_info`` leaves an annotation out
     (None: it keeps it). Its rule, written again because it returns the
     kept instances without saying which annotation it left out or why
-    (tests/test_dataset_checks.py holds the two to the same counts)."""
+    (tests/datasets/test_checks.py holds the two to the same counts)."""
     x, y, w, h = ann['bbox']
     if ann.get('ignore', False):
         return 'marked "ignore"'

@@ -9,14 +9,12 @@ import torch.nn as nn
 
 import slak_mm  # noqa: F401  (registers SLaK)
 from slak_mm.models import SLaK
-from tests.common import rel_err, tiny_slak_args
+from tests.common import ROOT, rel_err, tiny_slak_args
 from tests.official_format import official_forward
 
 # copy of ../shared/reference/slak_official_state_dict_keys.json: key names
 # and shapes of the official tiny/small/base checkpoints
-REF = osp.join(
-    osp.dirname(osp.abspath(__file__)), 'data',
-    'slak_official_state_dict_keys.json')
+REF = osp.join(ROOT, 'tests', 'data', 'slak_official_state_dict_keys.json')
 SMALL = tiny_slak_args(depths=[1, 1, 2, 1])
 
 

@@ -4,7 +4,7 @@ picks a complete checkpoint when ``last_checkpoint`` is missing, empty or
 names a missing or damaged file, and SafeCheckpointHook writes new
 checkpoints and the pointer before removing old and previous-best ones;
 within ``atomic_local_writes`` mmengine's and mmcv's writers are atomic.
-(The kills in real training runs: test_crash_resume.py.)"""
+(The kills in real training runs: checkpoint/test_crash_resume.py.)"""
 import io
 import os
 import os.path as osp

@@ -201,7 +201,7 @@ def test_plain_runner_keeps_the_zeros_without_a_hook(user_models,
     weights stay 0 and AdamW keeps no moment there."""
     from mmengine.runner import Runner
 
-    from tests.test_integrations import small_sizes
+    from tests.configs.test_integrations import small_sizes
     config, _, _ = user_models['seg']
     cfg = Config.fromfile(config)
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'  # the recipe's

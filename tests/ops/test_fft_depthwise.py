@@ -1,7 +1,7 @@
 """The FFT depthwise conv (and the torch path it is checked with) against
 float64 ``F.conv2d``: forward, input and weight gradients, at SLaK's kernel
 shapes, odd and tiny maps, strided layouts and under autocast. The Triton
-kernels have the same checks in ``test_ops_triton.py`` (interpreter)."""
+kernels have the same checks in ``test_triton_depthwise.py`` (interpreter)."""
 import pytest
 import torch
 

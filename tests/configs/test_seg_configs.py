@@ -11,9 +11,9 @@ from mmengine.structures import PixelData
 
 import slak_mm  # noqa: F401
 from slak_mm.config import adapt_to_device, load_config
+from tests.common import ROOT
 from tests.sparse_checks import assert_sparsity_kept, attach_config_sparse_hook
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG_CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', '*ade20k*.py')) +
     glob.glob(osp.join(ROOT, 'configs', 'demo', '*ade20k*.py')))

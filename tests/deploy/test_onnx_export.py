@@ -20,7 +20,7 @@ from slak_mm.ops import IMPL_ENV, settings
 from tests.common import DEMO_CONFIG as SEG
 from tests.common import DEMO_VOC_CONFIG as DET
 from tests.common import disk_full_for, rel_err
-from tests.test_deploy import randomise_norms, unsafe_output
+from tests.deploy.test_reparam import randomise_norms, unsafe_output
 from tests.tool_runner import refusal, run_tool
 
 onnx = pytest.importorskip('onnx')

@@ -18,7 +18,7 @@ from mmengine.logging import MessageHub
 
 from slak_mm.checkpoint import (DamagedCheckpointError, UnsafeCheckpointError,
                                 load_checkpoint_safely)
-from tests.test_safe_loading import ENTRY_POINTS
+from tests.checkpoint.test_safe_loading import ENTRY_POINTS
 from tests.tool_runner import run_tool
 
 try:

@@ -1,6 +1,6 @@
 """One training run per work_dir: the lock refuses a live owner, takes over
 a stale file, and only rank 0 takes it. (A refused tools/train.py run:
-test_crash_resume.py.)"""
+checkpoint/test_crash_resume.py.)"""
 import os
 from contextlib import nullcontext
 

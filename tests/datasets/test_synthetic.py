@@ -12,6 +12,7 @@ import pytest
 from mmengine.registry import init_default_scope
 
 from slak_mm.datasets import synthetic as syn
+from tests.common import ROOT
 
 SIZE = (64, 80)  # (H, W): tiny, non-square to catch H/W mix-ups
 
@@ -412,9 +413,7 @@ def test_bad_arguments(tmp_path, fn, kwargs, name):
 
 
 def test_cli(tmp_path, capsys):
-    path = osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
-        'generate_synthetic_data.py')
+    path = osp.join(ROOT, 'tools', 'generate_synthetic_data.py')
     spec = importlib.util.spec_from_file_location('gen_synth_cli', path)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)

@@ -20,9 +20,9 @@ import slak_mm  # noqa: F401
 from slak_mm.config import (adapt_to_device, iter_dicts, load_config,
                             replace_sync_bn)
 from slak_mm.datasets.checks import leaf_dataset_cfgs
+from tests.common import ROOT
 from tests.sparse_checks import assert_sparsity_kept, attach_config_sparse_hook
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FULL_CONFIGS = [
     'configs/faster_rcnn_slak_t_fpn_voc0712.py',
     'configs/cascade_mask_rcnn_slak_t_fpn_3x_coco.py',
