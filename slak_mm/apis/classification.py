@@ -9,7 +9,6 @@ mmengine's ``Runner.test`` after loading the official file with
 Needs mmpretrain (``pip install -e .[cls]``).
 """
 import numbers
-import os.path as osp
 from typing import Dict, Optional
 
 from mmengine.config import Config
