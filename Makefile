@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 DATA ?= data/synthetic
 WORK_DIR ?= work_dirs/demo_upernet_slak
 DEMO_CONFIG ?= configs/demo/upernet_slak_demo_synthetic_ade20k.py
-# the 15 slowest tests are listed at the end: the suite must stay within 12 min
-PYTEST_ARGS ?= --durations=15
+# the test files spread over TEST_WORKERS processes (pytest-xdist; a file's
+# tests stay together, so its module fixtures run once); the 15 slowest
+# tests are listed at the end: the suite must stay within 12 min on 2 cores
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= --durations=15 -n $(TEST_WORKERS) --dist loadfile
 # torch's OpenMP threads spin-wait; on a small CPU shared with any other busy
 # process that made CPU training ~40x slower (measured). One thread is steady.
 OMP_NUM_THREADS ?= 1
