@@ -2,11 +2,14 @@
 records (constants and builders, e.g. the tiny SLaK: tests/common.py); and
 ``--reverse`` / ``--shuffle-seed`` to run the tests in another order."""
 import contextlib
+import json
 import os
 import random
 import shutil
 import sys
 import tempfile
+import threading
+import time
 
 import pytest
 
@@ -37,6 +40,13 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    # the files that read the demo training run last (stable otherwise):
+    # the training starts with the session and runs beside the others
+    demo_files = {
+        item.nodeid.split('::')[0]
+        for item in items if 'demo_trained' in item.fixturenames
+    }
+    items.sort(key=lambda item: item.nodeid.split('::')[0] in demo_files)
     if config.getoption('--shuffle-seed') is not None:
         random.Random(config.getoption('--shuffle-seed')).shuffle(items)
     if config.getoption('--reverse'):
@@ -135,41 +145,81 @@ def coco_root(tmp_path_factory):
         yield root
 
 
+def _demo_folder(tmp_path_factory):
+    """Where the demo training's status lives: one folder for the whole
+    run, shared by its pytest-xdist workers (their base temp folders'
+    parent), so the demo trains once per run, not once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent
+    return base / 'demo_training'
+
+
 @pytest.fixture(scope='session', autouse=True)
 def _demo_training(request, tmp_path_factory):
     """Starts the demo training as soon as a session whose tests need
     ``demo_trained`` begins: a process of its own (one OpenMP thread) on the
-    core the tests leave idle, while they run."""
+    core the tests leave idle, while they run. Under pytest-xdist the first
+    worker starts it and the others wait for it (``demo_trained``)."""
+    folder = _demo_folder(tmp_path_factory)
     if not any('demo_trained' in item.fixturenames
                for item in request.session.items):
         yield None
         return
+    try:
+        folder.mkdir()
+    except FileExistsError:  # another worker of this run trains it
+        yield dict(folder=folder)
+        return
     from tests.tool_runner import start_tool
     ade_root = request.getfixturevalue('ade_root')
-    work_dir = str(tmp_path_factory.mktemp('demo_work_dir'))
-    log_path = os.path.join(
-        str(tmp_path_factory.mktemp('demo_train_log')), 'train.log')
-    with open(log_path, 'w') as log:
+    run = dict(
+        work_dir=str(tmp_path_factory.mktemp('demo_work_dir')),
+        data_root=ade_root,
+        log=str(folder / 'train.log'))
+    with open(run['log'], 'w') as log:
         proc = start_tool(
             'tools/train.py',
             DEMO_CONFIG,
             '--work-dir',
-            work_dir,
+            run['work_dir'],
             '--cfg-options',
             f'data_root={ade_root}',
             log=log)
-        try:
-            yield dict(
-                proc=proc, log=log_path, work_dir=work_dir, data_root=ade_root)
-        finally:
-            if proc.poll() is None:  # the session ended before it did
-                proc.kill()
-                proc.wait()
+    _write_json(folder / 'run.json', run)
+
+    def report_exit():  # for every worker: the exit status, once known
+        _write_json(folder / 'returncode.json', proc.wait())
+
+    threading.Thread(target=report_exit, daemon=True).start()
+    try:
+        yield dict(folder=folder)
+    finally:
+        if os.environ.get('PYTEST_XDIST_WORKER'):
+            proc.wait(timeout=3600)  # another worker may still need it
+        elif proc.poll() is None:  # the session ended before it did
+            proc.kill()
+            proc.wait()
+
+
+def _write_json(path, data):
+    with open(f'{path}.tmp', 'w') as f:
+        json.dump(data, f)
+    os.replace(f'{path}.tmp', path)
+
+
+def _wait_for_json(path, timeout=3600):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f'{path} not written in time'
+        time.sleep(0.5)
+    with open(path) as f:
+        return json.load(f)
 
 
 @pytest.fixture(scope='session')
 def demo_trained(_demo_training, request, tmp_path_factory):
-    """The segmentation demo trained once per session with tools/train.py
+    """The segmentation demo trained once per run with tools/train.py
     (its 300 iterations on ``ade_root``, started with the session).
 
     Returns:
@@ -177,8 +227,7 @@ def demo_trained(_demo_training, request, tmp_path_factory):
         ``data_root``. Read only: a test that trains on copies the work_dir
         (``copy_work_dir``).
     """
-    run = _demo_training
-    if run is None:  # asked for by getfixturevalue: not started, train now
+    if _demo_training is None:  # asked for by getfixturevalue: train now
         from tests.tool_runner import run_tool
         run = dict(
             work_dir=str(tmp_path_factory.mktemp('demo_work_dir')),
@@ -186,7 +235,9 @@ def demo_trained(_demo_training, request, tmp_path_factory):
         run_tool('tools/train.py', DEMO_CONFIG, '--work-dir', run['work_dir'],
                  '--cfg-options', f'data_root={run["data_root"]}')
     else:
-        returncode = run['proc'].wait(timeout=3600)
+        folder = _demo_training['folder']
+        run = _wait_for_json(folder / 'run.json')
+        returncode = _wait_for_json(folder / 'returncode.json')
         with open(run['log']) as f:
             assert returncode == 0, f.read()[-3000:]
     with open(os.path.join(run['work_dir'], 'last_checkpoint')) as f:
