@@ -26,13 +26,14 @@ from .bases import base_clash_line, base_files, config_keys
 from .checks import (CHECKS, DATASET_LAYOUTS, check_datasets,
                      check_num_classes, check_train_cfg, checks_to_run)
 from .loading import dict_option_problem, load_config, not_a_config
-from .model_checks import check_backbone_neck, slak_feature_maps
+from .model_checks import (Problem, backbone_neck_problems,
+                           check_backbone_neck, slak_feature_maps)
 from .scopes import OWN_SCOPES, read_scoped_bases, register_config_scopes
 
 __all__ = [
-    'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'adapt_amp',
-    'adapt_to_device', 'add_load_check', 'base_clash_line', 'base_files',
-    'check_backbone_neck', 'check_datasets', 'check_num_classes',
+    'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'Problem',
+    'adapt_amp', 'adapt_to_device', 'add_load_check', 'backbone_neck_problems',
+    'base_clash_line', 'base_files', 'check_backbone_neck', 'check_datasets', 'check_num_classes',
     'check_train_cfg', 'checks_to_run', 'config_keys', 'dict_option_problem',
     'enable_tta', 'enable_visualization', 'iter_dicts', 'load_config',
     'not_a_config', 'partial_load_allowed', 'read_scoped_bases',

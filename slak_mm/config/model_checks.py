@@ -23,7 +23,7 @@ new is offered.
 """
 import copy
 import inspect
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -31,8 +31,8 @@ from slak_mm.models.backbones.slak import SLaK
 from slak_mm.registry import init_default, is_subclass_named, registered_class
 
 __all__ = [
-    'NECKS', 'check_backbone_neck', 'slak_default', 'slak_feature_maps',
-    'type_name'
+    'NECKS', 'Problem', 'backbone_neck_problems', 'check_backbone_neck',
+    'slak_default', 'slak_feature_maps', 'type_name'
 ]
 
 #: How a neck class (or a subclass of it) maps its inputs to outputs:
@@ -49,6 +49,22 @@ NECKS = {
 }
 #: Strides of the four SLaK stages.
 SLAK_STRIDES = (4, 8, 16, 32)
+
+
+class Problem(NamedTuple):
+    """One way a neck or head does not fit the SLaK backbone.
+
+    Attributes:
+        key (str): The config key at fault (``'model.neck.in_channels'``).
+        message (str): The line the check prints: both sides and the fix.
+        fixes (tuple[dict]): The settings the message offers, each a
+            ``{'model.a.b': value}`` dict that removes this problem (tried
+            on a copy of the config where the message says so), first the
+            one the message names first; empty where it offers none.
+    """
+    key: str
+    message: str
+    fixes: Tuple[Dict[str, Any], ...] = ()
 
 
 def type_name(node: dict) -> Optional[str]:
@@ -138,6 +154,13 @@ def _set(model: dict, key: str, value: Any) -> None:
     node[last] = value
 
 
+def _fix_text(fixes: List[Dict[str, Any]]) -> str:
+    """Settings as words: ``'set A=1 and B=2, or set C=3'``."""
+    return ', or '.join('set ' + ' and '.join(f'{k}={_format(v)}'
+                                              for k, v in updates.items())
+                        for updates in fixes)
+
+
 def _stages(strides: List[int]) -> Optional[Tuple[int, ...]]:
     """The SLaK stages at ``strides`` (None if one is no SLaK stride)."""
     if not strides or any(s not in SLAK_STRIDES for s in strides):
@@ -161,7 +184,7 @@ class _Fit:
         self.stage_channels = [
             m['channels'] for m in slak_feature_maps(every) or []
         ]
-        self.problems: List[Tuple[str, str]] = []
+        self.problems: List[Problem] = []
         self._baseline = None
 
     # -- what the parts are --------------------------------------------
@@ -248,8 +271,8 @@ class _Fit:
         """Whether ``updates`` remove the problem at ``key`` and add none."""
         if self._baseline is None:
             self._baseline = {
-                k
-                for k, _ in _Fit(self.model, self.scope, False).run()
+                p.key
+                for p in _Fit(self.model, self.scope, False).run()
             }
         model = copy.deepcopy(self.model)
         try:
@@ -257,22 +280,21 @@ class _Fit:
                 _set(model, name, value)
         except (KeyError, IndexError, TypeError):
             return False
-        after = {k for k, _ in _Fit(model, self.scope, False).run()}
+        after = {p.key for p in _Fit(model, self.scope, False).run()}
         return key not in after and after <= self._baseline
 
-    def fixes(self, key: str, candidates: List[Dict[str, Any]]) -> str:
-        """The candidates that work, as ``'set A=1 and B=2, or set C=3'``
-        (empty without ``advise`` or when none works)."""
+    def fixes(self, key: str,
+              candidates: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """The candidates that remove the problem at ``key`` and add none
+        (none without ``advise``), without repeats."""
         if not self.advise:
-            return ''
-        texts = []
+            return []
+        found: List[Dict[str, Any]] = []
         for updates in candidates:
-            if updates and self._fixed(key, updates):
-                text = ' and '.join(f'{k}={_format(v)}'
-                                    for k, v in updates.items())
-                if text not in texts:
-                    texts.append(text)
-        return ', or '.join(f'set {t}' for t in texts)
+            if updates and updates not in found and self._fixed(
+                    key, updates):
+                found.append(updates)
+        return found
 
     def _inputs_for(self, outputs: List[int]) -> Optional[List[int]]:
         """The backbone strides the neck (or the head reading the backbone)
@@ -308,8 +330,18 @@ class _Fit:
         return updates
 
     # -- the checks ---------------------------------------------------------
-    def add(self, key: str, text: str, fix: str = '') -> None:
-        self.problems.append((key, f'{text}: {fix}.' if fix else f'{text}.'))
+    def add(self,
+            key: str,
+            text: str,
+            fix: str = '',
+            fixes: List[Dict[str, Any]] = ()) -> None:
+        """Record a problem: ``fix`` is the advice in words, ``fixes`` the
+        settings it offers (the advice is written from them where ``fix``
+        is empty)."""
+        fix = fix or _fix_text(fixes)
+        self.problems.append(
+            Problem(key, f'{text}: {fix}.' if fix else f'{text}.',
+                    tuple(fixes)))
 
     def check_inputs(self, where: str, part: dict) -> bool:
         """The reader's ``in_channels`` list against the SLaK outputs; True
@@ -325,7 +357,8 @@ class _Fit:
                 key, f'{key}={in_channels} does not match the SLaK backbone '
                 f'outputs ({_describe(maps)})',
                 f'set {key}={wanted} (one entry per '
-                f'model.backbone.out_indices, SLaK(...).out_channels)')
+                f'model.backbone.out_indices, SLaK(...).out_channels)',
+                [{key: wanted}])
             return False
         outputs = self.wanted_strides()
         strides = self._inputs_for(outputs) if outputs else None
@@ -338,11 +371,12 @@ class _Fit:
             found = [m['stride'] for m in maps]
             if outputs[0] in found:
                 every['model.neck.start_level'] = found.index(outputs[0])
-        fix = self.fixes(key, [self.backbone_fix(strides), every])
+        fixes = self.fixes(key, [self.backbone_fix(strides), every])
         self.add(
             key, f'{key} has {len(in_channels)} entries ({in_channels}) but '
             f'the SLaK backbone gives {len(maps)} maps ({_describe(maps)})',
-            fix or f'give {key} one entry per model.backbone.out_indices')
+            '' if fixes else
+            f'give {key} one entry per model.backbone.out_indices', fixes)
         return False
 
     def neck_maps(self, neck: dict) -> Optional[List[dict]]:
@@ -400,11 +434,11 @@ class _Fit:
                     {'model.neck.start_level': found.index(strides[0])})
         candidates.append(self.backbone_fix(self._inputs_for(strides)))
         candidates.append({where: actual})
-        fix = self.fixes(where, candidates)
+        fixes = self.fixes(where, candidates)
         self.add(
             where, f'{where}={strides} but {maps[0]["source"]} are at '
-            f'strides {[m["stride"] for m in maps]}', fix
-            or 'change model.backbone.out_indices')
+            f'strides {[m["stride"] for m in maps]}',
+            '' if fixes else 'change model.backbone.out_indices', fixes)
 
     def check_channels(self, where: str, value: Any, maps: List[dict]) -> None:
         """Every map of ``maps`` must have ``value`` channels."""
@@ -415,7 +449,7 @@ class _Fit:
             self.add(
                 where, f'{where}={value} but the maps it reads '
                 f'({_describe(maps)}) have {widths[0]}',
-                f'set {where}={widths[0]}')
+                fixes=[{where: widths[0]}])
         else:
             self.add(
                 where, f'{where}={value} but the maps it reads differ in '
@@ -479,7 +513,8 @@ class _Fit:
         named = ', '.join(f'{k}={v}' for k, v in wrong.items())
         self.add(
             key, f'{named} but {maps[0]["source"]} are {len(maps)} maps '
-            f'({_describe(maps)})', self.fixes(key, candidates))
+            f'({_describe(maps)})',
+            fixes=self.fixes(key, candidates))
 
     def check_mask_former(self, key: str, head: dict,
                           maps: List[dict]) -> None:
@@ -514,13 +549,13 @@ class _Fit:
                     every[f'{where}.in_channels'] = [
                         self.stage_channels[i] for i in indices if -4 <= i < 4
                     ]
-                fix = self.fixes(
+                fixes = self.fixes(
                     key, [every] if self.model.get('neck') is None else [])
                 self.add(
                     key, f'{key}={in_index} but there are only {len(maps)} '
                     f'feature maps ({_describe(maps)})',
                     f'pick indices in 0..{len(maps) - 1}' +
-                    (f', or {fix}' if fix else ''))
+                    (f', or {_fix_text(fixes)}' if fixes else ''), fixes)
                 return
             want = maps[index]['channels']
             if k < len(channels) and channels[k] != want:
@@ -532,7 +567,7 @@ class _Fit:
                     f'in_index={in_index}, but feature map {index} '
                     f'({maps[index]["name"]}, stride '
                     f'{maps[index]["stride"]}) has {want} channels',
-                    f'set {where}.in_channels={fix}')
+                    fixes=[{f'{where}.in_channels': fix}])
                 break
         c1 = head.get('c1_in_channels')
         if isinstance(c1, int) and c1 > 0 and c1 != maps[0]['channels']:
@@ -541,15 +576,15 @@ class _Fit:
                 f'{where}.c1_in_channels={c1}, but DeepLabV3+ takes its '
                 f'low-level branch from feature map 0 ({maps[0]["name"]}, '
                 f'stride {maps[0]["stride"]}) with {maps[0]["channels"]} '
-                f'channels', f'set {where}.c1_in_channels='
-                f'{maps[0]["channels"]}')
+                f'channels',
+                fixes=[{f'{where}.c1_in_channels': maps[0]['channels']}])
         if head.get('feature_strides') is not None:
             self.check_strides(f'{where}.feature_strides',
                                head['feature_strides'],
                                [maps[i] for i in indices], False)
 
-    def run(self) -> List[Tuple[str, str]]:
-        """All problems, as ``(key, message)``."""
+    def run(self) -> List[Problem]:
+        """All problems."""
         maps = self.backbone_maps
         neck = self.model.get('neck')
         if neck is not None:
@@ -576,6 +611,32 @@ class _Fit:
                 else:
                     self.check_seg_head(where, head, maps)
         return self.problems
+
+
+def _fit(cfg: Config) -> Optional[_Fit]:
+    """The check's work on a config with a readable SLaK backbone."""
+    model = cfg.get('model') or {}
+    backbone = model.get('backbone') or {}
+    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
+        return None
+    fit = _Fit(model, cfg.get('default_scope'), advise=True)
+    return None if fit.backbone_maps is None else fit
+
+
+def backbone_neck_problems(cfg: Config) -> List[Problem]:
+    """What :func:`check_backbone_neck` would refuse, with the fixes as
+    settings (for a program that applies them, as the compatibility sweep
+    does).
+
+    Args:
+        cfg (Config): The config (``--cfg-options`` applied).
+
+    Returns:
+        list[Problem]: Empty when the config fits, has no SLaK backbone or
+        one the check cannot read.
+    """
+    fit = _fit(cfg)
+    return fit.run() if fit else []
 
 
 def check_backbone_neck(cfg: Config) -> None:
@@ -606,14 +667,8 @@ def check_backbone_neck(cfg: Config) -> None:
         ValueError: Listing each mismatch with both sides and the settings
             that fix it (each tried on a copy of the config first).
     """
-    model = cfg.get('model') or {}
-    backbone = model.get('backbone') or {}
-    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
-        return
-    fit = _Fit(model, cfg.get('default_scope'), advise=True)
-    if fit.backbone_maps is None:
-        return
-    errors = [text for _, text in fit.run()]
+    fit = _fit(cfg)
+    errors = [p.message for p in fit.run()] if fit else []
     if errors:
         maps = fit.backbone_maps
         raise ValueError(
