@@ -224,6 +224,17 @@ def test_num_classes_that_do_not_fit_the_data_are_refused(
     assert str(err.value).startswith(expected), str(err.value)
 
 
+def test_panoptic_data_counts_things_for_instance_heads():
+    """Panoptic FPN's RoI heads have the 80 thing classes of COCO
+    panoptic's 133 (was refused: 'has 133 classes'); 81 is refused."""
+    cfg = load_config('mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py')
+    assert check_num_classes(cfg) is None
+    cfg.model.roi_head.bbox_head.num_classes = 81
+    with pytest.raises(ValueError, match='bbox_head.num_classes=81 but the '
+                       'train dataset .CocoPanopticDataset. has 133'):
+        check_num_classes(cfg)
+
+
 def test_num_classes_refused_by_train_before_the_run(tmp_path):
     """Was: more logits than classes trained on and skewed the metrics
     silently; fewer failed on the first label beyond them."""

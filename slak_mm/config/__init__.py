@@ -24,19 +24,23 @@ from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
                     save_predictions, set_work_dir, work_dir_for_run)
 from .bases import base_clash_line, base_files, config_keys
 from .checks import (CHECKS, DATASET_LAYOUTS, check_datasets,
-                     check_num_classes, check_train_cfg, checks_to_run)
-from .loading import dict_option_problem, load_config, not_a_config
+                     check_num_classes, check_train_cfg, checks_to_run,
+                     dataset_classes, head_num_classes)
+from .loading import (dict_option_problem, load_config, not_a_config,
+                      rebind_value)
 from .model_checks import (Problem, backbone_neck_problems,
                            check_backbone_neck, slak_feature_maps)
-from .scopes import OWN_SCOPES, read_scoped_bases, register_config_scopes
+from .scale_down import scale_down, shrink_sizes
+from .scopes import (OWN_SCOPES, packaged_config_folder, read_scoped_bases,
+                     register_config_scopes)
 
 __all__ = [
     'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'Problem',
     'adapt_amp', 'adapt_to_device', 'add_load_check', 'backbone_neck_problems',
     'base_clash_line', 'base_files', 'check_backbone_neck', 'check_datasets', 'check_num_classes',
-    'check_train_cfg', 'checks_to_run', 'config_keys', 'dict_option_problem',
-    'enable_tta', 'enable_visualization', 'iter_dicts', 'load_config',
-    'not_a_config', 'partial_load_allowed', 'read_scoped_bases',
+    'check_train_cfg', 'checks_to_run', 'config_keys', 'dataset_classes', 'dict_option_problem',
+    'enable_tta', 'enable_visualization', 'head_num_classes', 'iter_dicts',
+    'load_config', 'not_a_config', 'rebind_value', 'packaged_config_folder', 'partial_load_allowed', 'read_scoped_bases',
     'register_config_scopes', 'replace_sync_bn', 'save_predictions',
-    'set_work_dir', 'slak_feature_maps', 'work_dir_for_run'
+    'scale_down', 'set_work_dir', 'shrink_sizes', 'slak_feature_maps', 'work_dir_for_run'
 ]

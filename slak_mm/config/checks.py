@@ -34,7 +34,8 @@ from .model_checks import type_name
 
 __all__ = [
     'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'check_datasets',
-    'check_num_classes', 'check_train_cfg'
+    'check_num_classes', 'check_train_cfg', 'dataset_classes',
+    'head_num_classes'
 ]
 
 #: The pre-run checks, by the name ``skip_checks`` / ``--skip-checks`` use.
@@ -258,31 +259,53 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
 _NOT_CLASS_COUNTS = ('backbone', 'neck', 'rpn_head', 'semantic_head')
 
 
-def _num_classes(node: Any, where: str) -> Iterator[Tuple[str, int]]:
-    """``(key, num_classes)`` of every part of a model config that sets
-    it (cascade stages and inner heads included)."""
+def head_num_classes(node: Any,
+                     where: str = 'model') -> Iterator[Tuple[str, int]]:
+    """``(key, num_classes)`` of every part of a model config whose
+    ``num_classes`` is the datasets' class count (cascade stages and inner
+    heads included; not those of :data:`_NOT_CLASS_COUNTS`).
+
+    Args:
+        node (Any): The model config (or a part of it).
+        where (str): Its key, the prefix of the keys yielded.
+
+    Yields:
+        tuple[str, int]: Dotted key (``'model.roi_head.bbox_head.0
+        .num_classes'``) and value.
+    """
     if isinstance(node, dict):
         if isinstance(node.get('num_classes'), int):
             yield f'{where}.num_classes', node['num_classes']
         for key, value in node.items():
             if key not in _NOT_CLASS_COUNTS:
-                yield from _num_classes(value, f'{where}.{key}')
+                yield from head_num_classes(value, f'{where}.{key}')
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
-            yield from _num_classes(value, f'{where}.{i}')
+            yield from head_num_classes(value, f'{where}.{i}')
 
 
-def _dataset_classes(ds: dict, scope: Optional[str]) -> Optional[tuple]:
+def dataset_classes(ds: dict,
+                    scope: Optional[str],
+                    key: str = 'classes') -> Optional[tuple]:
     """The classes a dataset config yields: its ``metainfo['classes']``,
-    else its class's ``METAINFO`` (what mmengine's ``BaseDataset`` merges);
-    None where unknown (a class file, a dataset that reads them from its
-    annotations)."""
+    else its class's ``METAINFO`` (what mmengine's ``BaseDataset`` merges).
+
+    Args:
+        ds (dict): A leaf dataset config.
+        scope (str, optional): The config's ``default_scope``.
+        key (str): The ``metainfo`` entry (``'thing_classes'`` of panoptic
+            datasets).
+
+    Returns:
+        tuple | None: The class names; None where unknown (a class file, a
+        dataset that reads them from its annotations).
+    """
     metainfo = ds.get('metainfo')
-    if isinstance(metainfo, dict) and 'classes' in metainfo:
-        classes = metainfo['classes']
+    if isinstance(metainfo, dict) and key in metainfo:
+        classes = metainfo[key]
     else:
         cls = registered_class(DATASETS, ds.get('type'), scope)
-        classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+        classes = (getattr(cls, 'METAINFO', None) or {}).get(key)
     return tuple(classes) if isinstance(classes, (list, tuple)) and \
         classes else None
 
@@ -307,16 +330,21 @@ def check_num_classes(cfg: Config, splits=('train', 'val', 'test')) -> None:
         ValueError: Naming the keys, their values, the dataset and its
             class count.
     """
-    heads = list(_num_classes(cfg.get('model'), 'model'))
+    heads = list(head_num_classes(cfg.get('model')))
     errors: List[str] = []
     seen = set()  # (keys, count): val and test often read the same data
     for split in splits:
         loader = cfg.get(f'{split}_dataloader') or {}
         for ds in leaf_dataset_cfgs(loader.get('dataset')):
-            classes = _dataset_classes(ds, cfg.get('default_scope'))
+            classes = dataset_classes(ds, cfg.get('default_scope'))
             if classes is None:
                 continue
-            wrong = [(key, n) for key, n in heads if n != len(classes)]
+            # panoptic data (COCO: 80 things + 53 stuff): the instance
+            # heads of Panoptic FPN count the things only
+            things = dataset_classes(ds, cfg.get('default_scope'),
+                                     'thing_classes') or classes
+            wrong = [(key, n) for key, n in heads
+                     if n not in (len(classes), len(things))]
             if not wrong:
                 continue
             named = ', '.join(f'{key}={n}' for key, n in wrong)
