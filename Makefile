@@ -2,6 +2,8 @@
 #   make demo   venv + install, synthetic ADE20K, train UperNet+SLaK on CPU,
 #               evaluate (mIoU) and write prediction images
 #   make test   venv + install, run the test suite
+#   make compat every packaged mmdet / mmseg / mmpretrain family with SLaK
+#               (docs/compatibility.md)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/synthetic
@@ -14,7 +16,7 @@ PYTEST_ARGS ?= --durations=15
 OMP_NUM_THREADS ?= 1
 export OMP_NUM_THREADS
 
-.PHONY: install demo test clean-demo
+.PHONY: install demo test compat clean-demo
 
 install:
 	bash tools/setup_env.sh $(VENV)
@@ -29,6 +31,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# the compatibility sweep: SLaK in one config of every model family mmdet,
+# mmseg and mmpretrain package, one training and one test step each on the
+# CPU, 2 families at a time; rewrites docs/compatibility.md (its header
+# says how long it took)
+compat: install
+	$(PY) tools/compat_sweep.py --jobs 2
 
 clean-demo:
 	rm -rf $(DATA) $(WORK_DIR)

@@ -28,7 +28,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ('models', 'engine'),  # the model and the runner's hooks / optimizers
     ('config', ),  # loading, adapting and checking configs
     ('deploy', ),  # re-parameterisation and ONNX export
-    ('apis', 'analysis', 'benchmark', 'mm_tool',
+    ('apis', 'analysis', 'benchmark', 'compat', 'mm_tool',
      'selfcheck'),  # actions behind tools
     ('cli', ),  # what the command lines share
 ]

@@ -243,3 +243,26 @@ def test_packaged_config_by_its_scoped_name():
     assert cfg.train_dataloader.dataset.data_root == '/data/ade/'
     with pytest.raises(FileNotFoundError, match='no_such_config.py'):
         load_config('mmseg::sem_fpn/no_such_config.py')
+
+
+def test_bases_in_folders_mmengine_cannot_name(tmp_path):
+    """mmengine matches ``SCOPE::path`` with ``\\w*::\\w*/\\w*``: mmdet's
+    'gn+ws' and 'legacy_1.x' folders failed as bases ("... please specify
+    the package name and relative config path"); after ``import slak_mm``
+    they are read from the package's configs folder, in its scope."""
+    from mmengine.config import Config
+    user = tmp_path / 'user.py'
+    user.write_text(
+        "_base_ = ['mmdet::gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py',\n"
+        "          'slak_mm::_base_/slak_t_drop_in.py']\n"
+        'model = dict(backbone=dict(_delete_=True, **_base_.slak_t))\n')
+    cfg = Config.fromfile(str(user))
+    assert cfg.model.backbone.type == 'SLaK'
+    assert cfg.model.neck.norm_cfg.type == 'GN'  # the base's
+    assert cfg.default_scope == 'mmdet'
+    user.write_text(
+        "_base_ = 'mmdet::legacy_1.x/retinanet_r50_fpn_1x_coco_v1.py'\n")
+    assert Config.fromfile(str(user)).model.type == 'RetinaNet'
+    user.write_text("_base_ = 'mmdet::gn+ws/no_such_config.py'\n")
+    with pytest.raises(ValueError, match='specify the package name'):
+        Config.fromfile(str(user))

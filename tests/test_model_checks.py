@@ -6,7 +6,8 @@ import os.path as osp
 
 import pytest
 
-from slak_mm.config import (CHECKS, check_backbone_neck, check_num_classes,
+from slak_mm.config import (CHECKS, backbone_neck_problems,
+                            check_backbone_neck, check_num_classes,
                             checks_to_run, load_config, slak_feature_maps)
 from slak_mm.models.backbones.slak import SLaK
 from tests.common import DEMO_CONFIG
@@ -222,6 +223,27 @@ def test_num_classes_that_do_not_fit_the_data_are_refused(
     with pytest.raises(ValueError) as err:
         check_num_classes(_cfg(name, **options))
     assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_convnext_layer_decay_constructor_refused_with_ours():
+    """mmdet's ConvNeXt configs train with a layer-decay constructor that
+    raises a bare NotImplementedError for any backbone not named ConvNeXt:
+    refused before the run, the fix is ours (the same rules)."""
+    cfg = load_config(
+        'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
+    )
+    cfg.model.backbone = dict(type='SLaK', arch='tiny')
+    cfg.model.neck.in_channels = [124, 249, 499, 998]
+    problems = backbone_neck_problems(cfg)
+    assert [p.key for p in problems] == ['optim_wrapper.constructor']
+    assert problems[0].fixes == ({
+        'optim_wrapper.constructor':
+        'SLaKLearningRateDecayOptimizerConstructor'
+    }, )
+    with pytest.raises(ValueError, match="constructor='SLaKLearning"):
+        check_backbone_neck(cfg)
+    cfg.merge_from_dict(problems[0].fixes[0])
+    assert check_backbone_neck(cfg) is None
 
 
 def test_panoptic_data_counts_things_for_instance_heads():

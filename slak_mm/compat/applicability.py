@@ -54,4 +54,7 @@ def not_applicable(cfg: Config) -> Optional[str]:
                 f'from the Hugging Face hub; the image backbone is one part')
     if not isinstance(model.get('backbone'), dict):
         return f'{name} has no model.backbone to replace'
+    if not cfg.get('train_dataloader'):
+        return (f'the packaged {name} config only tests (no '
+                f'train_dataloader): nothing to train')
     return None

@@ -13,9 +13,13 @@ the heads' ``num_classes`` follow it. The swap is the sweep's scaffolding
 (the question is the model with SLaK, not the dataset class), and the
 table says where it was made.
 """
+import json
+import os
 import os.path as osp
+import pickle
 from typing import Dict, List, Optional
 
+import numpy as np
 from mmengine.config import Config, ConfigDict
 
 from slak_mm.config import dataset_classes, head_num_classes, rebind_value
@@ -48,14 +52,43 @@ def generate_sweep_data(root: str) -> Dict[str, str]:
         dict[str, str]: Generator name -> dataset folder.
     """
     det, small = IMAGE_SIZES['mmdet'], IMAGE_SIZES['mmseg']
-    # ImageNet: one image of each of the 6 classes, so no class folder is
-    # empty (mmpretrain refuses one); the batch is all of them.
-    return dict(
+    roots = dict(
         coco=generate_coco(root, num_train=2, num_val=1, img_size=det),
         voc=generate_voc(root, num_train=2, num_val=1, img_size=det),
         ade20k=generate_ade20k(root, num_train=2, num_val=1, img_size=small),
+        # one image of each of the 6 classes, so no class folder is empty
+        # (mmpretrain refuses one); the batch is all of them
         imagenet=generate_imagenet(
             root, num_train=6, num_val=6, img_size=small))
+    for split in ('train2017', 'val2017'):
+        _write_proposals(roots['coco'], split)
+    return roots
+
+
+def _write_proposals(coco: str, split: str) -> None:
+    """``proposals/SPLIT.pkl`` as mmdet's ``proposal_file`` holds an RPN's
+    (Fast R-CNN, Cascade RPN, Libra R-CNN, Guided Anchoring read one): per
+    image its boxes, each ground-truth box and two shifted copies, with
+    falling scores."""
+    with open(osp.join(coco, 'annotations', f'instances_{split}.json')) as f:
+        ann = json.load(f)
+    proposals = {}
+    for image in ann['images']:
+        boxes = []
+        for obj in ann['annotations']:
+            if obj['image_id'] == image['id']:
+                x, y, w, h = obj['bbox']
+                for dx in (0, w / 4, -w / 4):
+                    boxes.append([x + dx, y, x + dx + w, y + h])
+        bboxes = np.clip(
+            np.array(boxes, np.float32).reshape(-1, 4), 0,
+            [image['width'], image['height']] * 2)
+        proposals[f'{split}/{image["file_name"]}'] = dict(
+            bboxes=bboxes,
+            scores=np.linspace(1, 0.5, len(bboxes), dtype=np.float32))
+    os.makedirs(osp.join(coco, 'proposals'), exist_ok=True)
+    with open(osp.join(coco, 'proposals', f'{split}.pkl'), 'wb') as f:
+        pickle.dump(proposals, f)
 
 
 def _type_name(node: dict) -> str:
@@ -176,6 +209,8 @@ def _swap_leaves(node, cfg: Config, package: str, split: str,
     if stand_in is None:  # fewer classes: the heads follow the stand-in
         stand_in = _stand_in(package, split, node, roots, None)
         _set_num_classes(cfg, len(stand_in['metainfo']['classes']))
+    if node.get('proposal_file'):
+        stand_in['proposal_file'] = node['proposal_file']  # set below
     swapped.append(_type_name(node))
     return ConfigDict(stand_in)
 
@@ -213,6 +248,10 @@ def use_synthetic_data(cfg: Config, package: str,
     for split in ('train', 'test'):
         loader = cfg.get(f'{split}_dataloader') or {}
         for ds in leaf_dataset_cfgs(loader.get('dataset')):
+            if ds.get('proposal_file'):  # an RPN's boxes: the sweep's
+                ds['proposal_file'] = osp.join(
+                    roots['coco'], 'proposals',
+                    'train2017.pkl' if split == 'train' else 'val2017.pkl')
             kind = synthetic_kind(_type_name(ds), dataset_paths(ds))
             old = ds.get('data_root')
             new = roots[kind] if kind else None

@@ -16,6 +16,7 @@ import glob
 import os
 import os.path as osp
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
@@ -132,7 +133,11 @@ def synthetic_kinds(cfg: Config) -> Optional[List[str]]:
     leaves = list(_leaves(cfg))
     for ds in leaves:
         kind = synthetic_kind(_type(ds), dataset_paths(ds))
-        if kind is None:
+        # proposals of an RPN run are no generator's (the sweep writes
+        # some); COCO panoptic is read with panopticapi, a git install
+        if kind is None or ds.get('proposal_file') or (
+                _type(ds) == 'CocoPanopticDataset'
+                and find_spec('panopticapi') is None):
             return None
         kinds.append(kind)
     return sorted(set(kinds)) if leaves else None

@@ -18,7 +18,10 @@ segmentors also get ``pretrained=None`` (their ``EncoderDecoder`` hands
 (:func:`slak_mm.config.backbone_neck_problems`) is applied on top by
 :mod:`.trial`.
 """
-from typing import Any, List, Tuple
+import os.path as osp
+from typing import Any, List, Optional, Tuple
+
+from slak_mm.config import packaged_config_folder
 
 __all__ = ['DROP_IN', 'user_config']
 
@@ -67,6 +70,20 @@ def _head_lines(model: dict, keys: Tuple[str, ...]) -> List[str]:
     return lines
 
 
+def _teacher_config(base: str, model: dict) -> Optional[Tuple[str, str]]:
+    """The installed file of a distillation teacher's config that the base
+    names relative to the framework's source tree (mmdet's LD:
+    ``teacher_config='configs/gfl/...'``, found only from a clone's root),
+    and the path in the configs folder; None where there is none to fix."""
+    path = model.get('teacher_config')
+    if not isinstance(path, str) or osp.isfile(path):
+        return None
+    folder = packaged_config_folder(base.partition('::')[0]) or ''
+    rel = path.split('configs/', 1)[-1]
+    found = osp.join(folder, rel)
+    return (found, rel) if osp.isfile(found) else None
+
+
 def user_config(base: str, model: dict) -> Tuple[str, List[str]]:
     """The config text a user writes for ``base`` with SLaK-T.
 
@@ -99,7 +116,13 @@ def user_config(base: str, model: dict) -> Tuple[str, List[str]]:
         parts += _head_lines(
             model, ('decode_head', 'auxiliary_head', 'panoptic_head',
                     'rpn_head', 'bbox_head', 'head'))
+    teacher = _teacher_config(base, model)
+    if teacher:
+        parts.append(f'teacher_config={teacher[0]!r}')
     text = (f"_base_ = ['{base}',\n          '{DROP_IN}']\n"
             'model = dict(\n    ' + ',\n    '.join(parts) + ')\n')
     sets = [p for p in parts if not p.startswith('backbone=')]
+    if teacher:  # the installed path, as the table shows it
+        sets[-1] = (f"teacher_config='<{base.partition('::')[0]} configs>/"
+                    f"{teacher[1]}'")
     return text, sets

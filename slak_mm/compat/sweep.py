@@ -19,12 +19,17 @@ import shutil
 import signal
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from fnmatch import fnmatch
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .families import Family, representative
+from .data import generate_sweep_data
+from .families import PACKAGES, Family, packaged_families, representative
 from .trial import Result, run_trial
 
-__all__ = ['import_frameworks', 'run_families']
+__all__ = ['RESULTS_FILE', 'import_frameworks', 'run_families', 'run_sweep']
+
+#: The rows of the last runs, in the sweep's work_dir.
+RESULTS_FILE = 'results.json'
 
 #: Seconds between looks at the children.
 _POLL = 0.2
@@ -172,3 +177,58 @@ def run_families(families: List[Family],
                     _died(families[index], proc.exitcode, seconds, timed_out,
                           timeout))
     return [results[i] for i in range(len(families))]
+
+
+def run_sweep(work_dir: str,
+              packages: Sequence[str] = PACKAGES,
+              patterns: Sequence[str] = (),
+              jobs: int = 2,
+              timeout: float = 600.,
+              memory_gb: float = 6.,
+              report: Callable[[Result, int, int], None] = None
+              ) -> Tuple[List[Result], bool]:
+    """The sweep: every family of ``packages`` (or those matching
+    ``patterns``), the synthetic data written first.
+
+    The rows are kept in ``work_dir/results.json``: a run of some families
+    replaces their rows there and keeps the others, so one family can be
+    rerun after a fix.
+
+    Args:
+        work_dir (str): Data, one folder per family, ``results.json``.
+        packages (Sequence[str]): Frameworks to sweep.
+        patterns (Sequence[str]): ``fnmatch`` patterns of
+            ``package/family`` (``'mmdet/yolo*'``); empty: all.
+        jobs (int): Trials at once.
+        timeout (float): Seconds per trial.
+        memory_gb (float): Address space per trial on top of the
+            frameworks'.
+        report (callable, optional): Called with each result as it comes.
+
+    Returns:
+        tuple[list[Result], bool]: Every row known (this run's and kept
+        ones) in table order, and whether every family has a row.
+    """
+    families = [
+        f for f in packaged_families(packages)
+        if not patterns or any(fnmatch(f.label, p) for p in patterns)
+    ]
+    if not families:
+        raise ValueError(f'no packaged family of {list(packages)} matches '
+                         f'{list(patterns)}')
+    os.makedirs(work_dir, exist_ok=True)
+    roots = generate_sweep_data(osp.join(work_dir, 'data'))
+    fresh = run_families(families, roots, work_dir, jobs, timeout, memory_gb,
+                         report)
+    path = osp.join(work_dir, RESULTS_FILE)
+    rows = {}
+    if osp.exists(path):
+        with open(path) as f:
+            rows = {r['family']: Result(**r) for r in json.load(f)}
+    rows.update((r.family, r) for r in fresh)
+    order = [f.label for f in packaged_families(packages)]
+    results = [rows[label] for label in order if label in rows]
+    with open(path + '.tmp', 'w') as f:
+        json.dump([r.to_dict() for r in results], f, indent=1)
+    os.replace(path + '.tmp', path)
+    return results, len(results) == len(order)

@@ -623,6 +623,35 @@ def _fit(cfg: Config) -> Optional[_Fit]:
     return None if fit.backbone_maps is None else fit
 
 
+#: Layer-decay constructors of mmdet / mmseg that find the layers by the
+#: backbone's class name (ConvNeXt, BEiT, MAE) and raise a bare
+#: NotImplementedError for any other.
+_CLASS_NAME_CONSTRUCTORS = ('LearningRateDecayOptimizerConstructor',
+                            'LayerDecayOptimizerConstructor')
+
+
+def _optimizer_problems(cfg: Config) -> List[Problem]:
+    """A base's ConvNeXt / BEiT layer-decay constructor with SLaK."""
+    wrapper = cfg.get('optim_wrapper')
+    name = wrapper.get('constructor') if isinstance(wrapper, dict) else None
+    if not isinstance(name, str) or name.split(
+            '.')[-1] not in _CLASS_NAME_CONSTRUCTORS:
+        return []
+    key = 'optim_wrapper.constructor'
+    ours = 'SLaKLearningRateDecayOptimizerConstructor'
+    return [
+        Problem(
+            key, f"{key}='{name}' finds the layers by the backbone's class "
+            f'name (ConvNeXt, BEiT) and stops with NotImplementedError for '
+            f"SLaK: set {key}='{ours}' (the ConvNeXt rules, which SLaK's "
+            f'parameter names follow), or optim_wrapper = '
+            f'_base_.slak_det_optim_wrapper / slak_seg_optim_wrapper.',
+            ({
+                key: ours
+            }, ))
+    ]
+
+
 def backbone_neck_problems(cfg: Config) -> List[Problem]:
     """What :func:`check_backbone_neck` would refuse, with the fixes as
     settings (for a program that applies them, as the compatibility sweep
@@ -636,7 +665,7 @@ def backbone_neck_problems(cfg: Config) -> List[Problem]:
         one the check cannot read.
     """
     fit = _fit(cfg)
-    return fit.run() if fit else []
+    return (fit.run() + _optimizer_problems(cfg)) if fit else []
 
 
 def check_backbone_neck(cfg: Config) -> None:
@@ -657,8 +686,10 @@ def check_backbone_neck(cfg: Config) -> None:
     segmentors' ``decode_head`` / ``auxiliary_head`` ``in_channels`` /
     ``in_index`` (heads of mmseg's ``BaseDecodeHead`` family, with the head
     class's own ``in_index`` default), DeepLabV3+'s ``c1_in_channels`` and
-    FPNHead's ``feature_strides``. Necks and heads it does not model are
-    not checked: the check refuses only what it knows would go wrong.
+    FPNHead's ``feature_strides``; and a base's ConvNeXt / BEiT layer-decay
+    optimizer constructor (it finds layers by the backbone's class name).
+    Necks and heads it does not model are not checked: the check refuses
+    only what it knows would go wrong.
 
     Args:
         cfg (Config): The config (``--cfg-options`` applied).
@@ -668,7 +699,7 @@ def check_backbone_neck(cfg: Config) -> None:
             that fix it (each tried on a copy of the config first).
     """
     fit = _fit(cfg)
-    errors = [p.message for p in fit.run()] if fit else []
+    errors = [p.message for p in backbone_neck_problems(cfg)] if fit else []
     if errors:
         maps = fit.backbone_maps
         raise ValueError(
