@@ -363,6 +363,21 @@ STOCK = {
         'model.decode_head.in_channels': [124, 249, 499, 998],
         'model.auxiliary_head.in_channels': 499
     }),
+    # CornerNet's head reads HourglassNet's stride-4 maps, one width (was:
+    # 'put a neck', no setting named)
+    'cornernet_single_map':
+    ('mmdet::cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py', {
+        'model.bbox_head.in_channels': 998
+    }, [
+        'model.bbox_head.in_channels=998 but the maps it reads differ in '
+        'width', 'set model.backbone.out_indices=(0,) and '
+        'model.bbox_head.in_channels=124 and '
+        'model.bbox_head.num_feat_levels=1'
+    ], {
+        'model.backbone.out_indices': (0, ),
+        'model.bbox_head.in_channels': 124,
+        'model.bbox_head.num_feat_levels': 1
+    }),
 }
 
 

@@ -49,6 +49,9 @@ NECKS = {
 }
 #: Strides of the four SLaK stages.
 SLAK_STRIDES = (4, 8, 16, 32)
+#: Heads that read one backbone map at a stride of their own (CornerNet's
+#: and CentripetalNet's read HourglassNet's stride-4 maps).
+SINGLE_MAP_STRIDES = {'CornerHead': 4}
 
 
 class Problem(NamedTuple):
@@ -440,8 +443,13 @@ class _Fit:
             f'strides {[m["stride"] for m in maps]}',
             '' if fixes else 'change model.backbone.out_indices', fixes)
 
-    def check_channels(self, where: str, value: Any, maps: List[dict]) -> None:
-        """Every map of ``maps`` must have ``value`` channels."""
+    def check_channels(self,
+                       where: str,
+                       value: Any,
+                       maps: List[dict],
+                       candidates: List[Dict[str, Any]] = ()) -> None:
+        """Every map of ``maps`` must have ``value`` channels;
+        ``candidates``: fixes to try where the maps differ in width."""
         widths = sorted({m['channels'] for m in maps})
         if widths == [value]:
             return
@@ -451,10 +459,28 @@ class _Fit:
                 f'({_describe(maps)}) have {widths[0]}',
                 fixes=[{where: widths[0]}])
         else:
+            fixes = self.fixes(where, list(candidates))
             self.add(
                 where, f'{where}={value} but the maps it reads differ in '
-                f'width ({_describe(maps)})',
-                'put a neck (e.g. FPN) before the head')
+                f'width ({_describe(maps)})', '' if fixes else
+                'put a neck (e.g. FPN) before the head', fixes)
+
+    def single_map(self, key: str, head: dict) -> Dict[str, Any]:
+        """One SLaK output for a head that reads the backbone with one
+        width: at the stride its class assumes (:data:`SINGLE_MAP_STRIDES`),
+        else the last; one feature level where it counts them."""
+        stride = next((SINGLE_MAP_STRIDES[k.__name__]
+                       for k in getattr(self._class(head), '__mro__', ())
+                       if k.__name__ in SINGLE_MAP_STRIDES), SLAK_STRIDES[-1])
+        stage = SLAK_STRIDES.index(stride)
+        fix = {
+            'model.backbone.out_indices': (stage, ),
+            f'model.{key}.in_channels': self.stage_channels[stage]
+        }
+        levels = self._default(head, 'num_feat_levels', None)
+        if isinstance(levels, int) and levels != 1:
+            fix[f'model.{key}.num_feat_levels'] = 1
+        return fix
 
     def check_det_heads(self, maps: List[dict]) -> None:
         for key in ('rpn_head', 'bbox_head'):
@@ -462,8 +488,10 @@ class _Fit:
             if not isinstance(head, dict):
                 continue
             if isinstance(head.get('in_channels'), int):
-                self.check_channels(f'model.{key}.in_channels',
-                                    head['in_channels'], maps)
+                self.check_channels(
+                    f'model.{key}.in_channels', head['in_channels'], maps,
+                    [] if maps[0].get('neck') else
+                    [self.single_map(key, head)])
             found = self._head_strides(head)
             if found:
                 self.check_strides(f'model.{key}.{found[0]}', found[1], maps,
