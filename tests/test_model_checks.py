@@ -363,6 +363,31 @@ STOCK = {
         'model.decode_head.in_channels': [124, 249, 499, 998],
         'model.auxiliary_head.in_channels': 499
     }),
+    # an FCNHead without convs hands its input on: channels = in_channels
+    # (CGNet's; was an AssertionError while building)
+    'fcn_no_convs':
+    ('mmseg::cgnet/cgnet_fcn_4xb4-60k_cityscapes-680x680.py', {
+        'model.decode_head.in_channels': 499
+    }, [
+        'model.decode_head.channels=256 but an FCNHead without convs',
+        'set model.decode_head.channels=499'
+    ], {
+        'model.decode_head.in_channels': 499,
+        'model.decode_head.channels': 499
+    }),
+    # KNet's kernel_generate_head reads the maps inside the decode head
+    # (was unchecked: a shape error in the first step)
+    'knet_inner_head':
+    ('mmseg::knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py', {
+        'model.auxiliary_head.in_channels': 499
+    }, [
+        'model.decode_head.kernel_generate_head.in_channels=2048 for '
+        'in_index=3', 'set model.decode_head.kernel_generate_head.'
+        'in_channels=998'
+    ], {
+        'model.auxiliary_head.in_channels': 499,
+        'model.decode_head.kernel_generate_head.in_channels': 998
+    }),
     # CornerNet's head reads HourglassNet's stride-4 maps, one width (was:
     # 'put a neck', no setting named)
     'cornernet_single_map':

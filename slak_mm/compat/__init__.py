@@ -3,7 +3,8 @@ mmdet, mmseg and mmpretrain package, as a user puts it there, trained one
 step and tested one step on synthetic data (``tools/compat_sweep.py``,
 ``make compat``; the table is docs/compatibility.md)."""
 from .families import PACKAGES, Family, packaged_families, representative
-from .trial import Result, run_trial
+from .result import Result
+from .trial import run_trial
 
 __all__ = [
     'PACKAGES', 'Family', 'Result', 'packaged_families', 'representative',

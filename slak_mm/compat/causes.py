@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Optional
 
-from .trial import Result
+from .result import Result
 
 __all__ = ['CAUSES', 'FIXED', 'Cause', 'classify', 'package_version']
 
@@ -25,7 +25,8 @@ class Cause:
     Attributes:
         kind (str): ``'upstream'`` (a framework's bug or limit),
             ``'environment'`` (a package the frameworks do not install) or
-            ``'ours'``.
+            ``'n/a'`` (the model is built around its own backbone: the
+            row counts as not applicable).
         title (str): The group's name in the report.
         pattern (str): Regular expression searched in ``'message @ where'``.
         package (str): The module the cause lies in (its installed version
@@ -74,6 +75,14 @@ CAUSES = (
         'input width (1024) follows from ResNet-50 and is no argument: no '
         'other backbone fits it; the FPN configs of the family take SLaK'),
 )
+
+#: ... and where the model is built around its own backbone (n/a rows).
+CAUSES += (Cause(
+    'n/a', "TridentNet's detector is its backbone's branches",
+    r"object has no attribute 'num_branch'", 'mmdet',
+    "TridentFasterRCNN takes num_branch and test_branch_idx from its "
+    "TridentResNet backbone (three branches sharing weights, one per "
+    "scale): the detector is that backbone's design"), )
 
 #: Causes that were ours, fixed while the sweep was built: (what failed,
 #: the fix, the test that keeps it fixed).

@@ -41,7 +41,9 @@ def _channels_for(in_channels: Any, in_index: Any = None) -> Any:
                 isinstance(i, int) and -4 <= i < 4 for i in indices):
             return '[' + ', '.join(f'{_CHANNELS}[{i}]' for i in indices) + ']'
         return None  # out of range: the check names the fix
-    if isinstance(in_channels, (list, tuple)):
+    if isinstance(in_channels, tuple):  # as the base (JPU wants a tuple)
+        return f'tuple({_CHANNELS})'
+    if isinstance(in_channels, list):
         return _CHANNELS
     return f'{_CHANNELS}[-1]'
 

@@ -8,7 +8,8 @@ from typing import Dict, List, Optional
 
 from .causes import FIXED, classify, package_version
 from .families import PACKAGES
-from .trial import MAX_FIXES, Result
+from .result import Result
+from .trial import MAX_FIXES
 
 __all__ = ['render_report', 'summary']
 
@@ -90,9 +91,9 @@ def _cell(text: str) -> str:
 def _result_cell(result: Result, anchors: Dict[str, str]) -> str:
     if result.outcome == 'pass':
         return 'pass'
+    cause = classify(result) if result.stage else None
     if result.outcome == 'n/a':
-        return f'n/a: {_cell(result.message)}'
-    cause = classify(result)
+        return f'n/a: {_cell(cause.explain if cause else result.message)}'
     title = cause.title if cause else 'unclassified'
     return f'fail ({result.stage}): [{title}](#{anchors[title]})'
 

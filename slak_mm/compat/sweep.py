@@ -24,7 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .data import generate_sweep_data
 from .families import PACKAGES, Family, packaged_families, representative
-from .trial import Result, run_trial
+from .result import Result
+from .trial import run_trial
 
 __all__ = ['RESULTS_FILE', 'import_frameworks', 'run_families', 'run_sweep']
 
@@ -64,7 +65,8 @@ def _child(family: Family, roots: Dict[str, str], work_dir: str,
         0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    result = run_trial(family.package, family.config, roots, work_dir)
+    result = run_trial(family.package, family.config, roots, work_dir,
+                       family.label)
     with open(osp.join(work_dir, 'result.json.tmp'), 'w') as f:
         json.dump(result.to_dict(), f)
     os.replace(

@@ -20,7 +20,6 @@ import os.path as osp
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config
@@ -29,10 +28,12 @@ from slak_mm.apis import test, train
 from slak_mm.config import (backbone_neck_problems, load_config,
                             packaged_config_folder, scale_down)
 from .applicability import not_applicable
+from .causes import classify
 from .data import IMAGE_SIZES, use_synthetic_data
 from .recipe import user_config
+from .result import Result
 
-__all__ = ['MAX_FIXES', 'SMALL_SLAK', 'Result', 'run_trial']
+__all__ = ['MAX_FIXES', 'SMALL_SLAK', 'one_line', 'raised_at', 'run_trial']
 
 #: How many fixes of the check are applied before the run gives up.
 MAX_FIXES = 4
@@ -45,43 +46,6 @@ SMALL_SLAK = dict(
     small_kernel=3,
     drop_path_rate=0.0,
     init_cfg=None)
-
-
-@dataclass
-class Result:
-    """What one family's trial gave: one row of the table.
-
-    Attributes:
-        family (str): ``package/folder``.
-        config (str): The representative config (relative to the
-            package's configs folder); empty where none was picked.
-        outcome (str): ``'pass'`` (trained and tested), ``'fail'`` or
-            ``'n/a'`` (a CNN backbone makes no sense there).
-        stage (str): Where it stopped: ``'config'``, ``'check'``,
-            ``'train'``, ``'test'``, ``'process'`` (crash, time or memory
-            limit).
-        message (str): The error, one line (or why not applicable).
-        where (str): The file and line that raised it.
-        user_sets (list[str]): What the user's config sets besides the
-            backbone swap, and the fixes the check asked for.
-        data (str): The dataset swap made, if any.
-        metrics (dict): The test metrics.
-        seconds (float): Wall time of the trial.
-    """
-    family: str
-    config: str = ''
-    outcome: str = 'fail'
-    stage: str = ''
-    message: str = ''
-    where: str = ''
-    user_sets: List[str] = field(default_factory=list)
-    data: str = ''
-    metrics: Dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        """The result as plain data (JSON)."""
-        return asdict(self)
 
 
 def one_line(err: BaseException) -> str:
@@ -163,32 +127,38 @@ def _for_the_cpu(path: str, options: dict, package: str,
     return cfg, note
 
 
-def run_trial(package: str, rel: str, roots: Dict[str, str],
-              work_dir: str) -> Result:
+def run_trial(package: str,
+              rel: str,
+              roots: Dict[str, str],
+              work_dir: str,
+              family: Optional[str] = None) -> Result:
     """Try SLaK in one packaged config (the module docstring's steps).
 
     Args:
         package (str): ``'mmdet'``, ``'mmseg'`` or ``'mmpretrain'``.
-        rel (str): The config, relative to the package's configs folder.
+        rel (str): The config, relative to the package's configs folder
+            (a ``package::rel`` base), or the path of a config of one's own.
         roots (dict[str, str]): The synthetic datasets
             (:func:`.data.generate_sweep_data`).
         work_dir (str): A folder of its own (the user's config, logs,
             checkpoint).
+        family (str, optional): The row's name; default ``package/folder``.
 
     Returns:
         Result: The row; errors are caught and described.
     """
     start = time.monotonic()
-    result = Result(family=f'{package}/{rel.split("/")[0]}', config=rel)
+    result = Result(
+        family=family or f'{package}/{rel.split("/")[0]}', config=rel)
     stage = 'config'
+    base = rel if osp.isabs(rel) else f'{package}::{rel}'
     try:
         stock = load_config(osp.join(packaged_config_folder(package), rel))
         reason = not_applicable(stock)
         if reason:
             result.outcome, result.message = 'n/a', reason
             return result
-        text, result.user_sets = user_config(f'{package}::{rel}',
-                                             stock.model)
+        text, result.user_sets = user_config(base, stock.model)
         os.makedirs(work_dir, exist_ok=True)
         path = osp.join(work_dir, 'user_config.py')
         with open(path, 'w') as f:
@@ -209,6 +179,9 @@ def run_trial(package: str, rel: str, roots: Dict[str, str],
         result.outcome, result.stage = 'fail', stage
         result.message, result.where = one_line(err), raised_at(err)
         traceback.print_exc(file=sys.stderr)  # into the family's log
+        cause = classify(result)
+        if cause is not None and cause.kind == 'n/a':
+            result.outcome = 'n/a'  # the reason is the cause's
     finally:
         result.seconds = round(time.monotonic() - start, 1)
     return result

@@ -563,6 +563,9 @@ class _Fit:
         cls = self._class(head)
         if not is_subclass_named(cls, 'mmseg', 'BaseDecodeHead'):
             return  # a head we do not model: nothing to say
+        inner = head.get('kernel_generate_head')  # KNet's: reads the maps
+        if isinstance(inner, dict):
+            self.check_seg_head(f'{where}.kernel_generate_head', inner, maps)
         in_index = head.get('in_index', init_default(cls, 'in_index', -1))
         indices = _as_list(in_index)
         # unset: a wrapper head (KNet's IterativeDecodeHead) whose inner
@@ -597,6 +600,18 @@ class _Fit:
                     f'{maps[index]["stride"]}) has {want} channels',
                     fixes=[{f'{where}.in_channels': fix}])
                 break
+        if (is_subclass_named(cls, 'mmseg', 'FCNHead')
+                and self._default(head, 'num_convs', 2) == 0
+                and isinstance(head.get('in_channels'), int)
+                and head.get('channels') != head['in_channels']):
+            self.add(
+                f'{where}.channels', f'{where}.channels='
+                f'{head.get("channels")} but an FCNHead without convs '
+                f'(num_convs=0) passes its input on: it must be its '
+                f'in_channels ({head["in_channels"]})',
+                fixes=[{
+                    f'{where}.channels': head['in_channels']
+                }])
         c1 = head.get('c1_in_channels')
         if isinstance(c1, int) and c1 > 0 and c1 != maps[0]['channels']:
             self.add(
