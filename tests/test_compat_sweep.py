@@ -75,8 +75,7 @@ def test_broken_config_reported_with_its_cause(tmp_path):
     page = render_report([row])
     assert '| broken | ' in page and 'fail (train): [unclassified]' in page
     assert '### unclassified' in page and 'num_classes=81' in page
-    assert summary([row])['all'] == dict(
-        families=1, passed=0, na=0, failed=1)
+    assert summary([row])['all'] == dict(families=1, passed=0, na=0, failed=1)
 
 
 def _hang(*args):
@@ -97,8 +96,7 @@ def _eat_memory(*args):
      (_crash, 'the process died of signal SIGABRT'),
      (_eat_memory, 'the process exited with status 1 and no result')],
     ids=['hang', 'crash', 'memory'])
-def test_a_trial_cannot_stop_the_sweep(monkeypatch, tmp_path, trial,
-                                       message):
+def test_a_trial_cannot_stop_the_sweep(monkeypatch, tmp_path, trial, message):
     """Each trial runs in a forked child with a time limit and an address
     space limit: a hang is killed, a crash or a failed allocation ends only
     that child; the next family still runs."""
@@ -111,10 +109,9 @@ def test_a_trial_cannot_stop_the_sweep(monkeypatch, tmp_path, trial,
     rows = sweep_module.run_families(
         families, {}, str(tmp_path), timeout=1, memory_gb=1)
     assert time.monotonic() - start < 10
-    assert [(r.family, r.stage, r.message) for r in rows] == [
-        ('mmdet/first', 'process', message),
-        ('mmdet/second', 'process', message)
-    ]
+    assert [(r.family, r.stage, r.message)
+            for r in rows] == [('mmdet/first', 'process', message),
+                               ('mmdet/second', 'process', message)]
     if trial is _eat_memory:  # the child said why
         with open(osp.join(tmp_path, 'mmdet__first', 'log.txt')) as f:
             assert 'MemoryError' in f.read()

@@ -252,8 +252,10 @@ def test_panoptic_data_counts_things_for_instance_heads():
     cfg = load_config('mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py')
     assert check_num_classes(cfg) is None
     cfg.model.roi_head.bbox_head.num_classes = 81
-    with pytest.raises(ValueError, match='bbox_head.num_classes=81 but the '
-                       'train dataset .CocoPanopticDataset. has 133'):
+    with pytest.raises(
+            ValueError,
+            match='bbox_head.num_classes=81 but the '
+            'train dataset .CocoPanopticDataset. has 133'):
         check_num_classes(cfg)
 
 
@@ -365,8 +367,7 @@ STOCK = {
     }),
     # an FCNHead without convs hands its input on: channels = in_channels
     # (CGNet's; was an AssertionError while building)
-    'fcn_no_convs':
-    ('mmseg::cgnet/cgnet_fcn_4xb4-60k_cityscapes-680x680.py', {
+    'fcn_no_convs': ('mmseg::cgnet/cgnet_fcn_4xb4-60k_cityscapes-680x680.py', {
         'model.decode_head.in_channels': 499
     }, [
         'model.decode_head.channels=256 but an FCNHead without convs',

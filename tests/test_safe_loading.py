@@ -522,8 +522,9 @@ def test_alias_keys_of_a_trained_model_fit(tmp_path):
     trained.alias = trained[0]  # what training adds
     torch.save({'state_dict': trained.state_dict()}, tmp_path / 'a.pth')
     file = torch.load(tmp_path / 'a.pth', weights_only=True)
-    assert set(file['state_dict']) == {'0.weight', '0.bias', 'alias.weight',
-                                       'alias.bias'}
+    assert set(file['state_dict']) == {
+        '0.weight', '0.bias', 'alias.weight', 'alias.bias'
+    }
     assert fit_checkpoint(model, file, 'a.pth') == (2, 0)
     file['state_dict']['alias.bias'] = file['state_dict']['0.bias'].clone()
     with pytest.raises(CheckpointMismatchError, match='1 unexpected'):

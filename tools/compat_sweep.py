@@ -79,9 +79,9 @@ def main(argv=None):
         print(f'{line} [{result.seconds:.0f} s]', flush=True)
 
     start = time.monotonic()
-    results, complete = run_sweep(args.work_dir, args.packages,
-                                  args.families, args.jobs, args.timeout,
-                                  args.memory_gb, progress)
+    results, complete = run_sweep(args.work_dir, args.packages, args.families,
+                                  args.jobs, args.timeout, args.memory_gb,
+                                  progress)
     seconds = time.monotonic() - start
     for key, row in summary(results).items():
         print(f'{key}: {row["passed"]} of {row["families"]} families pass, '

@@ -87,12 +87,11 @@ def _alias(state_dict: dict, names: Dict[str, str], key: str,
     tensor = state_dict[names[key]]
     if not isinstance(tensor, torch.Tensor) or tensor.numel() == 0:
         return False
-    return any(
-        other in names and other != key and isinstance(
-            state_dict[names[other]], torch.Tensor)
-        and state_dict[names[other]].data_ptr() == tensor.data_ptr()
-        and state_dict[names[other]].shape == tensor.shape
-        for other in model_state)
+    return any(other in names and other != key
+               and isinstance(state_dict[names[other]], torch.Tensor)
+               and state_dict[names[other]].data_ptr() == tensor.data_ptr()
+               and state_dict[names[other]].shape == tensor.shape
+               for other in model_state)
 
 
 def fit_checkpoint(model: nn.Module,
@@ -134,9 +133,8 @@ def fit_checkpoint(model: nn.Module,
                 derived += 1
     missing = [k for k in model_state if k not in names]
     unexpected = [
-        k for k in names
-        if k not in model_state and not _alias(state_dict, names, k,
-                                               model_state)
+        k for k in names if k not in model_state
+        and not _alias(state_dict, names, k, model_state)
     ]
     shapes = [(k, tuple(state_dict[names[k]].shape), tuple(v.shape))
               for k, v in model_state.items()

@@ -4,7 +4,9 @@ Read from the model's classes and config, not from a list of families:
 trackers and video models reuse a detector or segmenter whose own family
 is swept; text-grounding detectors need a language model from the Hugging
 Face hub; a few heads and necks read a ViT's tokens (a class token, one
-single-scale token map), which a convolutional backbone does not give.
+single-scale token map), which a convolutional backbone does not give
+(:data:`TOKEN_READERS`); a classifier without a head classifies nothing; a
+packaged config without training data trains nothing.
 """
 from typing import Optional
 
@@ -15,9 +17,26 @@ from slak_mm.registry import is_subclass_named, registered_class
 
 __all__ = ['TOKEN_READERS', 'not_applicable']
 
-#: Necks and heads built on a plain ViT's outputs, and why SLaK cannot
-#: feed them.
-TOKEN_READERS = {}
+#: Necks and heads built on a plain ViT's outputs (or another backbone's
+#: own branches), and why SLaK cannot feed them.
+TOKEN_READERS = {
+    'MultiLevelNeck':
+    "rescales a plain ViT's single-resolution token maps "
+    'into a pyramid (scales 4, 2, 1, 0.5); SLaK gives a pyramid already '
+    '(strides 4-32), which it would turn into strides 1-64',
+    'Feature2Pyramid':
+    "rescales a plain ViT's single-resolution token maps "
+    'into a pyramid (rescales 4, 2, 1, 0.5); SLaK gives a pyramid already',
+    'MLANeck':
+    "sums four layers of a plain ViT, all at one resolution "
+    '(SETR-MLA); the SLaK maps differ in resolution',
+    'DPTHead':
+    "reads a ViT's (patch tokens, class token) pairs",
+    'DeiTClsHead':
+    "reads DeiT's class and distillation tokens",
+    'ConformerHead':
+    "reads Conformer's CNN and transformer branches",
+}
 
 
 def _class(node, scope: Optional[str]) -> Optional[type]:
@@ -54,6 +73,17 @@ def not_applicable(cfg: Config) -> Optional[str]:
                 f'from the Hugging Face hub; the image backbone is one part')
     if not isinstance(model.get('backbone'), dict):
         return f'{name} has no model.backbone to replace'
+    for key in ('neck', 'decode_head', 'head'):
+        for part in (model.get(key) if isinstance(model.get(key), list) else
+                     [model.get(key)]):
+            kind = getattr(_class(part, scope), '__name__', None)
+            if kind in TOKEN_READERS:
+                return f'the {kind} ({key}) {TOKEN_READERS[kind]}'
+    if is_subclass_named(cls, 'mmpretrain', 'ImageClassifier') and \
+            not isinstance(model.get('head'), dict):
+        return ('a headless feature extractor (the backbone alone, for '
+                'features or as a part of another model): nothing to '
+                'classify')
     if not cfg.get('train_dataloader'):
         return (f'the packaged {name} config only tests (no '
                 f'train_dataloader): nothing to train')

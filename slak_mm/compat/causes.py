@@ -15,7 +15,7 @@ from typing import Optional
 
 from .result import Result
 
-__all__ = ['CAUSES', 'FIXED', 'Cause', 'classify', 'package_version']
+__all__ = ['CAUSES', 'FAMILY', 'FIXED', 'Cause', 'classify', 'package_version']
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,15 @@ class Cause:
 
     Attributes:
         kind (str): ``'upstream'`` (a framework's bug or limit),
-            ``'environment'`` (a package the frameworks do not install) or
-            ``'n/a'`` (the model is built around its own backbone: the
-            row counts as not applicable).
+            ``'environment'`` (a package the frameworks do not install),
+            ``'ours'`` (slak_mm's, not fixed yet) or ``'n/a'`` (the model
+            is built around its own backbone: the row counts as not
+            applicable).
         title (str): The group's name in the report.
         pattern (str): Regular expression searched in ``'message @ where'``.
         package (str): The module the cause lies in (its installed version
-            is reported); empty for the environment.
+            is reported), :data:`FAMILY` for the family's framework; empty
+            where no upstream package is at fault.
         explain (str): What happens and what a user does about it.
     """
     kind: str
@@ -39,6 +41,9 @@ class Cause:
     package: str
     explain: str
 
+
+#: ``Cause.package`` for a cause in whichever framework the family is.
+FAMILY = 'family'
 
 #: The causes, first match wins.
 CAUSES = (
@@ -76,13 +81,67 @@ CAUSES = (
         'other backbone fits it; the FPN configs of the family take SLaK'),
 )
 
+CAUSES += (
+    Cause(
+        'upstream', 'the packaged config fails as shipped',
+        r'Only one of `type` or `by_epoch` can exist', FAMILY,
+        "the config sets train_cfg=dict(by_epoch=True, ...) over a base "
+        "whose train_cfg names its loop type: mmengine's Runner refuses "
+        'both, with any backbone'),
+    Cause(
+        'upstream', "LRASPPHead pools with a fixed 49 x 49 window",
+        r'Output size is too small', 'mmseg',
+        'LRASPPHead (MobileNetV3) average-pools with kernel 49 and stride '
+        '(16, 20), made for 512 x 1024 crops: the 64 px images of the sweep '
+        'give smaller maps; at Cityscapes sizes it runs'),
+    Cause(
+        'ours', 'a GroupNorm after the backbone does not divide SLaK widths',
+        r'must be divisible by num_groups', '',
+        "SLaK-T's widths (124, 249, 499, 998: x1.3) divide by no usual "
+        'GroupNorm group count; the part that reads them (VPD\'s depth head, '
+        'made for Stable Diffusion\'s 320-1280) needs other widths or '
+        'groups; the check does not look at norm groups yet'),
+    Cause(
+        'ours', "the check does not model SSD's neck yet", r'ssd_neck.py:\d+',
+        '',
+        "SSDNeck passes its inputs on with VGG's widths (in_channels must be "
+        "out_channels[:2]) and its extra layers need 300 px images: the fix "
+        'is out_indices=(1, 2) with the neck\'s and head\'s channels, which '
+        'the check does not offer'),
+    Cause(
+        'ours', "the check does not model YOLOv3's neck yet",
+        r'yolo_neck.py:\d+', '',
+        'YOLOV3Neck reads three maps deepest first (in_channels=[1024, 512, '
+        '256] of Darknet): out_indices=(1, 2, 3) with in_channels=[998, 499, '
+        '249]; the check does not model the reversed order'),
+)
+
 #: ... and where the model is built around its own backbone (n/a rows).
-CAUSES += (Cause(
-    'n/a', "TridentNet's detector is its backbone's branches",
-    r"object has no attribute 'num_branch'", 'mmdet',
-    "TridentFasterRCNN takes num_branch and test_branch_idx from its "
-    "TridentResNet backbone (three branches sharing weights, one per "
-    "scale): the detector is that backbone's design"), )
+CAUSES += (
+    Cause(
+        'n/a', "TridentNet's detector is its backbone's branches",
+        r"object has no attribute 'num_branch'", 'mmdet',
+        "TridentFasterRCNN takes num_branch and test_branch_idx from its "
+        "TridentResNet backbone (three branches sharing weights, one per "
+        "scale): the detector is that backbone's design"),
+    Cause(
+        'n/a', "the head reads its backbone's own branches",
+        r'too many values to unpack .*@ mmseg/models/decode_heads/'
+        r'(pid|ddr)_head', 'mmseg',
+        "PIDNet's head takes its backbone's P, I and D branches, DDRNet's "
+        'its two resolution branches: no single-path backbone has them'),
+    Cause(
+        'n/a', "ICNet's neck fuses ICNet's resolution branches",
+        r'Length of input channels\s+must be 3', 'mmseg',
+        "ICNeck fuses the three image resolutions the ICNet backbone "
+        'runs its own layers on: the backbone is the cascade'),
+    Cause(
+        'n/a', "the heads read more outputs than SLaK's four",
+        r'in_index=4 but there are only 4 feature maps', 'mmseg',
+        "UNet's head reads its decoder's full-resolution map (in_index=4: "
+        'the UNet backbone is encoder and decoder), BiSeNetV2\'s last '
+        'auxiliary head its fifth branch; an encoder has neither'),
+)
 
 #: Causes that were ours, fixed while the sweep was built: (what failed,
 #: the fix, the test that keeps it fixed).

@@ -98,8 +98,7 @@ def _type_name(node: dict) -> str:
 
 
 def _with_masks(pipeline) -> bool:
-    return any(
-        t.get('with_mask') for t in pipeline_transforms(pipeline or []))
+    return any(t.get('with_mask') for t in pipeline_transforms(pipeline or []))
 
 
 def _names(drawn: List[str], others: List[str], count: int) -> tuple:
@@ -162,13 +161,13 @@ def _stand_in(package: str, split: str, ds: dict, roots: Dict[str, str],
         data_root=roots['imagenet'],
         data_prefix=part,
         ann_file=f'meta/{part}.txt',  # labels 0-5 of the ImageNet list
-        metainfo=dict(
-            classes=drawn + [f'class_{i}' for i in range(len(drawn), count)]),
+        metainfo=dict(classes=drawn +
+                      [f'class_{i}' for i in range(len(drawn), count)]),
         pipeline=pipeline)
 
 
-def _stand_in_evaluator(package: str, cfg: Config,
-                        roots: Dict[str, str]) -> dict:
+def _stand_in_evaluator(package: str, cfg: Config, roots: Dict[str,
+                                                               str]) -> dict:
     if package == 'mmdet':
         pipeline = ((cfg.get('train_dataloader') or {}).get('dataset')
                     or {}).get('pipeline')
@@ -204,8 +203,10 @@ def _swap_leaves(node, cfg: Config, package: str, split: str,
     if synthetic_kind(_type_name(node), dataset_paths(node)):
         return node
     classes = dataset_classes(node, cfg.get('default_scope'))
-    stand_in = _stand_in(package, split, node, roots,
-                         len(classes) if classes else None)
+    # unknown (a class file, read from the annotations): the heads say
+    heads = [n for _, n in head_num_classes(cfg.get('model'))]
+    count = len(classes) if classes else (heads[0] if heads else None)
+    stand_in = _stand_in(package, split, node, roots, count)
     if stand_in is None:  # fewer classes: the heads follow the stand-in
         stand_in = _stand_in(package, split, node, roots, None)
         _set_num_classes(cfg, len(stand_in['metainfo']['classes']))
@@ -241,8 +242,8 @@ def use_synthetic_data(cfg: Config, package: str,
         loader = cfg.get(f'{split}_dataloader')
         if not isinstance(loader, dict):
             continue
-        loader.dataset = _swap_leaves(loader.get('dataset'), cfg, package,
-                                      split, roots, swapped)
+        loader.dataset = _swap_leaves(
+            loader.get('dataset'), cfg, package, split, roots, swapped)
     # the datasets the generator writes: their data_root (and the paths
     # built from it, as the evaluators' ann_file) moved to the synthetic one
     for split in ('train', 'test'):

@@ -8,7 +8,8 @@ written: one whose datasets the synthetic generator writes (COCO
 instances / stuff / panoptic, ADE20K, VOC, ImageNet folders) and whose
 model has a ``backbone``; else the first that has a backbone (its datasets
 are then replaced by synthetic ones of the same task); else the first that
-loads. mmpretrain's families count when one of their configs is an image
+loads; the re-parameterised inference forms (``deploy/``) last.
+mmpretrain's families count when one of their configs is an image
 classifier (``ImageClassifier``; the self-supervised and multimodal
 folders without one are listed apart).
 """
@@ -27,8 +28,8 @@ from slak_mm.datasets.synthetic import synthetic_kind
 from slak_mm.registry import registered_class
 
 __all__ = [
-    'PACKAGES', 'Family', 'dataset_paths',
-    'packaged_families', 'representative', 'synthetic_kinds'
+    'PACKAGES', 'Family', 'dataset_paths', 'packaged_families',
+    'representative', 'synthetic_kinds'
 ]
 
 #: The frameworks swept, in table order.
@@ -143,10 +144,13 @@ def synthetic_kinds(cfg: Config) -> Optional[List[str]]:
     return sorted(set(kinds)) if leaves else None
 
 
-def _rank(package: str, cfg: Config) -> Optional[int]:
-    """0: runs as written; 1: has a backbone (data replaced); 2: the rest;
-    None: not swept (an mmpretrain config that is no classifier)."""
+def _rank(package: str, rel: str, cfg: Config) -> Optional[int]:
+    """0: runs as written; 1: has a backbone (data replaced); 2: the rest
+    (3 for the re-parameterised inference forms in ``deploy/``); None: not
+    swept (an mmpretrain config that is no classifier)."""
     model = cfg.get('model')
+    if '/deploy/' in f'/{rel}':
+        return 3
     if not isinstance(model, dict):
         return None if package == 'mmpretrain' else 2
     if cfg.get('default_scope', package) != package:
@@ -179,7 +183,7 @@ def representative(family: Family) -> Tuple[Optional[str], str]:
         except Exception as err:  # a config of the package that is broken
             errors.append(f'{rel}: {type(err).__name__}: {err}')
             continue
-        rank = _rank(family.package, cfg)
+        rank = _rank(family.package, rel, cfg)
         if rank is not None and (best is None or rank < best[0]):
             best = (rank, rel)
             if rank == 0:

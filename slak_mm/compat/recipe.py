@@ -12,7 +12,8 @@ documented recipe (docs/your_config.md), and nothing else.
 The input channels go to what reads the backbone: the neck (all four
 outputs for a list, the last for a neck that reads one map); without a
 neck the heads (an mmseg head the outputs its ``in_index`` names, a head
-that reads every map all four, a classifier's head the last). mmseg
+that reads every map all four); a classifier's head the last (through its
+pooling neck). mmseg
 segmentors also get ``pretrained=None`` (their ``EncoderDecoder`` hands
 ``pretrained`` to the backbone). What the checks then ask for
 (:func:`slak_mm.config.backbone_neck_problems`) is applied on top by
@@ -35,7 +36,8 @@ def _channels_for(in_channels: Any, in_index: Any = None) -> Any:
     ``in_index`` names, all four for a list without one, else the last."""
     if in_index is not None:
         indices = in_index if isinstance(in_index, (list, tuple)) else None
-        if indices is None and isinstance(in_index, int) and -4 <= in_index < 4:
+        if indices is None and isinstance(in_index,
+                                          int) and -4 <= in_index < 4:
             return f'{_CHANNELS}[{in_index}]'
         if indices and all(
                 isinstance(i, int) and -4 <= i < 4 for i in indices):
@@ -115,9 +117,11 @@ def user_config(base: str, model: dict) -> Tuple[str, List[str]]:
                      f'{_channels_for(neck[0]["in_channels"])})' +
                      (f', {rest}' if rest else '') + ']')
     elif neck is None:
-        parts += _head_lines(
-            model, ('decode_head', 'auxiliary_head', 'panoptic_head',
-                    'rpn_head', 'bbox_head', 'head'))
+        parts += _head_lines(model,
+                             ('decode_head', 'auxiliary_head', 'panoptic_head',
+                              'rpn_head', 'bbox_head', 'head'))
+    else:  # a neck that keeps the widths (a classifier's pooling)
+        parts += _head_lines(model, ('head', ))
     teacher = _teacher_config(base, model)
     if teacher:
         parts.append(f'teacher_config={teacher[0]!r}')

@@ -6,7 +6,7 @@ import platform
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
-from .causes import FIXED, classify, package_version
+from .causes import FAMILY, FIXED, classify, package_version
 from .families import PACKAGES
 from .result import Result
 from .trial import MAX_FIXES
@@ -148,8 +148,8 @@ def render_report(results: List[Result],
     lines += ['', _HOW]
     for package in PACKAGES:
         rows = [
-            r for r in results if r.family.split('/')[0] == package
-            and r.message != _NOT_SWEPT
+            r for r in results
+            if r.family.split('/')[0] == package and r.message != _NOT_SWEPT
         ]
         if not rows:
             continue
@@ -170,13 +170,20 @@ def render_report(results: List[Result],
         lines += ['## Failures by cause', '']
     for title, rows in groups.items():
         cause = classify(rows[0])
-        where = (f'{cause.kind}, {package_version(cause.package)}'
-                 if cause and cause.package else
-                 (cause.kind if cause else 'not classified yet'))
-        lines += [f'### {title}', '', f'*{where}.* ' +
-                  (cause.explain + '.' if cause else
-                   'No known cause matches these messages: look into them '
-                   '(slak_mm/compat/causes.py).'), '']
+        packages = sorted({
+            r.family.split('/')[0]
+            if cause.package == FAMILY else cause.package
+            for r in rows
+        }) if cause and cause.package else []
+        kind = {'ours': 'ours, left'}.get(cause.kind, cause.kind) \
+            if cause else 'not classified yet'
+        where = ', '.join([kind] + [package_version(p) for p in packages])
+        lines += [
+            f'### {title}', '', f'*{where}.* ' +
+            (cause.explain + '.' if cause else
+             'No known cause matches these messages: look into them '
+             '(slak_mm/compat/causes.py).'), ''
+        ]
         for r in rows:
             at = f' (`{r.where}`)' if r.where else ''
             lines.append(f'- {r.family}: `{_cell(r.message)}`{at}')

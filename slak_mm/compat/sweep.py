@@ -77,8 +77,8 @@ def _child(family: Family, roots: Dict[str, str], work_dir: str,
     os._exit(0)  # no atexit handlers of the parent's state
 
 
-def _died(family: Family, code: Optional[int], seconds: float,
-          timed_out: bool, timeout: float) -> Result:
+def _died(family: Family, code: Optional[int], seconds: float, timed_out: bool,
+          timeout: float) -> Result:
     if timed_out:
         message = f'killed after the {timeout:.0f} s time limit'
     elif code is not None and code < 0:
@@ -98,20 +98,19 @@ def _not_run(family: Family) -> Result:
     return Result(
         family=family.label,
         config='',
-        outcome='fail' if family.note.startswith('no config loads') else
-        'n/a',
+        outcome='fail' if family.note.startswith('no config loads') else 'n/a',
         stage='config',
         message=family.note)
 
 
-def run_families(families: List[Family],
-                 roots: Dict[str, str],
-                 work_root: str,
-                 jobs: int = 2,
-                 timeout: float = 600.,
-                 memory_gb: float = 6.,
-                 report: Callable[[Result, int, int], None] = None
-                 ) -> List[Result]:
+def run_families(
+        families: List[Family],
+        roots: Dict[str, str],
+        work_root: str,
+        jobs: int = 2,
+        timeout: float = 600.,
+        memory_gb: float = 6.,
+        report: Callable[[Result, int, int], None] = None) -> List[Result]:
     """Pick each family's config and run its trial in a child process.
 
     Args:
@@ -152,8 +151,7 @@ def run_families(families: List[Family],
             if family.config is None:
                 done(index, _not_run(family))
                 continue
-            work_dir = osp.join(work_root,
-                                f'{family.package}__{family.name}')
+            work_dir = osp.join(work_root, f'{family.package}__{family.name}')
             shutil.rmtree(work_dir, ignore_errors=True)  # an earlier sweep's
             proc = fork.Process(
                 target=_child, args=(family, roots, work_dir, limit))
@@ -181,14 +179,15 @@ def run_families(families: List[Family],
     return [results[i] for i in range(len(families))]
 
 
-def run_sweep(work_dir: str,
-              packages: Sequence[str] = PACKAGES,
-              patterns: Sequence[str] = (),
-              jobs: int = 2,
-              timeout: float = 600.,
-              memory_gb: float = 6.,
-              report: Callable[[Result, int, int], None] = None
-              ) -> Tuple[List[Result], bool]:
+def run_sweep(
+    work_dir: str,
+    packages: Sequence[str] = PACKAGES,
+    patterns: Sequence[str] = (),
+    jobs: int = 2,
+    timeout: float = 600.,
+    memory_gb: float = 6.,
+    report: Callable[[Result, int, int], None] = None
+) -> Tuple[List[Result], bool]:
     """The sweep: every family of ``packages`` (or those matching
     ``patterns``), the synthetic data written first.
 

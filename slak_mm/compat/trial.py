@@ -20,7 +20,7 @@ import os.path as osp
 import sys
 import time
 import traceback
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from mmengine.config import Config
 
@@ -120,7 +120,12 @@ def _for_the_cpu(path: str, options: dict, package: str,
         for key in ('loss_scale', 'dtype'):
             wrapper.pop(key, None)
     note = use_synthetic_data(cfg, package, roots)
-    scale_down(cfg, IMAGE_SIZES[package], iterations=1)
+    # one batch of all the training images: mmpretrain's 6 (one per class)
+    scale_down(
+        cfg,
+        IMAGE_SIZES[package],
+        batch_size=6 if package == 'mmpretrain' else 2,
+        iterations=1)
     test_loader = cfg.get('test_dataloader')
     if isinstance(test_loader, dict):
         test_loader.batch_size = 1

@@ -37,10 +37,12 @@ from .scopes import (OWN_SCOPES, packaged_config_folder, read_scoped_bases,
 __all__ = [
     'CHECKS', 'DATASET_LAYOUTS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'Problem',
     'adapt_amp', 'adapt_to_device', 'add_load_check', 'backbone_neck_problems',
-    'base_clash_line', 'base_files', 'check_backbone_neck', 'check_datasets', 'check_num_classes',
-    'check_train_cfg', 'checks_to_run', 'config_keys', 'dataset_classes', 'dict_option_problem',
-    'enable_tta', 'enable_visualization', 'head_num_classes', 'iter_dicts',
-    'load_config', 'not_a_config', 'rebind_value', 'packaged_config_folder', 'partial_load_allowed', 'read_scoped_bases',
-    'register_config_scopes', 'replace_sync_bn', 'save_predictions',
-    'scale_down', 'set_work_dir', 'shrink_sizes', 'slak_feature_maps', 'work_dir_for_run'
+    'base_clash_line', 'base_files', 'check_backbone_neck', 'check_datasets',
+    'check_num_classes', 'check_train_cfg', 'checks_to_run', 'config_keys',
+    'dataset_classes', 'dict_option_problem', 'enable_tta',
+    'enable_visualization', 'head_num_classes', 'iter_dicts', 'load_config',
+    'not_a_config', 'packaged_config_folder', 'partial_load_allowed',
+    'read_scoped_bases', 'rebind_value', 'register_config_scopes',
+    'replace_sync_bn', 'save_predictions', 'scale_down', 'set_work_dir',
+    'shrink_sizes', 'slak_feature_maps', 'work_dir_for_run'
 ]

@@ -154,8 +154,9 @@ def adapt_to_device(cfg: Config) -> None:
     """Make GPU configs run where CUDA is missing.
 
     ``SyncBN`` (CUDA only) and mmcv's ``MMSyncBN`` become ``BN``;
-    distributed runs use gloo and DDP without ``device_ids``. Nothing changes when CUDA is available. Call
-    it before building the model of a GPU config on a CPU-only machine.
+    distributed runs use gloo and DDP without ``device_ids``. Nothing
+    changes when CUDA is available. Call it before building the model of a
+    GPU config on a CPU-only machine.
 
     Args:
         cfg (Config): The config; changed in place.

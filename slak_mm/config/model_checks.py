@@ -49,6 +49,9 @@ NECKS = {
 }
 #: Strides of the four SLaK stages.
 SLAK_STRIDES = (4, 8, 16, 32)
+#: mmpretrain heads that read the backbone's maps themselves (CSRA's
+#: class-specific attention), not one pooled vector.
+MAP_HEADS = ('CSRAClsHead', )
 #: Heads that read one backbone map at a stride of their own (CornerNet's
 #: and CentripetalNet's read HourglassNet's stride-4 maps).
 SINGLE_MAP_STRIDES = {'CornerHead': 4}
@@ -145,6 +148,9 @@ def _describe(maps: List[dict]) -> str:
 
 
 def _format(value: Any) -> str:
+    if isinstance(value, dict):  # as a config writes it
+        return 'dict(' + ', '.join(f'{k}={v!r}'
+                                   for k, v in value.items()) + ')'
     return str(tuple(value)) if isinstance(value, tuple) else str(value)
 
 
@@ -182,6 +188,10 @@ class _Fit:
 
     def __init__(self, model: dict, scope: Optional[str], advise: bool):
         self.model, self.scope, self.advise = model, scope, advise
+        # the classes of the data (mmpretrain's preprocessor says; its
+        # configs set it at the top level, see _fit)
+        self.classes = (model.get('data_preprocessor')
+                        or {}).get('num_classes')
         self.backbone_maps = slak_feature_maps(model['backbone'])
         every = dict(model['backbone'], out_indices=(0, 1, 2, 3))
         self.stage_channels = [
@@ -294,8 +304,7 @@ class _Fit:
             return []
         found: List[Dict[str, Any]] = []
         for updates in candidates:
-            if updates and updates not in found and self._fixed(
-                    key, updates):
+            if updates and updates not in found and self._fixed(key, updates):
                 found.append(updates)
         return found
 
@@ -361,7 +370,9 @@ class _Fit:
                 f'outputs ({_describe(maps)})',
                 f'set {key}={wanted} (one entry per '
                 f'model.backbone.out_indices, SLaK(...).out_channels)',
-                [{key: wanted}])
+                [{
+                    key: wanted
+                }])
             return False
         outputs = self.wanted_strides()
         strides = self._inputs_for(outputs) if outputs else None
@@ -443,11 +454,12 @@ class _Fit:
             f'strides {[m["stride"] for m in maps]}',
             '' if fixes else 'change model.backbone.out_indices', fixes)
 
-    def check_channels(self,
-                       where: str,
-                       value: Any,
-                       maps: List[dict],
-                       candidates: List[Dict[str, Any]] = ()) -> None:
+    def check_channels(
+        self,
+        where: str,
+        value: Any,
+        maps: List[dict],
+        candidates: List[Dict[str, Any]] = ()) -> None:
         """Every map of ``maps`` must have ``value`` channels;
         ``candidates``: fixes to try where the maps differ in width."""
         widths = sorted({m['channels'] for m in maps})
@@ -457,13 +469,16 @@ class _Fit:
             self.add(
                 where, f'{where}={value} but the maps it reads '
                 f'({_describe(maps)}) have {widths[0]}',
-                fixes=[{where: widths[0]}])
+                fixes=[{
+                    where: widths[0]
+                }])
         else:
             fixes = self.fixes(where, list(candidates))
             self.add(
                 where, f'{where}={value} but the maps it reads differ in '
-                f'width ({_describe(maps)})', '' if fixes else
-                'put a neck (e.g. FPN) before the head', fixes)
+                f'width ({_describe(maps)})',
+                '' if fixes else 'put a neck (e.g. FPN) before the head',
+                fixes)
 
     def single_map(self, key: str, head: dict) -> Dict[str, Any]:
         """One SLaK output for a head that reads the backbone with one
@@ -488,10 +503,10 @@ class _Fit:
             if not isinstance(head, dict):
                 continue
             if isinstance(head.get('in_channels'), int):
-                self.check_channels(
-                    f'model.{key}.in_channels', head['in_channels'], maps,
-                    [] if maps[0].get('neck') else
-                    [self.single_map(key, head)])
+                self.check_channels(f'model.{key}.in_channels',
+                                    head['in_channels'], maps,
+                                    [] if maps[0].get('neck') else
+                                    [self.single_map(key, head)])
             found = self._head_strides(head)
             if found:
                 self.check_strides(f'model.{key}.{found[0]}', found[1], maps,
@@ -598,7 +613,9 @@ class _Fit:
                     f'in_index={in_index}, but feature map {index} '
                     f'({maps[index]["name"]}, stride '
                     f'{maps[index]["stride"]}) has {want} channels',
-                    fixes=[{f'{where}.in_channels': fix}])
+                    fixes=[{
+                        f'{where}.in_channels': fix
+                    }])
                 break
         if (is_subclass_named(cls, 'mmseg', 'FCNHead')
                 and self._default(head, 'num_convs', 2) == 0
@@ -620,14 +637,77 @@ class _Fit:
                 f'low-level branch from feature map 0 ({maps[0]["name"]}, '
                 f'stride {maps[0]["stride"]}) with {maps[0]["channels"]} '
                 f'channels',
-                fixes=[{f'{where}.c1_in_channels': maps[0]['channels']}])
+                fixes=[{
+                    f'{where}.c1_in_channels': maps[0]['channels']
+                }])
         if head.get('feature_strides') is not None:
             self.check_strides(f'{where}.feature_strides',
                                head['feature_strides'],
                                [maps[i] for i in indices], False)
 
+    def check_classifier(self) -> None:
+        """mmpretrain's ``ImageClassifier``: its head takes one vector per
+        image (ResNet's pooled features, a ViT's class token); SLaK gives
+        ``(N, C, H, W)`` maps, which a pooling neck turns into vectors."""
+        head = self.model.get('head')
+        if not isinstance(head, dict) or not is_subclass_named(
+                self._class(self.model), 'mmpretrain', 'ImageClassifier'):
+            return
+        neck = self.model.get('neck')
+        last = self.backbone_maps[-1]['channels']
+        if type_name(head) == 'ClsHead':  # the stock backbone classified
+            classes = self.classes
+            linear = dict(
+                _delete_=True,
+                type='LinearClsHead',
+                num_classes=classes,
+                in_channels=last,
+                **{k: head[k]
+                   for k in ('loss', 'topk') if k in head})
+            self.add(
+                'model.head', 'model.head is a ClsHead, which has no '
+                'classifier layer (VGG, Inception-v3 and LeNet classify in '
+                'the backbone); SLaK gives features',
+                '' if classes else 'use a LinearClsHead with num_classes',
+                [{
+                    'model.head': linear
+                }] if classes else [])
+        if neck is None and not any(
+                k.__name__ in MAP_HEADS
+                for k in getattr(self._class(head), '__mro__', ())):
+            self.add(
+                'model.neck', f'model.neck is None: the {type_name(head)} '
+                f'would get the SLaK maps (N, {last}, H, W) where it takes '
+                f'one vector per image',
+                fixes=[{
+                    'model.neck':
+                    dict(_delete_=True, type='GlobalAveragePooling')
+                }])
+        elif isinstance(neck, dict) and type_name(
+                neck) == 'GlobalAveragePooling' and self._default(
+                    neck, 'dim', 2) != 2:
+            self.add(
+                'model.neck.dim', f'model.neck.dim={neck["dim"]} pools token '
+                f'sequences (a ViT / MLP-Mixer); the SLaK maps are '
+                f'(N, C, H, W)',
+                fixes=[{
+                    'model.neck.dim': 2
+                }])
+        if neck is None or type_name(neck) == 'GlobalAveragePooling':
+            if isinstance(head.get('in_channels'),
+                          int) and head['in_channels'] != last:
+                self.add(
+                    'model.head.in_channels', f'model.head.in_channels='
+                    f'{head["in_channels"]} but it reads the last SLaK '
+                    f'output ({self.backbone_maps[-1]["name"]}), {last} '
+                    f'channels',
+                    fixes=[{
+                        'model.head.in_channels': last
+                    }])
+
     def run(self) -> List[Problem]:
         """All problems."""
+        self.check_classifier()
         maps = self.backbone_maps
         neck = self.model.get('neck')
         if neck is not None:
@@ -663,6 +743,8 @@ def _fit(cfg: Config) -> Optional[_Fit]:
     if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
         return None
     fit = _Fit(model, cfg.get('default_scope'), advise=True)
+    fit.classes = fit.classes or (cfg.get('data_preprocessor')
+                                  or {}).get('num_classes')
     return None if fit.backbone_maps is None else fit
 
 
@@ -677,8 +759,8 @@ def _optimizer_problems(cfg: Config) -> List[Problem]:
     """A base's ConvNeXt / BEiT layer-decay constructor with SLaK."""
     wrapper = cfg.get('optim_wrapper')
     name = wrapper.get('constructor') if isinstance(wrapper, dict) else None
-    if not isinstance(name, str) or name.split(
-            '.')[-1] not in _CLASS_NAME_CONSTRUCTORS:
+    if not isinstance(
+            name, str) or name.split('.')[-1] not in _CLASS_NAME_CONSTRUCTORS:
         return []
     key = 'optim_wrapper.constructor'
     ours = 'SLaKLearningRateDecayOptimizerConstructor'

@@ -76,6 +76,22 @@ def _repeated_once(node: Any) -> None:
             _repeated_once(value)
 
 
+def _schedulers_within(cfg: Config, end: int) -> None:
+    """Drop the ``param_scheduler`` entries that would begin after the
+    shortened schedule (``end`` iterations or epochs): mmengine refuses a
+    scheduler whose default end, the schedule's, is not after its begin
+    (a cosine decay from epoch 20 of a 1-epoch run)."""
+    schedulers = cfg.get('param_scheduler')
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    if not isinstance(schedulers, list):
+        return
+    cfg.param_scheduler = [
+        s for s in schedulers
+        if not isinstance(s, dict) or (s.get('begin') or 0) < end
+    ]
+
+
 def scale_down(cfg: Config,
                size: int,
                batch_size: int = 2,
@@ -83,7 +99,8 @@ def scale_down(cfg: Config,
     """Scale a config down for a CPU: images at ``size`` px, ``batch_size``
     images per batch, no worker processes, ``iterations`` training
     iterations (iteration-based loops) or one pass over the data (epoch
-    loops, ``RepeatDataset`` repeating once).
+    loops, ``RepeatDataset`` repeating once); parameter schedulers that
+    would begin after that are dropped.
 
     Args:
         cfg (Config): The config; changed in place.
@@ -97,6 +114,7 @@ def scale_down(cfg: Config,
         train_cfg['max_iters'] = iterations
     elif train_cfg:
         train_cfg['max_epochs'] = 1
+    _schedulers_within(cfg, iterations if 'max_iters' in train_cfg else 1)
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if loader:

@@ -4,9 +4,9 @@ layouts.
 The generated folders are read unchanged by mmseg's ``ADE20KDataset``,
 mmdet's ``VOCDataset`` / ``CocoDataset`` (instances, and HTC's stuff maps) /
 ``CocoPanopticDataset`` and mmpretrain's ``CustomDataset`` (ImageNet's
-class folders) / ``ImageNet`` (its ``meta`` lists), so configs written for the real datasets run on them by
-only changing ``data_root``. Every image is a
-textured background (smooth colour noise, stripes and pixel noise) with a
+class folders) / ``ImageNet`` (its ``meta`` lists), so configs written for
+the real datasets run on them by only changing ``data_root``. Every image
+is a textured background (smooth colour noise, stripes and pixel noise) with a
 few non-overlapping coloured shapes; each class has its own shape and
 colour, so a small model can learn them within minutes on a CPU.
 
