@@ -16,7 +16,13 @@ PYTEST_ARGS ?= --durations=15
 OMP_NUM_THREADS ?= 1
 export OMP_NUM_THREADS
 
-.PHONY: install demo test compat clean-demo
+# make fuzz: FUZZ_MUTANTS mutants of each file type (tests/test_fuzz.py; the
+# suite runs a few hundred); SLAK_MM_FUZZ_SEED=N picks another seed. Each
+# target's summary is printed; failing mutants are saved to FUZZ_OUT.
+FUZZ_MUTANTS ?= 2000
+FUZZ_OUT ?= work_dirs/fuzz
+
+.PHONY: install demo test fuzz compat clean-demo
 
 install:
 	bash tools/setup_env.sh $(VENV)
@@ -38,6 +44,10 @@ test: install
 # says how long it took)
 compat: install
 	$(PY) tools/compat_sweep.py --jobs 2
+
+fuzz: install
+	SLAK_MM_FUZZ_MUTANTS=$(FUZZ_MUTANTS) SLAK_MM_FUZZ_OUT=$(FUZZ_OUT) \
+		$(PY) -m pytest tests/test_fuzz.py::test_fuzz -s -q
 
 clean-demo:
 	rm -rf $(DATA) $(WORK_DIR)

@@ -11,7 +11,7 @@ import stat
 
 # rel_err(out, ref): max absolute difference over the reference's max
 # magnitude, in float64 (the measure the conv implementations are held to)
-from slak_mm.ops.dispatch import relative_error as rel_err  # noqa: F401
+from slak_mm.ops import relative_error as rel_err  # noqa: F401
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

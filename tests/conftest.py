@@ -43,6 +43,16 @@ def pytest_collection_modifyitems(config, items):
         items.reverse()
 
 
+@pytest.fixture(autouse=True)
+def _ops_settings():
+    """Each test gets the ops' settings back as they were: what it set
+    with ``slak_mm.ops.configure`` or read anew with ``settings.reload()``
+    (after ``monkeypatch.setenv``) does not leak into the next."""
+    from slak_mm.ops import use
+    with use():
+        yield
+
+
 @pytest.fixture(scope='session')
 def repo_root():
     """The checkout's root folder."""
@@ -97,6 +107,18 @@ def small_ade_root(tmp_path_factory):
             tmp_path_factory, 'ade20k', num_train=4, num_val=2,
             img_size=64) as root:
         yield root
+
+
+@pytest.fixture(scope='module')
+def clean(tmp_path_factory):
+    """The three layouts, 64x64, 2 images per split: name -> folder (one
+    per test module, which may damage copies of them)."""
+    from slak_mm.datasets import generate_all
+    return generate_all(
+        str(tmp_path_factory.mktemp('data')),
+        num_train=2,
+        num_val=2,
+        img_size=64)
 
 
 @pytest.fixture(scope='session')

@@ -147,32 +147,32 @@ def test_deploy_form_hand_count():
     assert res['params_sparse'] == nnz + C
 
 
-def test_triton_op_handle_under_interpreter(monkeypatch):
+def test_triton_op_handle_under_interpreter():
     """The Triton autograd functions trace as prim::PythonOp; the handle
     counts them as the torch path's convs, dense and sparse."""
     pytest.importorskip('triton')
-    from slak_mm.ops import triton_depthwise
+    from slak_mm.ops import triton_depthwise, use
     launch = triton_depthwise._launch_conv
-    monkeypatch.setenv('TRITON_INTERPRET', '1')
-    lk = _lk(impl='triton')
-    nnz = _zero_known_fraction(lk.LoRA1.conv.weight, 2)
-    nnz += sum(
-        int(b.conv.weight.count_nonzero()) for b in lk.branches()
-        if b is not lk.LoRA1)
-    x = torch.randn(1, C, H, W)
-    res = count_complexity(lk, x)
-    assert 'prim::PythonOp._MultiDepthwiseConv' not in res['not_counted']
-    assert res['by_operator']['conv'] == _dense_lk_macs()
-    assert res['flops_sparse'] == res['flops'] - H * W * (
-        C * (2 * M * N + N * N) - nnz)
+    with use(triton_interpret=True):
+        lk = _lk(impl='triton')
+        nnz = _zero_known_fraction(lk.LoRA1.conv.weight, 2)
+        nnz += sum(
+            int(b.conv.weight.count_nonzero()) for b in lk.branches()
+            if b is not lk.LoRA1)
+        x = torch.randn(1, C, H, W)
+        res = count_complexity(lk, x)
+        assert 'prim::PythonOp._MultiDepthwiseConv' not in res['not_counted']
+        assert res['by_operator']['conv'] == _dense_lk_macs()
+        assert res['flops_sparse'] == res['flops'] - H * W * (
+            C * (2 * M * N + N * N) - nnz)
 
-    lk.switch_to_deploy()
-    res = count_complexity(lk, x)
-    assert 'prim::PythonOp._CrossDepthwiseConv' not in res['not_counted']
-    assert res['by_operator']['conv'] == H * W * C * (M * N + N * M)
-    nnz = int(lk.merged.weight_v.count_nonzero()) + int(
-        lk.merged.weight_h.count_nonzero())
-    assert res['flops_sparse'] == H * W * nnz
+        lk.switch_to_deploy()
+        res = count_complexity(lk, x)
+        assert 'prim::PythonOp._CrossDepthwiseConv' not in res['not_counted']
+        assert res['by_operator']['conv'] == H * W * C * (M * N + N * M)
+        nnz = int(lk.merged.weight_v.count_nonzero()) + int(
+            lk.merged.weight_h.count_nonzero())
+        assert res['flops_sparse'] == H * W * nnz
     assert triton_depthwise._launch_conv is launch  # trace patch undone
 
 

@@ -16,7 +16,7 @@ from slak_mm.config import load_config
 from slak_mm.deploy import (ExportAdaptiveAvgPool2d, deploy_checkpoint,
                             export_friendly, export_onnx, verify_onnx)
 from slak_mm.models import LargeKernelConv
-from slak_mm.ops import IMPL_ENV
+from slak_mm.ops import IMPL_ENV, settings
 from tests.common import DEMO_CONFIG as SEG
 from tests.common import DEMO_VOC_CONFIG as DET
 from tests.common import disk_full_for, rel_err
@@ -59,7 +59,9 @@ def test_export_adaptive_avg_pool_equals_torch(out_size):
 
 def test_export_friendly_changes_and_restores(seg_checkpoint, monkeypatch):
     _, model = seg_checkpoint
-    monkeypatch.setenv(IMPL_ENV, 'auto')
+    monkeypatch.setenv(IMPL_ENV, 'fft')
+    settings.reload()  # the user's setting: read at the next use
+    environ = dict(os.environ)
     convs = [m for m in model.modules() if isinstance(m, LargeKernelConv)]
     pools = lambda: [  # noqa: E731
         type(m) for m in model.modules()
@@ -68,10 +70,11 @@ def test_export_friendly_changes_and_restores(seg_checkpoint, monkeypatch):
     before = pools()
     assert set(before) == {nn.AdaptiveAvgPool2d}  # UperNet's PPM
     with export_friendly(model):
-        assert os.environ[IMPL_ENV] == 'torch'
+        assert settings.current().impl == 'torch'
         assert {m.impl for m in convs} == {'torch'}
         assert set(pools()) == {ExportAdaptiveAvgPool2d}
-    assert os.environ[IMPL_ENV] == 'auto'
+    assert settings.current().impl == 'fft'
+    assert dict(os.environ) == environ  # steered without writing it
     assert {m.impl for m in convs} == {None}
     assert pools() == before
 

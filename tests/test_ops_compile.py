@@ -5,17 +5,16 @@ import pytest
 import torch
 
 from slak_mm.models.layers.large_kernel_conv import LargeKernelConv
-from slak_mm.ops import dispatch
-from slak_mm.ops.settings import CACHE_ENV
+from slak_mm.ops import clear_memory, configure, tuning, tuning_state, use
 
 
 @pytest.fixture(autouse=True)
-def isolated_tuning(monkeypatch, tmp_path):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / 'tune.json'))
-    dispatch.clear_memory()
+def isolated_tuning(tmp_path):
+    clear_memory()
     torch._dynamo.reset()
-    yield
-    dispatch.clear_memory()
+    with use(cache=str(tmp_path / 'tune.json')):
+        yield
+    clear_memory()
     torch._dynamo.reset()
 
 
@@ -62,8 +61,8 @@ def test_compiled_equals_eager(backend):
 def test_compile_does_not_tune(monkeypatch):
     """While compiling, the dispatcher uses the stored choice or the
     heuristic, and times nothing."""
-    monkeypatch.setattr(dispatch, 'MIN_TUNE_WORK', 0)
-    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
+    monkeypatch.setattr(tuning_state, 'MIN_TUNE_WORK', 0)
+    monkeypatch.setattr(tuning, 'tune', None)  # would raise if called
     x = torch.randn(1, 4, 40, 40)
     fn = torch.compile(_layer('auto'), backend='aot_eager', fullgraph=True)
     # the heuristic's choice for a 13 x 13 kernel: torch
@@ -85,11 +84,11 @@ def test_tiny_backbone_has_no_graph_break(impl):
 
 
 @pytest.mark.parametrize('deploy', [False, True])
-def test_triton_path_compiles_without_graph_break(monkeypatch, deploy):
+def test_triton_path_compiles_without_graph_break(deploy):
     """The Triton launchers are custom ops too (checked under the
     interpreter; the compiled kernels are the GPU issue's)."""
     pytest.importorskip('triton')
-    monkeypatch.setenv('TRITON_INTERPRET', '1')
+    configure(triton_interpret=True)  # restored by the fixture
     layer = _layer('triton', deploy)
     x = torch.randn(1, 4, 12, 10)
     explanation = torch._dynamo.explain(layer)(x)

@@ -13,11 +13,14 @@ import pytest
 import torch
 
 from slak_mm.fileio import file_kind
-from slak_mm.ops import (dispatch, multi_depthwise_conv2d, resolve_impl,
-                         retune, tuning_cache, tuning_record)
-from slak_mm.ops.dispatch import Candidate, TuningKey, bucket
-from slak_mm.ops.settings import (CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV,
-                                  RETUNE_ENV, TUNE_ENV)
+from slak_mm.ops import (auto_candidates, clear_memory, configure,
+                         multi_depthwise_conv2d, resolve_impl, retune,
+                         settings, tuning, tuning_cache, tuning_record,
+                         tuning_stall, tuning_state, use)
+from slak_mm.ops.heuristic import heuristic
+from slak_mm.ops.keys import TuningKey, bucket, tuning_key
+from slak_mm.ops.registry import CANDIDATES, Candidate
+from slak_mm.ops.settings import CACHE_ENV, IMPL_ENV, RETUNE_ENV, TUNE_ENV
 from tests.common import (DEMO_CONFIG, SPECIAL_FILES, deadline, disk_full_for,
                           free_port, hide_modules, special_file)
 from tests.tool_runner import refusal, run_process
@@ -25,17 +28,28 @@ from tests.tool_runner import refusal, run_process
 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch, tmp_path):
-    """Own cache file, empty memory, tuning of tiny shapes, one round."""
+    """Own cache file (from the environment, read anew), empty memory,
+    tuning of tiny shapes, one round; the ops' settings as they were
+    afterwards."""
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / 'tune.json'))
     monkeypatch.delenv(IMPL_ENV, raising=False)
     monkeypatch.delenv(TUNE_ENV, raising=False)
     monkeypatch.delenv(RETUNE_ENV, raising=False)
-    monkeypatch.setattr(dispatch, 'MIN_TUNE_WORK', 0)
-    monkeypatch.setattr(dispatch, 'REPEATS', 1)
-    monkeypatch.setattr(dispatch, 'MAX_REPEATS', 1)
-    dispatch.clear_memory()
-    yield tmp_path / 'tune.json'
-    dispatch.clear_memory()
+    monkeypatch.setattr(tuning_state, 'MIN_TUNE_WORK', 0)
+    monkeypatch.setattr(tuning, 'REPEATS', 1)
+    monkeypatch.setattr(tuning, 'MAX_REPEATS', 1)
+    clear_memory()
+    with use():
+        settings.reload()
+        yield tmp_path / 'tune.json'
+    clear_memory()
+
+
+def _setenv(monkeypatch, name, value):
+    """A variable as the user sets it: read at the next use (a new
+    process would read it at its first)."""
+    monkeypatch.setenv(name, value)
+    settings.reload()
 
 
 def _inputs(h=12, w=10, grad=True):
@@ -45,13 +59,13 @@ def _inputs(h=12, w=10, grad=True):
 
 
 def _inject(monkeypatch, name, multi):
-    base = dispatch.CANDIDATES['torch']
-    monkeypatch.setitem(dispatch.CANDIDATES, name,
+    base = CANDIDATES['torch']
+    monkeypatch.setitem(CANDIDATES, name,
                         Candidate(lambda x, w: True, multi, base.cross, ''))
 
 
 def _torch_multi(x, weights):
-    return dispatch.CANDIDATES['torch'].multi(x, weights)
+    return CANDIDATES['torch'].multi(x, weights)
 
 
 def test_bucket():
@@ -63,13 +77,12 @@ def test_bucket():
 
 def test_keys_bucket_sizes_and_split_training_from_inference():
     x, weights = _inputs(200, 210)
-    key = dispatch.tuning_key('multi', x, weights)
-    assert key == dispatch.tuning_key('multi', torch.randn(1, 2, 215, 224),
-                                      weights)
+    key = tuning_key('multi', x, weights)
+    assert key == tuning_key('multi', torch.randn(1, 2, 215, 224), weights)
     with torch.no_grad():
-        assert dispatch.tuning_key('multi', x, weights) != key
-    assert dispatch.tuning_key('multi', x.detach(),
-                               [w.detach() for w in weights]) != key
+        assert tuning_key('multi', x, weights) != key
+    assert tuning_key('multi', x.detach(),
+                      [w.detach() for w in weights]) != key
 
 
 def test_tunes_once_and_stores(fresh, monkeypatch):
@@ -84,8 +97,8 @@ def test_tunes_once_and_stores(fresh, monkeypatch):
         measured.update(time_interleaved(fns, **kwargs))
         return measured
 
-    time_interleaved = dispatch.time_interleaved
-    monkeypatch.setattr(dispatch, 'time_interleaved', recording)
+    time_interleaved = tuning.time_interleaved
+    monkeypatch.setattr(tuning, 'time_interleaved', recording)
     _inject(monkeypatch, 'counting', counting)
     x, weights = _inputs()
     choice = resolve_impl(x, None, weights)
@@ -104,7 +117,7 @@ def test_tunes_once_and_stores(fresh, monkeypatch):
     assert record['choice'] == choice and record['how'] == 'measured'
     assert record['times'] == {n: min(t) for n, t in measured.items()}
     # A new process (memory cleared) reads the file instead of tuning.
-    dispatch.clear_memory()
+    clear_memory()
     assert resolve_impl(x, None, weights) == choice
     assert len(calls) == tuned_calls
 
@@ -149,7 +162,7 @@ def test_corrupt_cache_warns_and_is_replaced(fresh):
 
 def test_stale_cache_is_ignored_quietly(fresh, monkeypatch):
     x, weights = _inputs()
-    key = dispatch.tuning_key('multi', x, weights).cache_name()
+    key = tuning_key('multi', x, weights).cache_name()
     _inject(monkeypatch, 'never', lambda x, w: 1 / 0)
     stale = dict(tuning_cache.fingerprint(), torch='0.0')
     fresh.write_text(
@@ -160,12 +173,12 @@ def test_stale_cache_is_ignored_quietly(fresh, monkeypatch):
 
 def test_stored_choice_is_used_without_tuning(fresh, monkeypatch):
     x, weights = _inputs()
-    key = dispatch.tuning_key('multi', x, weights).cache_name()
+    key = tuning_key('multi', x, weights).cache_name()
     fresh.write_text(
         json.dumps(
             dict(fingerprint=tuning_cache.fingerprint(), entries={key:
                                                                   'fft'})))
-    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
+    monkeypatch.setattr(tuning, 'tune', None)  # would raise if called
     assert resolve_impl(x, None, weights) == 'fft'
 
 
@@ -183,7 +196,7 @@ def _forward_and_backward(h=12, w=10):
     x, weights = _inputs(h, w)
     (out, ) = multi_depthwise_conv2d(x, weights)
     out.sum().backward()
-    return dispatch.tuning_key('multi', x, weights)
+    return tuning_key('multi', x, weights)
 
 
 @pytest.mark.parametrize('kind', sorted(SPECIAL_FILES))
@@ -193,7 +206,7 @@ def test_cache_path_of_no_regular_file_is_never_read_nor_replaced(
     forward), a device or link never replaced: one warning, training goes
     on with the choices in memory."""
     path = special_file(tmp_path, kind)
-    monkeypatch.setenv(CACHE_ENV, path)
+    configure(cache=path)
     keys = []
     (message, ) = _slak_warnings_of(
         lambda: keys.append(_forward_and_backward()),
@@ -252,37 +265,44 @@ def test_cache_write_on_a_full_disk_warns_and_keeps_the_file(
 
 
 def test_switch_cap_and_small_work_use_the_heuristic(monkeypatch):
-    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
+    monkeypatch.setattr(tuning, 'tune', None)  # would raise if called
     big = torch.randn(1, 2, 64, 64, requires_grad=True)
     small = torch.randn(1, 2, 8, 8, requires_grad=True)
     weights = [torch.randn(2, 1, 51, 5, requires_grad=True)]
-    monkeypatch.setenv(TUNE_ENV, '0')
+    configure(tune=False)
     assert resolve_impl(big, None, weights) == 'fft'
     assert resolve_impl(small, None, weights) == 'torch'
     with torch.no_grad():  # CPU inference: oneDNN
         assert resolve_impl(big, None, weights) == 'torch'
-    monkeypatch.delenv(TUNE_ENV)
-    monkeypatch.setenv(MAX_TUNED_ENV, '0')
-    dispatch.clear_memory()
+    configure(tune=True, max_tuned=0)
+    clear_memory()
     assert resolve_impl(big, None, weights) == 'fft'
-    monkeypatch.setenv(MAX_TUNED_ENV, '10')
-    monkeypatch.setattr(dispatch, 'MIN_TUNE_WORK', 1 << 40)
-    dispatch.clear_memory()
+    assert tuning_record(tuning_key('multi', big, weights))['how'] == (
+        'heuristic: 0 keys tuned already (slak_mm.ops setting max_tuned)')
+    configure(max_tuned=10)
+    monkeypatch.setattr(tuning_state, 'MIN_TUNE_WORK', 1 << 40)
+    clear_memory()
     assert resolve_impl(big, None, weights) == 'fft'
-    assert dispatch.heuristic(
+    assert heuristic(
         TuningKey('multi', 'cuda', 0, 'torch.float32', 1, 2, 64, 64, 'nchw',
                   ((51, 5), ), 'train')) == 'torch'
 
 
 def test_forced_impls_and_errors(monkeypatch):
     x, weights = _inputs()
-    monkeypatch.setattr(dispatch, 'tune', None)
+    monkeypatch.setattr(tuning, 'tune', None)
     assert resolve_impl(x, 'fft', weights) == 'fft'
-    monkeypatch.setenv(IMPL_ENV, 'fft')
+    configure(impl='fft')
     assert resolve_impl(x, None, weights) == 'fft'
-    monkeypatch.setenv(IMPL_ENV, 'cudnn')
-    with pytest.raises(ValueError, match='cudnn'):
-        resolve_impl(x, None, weights)
+    with pytest.raises(ValueError, match="'cudnn' .argument impl."):
+        resolve_impl(x, 'cudnn', weights)
+    _setenv(monkeypatch, IMPL_ENV, 'cudnn')
+    for _ in range(2):  # at every call, until fixed
+        with pytest.raises(ValueError) as err:
+            resolve_impl(x, None, weights)
+        assert str(err.value) == (
+            f"Unknown depthwise conv implementation 'cudnn' (${IMPL_ENV}); "
+            f'choose one of auto, torch, fft, triton')
     with pytest.raises(RuntimeError, match='FFT needs'):
         resolve_impl(x.long(), 'fft', weights)
 
@@ -295,12 +315,12 @@ def test_env_forced_impl_is_the_one_that_runs(monkeypatch):
         return _torch_multi(x, weights)
 
     _inject(monkeypatch, 'fft', counting_fft)
-    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
-    monkeypatch.setenv(IMPL_ENV, 'fft')
+    monkeypatch.setattr(tuning, 'tune', None)  # would raise if called
+    _setenv(monkeypatch, IMPL_ENV, 'fft')
     x, weights = _inputs()
     multi_depthwise_conv2d(x, weights)
     assert calls == [1]
-    monkeypatch.setenv(IMPL_ENV, 'torch')
+    _setenv(monkeypatch, IMPL_ENV, 'torch')
     multi_depthwise_conv2d(x, weights)
     assert calls == [1]
 
@@ -310,13 +330,13 @@ def test_env_forced_impl_is_the_one_that_runs(monkeypatch):
 def test_env_forced_triton_without_a_gpu_is_one_line(monkeypatch, tmp_path):
     """``SLAK_MM_DWCONV_IMPL=triton`` on a CPU machine: refused before the
     run, and at the first conv (was: a RuntimeError traceback there)."""
-    monkeypatch.setenv(IMPL_ENV, 'triton')
     monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    _setenv(monkeypatch, IMPL_ENV, 'triton')
     expected = (
         f'{IMPL_ENV}=triton cannot run here: ' +
         ('no CUDA GPU (torch.cuda.is_available() is False) for Triton, and '
          'TRITON_INTERPRET is not 1 (its CPU interpreter, a test mode)'
-         if 'triton' in dispatch.CANDIDATES else
+         if 'triton' in CANDIDATES else
          'triton is not installed or failed to import') +
         f'; set {IMPL_ENV} to one of auto, torch, fft (auto when unset)')
     with pytest.raises(ValueError) as err:
@@ -325,14 +345,14 @@ def test_env_forced_triton_without_a_gpu_is_one_line(monkeypatch, tmp_path):
     line = refusal('tools/train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'w')
     assert line == f'error: {expected}'
     assert not (tmp_path / 'w').exists()
-    monkeypatch.setenv('TRITON_INTERPRET', '1')  # Triton's CPU test mode
-    if 'triton' in dispatch.CANDIDATES:
+    configure(triton_interpret=True)  # Triton's CPU test mode
+    if 'triton' in CANDIDATES:
         x, weights = _inputs()
         assert resolve_impl(x, None, weights) == 'triton'
 
 
 def test_jit_tracing_gets_torch(monkeypatch):
-    monkeypatch.setattr(dispatch, 'tune', None)
+    monkeypatch.setattr(tuning, 'tune', None)
     x, weights = _inputs(64, 64, grad=False)
     weights = [torch.randn(2, 1, 51, 5)]
     traced = torch.jit.trace(
@@ -341,9 +361,9 @@ def test_jit_tracing_gets_torch(monkeypatch):
 
 
 def test_auto_never_offers_triton_for_cpu_tensors(monkeypatch):
-    monkeypatch.setenv('TRITON_INTERPRET', '1')  # Triton could run them
+    configure(triton_interpret=True)  # Triton could run them
     x, weights = _inputs()
-    assert 'triton' not in dispatch.auto_candidates(x)
+    assert 'triton' not in auto_candidates(x)
     assert resolve_impl(x, None, weights) in ('torch', 'fft')  # tuned
 
 
@@ -360,7 +380,7 @@ def test_record_says_why_and_retune_measures_again(fresh, monkeypatch):
 
     _inject(monkeypatch, 'counting', counting)
     x, weights = _inputs()
-    key = dispatch.tuning_key('multi', x, weights)
+    key = tuning_key('multi', x, weights)
     choice = resolve_impl(x, None, weights)
     record = tuning_record(key)
     assert record['choice'] == choice and record['how'] == 'measured'
@@ -370,40 +390,41 @@ def test_record_says_why_and_retune_measures_again(fresh, monkeypatch):
     assert len(calls) == 2
     # A new process uses the file; $SLAK_MM_DWCONV_RETUNE=1 measures again
     # (once) and replaces the file's record; so does retune().
-    dispatch.clear_memory()
+    clear_memory()
     resolve_impl(x, None, weights)
     assert len(calls) == 2
-    monkeypatch.setenv(RETUNE_ENV, '1')
-    dispatch.clear_memory()
+    _setenv(monkeypatch, RETUNE_ENV, '1')
+    clear_memory()
     resolve_impl(x, None, weights)
     resolve_impl(x, None, weights)
     assert len(calls) == 4
     (stored, ) = json.loads(fresh.read_text())['entries'].values()
     assert stored != record and stored == tuning_record(key)
     monkeypatch.delenv(RETUNE_ENV)
-    dispatch.clear_memory()
+    settings.reload()
+    clear_memory()
     resolve_impl(x, None, weights)
     assert len(calls) == 4
     retune()
     resolve_impl(x, None, weights)
     assert len(calls) == 6
     # A key that was not measured says why.
-    monkeypatch.setenv(TUNE_ENV, '0')
+    _setenv(monkeypatch, TUNE_ENV, '0')
     x2, _ = _inputs(40, 40)
     resolve_impl(x2, None, weights)
-    assert tuning_record(dispatch.tuning_key('multi', x2, weights)) == dict(
+    assert tuning_record(tuning_key('multi', x2, weights)) == dict(
         choice='torch', how=f'heuristic: ${TUNE_ENV}=0')
 
 
 def test_first_format_file_is_read(fresh, monkeypatch):
     x, weights = _inputs()
-    key = dispatch.tuning_key('multi', x, weights).cache_name()
+    key = tuning_key('multi', x, weights).cache_name()
     fresh.write_text(
         json.dumps(
             dict(
                 fingerprint=dict(tuning_cache.fingerprint(), format='1'),
                 entries={key: 'fft'})))
-    monkeypatch.setattr(dispatch, 'tune', None)  # would raise if called
+    monkeypatch.setattr(tuning, 'tune', None)  # would raise if called
     assert resolve_impl(x, None, weights) == 'fft'
     assert tuning_record(key) == dict(choice='fft', how='measured')
 
@@ -428,7 +449,7 @@ def test_out_of_memory_while_timed_drops_the_candidate_once(
     (message, ) = _slak_warnings(record)
     assert "'greedy'" in message and 'OutOfMemoryError: CUDA out of memory' \
         in message and 'more lines' not in message
-    stored = tuning_record(dispatch.tuning_key('multi', x, weights))
+    stored = tuning_record(tuning_key('multi', x, weights))
     assert 'greedy' in stored['failures'] and 'greedy' not in stored['times']
     # Training goes on, with no further warning.
     with warnings.catch_warnings():
@@ -448,7 +469,7 @@ def test_failing_reference_gives_the_heuristic_not_an_error(
     x, weights = _inputs()
     with pytest.warns(UserWarning, match="'torch' failed for"):
         assert resolve_impl(x, None, weights) == 'torch'  # the heuristic's
-    record = tuning_record(dispatch.tuning_key('multi', x, weights))
+    record = tuning_record(tuning_key('multi', x, weights))
     assert record['how'] == "heuristic: the reference 'torch' failed"
     assert not fresh.exists()  # not stored: measured again next process
 
@@ -461,18 +482,18 @@ def test_slow_candidate_is_abandoned_after_one_timed_call(monkeypatch):
         time.sleep(0.05)  # hundreds of times the tiny torch conv
         return _torch_multi(x, weights)
 
-    monkeypatch.setattr(dispatch, 'REPEATS', 3)
-    monkeypatch.setattr(dispatch, 'MAX_REPEATS', 3)
+    monkeypatch.setattr(tuning, 'REPEATS', 3)
+    monkeypatch.setattr(tuning, 'MAX_REPEATS', 3)
     _inject(monkeypatch, 'sleepy', sleepy)
     x, weights = _inputs()
     assert resolve_impl(x, None, weights) != 'sleepy'
-    assert len(calls) - 1 < dispatch.REPEATS  # the check, one timed call
-    times = tuning_record(dispatch.tuning_key('multi', x, weights))['times']
-    assert times['sleepy'] > dispatch.SLOW * times['torch']
+    assert len(calls) - 1 < tuning.REPEATS  # the check, one timed call
+    times = tuning_record(tuning_key('multi', x, weights))['times']
+    assert times['sleepy'] > tuning.SLOW * times['torch']
 
 
 def test_stall_is_reported_once(monkeypatch):
-    monkeypatch.setenv(MAX_TUNED_ENV, '2')
+    configure(max_tuned=2)
     weights = _inputs()[1]
     reported = []
     with warnings.catch_warnings(record=True) as record:
@@ -480,18 +501,18 @@ def test_stall_is_reported_once(monkeypatch):
         for side in (12, 20, 40):  # three keys: the cap is reached at two
             resolve_impl(_inputs(side, side)[0], None, weights)
             reported.append(len(_slak_warnings(record)))
-        dispatch._report_stall()  # at exit: already reported
+        tuning_state._report_stall()  # at exit: already reported
     assert reported == [0, 1, 1] and len(_slak_warnings(record)) == 1
     assert 'for 2 new shape(s)' in _slak_warnings(record)[0]
-    assert dispatch.tuning_stall()['keys'] == 2
+    assert tuning_stall()['keys'] == 2
     # Below the cap: reported once, at exit.
-    dispatch.clear_memory()
+    clear_memory()
     resolve_impl(_inputs()[0], None, weights)
     with pytest.warns(UserWarning, match='for 1 new shape'):
-        dispatch._report_stall()
+        tuning_state._report_stall()
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        dispatch._report_stall()
+        tuning_state._report_stall()
 
 
 _RANKS = hide_modules() + r'''
@@ -499,7 +520,8 @@ import json, sys
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from slak_mm.ops import dispatch, resolve_impl, tuning_cache, tuning_record
+from slak_mm.ops import (resolve_impl, tuning, tuning_cache, tuning_key,
+                         tuning_record, tuning_state)
 
 SIZES = [(12, 10), (40, 40), (64, 64)]
 
@@ -512,14 +534,14 @@ def inputs(h, w):
 
 def worker(rank, out):
     dist.init_process_group('gloo', rank=rank, world_size=2)
-    dispatch.MIN_TUNE_WORK = 0
+    tuning_state.MIN_TUNE_WORK = 0
     # Measuring alone, rank 0 would choose fft and rank 1 torch.
-    dispatch.time_interleaved = lambda fns, **kw: {
+    tuning.time_interleaved = lambda fns, **kw: {
         n: [1.0 if n == ('fft', 'torch')[rank] else 2.0] for n in fns}
     choices = {}
     for h, w in SIZES[::1 - 2 * rank]:  # new keys at different calls
         x, weights = inputs(h, w)
-        key = dispatch.tuning_key('multi', x, weights)
+        key = tuning_key('multi', x, weights)
         choices[key.cache_name()] = [resolve_impl(x, None, weights),
                                      tuning_record(key)['how']]
     for writer in (1, 0):  # in turn: one would not overwrite the other
@@ -536,7 +558,7 @@ def worker(rank, out):
 
 
 if __name__ == '__main__':
-    stored = dispatch.tuning_key('multi', *inputs(*SIZES[0])).cache_name()
+    stored = tuning_key('multi', *inputs(*SIZES[0])).cache_name()
     tuning_cache.remember(stored, dict(choice='fft', how='measured'),
                           persist=True)
     with open(sys.argv[1] + '.key', 'w') as f:

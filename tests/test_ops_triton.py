@@ -1,9 +1,10 @@
 """Triton depthwise conv kernels against float64 ``F.conv2d``.
 
 The kernels run on CPU tensors through the Triton interpreter: an autouse
-fixture sets ``TRITON_INTERPRET=1`` for each test of this module only (the
-kernels module reads it per call, so other test modules in the same process
-keep the torch path). Shapes are tiny because the interpreter is slow.
+fixture turns the ops' ``triton_interpret`` setting on (``TRITON_INTERPRET=1``
+for a user) for each test of this module only (the kernels module looks it
+up per call, so other test modules in the same process keep the torch
+path). Shapes are tiny because the interpreter is slow.
 On a CUDA machine the ``test_cuda_*`` tests also check the compiled kernels
 at SLaK-T stage shapes.
 """
@@ -17,10 +18,12 @@ pytest.importorskip('triton')  # before the Triton module imports
 
 from slak_mm.ops import (
     MAX_KERNEL,
-    cross_depthwise_conv2d,  # noqa: E402
+    configure,  # noqa: E402
+    cross_depthwise_conv2d,
     depthwise_conv2d,
     multi_depthwise_conv2d,
-    resolve_impl)
+    resolve_impl,
+    use)
 from slak_mm.ops import triton_depthwise as td  # noqa: E402
 from tests.dwconv_checks import leaf, ref_conv, rel_err  # noqa: E402
 # isort: on
@@ -30,8 +33,10 @@ TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
 
 
 @pytest.fixture(autouse=True)
-def interpret(monkeypatch):
-    monkeypatch.setenv('TRITON_INTERPRET', '1')
+def interpret():
+    """Triton's interpreter on; the settings as they were afterwards."""
+    with use(triton_interpret=True):
+        yield
 
 
 def _make_input(n, c, h, w, dtype, layout, device='cpu'):
@@ -269,7 +274,7 @@ def test_rejects_bad_arguments():
                                          torch.randn(3))
 
 
-def test_dispatch(monkeypatch):
+def test_dispatch():
     x = torch.randn(1, 2, 6, 5)
     weight = torch.randn(2, 1, 7, 3)
     # Forced, Triton runs CPU tensors under the interpreter; 'auto' never
@@ -286,7 +291,7 @@ def test_dispatch(monkeypatch):
     with pytest.raises(RuntimeError, match='float64'):
         resolve_impl(x.double(), 'triton', [weight])
 
-    monkeypatch.delenv('TRITON_INTERPRET')
+    configure(triton_interpret=False)
     assert resolve_impl(x, 'auto') == 'torch'
     assert resolve_impl(x) == 'torch'
     with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
@@ -322,11 +327,11 @@ def fp32_flags():
         owner.fp32_precision = value
 
 
-def test_fp32_dot_options_follow_the_conv_tf32_flag(monkeypatch, fp32_flags):
+def test_fp32_dot_options_follow_the_conv_tf32_flag(fp32_flags):
     """The options the compiled (GPU) kernels get, checked on the CPU: fp32
     is TF32 unless the user asks torch's convs for full fp32, and reading
     the flags never raises, whichever API set them."""
-    monkeypatch.delenv('TRITON_INTERPRET')
+    configure(triton_interpret=False)
     cudnn = torch.backends.cudnn
 
     def prec():
@@ -356,18 +361,23 @@ def test_fp32_dot_options_follow_the_conv_tf32_flag(monkeypatch, fp32_flags):
 
 
 def test_compiled_and_interpreted_modules_coexist(monkeypatch):
+    import os
+
+    from triton import knobs
     from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction
 
+    monkeypatch.setattr(td, '_KERNEL_MODULES', {})  # loaded here
+    environ, switch = dict(os.environ), knobs.runtime.interpret
     interpreted = td._kernels()
     assert isinstance(interpreted.dw_conv_kernel, InterpretedFunction)
-    monkeypatch.delenv('TRITON_INTERPRET')
+    configure(triton_interpret=False)
     compiled = td._kernels()
     assert isinstance(compiled.dw_conv_kernel, JITFunction)
     assert isinstance(compiled.dw_wgrad_kernel, JITFunction)
-    # Loading a mode leaves the environment as it was.
-    import os
-    assert 'TRITON_INTERPRET' not in os.environ
+    # Loading a mode leaves the environment and Triton's switch as they were.
+    assert dict(os.environ) == environ
+    assert knobs.runtime.interpret == switch
 
 
 # Compiled kernels on a GPU (skipped on CPU): SLaK-T stage shapes at batch
@@ -381,8 +391,8 @@ needs_cuda = pytest.mark.skipif(
 @needs_cuda
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize('c, size, m', SLAK_T_STAGES)
-def test_cuda_slak_stages(monkeypatch, fp32_flags, c, size, m, dtype):
-    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+def test_cuda_slak_stages(fp32_flags, c, size, m, dtype):
+    configure(triton_interpret=False)
     torch.backends.cudnn.conv.fp32_precision = 'ieee'  # 3xTF32: 1e-4
     assert not _too_large(
         _multi_errors(
@@ -399,8 +409,8 @@ def test_cuda_slak_stages(monkeypatch, fp32_flags, c, size, m, dtype):
 
 
 @needs_cuda
-def test_cuda_odd_shapes(monkeypatch, fp32_flags):
-    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+def test_cuda_odd_shapes(fp32_flags):
+    configure(triton_interpret=False)
     torch.backends.cudnn.conv.fp32_precision = 'ieee'  # 3xTF32: 1e-4
     assert not _too_large(
         _multi_errors(
@@ -454,15 +464,15 @@ def test_backbone_triton_path_matches_torch_path(deploy):
         assert rel_err(triton_fp32, f64) <= max(10 * noise, 1e-5)
 
 
-def test_host_choices_of_a_gpu_launch(monkeypatch):
+def test_host_choices_of_a_gpu_launch():
     """What a GPU launch is given, decided on the host and checked here
     without one (the compiled kernels themselves: the self-check on a GPU).
     16-bit operands reach ``tl.dot`` as they are (it accumulates in fp32);
     only the interpreter, whose bf16 dot is broken, gets them upcast."""
-    monkeypatch.delenv('TRITON_INTERPRET')
+    configure(triton_interpret=False)
     assert td._dot_options(torch.bfloat16) == (False, 'tf32')
     assert td._dot_options(torch.float16) == (False, 'tf32')
-    monkeypatch.setenv('TRITON_INTERPRET', '1')
+    configure(triton_interpret=True)
     assert td._dot_options(torch.bfloat16) == (True, 'ieee')
     assert td._dot_options(torch.float32) == (False, 'ieee')
     # output tiles: powers of two in 16..64 covering a small map; 8 warps

@@ -108,6 +108,15 @@ def test_config_error_names_file_and_line(tmp_path, files, file, line, error):
          f' (in: {files[file].splitlines()[line - 1]})') + '; fix the file')
 
 
+def test_traceback_switch_shows_the_stack(tmp_path):
+    config = tmp_path / 'top.py'
+    config.write_text('a = (\n')
+    proc = run_tool(
+        'tools/train.py', config, expect_ok=False, SLAK_MM_TRACEBACK='1')
+    assert proc.returncode == 1 and 'Traceback' in proc.stderr
+    assert not proc.stderr.strip().splitlines()[-1].startswith('error: ')
+
+
 def test_config_that_imports_a_missing_module_is_one_line(tmp_path):
     config = tmp_path / 'top.py'
     config.write_text("custom_imports = dict(imports=['no_such_module'], "

@@ -53,6 +53,13 @@ def _data(env):
     return f'data_root={env["data"]}'
 
 
+def _train(env, work_dir, *flags, options=()):
+    """tools/train.py's command line: the demo for 2 iterations in
+    ``work_dir`` with ``flags`` and more ``--cfg-options``."""
+    return ('tools/train.py', DEMO, '--work-dir', str(work_dir), *flags,
+            '--cfg-options', _data(env), *options, 'train_cfg.max_iters=2')
+
+
 def _assert_refused(proc, env, path):
     assert proc.returncode != 0, proc.log[-2000:]
     assert 'Refused to load' in proc.stderr, proc.log[-2000:]
@@ -69,16 +76,17 @@ ENTRY_POINTS = {
     ('tools/test.py', DEMO, e['evil'], '--work-dir', w, '--cfg-options',
      _data(e)),
     'resume_path':
-    lambda e, w: ('tools/train.py', DEMO, '--work-dir', w, '--resume', e[
-        'evil'], '--cfg-options', _data(e), 'train_cfg.max_iters=2'),
+    lambda e, w: _train(e, w, '--resume', e['evil']),
     'load_from':
-    lambda e, w: ('tools/train.py', DEMO, '--work-dir', w, '--cfg-options',
-                  _data(e), f'load_from={e["evil"]}', 'train_cfg.max_iters=2'),
+    lambda e, w: _train(e, w, options=[f'load_from={e["evil"]}']),
     'init_cfg':
-    lambda e, w: ('tools/train.py', DEMO, '--work-dir', w, '--cfg-options',
-                  _data(e), 'model.backbone.init_cfg.type=Pretrained',
-                  'model.backbone.init_cfg.checkpoint=' + e[
-                      'evil'], 'train_cfg.max_iters=2'),
+    lambda e, w: _train(
+        e,
+        w,
+        options=[
+            'model.backbone.init_cfg.type=Pretrained',
+            f'model.backbone.init_cfg.checkpoint={e["evil"]}'
+        ]),
     'deploy':
     lambda e, w: ('tools/deploy.py', DEMO, e['evil'], osp.join(
         w, 'deploy.pth'), '--cfg-options', _data(e)),
@@ -116,15 +124,7 @@ def test_pickled_code_is_refused_everywhere(env, entry, source, tmp_path):
 def test_auto_resume_through_last_checkpoint_is_refused(env, source, tmp_path):
     (tmp_path / 'last_checkpoint').write_text(env[source])
     proc = run_tool(
-        'tools/train.py',
-        DEMO,
-        '--work-dir',
-        str(tmp_path),
-        '--resume',
-        '--cfg-options',
-        _data(env),
-        'train_cfg.max_iters=2',
-        timeout=600,
+        *_train(env, tmp_path, '--resume'),
         expect_ok=False,
         TORCH_HOME=env['torch_home'])
     _assert_refused(proc, env, env[source])
@@ -209,15 +209,7 @@ def config_code(env):
 def test_config_code_is_refused_by_resume_and_inferencers(
         env, config_code, tmp_path):
     proc = run_tool(
-        'tools/train.py',
-        DEMO,
-        '--work-dir',
-        str(tmp_path),
-        '--resume',
-        config_code['path'],
-        '--cfg-options',
-        _data(env),
-        'train_cfg.max_iters=2',
+        *_train(env, tmp_path, '--resume', config_code['path']),
         expect_ok=False)
     assert 'meta.config' in proc.stderr and 'import os' in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith('error: ')
@@ -343,16 +335,7 @@ def test_wrong_checkpoint_for_test_is_an_error(env, kind, tmp_path):
 def test_wrong_checkpoint_for_load_from_and_image_demo(env, tmp_path):
     path = _resnet_file(tmp_path)
     train = run_tool(
-        'tools/train.py',
-        DEMO,
-        '--work-dir',
-        str(tmp_path),
-        '--cfg-options',
-        _data(env),
-        f'load_from={path}',
-        'train_cfg.max_iters=2',
-        timeout=600,
-        expect_ok=False)
+        *_train(env, tmp_path, options=[f'load_from={path}']), expect_ok=False)
     assert 'does not fit the model' in train.stderr, train.log[-2000:]
     assert not osp.exists(tmp_path / 'iter_2.pth')
     demo = run_tool(
@@ -376,18 +359,7 @@ def test_resume_from_a_weights_only_file_names_what_is_missing(env, tmp_path):
     state = load_checkpoint_safely(env['good'])['state_dict']
     path = str(tmp_path / 'weights.pth')
     torch.save({'state_dict': state}, path)
-    proc = run_tool(
-        'tools/train.py',
-        DEMO,
-        '--work-dir',
-        str(tmp_path),
-        '--resume',
-        path,
-        '--cfg-options',
-        _data(env),
-        'train_cfg.max_iters=2',
-        timeout=600,
-        expect_ok=False)
+    proc = run_tool(*_train(env, tmp_path, '--resume', path), expect_ok=False)
     assert 'Cannot resume from' in proc.stderr, proc.log[-2000:]
     assert "'meta'" in proc.stderr and 'load_from=' in proc.stderr
     assert 'KeyError' not in proc.stderr
@@ -401,16 +373,12 @@ def test_resume_checks_the_values_that_drive_the_run(env, key, value,
     checkpoint['meta'][key] = value
     path = str(tmp_path / 'edited.pth')
     torch.save(checkpoint, path)
-    error = refusal('tools/train.py', DEMO, '--work-dir', str(tmp_path),
-                    '--resume', path, '--cfg-options', _data(env),
-                    'train_cfg.max_iters=2')
+    error = refusal(*_train(env, tmp_path, '--resume', path))
     assert f'meta.{key} is {value!r}' in error and path in error
 
 
 def test_resume_at_the_end_of_training_says_so(env, tmp_path):
-    proc = run_tool('tools/train.py', DEMO, '--work-dir',
-                    str(tmp_path), '--resume', env['good'], '--cfg-options',
-                    _data(env), 'train_cfg.max_iters=2')
+    proc = run_tool(*_train(env, tmp_path, '--resume', env['good']))
     assert 'is at iter 300, the end of training' in proc.log
     assert not osp.exists(tmp_path / 'iter_2.pth')
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from slak_mm import selfcheck
-from slak_mm.ops import dispatch
-from slak_mm.ops.settings import CACHE_ENV
+from slak_mm.ops import Candidate, settings
+from slak_mm.ops.registry import CANDIDATES
 from slak_mm.selfcheck.backbone import TorchSLaK
 from tests.common import special_file, tiny_slak
 
@@ -24,7 +24,7 @@ def _quick(tmp_path, *args):
 
 
 def test_quick_reports_every_section_and_passes(tmp_path, capsys):
-    cache_before = os.environ.get(CACHE_ENV)
+    settings_before, environ_before = settings.current(), dict(os.environ)
     code, report = _quick(tmp_path)
     assert code == 0 and report['failed'] == 0
     assert set(selfcheck.SECTIONS) <= set(report['seconds'])
@@ -39,7 +39,7 @@ def test_quick_reports_every_section_and_passes(tmp_path, capsys):
                       for op in ('multi', 'cross')
                       for dtype in ('fp32', 'bf16', 'autocast-bf16')
                       for layout in ('nchw', 'cl')}
-    if 'triton' in dispatch.CANDIDATES:  # the interpreter's fp32 case
+    if 'triton' in CANDIDATES:  # the interpreter's fp32 case
         assert {(r['op'], r['dtype'])
                 for r in rows if r['impl'] == 'triton'} == {('multi', 'fp32'),
                                                             ('cross', 'fp32')}
@@ -53,22 +53,23 @@ def test_quick_reports_every_section_and_passes(tmp_path, capsys):
     assert backbone['ratio'] > 0 and len(backbone['auto_impl']) == 4
     assert set(backbone['ms']) == {'slak', 'convnext'}
 
-    # the run's temporary cache is gone from the environment
-    assert os.environ.get(CACHE_ENV) == cache_before
+    # the run's temporary cache and settings are gone; the environment
+    # was not touched
+    assert settings.current() == settings_before
+    assert dict(os.environ) == environ_before
     stdout = capsys.readouterr().out
     assert 'What auto chooses' in stdout and 'PASS: 0 of' in stdout
 
 
 def test_a_wrong_implementation_fails_by_name(tmp_path, monkeypatch, capsys):
-    torch_impl = dispatch.CANDIDATES['torch']
+    torch_impl = CANDIDATES['torch']
 
     def skewed(x, weights):
         return tuple(out * 1.01 for out in torch_impl.multi(x, weights))
 
     monkeypatch.setitem(
-        dispatch.CANDIDATES, 'skewed',
-        dispatch.Candidate(torch_impl.available, skewed, torch_impl.cross,
-                           'nothing'))
+        CANDIDATES, 'skewed',
+        Candidate(torch_impl.available, skewed, torch_impl.cross, 'nothing'))
     code, report = _quick(tmp_path, '--sections', 'correctness')
     assert code == 1
     failed = [r for r in report['correctness'] if r['status'] == 'FAIL']
@@ -87,8 +88,8 @@ def test_a_crashing_implementation_fails_with_its_error(tmp_path, monkeypatch):
         raise RuntimeError('no kernel image is available')
 
     monkeypatch.setitem(
-        dispatch.CANDIDATES, 'broken',
-        dispatch.Candidate(lambda x, w: True, broken, broken, 'nothing'))
+        CANDIDATES, 'broken',
+        Candidate(lambda x, w: True, broken, broken, 'nothing'))
     code, report = _quick(tmp_path, '--sections', 'correctness')
     assert code == 1
     failed = [r for r in report['correctness'] if r['status'] == 'FAIL']

@@ -7,9 +7,11 @@ interpreter would report them) and everything it writes to stdout and stderr
 saves the 10-15 s import of torch + mmdet + mmseg + timm a new process pays.
 What a run changes in this process is put back afterwards: the environment,
 the working directory, ``sys.argv`` / ``sys.path``, warning filters, logging
-handlers, SIGTERM / SIGINT handlers, thread counts and random states, and
+handlers, SIGTERM / SIGINT handlers, thread counts and random states,
 mmengine's global instances (MMLogger, MessageHub, DefaultScope,
-Visualizer), which the run does not see either, as in a new process.
+Visualizer), which the run does not see either, as in a new process, and
+the settings of ``slak_mm.ops``, which the run reads from its environment
+as a new process would.
 
 ``fresh_process=True`` (and every ``.sh`` script) runs a real process: for
 the tests where the process boundary is the point (kill -9, several ranks,
@@ -32,6 +34,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import List
 
+from slak_mm.ops import settings as ops_settings
 from tests.common import ROOT
 
 __all__ = [
@@ -209,6 +212,7 @@ def _run_here(args, env):
     _last_start[0] = (int(time.time()), work_dir)
     with _restored_state(), _captured_output() as output:
         os.environ.update(OMP_NUM_THREADS='1', **env)
+        ops_settings.reload()  # read at its first use, as in a new process
         os.chdir(ROOT)
         sys.argv = [script, *args[1:]]
         sys.path.insert(0, osp.dirname(script))  # as `python SCRIPT` does
@@ -368,7 +372,8 @@ def _restored_state():
         for s in (signal.SIGTERM, signal.SIGINT)
     }
     try:
-        with warnings.catch_warnings(), _fresh_managers():
+        with warnings.catch_warnings(), _fresh_managers(), \
+                ops_settings.use():
             yield
     finally:
         for name in set(os.environ) - set(environ):

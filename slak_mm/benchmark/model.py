@@ -8,7 +8,8 @@ Variants (the first is the baseline of the ratios):
   convs on the CPU);
 - ``torch``, ``fft``, ``triton``: every large kernel through that
   implementation (``triton`` only where it runs: CUDA);
-- ``nchw``: CPU convs on NCHW tensors (``SLAK_MM_CPU_LAYOUT=nchw``);
+- ``nchw``: CPU convs on NCHW tensors (the ops' ``cpu_layout`` setting,
+  ``slak_mm.ops.use(cpu_layout='nchw')``);
 - ``deploy``: the merged inference form (``switch_to_deploy``), forward
   only;
 - ``timm:NAME``: a timm model's feature extractor of the same input (e.g.
@@ -16,19 +17,17 @@ Variants (the first is the baseline of the ratios):
 """
 import contextlib
 import copy
-import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
-from unittest import mock
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from slak_mm import ops
 from slak_mm.analysis.inputs import det_data_samples
 from slak_mm.config import replace_sync_bn
 from slak_mm.models import LargeKernelConv, SLaK, build_model
-from slak_mm.ops import CPU_LAYOUT_ENV
 from .timing import time_medians
 
 __all__ = ['IMPL_VARIANTS', 'VARIANTS', 'benchmark_model', 'stage_impls']
@@ -45,7 +44,7 @@ def _variant(
     if name == 'default':
         return model, contextlib.nullcontext()
     if name == 'nchw':
-        return model, mock.patch.dict(os.environ, {CPU_LAYOUT_ENV: 'nchw'})
+        return model, ops.use(cpu_layout='nchw')  # entered at every step
     if name in IMPL_VARIANTS:
         variant = copy.deepcopy(model)
         for m in variant.modules():

@@ -10,9 +10,8 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-from slak_mm.ops import (multi_depthwise_conv2d, resolve_impl,
-                         to_preferred_layout)
-from slak_mm.ops.dispatch import auto_candidates, relative_error
+from slak_mm.ops import (auto_candidates, multi_depthwise_conv2d,
+                         relative_error, resolve_impl, to_preferred_layout)
 from .timing import time_medians
 
 __all__ = [
@@ -80,7 +79,7 @@ def benchmark_stage(channels: int,
         device (str): ``'cuda'`` or ``'cpu'``.
         impls (Sequence[str], optional): Implementations to time besides
             ``auto``. Default: those auto chooses from
-            (:func:`slak_mm.ops.dispatch.auto_candidates`).
+            (:func:`slak_mm.ops.auto_candidates`).
         rounds (int): Interleaved rounds (median).
         min_round_time (float): Seconds per timed block.
 

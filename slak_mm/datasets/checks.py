@@ -10,15 +10,18 @@ image) and stops with one line naming the file, the problem and the fix:
   one-channel PNG (or another lossless image format: JPEG data is refused)
   whose header size is its image's; a JPEG with an EXIF orientation that
   the image loader would apply (and the label map's would not) is refused;
-* COCO JSON: the file parses (a parse error names the file); every
-  annotation refers to an image of ``images`` and a category of
-  ``categories``; every listed image file exists; every RLE mask has its
-  image's size and counts that add up to it (read as numbers, never
-  decoded); with a pipeline that loads masks, every annotation has a
-  ``segmentation``;
+* COCO JSON: the file parses (a parse error names the file); its
+  sections, ids, names and numbers have the types pycocotools and mmdet
+  use (ids are integers or strings, numbers finite); every annotation
+  refers to an image of ``images`` and a category of ``categories``; every
+  listed image file exists; every RLE mask has its image's size and counts
+  that add up to it (read as numbers, never decoded); every polygon is
+  numbers within an image size of its image; with a pipeline that loads
+  masks, every annotation has a ``segmentation``;
 * PASCAL VOC XML: every listed id has its XML and image file; each XML
-  parses; each object has a known class name and a box, as mmdet reads it,
-  with ``xmax > xmin``, ``ymax > ymin`` and some part inside the image.
+  parses, without a DOCTYPE (no entity expansion); each object has a known
+  class name and a box, as mmdet reads it, with ``xmax > xmin``,
+  ``ymax > ymin`` and some part inside the image.
 
 Detection datasets log a summary at the start, counted by mmdet's rules
 (``parse_data_info``, ``filter_data``, ``LoadAnnotations``): images
@@ -32,24 +35,26 @@ decodes anyway, in :mod:`slak_mm.datasets.transforms`.
 """
 import json
 import logging
+import math
 import os
 import os.path as osp
 import re
 import struct
 import xml.etree.ElementTree as ET
 from collections import Counter
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import (Any, BinaryIO, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
+from xml.parsers import expat
 
-import numpy as np
 from mmengine.logging import print_log
 
 from slak_mm.registry import init_default, is_subclass_named, registered_class
 from .rle import rle_problem
 
 __all__ = [
-    'DatasetError', 'check_dataset_files', 'dataset_classes', 'image_header',
-    'image_size_from_header', 'leaf_dataset_cfgs', 'lossy_label_map_error',
-    'pipeline_transforms'
+    'PNG_MAGIC', 'DatasetError', 'check_dataset_files', 'dataset_classes',
+    'image_header', 'image_size_from_header', 'leaf_dataset_cfgs',
+    'lossy_label_map_error', 'pipeline_transforms'
 ]
 
 #: How many example files an error names at most.
@@ -231,25 +236,31 @@ def _jpeg_frame(f) -> Tuple[Optional[Tuple[int, int]], int]:
             return None, orientation
 
 
-def image_header(path: str) -> Tuple[Optional[Tuple[int, int]], int]:
+def image_header(
+        source: Union[str, BinaryIO]) -> Tuple[Optional[Tuple[int, int]], int]:
     """Size and EXIF orientation read from a PNG or JPEG header, without
     decoding.
 
     Args:
-        path (str): Image file.
+        source (str | file): Image file, or its bytes as a seekable binary
+            stream (read from the start).
 
     Returns:
         tuple: ``(height, width)`` as stored (None for other formats or a
         header that cannot be read) and the EXIF ``Orientation`` (1: none;
         5-8 decode transposed where the loader applies it).
     """
-    with open(path, 'rb') as f:
-        head = f.read(24)
-        if head.startswith(PNG_MAGIC) and head[12:16] == b'IHDR':
-            width, height = struct.unpack('>II', head[16:24])
-            return (height, width), 1
-        if head.startswith(b'\xff\xd8'):
-            return _jpeg_frame(f)
+    if isinstance(source, str):
+        with open(source, 'rb') as f:
+            return image_header(f)
+    source.seek(0)
+    head = source.read(24)
+    if head.startswith(PNG_MAGIC) and head[12:16] == b'IHDR' and \
+            len(head) == 24:
+        width, height = struct.unpack('>II', head[16:24])
+        return (height, width), 1
+    if head.startswith(b'\xff\xd8'):
+        return _jpeg_frame(source)
     return None, 1
 
 
@@ -427,9 +438,7 @@ def _check_seg_pair(where: str, img: str, ann: str, exif: bool) -> None:
             f'or only remove the tag (exiftool -Orientation= FILE), to match '
             f'the label map; or load images with color_type='
             f'\'color_ignore_orientation\'.')
-    ann_size = None
-    if head.startswith(PNG_MAGIC) and head[12:16] == b'IHDR':
-        ann_size = struct.unpack('>II', head[16:24])[::-1]
+    ann_size = image_header(ann)[0]
     if ann_size and img_size and ann_size != img_size:
         raise DatasetError(
             f'{where}: annotation {ann!r} is {ann_size[1]}x{ann_size[0]} '
@@ -555,28 +564,82 @@ def _load_json(path: str) -> Any:
     except UnicodeDecodeError as err:
         raise DatasetError(f'{path}: invalid JSON (not UTF-8 text: {err}); '
                            f'restore the file.') from None
+    except (ValueError, RecursionError) as err:
+        # json's own limits (found by tests/test_fuzz.py): a number of more
+        # than 4300 digits (ValueError), nesting deeper than the recursion
+        # limit (RecursionError)
+        why = 'nested too deeply' if isinstance(err, RecursionError) else err
+        raise DatasetError(f'{path}: invalid JSON ({why}); the file is '
+                           f'damaged or not a COCO annotation file. Restore '
+                           f'it.') from None
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and value == value  # not NaN
+    """A finite number of 64 bits: JSON allows NaN, infinities and longer
+    integers, which mmdet's tensors do not (a box of 2**64 stopped the
+    pipeline with a bare ValueError; found by tests/test_fuzz.py)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        -2**63 <= value < 2**63
 
 
-def _coco_images(path: str, data: Any) -> dict:
-    """``images`` by id; entries mmdet stops on are named."""
+def _is_id(value: Any) -> bool:
+    """An id as COCO files hold them: an integer (or a string), which
+    pycocotools and mmdet use as dict keys."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _coco_sections(path: str, data: Any) -> None:
+    """The file is an object with an "images" list and a "categories"
+    list, and "annotations" is a list where it is given (pycocotools and
+    mmdet iterate them: anything else stops them with a bare TypeError or
+    KeyError)."""
     if not isinstance(data, dict) or not isinstance(data.get('images'), list):
         raise DatasetError(
             f'{path}: not a COCO annotation file (no "images" list); point '
             f'ann_file at instances_*.json.')
+    for key in ('categories', 'annotations'):
+        if not isinstance(data.get(key, key == 'annotations' and []), list):
+            state = 'not a list' if key in data else 'missing'
+            raise DatasetError(
+                f'{path}: "{key}" is {state}; a COCO annotation file holds a '
+                f'list of {key}. Restore the file.')
+
+
+def _coco_categories(path: str, data: dict) -> dict:
+    """``categories`` as id -> name; entries pycocotools / mmdet stop on,
+    and ids listed twice (mmdet would give both names one label), are
+    named."""
+    categories = {}
+    for cat in data['categories']:
+        if not isinstance(cat, dict) or not _is_id(cat.get('id')) or \
+                not isinstance(cat.get('name'), str):
+            raise DatasetError(
+                f'{path}: an entry of "categories" lacks an integer "id" or '
+                f'a "name" string: {str(cat)[:200]}')
+        if cat['id'] in categories:
+            raise DatasetError(
+                f'{path}: category id {cat["id"]!r} is listed twice in '
+                f'"categories" ({categories[cat["id"]]!r} and '
+                f'{cat["name"]!r}); category ids must be unique.')
+        categories[cat['id']] = cat['name']
+    return categories
+
+
+def _coco_images(path: str, data: Any) -> dict:
+    """``images`` by id; entries mmdet stops on are named."""
+    _coco_sections(path, data)
     images = {}
     for img in data['images']:
-        if not isinstance(img, dict) or 'id' not in img or \
-                'file_name' not in img or not all(
+        if not isinstance(img, dict) or not _is_id(img.get('id')) or \
+                not isinstance(img.get('file_name'), str) or not all(
                     _number(img.get(k)) and img[k] > 0
                     for k in ('width', 'height')):
             raise DatasetError(
-                f'{path}: an entry of "images" lacks "id", "file_name" or a '
-                f'positive "width" and "height": {str(img)[:200]}')
+                f'{path}: an entry of "images" lacks an integer "id", a '
+                f'"file_name" string or a positive "width" and "height": '
+                f'{str(img)[:200]}')
         if img['id'] in images:
             raise DatasetError(
                 f'{path}: image id {img["id"]!r} is listed twice in "images" '
@@ -594,15 +657,15 @@ def _coco_annotations(path: str, anns: list, images: dict,
     no_image, no_category, malformed = [], Counter(), []
     ann_ids = Counter()
     for ann in anns:
-        if not isinstance(ann, dict) or 'image_id' not in ann or \
-                'id' not in ann:
+        if not isinstance(ann, dict) or not all(
+                _is_id(ann.get(k)) for k in ('id', 'image_id', 'category_id')):
             malformed.append(str(ann)[:120])
             continue
         ann_ids[ann['id']] += 1
         if ann['image_id'] not in images:
             no_image.append(f'{ann.get("id")} -> {ann["image_id"]!r}')
-        elif ann.get('category_id') not in categories:
-            no_category[ann.get('category_id')] += 1
+        elif ann['category_id'] not in categories:
+            no_category[ann['category_id']] += 1
         elif not (isinstance(ann.get('bbox'), (list, tuple))
                   and len(ann['bbox']) == 4 and all(
                       _number(v) for v in ann['bbox'])) or \
@@ -623,8 +686,9 @@ def _coco_annotations(path: str, anns: list, images: dict,
             f'add the categories.')
     if malformed:
         raise DatasetError(
-            f'{path}: {len(malformed)} annotations lack an id, an image_id, '
-            f'a bbox of 4 numbers or a numeric area: {_examples(malformed)}.')
+            f'{path}: {len(malformed)} annotations lack an integer id, '
+            f'image_id or category_id, a bbox of 4 numbers or a numeric '
+            f'area: {_examples(malformed)}.')
     twice = [i for i, n in ann_ids.items() if n > 1]
     if twice:
         raise DatasetError(
@@ -663,17 +727,29 @@ def _segmentation_problem(ann: dict, img: dict) -> Optional[str]:
             isinstance(p, list) for p in segmentation)):
         return ('"segmentation" is neither a list of polygons [[x1, y1, '
                 'x2, y2, ...], ...] nor an RLE dict')
+    for polygon in segmentation or ():
+        problem = _polygon_problem(polygon, img['height'], img['width'])
+        if problem:
+            return problem
     return None
 
 
-def _polygons_problem(masks: list) -> Optional[str]:
-    """Polygon arrays (as mmdet's ``_process_masks`` made them) that are
-    not flat finite numbers."""
-    for polygon in masks if isinstance(masks, list) else ():
-        if polygon.ndim != 1 or polygon.dtype.kind not in 'iuf' or \
-                not np.isfinite(polygon).all():
-            return ('a polygon is not a flat list of numbers [x1, y1, x2, '
-                    'y2, ...]')
+def _polygon_problem(polygon: list, height: float,
+                     width: float) -> Optional[str]:
+    """What is wrong with one polygon ``[x1, y1, x2, y2, ...]``: values
+    that are not finite numbers, or points more than an image size outside
+    the image. pycocotools rasterizes the whole outline, with memory in
+    proportion to its length: a point at x = 1e308 crashed it (found by
+    tests/test_fuzz.py)."""
+    if not all(_number(v) for v in polygon):
+        return ('a polygon is not a flat list of finite numbers [x1, y1, '
+                'x2, y2, ...]')
+    xs, ys = polygon[0::2], polygon[1::2]
+    if xs and not (-width <= min(xs) and max(xs) <= 2 * width) or \
+            ys and not (-height <= min(ys) and max(ys) <= 2 * height):
+        return (f'a polygon spans x {min(xs)}..{max(xs)}, y {min(ys)}..'
+                f'{max(ys)}, more than an image size outside its '
+                f'{width}x{height} (WxH) image')
     return None
 
 
@@ -698,7 +774,6 @@ def _count_masks(path: str, loader: Any, anns: list, images: dict,
             f'the pipeline loads masks (LoadAnnotations with_mask=True): '
             f'{_examples(missing, quote=False)}; add their polygons, remove '
             f'them, or train a model without masks.')
-    bad = []
     for start in range(0, len(anns), _MASK_CHUNK):
         chunk = anns[start:start + _MASK_CHUNK]
         results = dict(instances=[
@@ -709,10 +784,7 @@ def _count_masks(path: str, loader: Any, anns: list, images: dict,
         masks = loader._process_masks(results)
         for ann, mask, ignore in zip(chunk, masks, results['gt_ignore_flags']):
             polygons = isinstance(ann['segmentation'], list)
-            problem = _polygons_problem(mask)
-            if problem:
-                bad.append(f'{named(ann)}: {problem}')
-            elif ann.get('iscrowd', False):
+            if ann.get('iscrowd', False):
                 tally.ignored['crowd (iscrowd)'] += 1
             elif ignore:
                 tally.ignored['mask: no polygon of >= 3 points' if polygons
@@ -721,11 +793,6 @@ def _count_masks(path: str, loader: Any, anns: list, images: dict,
                 tally.kept += 1
                 if polygons:
                     tally.parts_dropped += len(ann['segmentation']) - len(mask)
-    if bad:
-        raise DatasetError(
-            f'{path}: {len(bad)} annotations have a damaged "segmentation": '
-            f'{_examples(bad, quote=False)}. Restore them or remove the '
-            f'annotations.')
 
 
 def _check_segmentations(path: str, anns: list, images: dict) -> None:
@@ -798,10 +865,7 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple],
         return  # check_datasets names a missing ann_file
     data = _load_json(path)
     images = _coco_images(path, data)
-    categories = {
-        c.get('id'): c.get('name')
-        for c in data.get('categories') or [] if isinstance(c, dict)
-    }
+    categories = _coco_categories(path, data)
     anns = data.get('annotations') or []
     _coco_annotations(path, anns, images, categories)
     _check_segmentations(path, anns, images)
@@ -824,6 +888,25 @@ def _check_coco(split: str, ds: dict, classes: Optional[tuple],
 # ----------------------------------------------------------------------------
 # PASCAL VOC
 # ----------------------------------------------------------------------------
+def _parse_xml(path: str) -> ET.ElementTree:
+    """``ET.parse``, after a scan that refuses a DOCTYPE: VOC annotations
+    have none, and the entities one declares expand, in Python's expat, to
+    tens of MB from a few hundred bytes ("billion laughs", found by
+    tests/test_fuzz.py)."""
+    with open(path, 'rb') as f:
+        data = f.read()
+
+    def no_doctype(name, *_):
+        raise ET.ParseError(
+            f'a DOCTYPE ({name!r}); VOC annotations have none, and the '
+            f'entities of one can expand to far more than the file')
+
+    scan = expat.ParserCreate()
+    scan.StartDoctypeDeclHandler = no_doctype
+    scan.Parse(data, True)
+    return ET.ElementTree(ET.fromstring(data))
+
+
 def _voc_box(obj: ET.Element) -> Optional[List[int]]:
     """The box as mmdet's ``XMLDataset`` reads it: ``int(float(text))``,
     minus 1 (VOC counts pixels from 1)."""
@@ -953,8 +1036,9 @@ def _check_xml(split: str, ds: dict, cls: Optional[type],
     for i in ids:
         xml = osp.join(ann_dir, i + '.xml')
         try:
-            tree = ET.parse(xml)
-        except ET.ParseError as err:
+            tree = _parse_xml(xml)
+        except (ET.ParseError, expat.ExpatError, LookupError,
+                ValueError) as err:  # LookupError: an unknown encoding
             raise DatasetError(
                 f'{xml}: invalid XML ({err}); the file is damaged. Restore '
                 f'it or remove id {i!r} from {ann_file}.') from None

@@ -5,12 +5,16 @@ dataset is never decoded twice:
 
 * :class:`CheckedLoadImageFromFile` (mmseg and mmdet): mmcv's
   ``LoadImageFromFile`` that stops with one line naming the file when it is
-  missing, empty (0 bytes), not an image, or a JPEG / PNG cut short (mmcv
+  missing, empty (0 bytes), not an image, a JPEG / PNG cut short (mmcv
   raises a bare ``AssertionError`` or a decoder error for these, and some
-  decoders return a cut JPEG as an image with a grey lower part);
+  decoders return a cut JPEG as an image with a grey lower part), or a PNG
+  whose chunks fail their CRC or the PNG specification (Pillow decodes
+  some of those to other pixels without an error);
 * :class:`CheckedLoadAnnotations` (mmseg): mmseg's ``LoadAnnotations`` with
-  the same decoding checks for the label map, plus: one channel, the size
-  of its decoded image, and every label value (after ``reduce_zero_label``
+  the same decoding checks for the label map, plus: the size its header
+  declares, before decoding (a decompression bomb inflates nothing), one
+  channel, the size of its decoded image, and every label value (after
+  ``reduce_zero_label``
   and the dataset's ``label_map``) in ``0..num_classes-1`` or the ignore
   index. Out-of-range values are an error naming the file, the values found
   and the allowed range; ``out_of_range='ignore'`` maps them to the ignore
@@ -21,6 +25,8 @@ call it); ``data_checks=dict(out_of_range='ignore')`` in the config, or
 ``--cfg-options data_checks.out_of_range=ignore``, is the switch.
 """
 import io
+import struct
+import zlib
 from typing import Any, Callable, Optional
 
 import mmcv
@@ -31,7 +37,7 @@ from mmengine.logging import print_log
 
 from slak_mm.registry import FRAMEWORKS
 from .checks import (JPEG_MAGIC, PNG_MAGIC, DatasetError, dataset_classes,
-                     leaf_dataset_cfgs, lossy_label_map_error,
+                     image_header, leaf_dataset_cfgs, lossy_label_map_error,
                      pipeline_transforms)
 
 __all__ = [
@@ -44,22 +50,19 @@ OUT_OF_RANGE_MODES = ('error', 'ignore')
 
 
 def _cut_short(data: bytes) -> bool:
-    """Whether a JPEG or PNG ends before its end marker.
+    """Whether a JPEG ends before its end marker (a PNG's chunks are
+    walked by :func:`_png_damage`).
 
     The end marker is searched from the back (no decoding); only a file
-    that lacks it after its last scan (JPEG) or has no ``IEND`` (PNG) is
-    decoded by Pillow to tell trailing junk from a cut. Pillow set to load
-    truncated images (``ImageFile.LOAD_TRUNCATED_IMAGES``) accepts them.
+    that lacks it after its last scan is decoded by Pillow to tell
+    trailing junk from a cut. Pillow set to load truncated images
+    (``ImageFile.LOAD_TRUNCATED_IMAGES``) accepts them.
     """
-    if data.startswith(b'\xff\xd8'):
-        # entropy-coded data cannot hold FF D9 / FF DA (byte stuffing)
-        end = data.rfind(b'\xff\xd9')
-        suspicious = end < 0 or end < data.rfind(b'\xff\xda')
-    elif data.startswith(PNG_MAGIC):
-        suspicious = data.rfind(b'IEND') < 0
-    else:
+    if not data.startswith(b'\xff\xd8'):
         return False
-    if not suspicious:
+    # entropy-coded data cannot hold FF D9 / FF DA (byte stuffing)
+    end = data.rfind(b'\xff\xd9')
+    if end >= 0 and end > data.rfind(b'\xff\xda'):
         return False
     from PIL import Image
     try:
@@ -70,12 +73,136 @@ def _cut_short(data: bytes) -> bool:
     return False
 
 
-def read_and_decode(path: str,
-                    what: str,
-                    get: Callable[[str], bytes],
-                    flag: str = 'color',
-                    backend: Optional[str] = None,
-                    lossless: bool = False) -> np.ndarray:
+#: The PNG chunks a decoder must know (an upper-case first letter makes a
+#: chunk critical).
+_PNG_CRITICAL = (b'IHDR', b'PLTE', b'IDAT', b'IEND')
+#: PNG colour types and the bit depths each allows.
+_PNG_DEPTHS = {
+    0: (1, 2, 4, 8, 16),
+    2: (8, 16),
+    3: (1, 2, 4, 8),
+    4: (8, 16),
+    6: (8, 16)
+}
+#: Samples per pixel of each PNG colour type.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+#: The passes of Adam7 interlacing: first column and row, their steps.
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+          (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _ihdr_problem(body: bytes) -> Optional[str]:
+    if len(body) != 13:
+        return f'its IHDR chunk holds {len(body)} bytes, not 13'
+    width, height, depth, colour, compression, filtering, interlace = \
+        struct.unpack('>IIBBBBB', body)
+    if not 0 < max(width, height) < 2**31 or not min(width, height) or \
+            depth not in _PNG_DEPTHS.get(colour, ()) or compression or \
+            filtering or interlace > 1:
+        return (f'its IHDR chunk is invalid ({width}x{height}, bit depth '
+                f'{depth}, colour type {colour}, compression {compression}, '
+                f'filter {filtering}, interlace {interlace})')
+    return None
+
+
+def _png_raw_size(ihdr: bytes) -> int:
+    """Bytes of the image data inflated: each row of each (Adam7) pass is
+    a filter byte and its packed samples."""
+    width, height, depth, colour, _, _, interlace = struct.unpack(
+        '>IIBBBBB', ihdr)
+    bits = _PNG_CHANNELS[colour] * depth
+    size = 0
+    for x0, y0, dx, dy in _ADAM7 if interlace else ((0, 0, 1, 1), ):
+        columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if columns > 0 and rows > 0:
+            size += rows * (1 + (columns * bits + 7) // 8)
+    return size
+
+
+def _image_data_problem(ihdr: bytes, parts: list) -> Optional[str]:
+    """Whether the ``IDAT`` chunks inflate (in 1 MiB steps, nothing kept)
+    to a complete zlib stream of exactly the rows the header declares:
+    Pillow decoded a stream that ends rows early to a map with rows of
+    zeros (found by tests/test_fuzz.py)."""
+    expected, total = _png_raw_size(ihdr), 0
+    inflater = zlib.decompressobj()
+    try:
+        for part in parts:
+            while part and total <= expected:
+                total += len(inflater.decompress(part, 1 << 20))
+                part = inflater.unconsumed_tail
+    except zlib.error as err:
+        return f'its image data is damaged (zlib: {err})'
+    if total != expected or not inflater.eof:
+        return (
+            f'its image data inflates to {"more than " * (total > expected)}'
+            f'{total} bytes{"" if inflater.eof else " (cut short)"}, not '
+            f'the {expected} its header declares')
+    return None
+
+
+def _png_damage(data: bytes) -> Optional[str]:
+    """What is wrong with a PNG's chunks up to ``IEND`` (a CRC that does
+    not match, a length past the end of the file, an invalid ``IHDR``, an
+    unknown or misplaced critical chunk, a palette image without ``PLTE``,
+    image data that does not inflate to the rows the header declares), or
+    None. Pillow checks none of these and decoded such files to other
+    labels without an error (found by tests/test_fuzz.py); libpng refuses
+    them, as the PNG specification asks. A file that ends before ``IEND``
+    is truncated, also where its image data happens to be complete."""
+    at, seen, ihdr, parts = len(PNG_MAGIC), [], b'', []
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from('>I4s', data, at)
+        end = at + 12 + length
+        if end > len(data):
+            return (f'truncated: its PNG chunk {kind!r} at byte {at} runs '
+                    f'{end - len(data)} bytes past the end of the file')
+        body = memoryview(data)[at + 8:end - 4]
+        stored, = struct.unpack_from('>I', data, end - 4)
+        if zlib.crc32(body, zlib.crc32(kind)) != stored:
+            return f'its PNG chunk {kind!r} at byte {at} fails its CRC check'
+        if not seen:
+            ihdr = bytes(body)
+            problem = _ihdr_problem(ihdr) if kind == b'IHDR' else \
+                f'its first PNG chunk is {kind!r}, not IHDR'
+        elif kind[:1].isupper():
+            problem = _critical_chunk_problem(kind, seen, ihdr[9])
+        else:
+            problem = None
+        if problem:
+            return f'{problem} (byte {at})'
+        if kind == b'IEND':
+            return _image_data_problem(ihdr, parts)
+        if kind == b'IDAT':
+            parts.append(body)
+        seen.append(kind)
+        at = end
+    return 'truncated: the file ends before its IEND chunk'
+
+
+def _critical_chunk_problem(kind: bytes, seen: list,
+                            colour: int) -> Optional[str]:
+    """A critical chunk after the first one that the PNG specification
+    does not allow there (``seen``: the kinds before it)."""
+    if kind not in _PNG_CRITICAL:
+        return f'an unknown critical PNG chunk {kind!r}'
+    if kind == b'IHDR' or kind == b'PLTE' and (
+            b'PLTE' in seen or b'IDAT' in seen) or kind == b'IDAT' and (
+                b'IDAT' in seen and seen[-1] != b'IDAT'):
+        return f'a PNG chunk {kind!r} out of place'
+    if kind == b'IDAT' and colour == 3 and b'PLTE' not in seen:
+        return 'a palette PNG without its PLTE chunk'
+    return None
+
+
+def read_and_decode(
+        path: str,
+        what: str,
+        get: Callable[[str], bytes],
+        flag: str = 'color',
+        backend: Optional[str] = None,
+        lossless: bool = False,
+        check_header: Optional[Callable[[bytes], None]] = None) -> np.ndarray:
     """Read and decode an image file; every failure names the file.
 
     Args:
@@ -85,13 +212,18 @@ def read_and_decode(path: str,
         flag (str): mmcv's ``imfrombytes`` flag.
         backend (str, optional): mmcv's decoding backend.
         lossless (bool): Refuse JPEG data (label maps). Defaults to False.
+        check_header (callable, optional): Called with the file's bytes
+            before they are decoded; raises to refuse them (e.g. a header
+            declaring another size than expected: a decompression bomb is
+            then refused before it inflates).
 
     Returns:
         np.ndarray: The decoded array.
 
     Raises:
-        DatasetError: Missing, unreadable, empty, undecodable or cut-short
-            file; JPEG data where ``lossless``.
+        DatasetError: Missing, unreadable, empty, undecodable, damaged (a
+            PNG chunk failing its CRC) or cut-short file; JPEG data where
+            ``lossless``.
     """
     fix = ('replace it, or remove it from the dataset (with its '
            'annotation or image)')
@@ -106,6 +238,11 @@ def read_and_decode(path: str,
         raise DatasetError(f'{what} {path!r} is empty (0 bytes); {fix}.')
     if lossless and data.startswith(JPEG_MAGIC):
         raise lossy_label_map_error(path)
+    if check_header is not None:
+        check_header(data)
+    damage = _png_damage(data) if data.startswith(PNG_MAGIC) else None
+    if damage:
+        raise DatasetError(f'{what} {path!r} is damaged ({damage}); {fix}.')
     try:
         array = mmcv.imfrombytes(data, flag=flag, backend=backend)
         reason = 'the decoder returned nothing'
@@ -239,6 +376,20 @@ if 'mmseg' in FRAMEWORKS:
                         f'{n} classes)')
             return f'0..{n - 1} and {ignore} (ignore); {n} classes'
 
+        @staticmethod
+        def _check_size(size: Optional[tuple], results: dict) -> None:
+            """A label map of ``size`` (height, width; None: unknown) that
+            is not its image's (``ori_shape``) is refused."""
+            shape = results.get('ori_shape')
+            if shape is not None and size is not None and \
+                    tuple(size) != tuple(shape[:2]):
+                raise DatasetError(
+                    f'annotation {results["seg_map_path"]!r} is {size[1]}x'
+                    f'{size[0]} (WxH) but its image '
+                    f'{results.get("img_path")!r} is {shape[1]}x{shape[0]}; '
+                    f'a label map must have its image\'s size. Fix or '
+                    f'remove the pair.')
+
         def _load_seg_map(self, results: dict) -> None:
             path = results['seg_map_path']
             raw = read_and_decode(
@@ -247,7 +398,10 @@ if 'mmseg' in FRAMEWORKS:
                 _getter(self.backend_args, None),
                 'unchanged',
                 self.imdecode_backend,
-                lossless=True)
+                lossless=True,
+                # the size its header declares, before anything inflates
+                check_header=lambda data: self._check_size(
+                    image_header(io.BytesIO(data))[0], results))
             if raw.ndim == 3 and raw.shape[2] == 1:
                 raw = raw[..., 0]
             if raw.ndim != 2:
@@ -255,13 +409,7 @@ if 'mmseg' in FRAMEWORKS:
                     f'annotation {path!r} has {raw.shape[2]} channels; a '
                     f'label map is one channel of class indices (a '
                     f'grayscale or palette PNG). Convert or replace it.')
-            shape = results.get('ori_shape')
-            if shape is not None and tuple(raw.shape) != tuple(shape[:2]):
-                raise DatasetError(
-                    f'annotation {path!r} is {raw.shape[1]}x{raw.shape[0]} '
-                    f'(WxH) but its image {results.get("img_path")!r} is '
-                    f'{shape[1]}x{shape[0]}; a label map must have its '
-                    f'image\'s size. Fix or remove the pair.')
+            self._check_size(raw.shape, results)
             # mmseg's reduce_zero_label rule and its consistency check
             if self.reduce_zero_label is None:
                 self.reduce_zero_label = results['reduce_zero_label']

@@ -15,12 +15,11 @@ The model is loaded and re-parameterised as by ``tools/deploy.py``
   RoIAlign need mmdeploy's rewrites and custom ops.
 
 During the export every large-kernel conv runs ``F.conv2d`` (standard ONNX
-``Conv``), whatever ``conv_impl`` / ``$SLAK_MM_DWCONV_IMPL`` say, and every
+``Conv``), whatever ``conv_impl`` / the ops' ``impl`` setting say, and every
 ``nn.AdaptiveAvgPool2d`` (mmseg's PPM) is replaced by an equivalent that
 stays correct for every input size (see :class:`ExportAdaptiveAvgPool2d`).
 """
 import contextlib
-import os
 import os.path as osp
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -30,9 +29,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 
+from slak_mm import ops
 from slak_mm.fileio import atomic_write_bytes, check_output_path
 from slak_mm.models import LargeKernelConv, SLaK
-from slak_mm.ops import IMPL_ENV
 from .reparam import load_deploy_model
 
 __all__ = [
@@ -96,8 +95,9 @@ class ExportAdaptiveAvgPool2d(nn.Module):
 @contextlib.contextmanager
 def plain_torch_convs(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, every :class:`LargeKernelConv` of ``model`` runs
-    ``F.conv2d`` (``impl='torch'``, also through ``$SLAK_MM_DWCONV_IMPL``
-    for code that reads only the environment); restored afterwards.
+    ``F.conv2d`` (``impl='torch'``, also through the ops' ``impl`` setting,
+    :func:`slak_mm.ops.use`, for convs called without an ``impl``);
+    restored afterwards.
 
     Args:
         model (nn.Module): Changed in place for the duration of the block.
@@ -107,19 +107,14 @@ def plain_torch_convs(model: nn.Module) -> Iterator[nn.Module]:
     """
     convs = [(m, m.impl) for m in model.modules()
              if isinstance(m, LargeKernelConv)]
-    old_env = os.environ.get(IMPL_ENV)
-    os.environ[IMPL_ENV] = 'torch'
     try:
-        for conv, _ in convs:
-            conv.impl = 'torch'
-        yield model
+        with ops.use(impl='torch'):
+            for conv, _ in convs:
+                conv.impl = 'torch'
+            yield model
     finally:
         for conv, impl in convs:
             conv.impl = impl
-        if old_env is None:
-            os.environ.pop(IMPL_ENV, None)
-        else:
-            os.environ[IMPL_ENV] = old_env
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@ from typing import Sequence
 
 import torch
 
-from .settings import TRITON_INTERPRET_ENV, triton_interpreting
+from . import settings
+from .settings import TRITON_INTERPRET_ENV
 
 #: Largest kernel side of the Triton kernels (the tile halo and the
 #: Toeplitz product are sized for it; tested up to 63). The torch and FFT
@@ -58,7 +59,8 @@ def fft_runs(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> bool:
 def triton_runs(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> bool:
     """Whether the Triton kernels run ``x`` with ``weights`` (given that
     triton imports): CUDA tensors, or CPU tensors under
-    ``TRITON_INTERPRET=1``; :data:`TRITON_DTYPES`; sides up to
+    ``TRITON_INTERPRET=1`` (the ``triton_interpret`` setting);
+    :data:`TRITON_DTYPES`; sides up to
     :data:`MAX_KERNEL`.
 
     Args:
@@ -68,7 +70,8 @@ def triton_runs(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> bool:
     Returns:
         bool: Whether they can run.
     """
-    return ((x.is_cuda or triton_interpreting()) and x.dtype in TRITON_DTYPES
+    return ((x.is_cuda or settings.current().triton_interpret)
+            and x.dtype in TRITON_DTYPES
             and all(max(w.shape[-2:]) <= MAX_KERNEL for w in weights))
 
 

@@ -4,7 +4,7 @@ public functions.
 Each call validates its arguments once (:func:`slak_mm.ops.checks.
 check_inputs`), resolves the implementation once
 (:func:`slak_mm.ops.dispatch.choose`) and runs it. The implementations
-register themselves with the dispatcher:
+register themselves (:mod:`slak_mm.ops.registry`):
 
 - ``'torch'``: ``torch.nn.functional.conv2d`` with ``groups=C`` (cuDNN,
   oneDNN; :mod:`slak_mm.ops.torch_depthwise`);
@@ -14,9 +14,10 @@ register themselves with the dispatcher:
   (CUDA tensors; also CPU tensors under ``TRITON_INTERPRET=1``, which is how
   CI tests them, but only when forced), when triton is installed.
 
-``impl=None`` reads ``SLAK_MM_DWCONV_IMPL`` (``auto`` | ``torch`` |
-``fft`` | ``triton``, default ``auto``); ``auto`` measures which is fastest
-for each shape (:mod:`slak_mm.ops.dispatch`).
+``impl=None`` takes the ``impl`` setting (``auto`` | ``torch`` | ``fft``
+| ``triton``, default ``auto``; ``$SLAK_MM_DWCONV_IMPL`` or
+``slak_mm.ops.use(impl=...)``, :mod:`slak_mm.ops.settings`); ``auto``
+measures which is fastest for each shape (:mod:`slak_mm.ops.dispatch`).
 
 Nothing here imports mm packages.
 """
@@ -26,6 +27,7 @@ import torch
 
 from . import dispatch
 from .checks import check_inputs
+from .registry import CANDIDATES
 
 
 def triton_available() -> bool:
@@ -34,7 +36,7 @@ def triton_available() -> bool:
     Returns:
         bool: True when ``impl='triton'`` can run on suitable tensors.
     """
-    return 'triton' in dispatch.CANDIDATES
+    return 'triton' in CANDIDATES
 
 
 def resolve_impl(x: torch.Tensor,
@@ -46,8 +48,8 @@ def resolve_impl(x: torch.Tensor,
     Args:
         x (Tensor): The input.
         impl (str, optional): ``'auto'``, ``'torch'``, ``'fft'`` or
-            ``'triton'``; None reads ``SLAK_MM_DWCONV_IMPL`` (default
-            ``'auto'``).
+            ``'triton'``; None: the ``impl`` setting
+            (``$SLAK_MM_DWCONV_IMPL``, default ``'auto'``).
         weights (Sequence[Tensor], optional): The kernels (for ``'cross'``:
             tall, wide, bias or None). ``'auto'`` without them gives torch.
         op (str): ``'multi'`` or ``'cross'``.
@@ -86,7 +88,7 @@ def run_multi(impl: str, x: torch.Tensor,
     Returns:
         tuple[Tensor]: One (N, C, H, W) output per kernel.
     """
-    return tuple(dispatch.CANDIDATES[impl].multi(x, list(weights)))
+    return tuple(CANDIDATES[impl].multi(x, list(weights)))
 
 
 def run_cross(impl: str,
@@ -108,7 +110,7 @@ def run_cross(impl: str,
     Returns:
         Tensor: Output (N, C, H, W).
     """
-    return dispatch.CANDIDATES[impl].cross(x, weight_v, weight_h, bias)
+    return CANDIDATES[impl].cross(x, weight_v, weight_h, bias)
 
 
 def depthwise_conv2d(x: torch.Tensor,

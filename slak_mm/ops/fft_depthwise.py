@@ -5,8 +5,8 @@ the FFT it is a few transforms of the (padded) map, whatever the kernel
 size. On the CPU that makes SLaK's 51 x 5 / 5 x 51 / 5 x 5 branches several
 times faster than oneDNN's direct conv at large maps (and slower at small
 maps, where the transforms' fixed cost dominates: see
-:mod:`slak_mm.ops.dispatch`, which measures). Registers itself with the
-dispatcher as ``fft`` on import.
+:mod:`slak_mm.ops.dispatch`, which measures). Registers itself with
+:mod:`slak_mm.ops.registry` as ``fft`` on import.
 
 How one call works (``x`` is N x C x H x W, ``B`` kernels):
 
@@ -54,7 +54,7 @@ import torch
 
 from .capabilities import FFT_NEEDS, fft_runs
 from .checks import check_inputs
-from .dispatch import Candidate, register
+from .registry import Candidate, register
 
 Tensor = torch.Tensor
 

@@ -5,12 +5,13 @@ channels-last tensors: measured on this project's 2-core CI machine for the
 three SLaK-T branch convs at 512x512 input, batch 1, 2.7x (stage 1) to 4.8x
 (stage 3) faster than on NCHW (``tools/benchmark.py op --device cpu``). On
 CUDA the layout is left alone (the Triton kernels and cuDNN choose their
-own). The CPU layout is ``$SLAK_MM_CPU_LAYOUT``
-(:func:`slak_mm.ops.settings.cpu_layout`).
+own). The CPU layout is the ``cpu_layout`` setting
+(``$SLAK_MM_CPU_LAYOUT``, or ``slak_mm.ops.use(cpu_layout='nchw')``;
+:mod:`slak_mm.ops.settings`).
 """
 import torch
 
-from .settings import cpu_layout
+from . import settings
 
 
 def to_preferred_layout(x: torch.Tensor) -> torch.Tensor:
@@ -21,15 +22,15 @@ def to_preferred_layout(x: torch.Tensor) -> torch.Tensor:
         x (Tensor): A 4-D (N, C, H, W) tensor.
 
     Returns:
-        Tensor: ``x``, channels-last on the CPU (unless
-        ``SLAK_MM_CPU_LAYOUT=nchw``), unchanged elsewhere.
+        Tensor: ``x``, channels-last on the CPU (unless the ``cpu_layout``
+        setting is ``'nchw'``), unchanged elsewhere.
 
     Raises:
         ValueError: If ``$SLAK_MM_CPU_LAYOUT`` is neither ``channels_last``
-            nor ``nchw``.
+            nor ``nchw`` (:func:`slak_mm.ops.settings.current`).
     """
     if x.device.type != 'cpu':
         return x
-    if cpu_layout() == 'channels_last':
+    if settings.current().cpu_layout == 'channels_last':
         return x.contiguous(memory_format=torch.channels_last)
     return x.contiguous()

@@ -1,6 +1,6 @@
 """The ``torch`` implementation: ``F.conv2d`` with ``groups=C`` (cuDNN,
 oneDNN), the dispatcher's reference and fallback. Registers itself with
-:mod:`.dispatch` on import. Nothing here imports mm packages.
+:mod:`.registry` on import. Nothing here imports mm packages.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .capabilities import TORCH_NEEDS, torch_runs
-from .dispatch import REFERENCE, Candidate, register
+from .registry import REFERENCE, Candidate, register
 
 
 def torch_depthwise_conv2d(x: torch.Tensor,

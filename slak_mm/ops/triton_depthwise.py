@@ -20,30 +20,32 @@ TF32 when torch's convs may use TF32 (``torch.backends.cudnn.allow_tf32``,
 the default), else as 3xTF32 (about fp32 accuracy); see
 :func:`conv_fp32_precision`.
 
-The kernels run on CUDA tensors, and on CPU tensors under
-``TRITON_INTERPRET=1`` (the test mode). The environment variable is read at
-each call (:func:`slak_mm.ops.settings.triton_interpreting`): the kernel
-module is loaded once per mode, so compiled and interpreted calls can share
-a process. What they support (dtypes, kernel sides up to 63) is stated in
-:mod:`.capabilities`.
+The kernels run on CUDA tensors, and on CPU tensors in Triton's
+interpreter (the test mode: the ``triton_interpret`` setting,
+``TRITON_INTERPRET=1`` or ``slak_mm.ops.use(triton_interpret=True)``; see
+:mod:`slak_mm.ops.settings`). The setting is looked up at each call: the
+kernel module is loaded once per mode (under Triton's ``triton.knobs``, so
+a triton without them is too old and gets no ``triton`` implementation),
+and compiled and interpreted calls can share a process. What they support
+(dtypes, kernel sides up to 63) is stated in :mod:`.capabilities`.
 
 Importing this module (which imports triton) registers the kernels with the
-dispatcher as ``triton``. Nothing here imports mm packages.
+registry as ``triton``. Nothing here imports mm packages.
 """
 import importlib.util
-import os
 from contextlib import contextmanager, nullcontext
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import triton
 from torch.autograd.function import once_differentiable
+from triton import knobs  # ImportError on a triton too old (< 3.4)
 
+from . import settings
 from .capabilities import (TRITON_DTYPES, TRITON_NEEDS, triton_offered_to_auto,
                            triton_runs)
 from .checks import check_inputs
-from .dispatch import Candidate, register
-from .settings import TRITON_INTERPRET_ENV, triton_interpreting
+from .registry import Candidate, register
 
 #: Kernels per launch (the kernel has three slots; more are chunked).
 _MAX_PER_LAUNCH = 3
@@ -63,33 +65,22 @@ _SM_COUNTS = {}
 
 @contextmanager
 def _interpret_mode(interpret: bool):
-    """Make ``@triton.jit`` build interpreted (or compiled) functions."""
-    knobs = getattr(triton, 'knobs', None)
-    if knobs is not None:
-        with knobs.runtime.scope():
-            knobs.runtime.interpret = interpret
-            yield
-        return
-    # older triton: it reads the variable when a function is decorated
-    old = os.environ.get(TRITON_INTERPRET_ENV)
-    os.environ[TRITON_INTERPRET_ENV] = '1' if interpret else '0'
-    try:
+    """Make ``@triton.jit`` build interpreted (or compiled) functions
+    (Triton's own switch, restored afterwards)."""
+    with knobs.runtime.scope():
+        knobs.runtime.interpret = interpret
         yield
-    finally:
-        if old is None:
-            del os.environ[TRITON_INTERPRET_ENV]
-        else:
-            os.environ[TRITON_INTERPRET_ENV] = old
 
 
 def _kernels():
-    """The kernels module for the current mode (``TRITON_INTERPRET``).
+    """The kernels module for the current mode (the ``triton_interpret``
+    setting, ``TRITON_INTERPRET``).
 
     ``@triton.jit`` decides between compiled and interpreted functions when
     it decorates, and a kernel's helpers must be of the same kind, so each
     mode gets its own instance of the module, executed under that mode.
     """
-    interpret = triton_interpreting()
+    interpret = settings.current().triton_interpret
     module = _KERNEL_MODULES.get(interpret)
     if module is None:
         spec = importlib.util.find_spec(
@@ -167,7 +158,7 @@ def _dot_options(dtype: torch.dtype) -> Tuple[bool, str]:
     (exact: products of 16-bit floats fit in fp32, and the GPU accumulates
     them in fp32 too).
     """
-    if triton_interpreting():
+    if settings.current().triton_interpret:
         return dtype != torch.float32, 'ieee'
     if dtype != torch.float32:
         return False, 'tf32'  # ignored for 16-bit operands

@@ -8,8 +8,9 @@ candidate abandoned as too slow keeps its one time), ``failures`` (name ->
 why it was dropped) and ``seconds`` (how long the measurement stalled the
 call). Only measured records are written to the file.
 
-The file is :func:`slak_mm.ops.settings.cache_path` (``$SLAK_MM_DWCONV_CACHE``
-if set, else ``$XDG_CACHE_HOME/slak_mm/dwconv_tune.json``). It holds the
+The file is the ``cache`` setting (:mod:`slak_mm.ops.settings`:
+``$SLAK_MM_DWCONV_CACHE`` if set, else
+``$XDG_CACHE_HOME/slak_mm/dwconv_tune.json``). It holds the
 versions it was measured with (:func:`fingerprint`: torch, Triton, CUDA,
 cuDNN; device names are part of the keys); a file from other versions, or
 one that is no tuning cache (it does not parse, is nested too deeply,
@@ -24,14 +25,16 @@ Writes merge with the file's current entries and are atomic
 together (:func:`rank_and_world`) only rank 0 writes. Nothing here imports
 mm packages.
 """
+import copy
 import json
 import warnings
 from importlib import metadata
-from typing import Dict, Optional, Set, Tuple
+from typing import Dict, Optional, Set, Tuple, Union
 
 import torch
 
 from slak_mm.fileio import file_kind, read_regular_file, write_json_atomic
+from .keys import TuningKey
 from .settings import cache_path, launcher_rank_world
 
 #: Version of the file's layout (1: a name per key; 2: a record per key).
@@ -185,7 +188,7 @@ def record(key: str, file: bool = True) -> Optional[dict]:
 
     Args:
         key (str): A key string
-            (:meth:`slak_mm.ops.dispatch.TuningKey.cache_name`).
+            (:meth:`slak_mm.ops.keys.TuningKey.cache_name`).
         file (bool): Also look in the file. Default: True.
 
     Returns:
@@ -239,3 +242,22 @@ def clear() -> None:
     _memory.clear()
     _warned.clear()
     _disk = None
+
+
+def tuning_record(key: Union[TuningKey, str]) -> Optional[dict]:
+    """Why ``auto`` chose what it chose for a key: its record, this
+    process's, else the file's.
+
+    Args:
+        key (TuningKey | str): A key
+            (:func:`slak_mm.ops.keys.tuning_key`) or its
+            :meth:`~slak_mm.ops.keys.TuningKey.cache_name`.
+
+    Returns:
+        dict | None: A copy of the record: ``choice``, ``how``
+        (``'measured'`` or ``'heuristic: <why>'``) and, when measured,
+        ``times`` (name -> best seconds), ``failures`` (name -> why it was
+        dropped) and ``seconds`` (the stall); None when the key has none.
+    """
+    name = key.cache_name() if isinstance(key, TuningKey) else key
+    return copy.deepcopy(record(name))

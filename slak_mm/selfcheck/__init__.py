@@ -18,7 +18,8 @@ In one run, written to one JSON file (``--out``, default
 
 The choices run first, so that their stall includes Triton's compilation;
 the run uses a temporary tuning cache and Triton cache (a cold start) and
-ignores ``$SLAK_MM_DWCONV_IMPL`` / ``_TUNE`` / ``_MAX_TUNED``. The exit
+ignores the ops' ``impl``, ``tune`` and ``max_tuned`` settings
+(``$SLAK_MM_DWCONV_IMPL`` / ``_TUNE`` / ``_MAX_TUNED``). The exit
 status is 1 when a check failed (a ``FAIL`` row names the implementation,
 shape, dtype, layout and error) or a section raised, else 0.
 
@@ -36,15 +37,15 @@ import tempfile
 import time
 import traceback
 from typing import Dict, List, Optional, Sequence
-from unittest import mock
 
 import torch
 
+from slak_mm import ops
 from slak_mm.benchmark.timing import environment as bench_environment
 from slak_mm.fileio import (UnsafeOutputError, check_output_path,
                             write_json_atomic)
-from slak_mm.ops import dispatch
-from slak_mm.ops.settings import CACHE_ENV, IMPL_ENV, MAX_TUNED_ENV, TUNE_ENV
+from slak_mm.ops.registry import CANDIDATES
+from slak_mm.ops.settings import DEFAULT_MAX_TUNED
 from slak_mm.version import __version__
 from .choices import choice_keys, measure_choices
 from .correctness import check_case, correctness_cases, modes_for
@@ -99,27 +100,41 @@ def environment(device: torch.device) -> Dict[str, Optional[str]]:
 
 
 @contextlib.contextmanager
+def _triton_cache(folder: str):
+    """Triton compiles into ``folder`` within the block (Triton's own
+    setting, ``triton.knobs.cache.dir``; nothing where triton is not
+    registered)."""
+    if 'triton' not in CANDIDATES:
+        yield
+        return
+    from triton import knobs
+    with knobs.cache.scope():
+        knobs.cache.dir = folder
+        yield
+
+
+@contextlib.contextmanager
 def _isolated(folder: str):
     """A fresh tuning cache and Triton cache in ``folder``, no forced or
-    limited dispatch; the environment and the dispatcher's memory as they
+    limited dispatch; the ops' settings and the dispatcher's memory as they
     were afterwards."""
-    env = {
-        CACHE_ENV: osp.join(folder, 'dwconv_tune.json'),
-        'TRITON_CACHE_DIR': osp.join(folder, 'triton')
-    }
-    with mock.patch.dict(os.environ, env), torch.random.fork_rng():
-        for name in (IMPL_ENV, TUNE_ENV, MAX_TUNED_ENV):
-            os.environ.pop(name, None)
-        dispatch.clear_memory()
+    settings = ops.use(
+        cache=osp.join(folder, 'dwconv_tune.json'),
+        impl='auto',
+        tune=True,
+        max_tuned=DEFAULT_MAX_TUNED)
+    with settings, _triton_cache(osp.join(folder, 'triton')), \
+            torch.random.fork_rng():
+        ops.clear_memory()
         try:
             yield
         finally:
-            dispatch.clear_memory()
+            ops.clear_memory()
 
 
 def _notes(quick: bool, device: torch.device) -> List[str]:
     notes = []
-    if 'triton' not in dispatch.CANDIDATES:
+    if 'triton' not in CANDIDATES:
         notes.append('Triton is not installed (or failed to import): no '
                      'triton column.')
     elif device.type == 'cpu':

@@ -3,7 +3,7 @@ costs.
 
 For each key (:func:`choice_keys`: the shapes, dtypes and modes a SLaK-T
 training or inference run meets) the dispatcher's memory is cleared
-(:func:`slak_mm.ops.dispatch.clear_memory`) and the op is called once
+(:func:`slak_mm.ops.clear_memory`) and the op is called once
 through ``auto``, forward and, for training keys, backward: that first
 call pays the measurement (every candidate's check and timing, and on a
 GPU Triton's compilation), its time is the stall a training run sees at
@@ -14,8 +14,8 @@ reported too (on the CPU it is not measured).
 The dispatcher's record of each key (:func:`slak_mm.ops.tuning_record`:
 ``measured`` with every candidate's times, or ``heuristic`` and why) gives
 the row's ``how`` and times; the measured ones land in the tuning cache
-file the self-check points the dispatcher to (``$SLAK_MM_DWCONV_CACHE``, a
-temporary file for the run).
+file the self-check points the dispatcher to (the ops' ``cache`` setting,
+a temporary file for the run).
 """
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -23,8 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from slak_mm.benchmark.op import SLAK_T_DIMS, slak_stage_shapes
-from slak_mm.ops import resolve_impl
-from slak_mm.ops.dispatch import clear_memory, tuning_key, tuning_record
+from slak_mm.ops import clear_memory, resolve_impl, tuning_key, tuning_record
 from slak_mm.ops.timing import sync
 from .correctness import KERNELS_51, MODES, Case, run_op
 

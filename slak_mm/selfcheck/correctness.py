@@ -1,30 +1,27 @@
 """Is every depthwise conv implementation correct on this machine?
 
-Each implementation registered with :mod:`slak_mm.ops.dispatch` that can
+Each implementation registered with :mod:`slak_mm.ops.registry` that can
 run a case is run on it (forced, as ``impl='torch' | 'fft' | 'triton'``
 runs it) and its outputs and gradients (input; weights and bias) are
 compared with ``F.conv2d`` in float64 on the same values: the inputs,
 kernels and output gradients are drawn once per case, rounded to bfloat16
 (so fp32, fp16 and bf16 hold them exactly, up to fp16 subnormals) and the
 float64 reference is computed once from them. The measure and the bounds
-are the dispatcher's (:func:`slak_mm.ops.dispatch.relative_error`,
-:func:`slak_mm.ops.dispatch.tolerance` of the compute dtype), except that
+are the dispatcher's (:func:`slak_mm.ops.relative_error`,
+:func:`slak_mm.ops.tolerance` of the compute dtype), except that
 fp32 with TF32 off is held to the fp32 bound of the CPU (1e-4): asking for
 full fp32 must give it.
 """
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
-from unittest import mock
 
 import torch
 import torch.nn.functional as F
 
 from slak_mm.benchmark.op import SLAK_T_DIMS, slak_stage_shapes
-from slak_mm.ops import run_cross, run_multi
-from slak_mm.ops.dispatch import CANDIDATES, relative_error, tolerance
-from slak_mm.ops.settings import TRITON_INTERPRET_ENV
+from slak_mm.ops import relative_error, run_cross, run_multi, tolerance, use
+from slak_mm.ops.registry import CANDIDATES
 
 __all__ = [
     'MODES', 'Case', 'check_case', 'conv_tf32', 'correctness_cases',
@@ -214,7 +211,7 @@ def run_op(op: str, impl: str, x: torch.Tensor,
     Args:
         op (str): ``'multi'`` (``tensors``: kernels) or ``'cross'``
             (``tensors``: tall kernel, wide kernel, bias).
-        impl (str): A name in :data:`slak_mm.ops.dispatch.CANDIDATES`, or
+        impl (str): A name in :data:`slak_mm.ops.registry.CANDIDATES`, or
             ``'ref'``: the op's definition in plain ``F.conv2d``.
         x (Tensor): Input (N, C, H, W).
         tensors (Sequence[Tensor]): As above.
@@ -315,9 +312,8 @@ def check_case(case: Case, modes: Sequence[str],
     ref = _Reference(case, device)
     # on a GPU the interpreter's case is an ordinary one
     interpret = case.interpret and device.type == 'cpu'
-    env = {TRITON_INTERPRET_ENV: '1' if interpret else '0'}
     rows = []
-    with mock.patch.dict(os.environ, env):
+    with use(triton_interpret=interpret):
         for impl in list(CANDIDATES):
             for mode in modes:
                 if interpret and (impl != 'triton' or mode != 'fp32'):

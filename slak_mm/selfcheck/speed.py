@@ -10,7 +10,7 @@ import torch
 
 from slak_mm.benchmark.op import benchmark_stage, slak_stage_shapes
 from slak_mm.benchmark.timing import time_medians
-from slak_mm.ops.dispatch import clear_memory
+from slak_mm.ops import clear_memory
 from .backbone import TorchSLaK
 
 __all__ = ['backbone_step', 'op_timings']
