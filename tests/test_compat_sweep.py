@@ -115,3 +115,20 @@ def test_a_trial_cannot_stop_the_sweep(monkeypatch, tmp_path, trial, message):
     if trial is _eat_memory:  # the child said why
         with open(osp.join(tmp_path, 'mmdet__first', 'log.txt')) as f:
             assert 'MemoryError' in f.read()
+
+
+def test_fixed_causes_name_tests_that_exist():
+    """docs/compatibility.md's 'Ours, fixed' names the test keeping each
+    fix: they exist."""
+    import ast
+
+    from slak_mm.compat.causes import FIXED
+    from tests.tool_runner import ROOT
+    for _, _, test in FIXED:
+        path, _, name = test.partition('::')
+        with open(osp.join(ROOT, path)) as f:
+            tree = ast.parse(f.read())
+        assert name in {
+            node.name
+            for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+        }, test

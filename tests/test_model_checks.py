@@ -389,6 +389,34 @@ STOCK = {
         'model.auxiliary_head.in_channels': 499,
         'model.decode_head.kernel_generate_head.in_channels': 998
     }),
+    # mmpretrain classifiers: VGG classifies in its backbone (ClsHead has
+    # no layer, no neck); ResNet's head width; MLP-Mixer pools tokens
+    # (was: 'mat1 and mat2 shapes cannot be multiplied' in the first step,
+    # or 998 logits for 1000 classes)
+    'vgg_classifier': ('mmpretrain::vgg/vgg11_8xb32_in1k.py', {}, [
+        'model.head is a ClsHead, which has no classifier layer',
+        "set model.head=dict(_delete_=True, type='LinearClsHead', "
+        "num_classes=1000, in_channels=998",
+        "set model.neck=dict(_delete_=True, type='GlobalAveragePooling')"
+    ], {
+        'model.head':
+        dict(
+            _delete_=True,
+            type='LinearClsHead',
+            num_classes=1000,
+            in_channels=998),
+        'model.neck':
+        dict(_delete_=True, type='GlobalAveragePooling')
+    }),
+    'mixer_token_pooling':
+    ('mmpretrain::mlp_mixer/mlp-mixer-base-p16_64xb64_in1k.py', {}, [
+        'model.neck.dim=1 pools token sequences', 'set model.neck.dim=2',
+        'model.head.in_channels=768 but it reads the last SLaK output',
+        'set model.head.in_channels=998'
+    ], {
+        'model.neck.dim': 2,
+        'model.head.in_channels': 998
+    }),
     # CornerNet's head reads HourglassNet's stride-4 maps, one width (was:
     # 'put a neck', no setting named)
     'cornernet_single_map':

@@ -74,6 +74,14 @@ CAUSES = (
         '(torch.arange with inverted bounds): a trained model does not '
         'predict such boxes'),
     Cause(
+        'upstream', "CrowdDet's assigner needs two boxes per image",
+        r"shape '\[-1, 2\]' is invalid .*@ mmdet/models/task_modules/"
+        r'assigners/multi_instance_assigner', 'mmdet',
+        "MultiInstanceAssigner keeps the two best boxes per proposal "
+        '(num_instance=2) and reshapes to pairs: an image with fewer than '
+        'two ground-truth boxes (the synthetic images have 0-4 people; '
+        'CrowdHuman has crowds) stops it'),
+    Cause(
         'upstream', "C4 shared head: ResNet's input width is fixed",
         r'expected input\[\d+, \d+, \d+, \d+\] to have 1024 channels', 'mmdet',
         "Faster R-CNN C4's RoI head runs ResNet's stage 4 (ResLayer), whose "
@@ -84,10 +92,31 @@ CAUSES = (
 CAUSES += (
     Cause(
         'upstream', 'the packaged config fails as shipped',
-        r'Only one of `type` or `by_epoch` can exist', FAMILY,
-        "the config sets train_cfg=dict(by_epoch=True, ...) over a base "
-        "whose train_cfg names its loop type: mmengine's Runner refuses "
-        'both, with any backbone'),
+        r'Only one of `type` or `by_epoch` can exist|should be either all '
+        r'None or not None', FAMILY,
+        "with any backbone, mmengine's Runner refuses it: a train_cfg with "
+        "by_epoch=True over a base's that names its loop type (SOLOv2-light, "
+        "MaskFeat), a test_dataloader without test_cfg (ResNeSt's configs "
+        'include no schedule base)'),
+    Cause(
+        'upstream', 'the packaged config is a distilled model mmpretrain '
+        'does not train', r"doesn't support (to train the distilled|"
+        r'training in distillation mode)', 'mmpretrain',
+        "the head classifies with a distillation token (EfficientFormer, "
+        "LeViT, TinyViT '-distill'): mmpretrain only runs it for inference, "
+        'with any backbone'),
+    Cause(
+        'upstream', "the Runner hands a scoped base's _scope_ to collate_fn",
+        r"unexpected keyword argument '_scope_'", 'mmengine',
+        "a config inheriting 'mmpretrain::...' gets _scope_ in every dict "
+        "of the base; Runner.build_dataloader passes collate_fn's dict on "
+        'as keyword arguments (SimMIM\'s benchmark sets collate_fn)'),
+    Cause(
+        'ours', "the check does not model FastFCN's JPU neck yet",
+        r'to have 2048 channels, but got 499', '',
+        'JPU passes stages 1-2 on and adds its own 2048-wide fusion: '
+        'out_indices=(1, 2, 3), neck in_channels=(249, 499, 998) and '
+        'auxiliary_head.in_channels=499; the check does not offer it'),
     Cause(
         'upstream', "LRASPPHead pools with a fixed 49 x 49 window",
         r'Output size is too small', 'mmseg',
@@ -166,6 +195,34 @@ FIXED = (
      'branches, attached to the decoder too while it trains)',
      'keys that hold the very tensor of a key the model has fit',
      'tests/test_safe_loading.py::test_alias_keys_of_a_trained_model_fit'),
+    ("mmcv's MMSyncBN (Simple Copy-Paste, strong baselines) on one process: "
+     '"Default process group has not been initialized"',
+     'replace_sync_bn turns it into BN as it does SyncBN',
+     'tests/test_det_configs.py::test_mmcv_sync_bn_becomes_bn_on_one_'
+     'process'),
+    ("a head that reads the backbone with one width (CornerNet, "
+     "CentripetalNet): refused with 'put a neck' and no setting",
+     'the fix is the SLaK output at its stride (4), its width and '
+     'num_feat_levels=1',
+     'tests/test_model_checks.py::test_stock_configs_with_slak_wrong_'
+     'refused_fixed_pass'),
+    ("KNet's kernel_generate_head and an FCNHead without convs (CGNet) were "
+     'not checked: a shape error, an AssertionError while building',
+     'both are checked, with the fix (their in_channels; channels = '
+     'in_channels)', 'tests/test_model_checks.py::test_stock_configs_with_'
+     'slak_wrong_refused_fixed_pass'),
+    ('mmpretrain classifiers: no pooling neck (ViT, VGG heads), token '
+     "pooling (GlobalAveragePooling(dim=1)), VGG's and Inception-v3's "
+     'classifier in the backbone, the head\'s width: "mat1 and mat2 shapes '
+     'cannot be multiplied", or 998 logits for 1000 classes',
+     'the check names the pooling neck, dim=2, a LinearClsHead and the '
+     'width', 'tests/test_model_checks.py::test_stock_configs_with_slak_'
+     'wrong_refused_fixed_pass'),
+    ("mmpretrain's layer-decay fine-tuning (BEiT, MAE, EVA, ... benchmarks): "
+     '"The backbone SLaK doesn\'t support `get_layer_depth`"',
+     "SLaK.get_layer_depth gives mmpretrain's ConvNeXt rule",
+     'tests/test_layer_decay_optimizer_constructor.py::test_mmpretrain_'
+     'layer_decay_reads_slak_layer_depths'),
     ("synthetic ImageNet read by mmpretrain's ImageNet dataset (the packaged "
      'configs\' type): "The number of subfolders (6) doesn\'t match ... '
      '(1000)"', 'the generator writes meta/{train,val}.txt as ImageNet has',

@@ -682,6 +682,8 @@ class _Fit:
                 fixes=[{
                     'model.neck':
                     dict(_delete_=True, type='GlobalAveragePooling')
+                    if 'neck' in self.model else  # neck=None in the base
+                    dict(type='GlobalAveragePooling')
                 }])
         elif isinstance(neck, dict) and type_name(
                 neck) == 'GlobalAveragePooling' and self._default(
