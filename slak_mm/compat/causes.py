@@ -160,16 +160,27 @@ CAUSES += (
         "PIDNet's head takes its backbone's P, I and D branches, DDRNet's "
         'its two resolution branches: no single-path backbone has them'),
     Cause(
+        'n/a', "DetectoRS's RFP neck feeds its backbone back",
+        r'@ mmdet/models/necks/rfp\.py', 'mmdet',
+        "the recursive feature pyramid runs DetectoRS_ResNet a second time "
+        'with the pyramid as feedback (its rfp_forward, the image as an '
+        'extra input): the neck needs that backbone'),
+    Cause(
         'n/a', "ICNet's neck fuses ICNet's resolution branches",
         r'Length of input channels\s+must be 3', 'mmseg',
         "ICNeck fuses the three image resolutions the ICNet backbone "
         'runs its own layers on: the backbone is the cascade'),
     Cause(
-        'n/a', "the heads read more outputs than SLaK's four",
-        r'in_index=4 but there are only 4 feature maps', 'mmseg',
-        "UNet's head reads its decoder's full-resolution map (in_index=4: "
-        'the UNet backbone is encoder and decoder), BiSeNetV2\'s last '
-        'auxiliary head its fifth branch; an encoder has neither'),
+        'n/a', "UNet's head reads UNet's decoder",
+        r'decode_head.in_index=4 but there are only 4 feature maps', 'mmseg',
+        "the head reads the full-resolution map of UNet's decoder "
+        '(in_index=4): the UNet backbone is encoder and decoder, SLaK an '
+        'encoder'),
+    Cause(
+        'n/a', "BiSeNetV2's heads read its five branches",
+        r'auxiliary_head.3.in_index=4 but there are only 4 feature maps',
+        'mmseg', "the last auxiliary head reads BiSeNetV2's fifth output "
+        '(its semantic branch stages); SLaK has four'),
 )
 
 #: Causes that were ours, fixed while the sweep was built: (what failed,

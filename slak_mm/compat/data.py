@@ -26,10 +26,9 @@ from slak_mm.config import dataset_classes, head_num_classes, rebind_value
 from slak_mm.datasets.checks import leaf_dataset_cfgs, pipeline_transforms
 from slak_mm.datasets.synthetic import (ADE20K_BACKGROUND, ADE20K_CLASSES,
                                         COCO_CATEGORIES, COCO_CLASSES,
-                                        IMAGENET_CLASSES, SYNTHETIC_LAYOUTS,
-                                        generate_ade20k, generate_coco,
-                                        generate_imagenet, generate_voc,
-                                        synthetic_kind)
+                                        IMAGENET_CLASSES, generate_ade20k,
+                                        generate_coco, generate_imagenet,
+                                        generate_voc, synthetic_kind)
 from .families import dataset_paths
 
 __all__ = ['IMAGE_SIZES', 'generate_sweep_data', 'use_synthetic_data']
@@ -39,6 +38,7 @@ __all__ = ['IMAGE_SIZES', 'generate_sweep_data', 'use_synthetic_data']
 IMAGE_SIZES = dict(mmdet=128, mmseg=64, mmpretrain=64)
 #: The dataset that stands in for one the generator does not write.
 _STAND_INS = dict(mmdet='coco', mmseg='ade20k', mmpretrain='imagenet')
+_NAMES = dict(coco='COCO', ade20k='ADE20K', imagenet='ImageNet folders')
 
 
 def generate_sweep_data(root: str) -> Dict[str, str]:
@@ -265,6 +265,6 @@ def use_synthetic_data(cfg: Config, package: str,
         return None
     cfg.test_evaluator = _stand_in_evaluator(package, cfg, roots)
     leaf = next(leaf_dataset_cfgs(cfg.train_dataloader.dataset))
-    layout = SYNTHETIC_LAYOUTS[_STAND_INS[package]][0]
-    return (f'{", ".join(sorted(set(swapped)))} -> synthetic {layout} '
+    return (f'{", ".join(sorted(set(swapped)))} -> synthetic '
+            f'{_NAMES[_STAND_INS[package]]} '
             f'({len(leaf.metainfo.classes)} classes)')

@@ -26,7 +26,7 @@ How a row is made (`slak_mm/compat/`):
   sweep can run as written (its datasets are ones the synthetic generator
   writes: COCO instances / stuff / panoptic, ADE20K, VOC, ImageNet; its
   model has a `backbone`); else the first with a `backbone`; else the first
-  that loads.
+  that loads; the re-parameterised inference forms (`deploy/`) last.
 - **The user's config** is the documented recipe
   ([your_config.md](your_config.md)), written to a file:
   `_base_ = [STOCK, 'slak_mm::_base_/slak_t_drop_in.py']`, the backbone
@@ -44,12 +44,19 @@ How a row is made (`slak_mm/compat/`):
   `slak_mm.apis.test` of the checkpoint on one image. Datasets the
   generator does not write are replaced by the synthetic one of the task
   (COCO, ADE20K, ImageNet folders) with the replaced dataset's number of
-  classes; the config column says where.
+  classes; the config column says where. Fast R-CNN's proposal files
+  are written from the boxes (they are pickles: `SLAK_MM_UNSAFE_LOAD=1`
+  reads them, as a user sets it).
 - **Each family runs in its own process** (forked, 2 at a time), killed
   past its time limit, its address space limited (`RLIMIT_AS`), so a hang
   or a crash of one config does not stop the sweep.
 - **Result**: *pass* (trained one step and tested), *n/a* (a CNN backbone
-  makes no sense there; why), or *fail* with its cause (below).
+  makes no sense there: the model is built around its own backbone, reads
+  a ViT's tokens, tracks videos with another family's detector, needs a
+  language model from the hub, or its config trains nothing; why), or
+  *fail* with its cause (below): *upstream* (a framework's bug or limit,
+  with its version), *environment* (a package the frameworks do not
+  install), *ours, left* (not fixed yet).
 '''
 
 
@@ -86,6 +93,13 @@ def _percent(part: int, whole: int) -> str:
 
 def _cell(text: str) -> str:
     return text.replace('|', '\\|').replace('\n', ' ')
+
+
+def _code(text: str, limit: int = 200) -> str:
+    """``text`` as inline code (doubled backticks where it has one),
+    cut at ``limit`` characters."""
+    text = _cell(text if len(text) <= limit else text[:limit - 3] + '...')
+    return f'`` {text} ``' if '`' in text else f'`{text}`'
 
 
 def _result_cell(result: Result, anchors: Dict[str, str]) -> str:
@@ -162,7 +176,7 @@ def render_report(results: List[Result],
             config = f'`{r.config.split("/", 1)[-1]}`' if r.config else ''
             if r.data:
                 config += f' (data: {_cell(r.data)})'
-            sets = '; '.join(f'`{_cell(s)}`' for s in r.user_sets)
+            sets = '; '.join(_code(s, 400) for s in r.user_sets)
             lines.append(f'| {r.family.split("/", 1)[1]} | {config} | '
                          f'{_result_cell(r, anchors)} | {sets} |')
         lines.append('')
@@ -185,8 +199,8 @@ def render_report(results: List[Result],
              '(slak_mm/compat/causes.py).'), ''
         ]
         for r in rows:
-            at = f' (`{r.where}`)' if r.where else ''
-            lines.append(f'- {r.family}: `{_cell(r.message)}`{at}')
+            at = f' ({_code(r.where)})' if r.where else ''
+            lines.append(f'- {r.family}: {_code(r.message)}{at}')
         lines.append('')
     lines += [
         '## Ours, fixed', '',

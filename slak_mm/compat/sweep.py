@@ -9,6 +9,7 @@ child with ``MemoryError`` / ``bad_alloc``). At most ``jobs`` run at once.
 The child writes its :class:`.trial.Result` as JSON; a child that dies
 first is reported with how it died.
 """
+import faulthandler
 import importlib
 import json
 import multiprocessing
@@ -63,8 +64,11 @@ def _child(family: Family, roots: Dict[str, str], work_dir: str,
     log = os.open(
         osp.join(work_dir, 'log.txt'), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
         0o644)
-    os.dup2(log, 1)
+    os.dup2(log, 1)  # C level (torch, mmcv)
     os.dup2(log, 2)
+    # Python level too: the parent's streams may not be the fds (pytest)
+    sys.stdout = sys.stderr = open(log, 'w', buffering=1, closefd=False)
+    faulthandler.enable(sys.stderr)  # a crash's stacks into the log too
     result = run_trial(family.package, family.config, roots, work_dir,
                        family.label)
     with open(osp.join(work_dir, 'result.json.tmp'), 'w') as f:

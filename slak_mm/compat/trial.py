@@ -15,18 +15,22 @@ user would, then one training step and one test step on a CPU.
 
 The run happens in this process; :mod:`.sweep` gives each family its own.
 """
+import contextlib
 import os
 import os.path as osp
 import sys
 import time
 import traceback
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from mmengine.config import Config
 
 from slak_mm.apis import test, train
+from slak_mm.checkpoint import UNSAFE_LOAD_ENV
 from slak_mm.config import (backbone_neck_problems, load_config,
                             packaged_config_folder, scale_down)
+from slak_mm.config.model_checks import format_value
+from slak_mm.datasets.checks import leaf_dataset_cfgs
 from .applicability import not_applicable
 from .causes import classify
 from .data import IMAGE_SIZES, use_synthetic_data
@@ -145,8 +149,8 @@ def run_trial(package: str,
             (a ``package::rel`` base), or the path of a config of one's own.
         roots (dict[str, str]): The synthetic datasets
             (:func:`.data.generate_sweep_data`).
-        work_dir (str): A folder of its own (the user's config, logs,
-            checkpoint).
+        work_dir (str): A folder of its own (the user's config; the run's
+            logs and checkpoint in ``run/``).
         family (str, optional): The row's name; default ``package/folder``.
 
     Returns:
@@ -173,12 +177,14 @@ def run_trial(package: str,
         stage = 'train'
         cfg, result.data = _for_the_cpu(path, options, package, roots)
         result.data = result.data or ''
-        train(cfg, path, work_dir=work_dir)
-        with open(osp.join(work_dir, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
-        stage = 'test'
-        cfg, _ = _for_the_cpu(path, options, package, roots)
-        result.metrics = test(cfg, path, checkpoint, work_dir=work_dir)
+        run_dir = osp.join(work_dir, 'run')  # the runner dumps its config
+        with _proposals_unpickled(cfg, result):
+            train(cfg, path, work_dir=run_dir)
+            with open(osp.join(run_dir, 'last_checkpoint')) as f:
+                checkpoint = f.read().strip()
+            stage = 'test'
+            cfg, _ = _for_the_cpu(path, options, package, roots)
+            result.metrics = test(cfg, path, checkpoint, work_dir=run_dir)
         result.outcome, result.stage = 'pass', ''
     except Exception as err:
         result.outcome, result.stage = 'fail', stage
@@ -190,6 +196,29 @@ def run_trial(package: str,
     finally:
         result.seconds = round(time.monotonic() - start, 1)
     return result
+
+
+@contextlib.contextmanager
+def _proposals_unpickled(cfg: Config, result: Result) -> Iterator[None]:
+    """mmdet's proposal files are pickles (of numpy arrays), which
+    slak_mm reads only with the opt-in: the user sets it (the sweep's own
+    file), and the row says so."""
+    wanted = any(
+        ds.get('proposal_file') for split in ('train', 'test')
+        for ds in leaf_dataset_cfgs((
+            cfg.get(f'{split}_dataloader') or {}).get('dataset')))
+    before = os.environ.get(UNSAFE_LOAD_ENV)
+    if wanted:
+        os.environ[UNSAFE_LOAD_ENV] = '1'
+        result.user_sets.append(f'{UNSAFE_LOAD_ENV}=1 (the proposal file '
+                                f'is a pickle)')
+    try:
+        yield
+    finally:
+        if wanted and before is None:
+            os.environ.pop(UNSAFE_LOAD_ENV, None)
+        elif wanted:
+            os.environ[UNSAFE_LOAD_ENV] = before
 
 
 class _Refused(Exception):
@@ -210,7 +239,8 @@ def _apply_check_fixes(path: str, result: Result) -> Dict[str, Any]:
         fix = fixable[0].fixes[0]
         options.update(fix)
         result.user_sets += [
-            f'{k.replace("model.", "", 1)}={v!r}' for k, v in fix.items()
+            f'{k.replace("model.", "", 1)}={format_value(v)}'
+            for k, v in fix.items()
         ]
     raise _Refused(f'still refused after {MAX_FIXES} fixes: '
                    f'{problems[0].message}')

@@ -32,7 +32,7 @@ from slak_mm.registry import init_default, is_subclass_named, registered_class
 
 __all__ = [
     'NECKS', 'Problem', 'backbone_neck_problems', 'check_backbone_neck',
-    'slak_default', 'slak_feature_maps', 'type_name'
+    'format_value', 'slak_default', 'slak_feature_maps', 'type_name'
 ]
 
 #: How a neck class (or a subclass of it) maps its inputs to outputs:
@@ -147,8 +147,16 @@ def _describe(maps: List[dict]) -> str:
             f'{[m["stride"] for m in maps]}')
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, dict):  # as a config writes it
+def format_value(value: Any) -> str:
+    """A setting's value as a config writes it (``dict(a=1)``, ``(1, 2)``).
+
+    Args:
+        value (Any): The value.
+
+    Returns:
+        str: Its text.
+    """
+    if isinstance(value, dict):
         return 'dict(' + ', '.join(f'{k}={v!r}'
                                    for k, v in value.items()) + ')'
     return str(tuple(value)) if isinstance(value, tuple) else str(value)
@@ -165,7 +173,7 @@ def _set(model: dict, key: str, value: Any) -> None:
 
 def _fix_text(fixes: List[Dict[str, Any]]) -> str:
     """Settings as words: ``'set A=1 and B=2, or set C=3'``."""
-    return ', or '.join('set ' + ' and '.join(f'{k}={_format(v)}'
+    return ', or '.join('set ' + ' and '.join(f'{k}={format_value(v)}'
                                               for k, v in updates.items())
                         for updates in fixes)
 
@@ -676,7 +684,8 @@ class _Fit:
                 k.__name__ in MAP_HEADS
                 for k in getattr(self._class(head), '__mro__', ())):
             self.add(
-                'model.neck', f'model.neck is None: the {type_name(head)} '
+                'model.neck',
+                f'model.neck is None: the {type_name(head)} '
                 f'would get the SLaK maps (N, {last}, H, W) where it takes '
                 f'one vector per image',
                 fixes=[{
