@@ -13,8 +13,8 @@ import pytest
 
 from slak_mm.compat import Family, Result
 from slak_mm.compat import sweep as sweep_module
-from slak_mm.compat.data import generate_sweep_data
 from slak_mm.compat.report import render_report, summary
+from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS
 from tests.tool_runner import run_tool
 
 #: Cheap families of each framework that train and test with SLaK.
@@ -57,7 +57,7 @@ def test_sample_families_train_and_test(sample):
     assert 'pass' in proc.stdout and 'not written' in proc.stdout
 
 
-def test_broken_config_reported_with_its_cause(tmp_path):
+def test_broken_config_reported_with_its_cause(sample, tmp_path):
     """A config of one's own (a path, not a packaged family) whose head
     has a class count the data does not have: the row names the stage and
     the one-line refusal; the page lists it under its cause."""
@@ -65,7 +65,8 @@ def test_broken_config_reported_with_its_cause(tmp_path):
     broken.write_text(
         "_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'\n"
         'model = dict(bbox_head=dict(num_classes=81))\n')
-    roots = generate_sweep_data(str(tmp_path / 'data'))
+    data = sample[2] / 'data'  # the sample's synthetic datasets
+    roots = {k: str(data / v[0]) for k, v in SYNTHETIC_LAYOUTS.items()}
     family = Family('mmdet', 'broken', [str(broken)], config=str(broken))
     [row] = sweep_module.run_families([family], roots, str(tmp_path / 'w'))
     assert (row.outcome, row.stage) == ('fail', 'train'), row

@@ -23,6 +23,7 @@ import time
 from fnmatch import fnmatch
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from slak_mm.ops import configure
 from .data import generate_sweep_data
 from .families import PACKAGES, Family, packaged_families, representative
 from .result import Result
@@ -69,6 +70,9 @@ def _child(family: Family, roots: Dict[str, str], work_dir: str,
     # Python level too: the parent's streams may not be the fds (pytest)
     sys.stdout = sys.stderr = open(log, 'w', buffering=1, closefd=False)
     faulthandler.enable(sys.stderr)  # a crash's stacks into the log too
+    # compatibility, not speed: no measuring of the depthwise convs (each
+    # new shape stalled a child ~0.2 s), the stored choice or the heuristic
+    configure(tune=False)
     result = run_trial(family.package, family.config, roots, work_dir,
                        family.label)
     with open(osp.join(work_dir, 'result.json.tmp'), 'w') as f:
