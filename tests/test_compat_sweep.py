@@ -39,6 +39,9 @@ def test_sample_families_train_and_test(sample):
         row = rows[family]
         assert row.outcome == 'pass', (row.message, row.where)
         assert row.metrics, family  # tested: its metrics came back
+        run = work / family.replace('/', '__') / 'run'
+        assert osp.isfile(run / 'test_metrics.json')
+        assert not list(run.glob('*.pth'))  # deleted once tested
         # the user's config is the recipe, on the packaged base
         with open(work / family.replace('/', '__') / 'user_config.py') as f:
             text = f.read()

@@ -7,8 +7,9 @@ CPU; writes docs/compatibility.md.
 [--timeout 600] [--work-dir work_dirs/compat_sweep] [--out FILE]``
 
 (``make compat`` runs all of it.) Each family runs in a process of its
-own (time and memory limited); its user config, log and checkpoint stay in
-``WORK_DIR/<package>__<family>/``, every row in ``WORK_DIR/results.json``.
+own (time and memory limited); its user config and logs stay in
+``WORK_DIR/<package>__<family>/`` (the checkpoint is deleted once tested),
+every row in ``WORK_DIR/results.json``.
 A run of some families (``--families``) updates their rows there; the page
 is rewritten once every family has a row.
 """

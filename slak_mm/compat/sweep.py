@@ -127,8 +127,8 @@ def run_families(
         roots (dict[str, str]): The synthetic datasets
             (:func:`.data.generate_sweep_data`).
         work_root (str): Each family's folder goes here
-            (``package__name/``: the user's config, ``log.txt``, the
-            checkpoint, ``result.json``).
+            (``package__name/``: the user's config, ``log.txt``, the run's
+            logs, ``result.json``; the checkpoint is deleted once tested).
         jobs (int): Children at once.
         timeout (float): Seconds a child may run before it is killed.
         memory_gb (float): Address space a child may add to what the

@@ -16,6 +16,7 @@ user would, then one training step and one test step on a CPU.
 The run happens in this process; :mod:`.sweep` gives each family its own.
 """
 import contextlib
+import glob
 import os
 import os.path as osp
 import sys
@@ -150,7 +151,7 @@ def run_trial(package: str,
         roots (dict[str, str]): The synthetic datasets
             (:func:`.data.generate_sweep_data`).
         work_dir (str): A folder of its own (the user's config; the run's
-            logs and checkpoint in ``run/``).
+            logs in ``run/``, its checkpoint only until it is tested).
         family (str, optional): The row's name; default ``package/folder``.
 
     Returns:
@@ -194,6 +195,10 @@ def run_trial(package: str,
         if cause is not None and cause.kind == 'n/a':
             result.outcome = 'n/a'  # the reason is the cause's
     finally:
+        # the checkpoints (0.1-1 GB with the stock heads) have been tested:
+        # 245 of them would fill a disk
+        for path in glob.glob(osp.join(work_dir, 'run', '*.pth')):
+            os.remove(path)
         result.seconds = round(time.monotonic() - start, 1)
     return result
 
