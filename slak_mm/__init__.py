@@ -1,23 +1,24 @@
-"""slak_mm: SLaK (Sparse Large Kernel Network) for OpenMMLab 2.x.
+"""slak_mm: SLaK (Sparse Large Kernel Network) for timm and OpenMMLab 2.x.
 
-Importing the package registers the SLaK backbone and its helpers in the
-mmseg and mmdet registries (``custom_imports=dict(imports=['slak_mm'])``),
-and makes mmengine's ``Config`` read ``slak_mm::`` bases and the onedl
-forks' ``mmseg::`` bases (:func:`slak_mm.config.read_scoped_bases`), so the
-mm Python API (``Config.fromfile``, the inferencers, ``init_model``) reads
-the configs that our tools read.
-Without OpenMMLab installed (e.g. a bare GPU box with torch and Triton) the
-torch-only parts still import: ``slak_mm.ops`` and ``slak_mm.sparse``.
+Importing the package registers the SLaK network in timm (``slak_tiny``
+..., and the official ``SLaK_tiny`` ...; :mod:`slak_mm.network`, torch and
+timm only). Where OpenMMLab is installed, it also registers the SLaK
+backbone and its helpers in the mmseg and mmdet registries
+(``custom_imports=dict(imports=['slak_mm'])``), and makes mmengine's
+``Config`` read ``slak_mm::`` bases and the onedl forks' ``mmseg::`` bases
+(:func:`slak_mm.config.read_scoped_bases`), so the mm Python API
+(``Config.fromfile``, the inferencers, ``init_model``) reads the configs
+that our tools read.
+Without OpenMMLab installed (e.g. a bare GPU box with torch and Triton, or
+a timm project) the torch-only parts import: the network and its timm
+models, ``slak_mm.ops``, ``slak_mm.sparse`` and checkpoint reading.
 """
+from . import network  # noqa: F401  (registers the timm models)
 from .config_path import get_config_path  # no mm import: works bare
+from .utils import has_package
 from .version import __version__
 
-try:
-    import mmengine  # noqa: F401
-except ModuleNotFoundError as err:
-    if err.name != 'mmengine':  # a broken install must not pass silently
-        raise
-else:
+if has_package('mmengine'):
     import warnings
 
     # mmdet warns at import that its FasterCocoMetric lacks faster_coco_eval;

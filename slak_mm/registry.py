@@ -18,7 +18,7 @@ __all__ = [
     'SEG_METRICS', 'SEG_MODELS', 'SEG_OPTIM_WRAPPER_CONSTRUCTORS',
     'FRAMEWORKS', 'framework_installed', 'init_default', 'is_subclass_named',
     'register_hook', 'register_model', 'register_seg_metric',
-    'registered_class'
+    'registered_class', 'type_name'
 ]
 
 
@@ -77,6 +77,22 @@ register_hook = _register_in(SEG_HOOKS, DET_HOOKS)
 #: Class decorator: register a segmentation metric in mmseg's ``METRICS``
 #: (if mmseg is installed).
 register_seg_metric = _register_in(SEG_METRICS)
+
+
+def type_name(node: dict) -> Optional[str]:
+    """The class name of a config node's ``type``, without a scope
+    (``'mmdet.FPN'`` -> ``'FPN'``; a class gives its ``__name__``).
+
+    Args:
+        node (dict): A config dict with a ``type``.
+
+    Returns:
+        str | None: The name; None without a usable ``type``.
+    """
+    kind = node.get('type')
+    if isinstance(kind, str):
+        return kind.split('.')[-1]  # 'mmdet.FPN' -> 'FPN'
+    return getattr(kind, '__name__', None)
 
 
 def registered_class(registry: Registry, kind: Any,

@@ -54,7 +54,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from slak_mm.datasets.checks import PNG_MAGIC
+from slak_mm.utils.image_formats import PNG_MAGIC
 
 #: Mutants per target (``make fuzz`` sets it; the suite's defaults are in
 #: test_fuzz.py).

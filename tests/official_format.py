@@ -12,6 +12,13 @@ import os.path as osp
 import torch
 import torch.nn.functional as F
 
+#: SLaK-T's depths at 9-76 channels with small kernels, as arguments of the
+#: timm entrypoints (``timm.create_model('slak_tiny', **SLAK_T_SHRUNK)``):
+#: built in milliseconds through the real registration
+SLAK_T_SHRUNK = dict(
+    width_factor=0.1, kernel_size=(9, 7, 7, 5), small_kernel=3)
+SLAK_T_DEPTHS = [3, 3, 9, 3]
+
 REFERENCE_KEYS = osp.join(
     osp.dirname(osp.abspath(__file__)), 'data',
     'slak_official_state_dict_keys.json')
@@ -32,7 +39,7 @@ def model_shapes(model, num_classes=1000):
         for k, v in model.state_dict().items()
         if not k.startswith('norm') and not k.endswith('_mask')
     }
-    last = model.dims[-1]
+    last = model.channels[-1]
     shapes.update({
         'norm.weight': (last, ),
         'norm.bias': (last, ),
@@ -154,3 +161,12 @@ def official_classifier_forward(sd, x, depths, kernel, small):
     x = F.layer_norm(x, (x.shape[-1], ), sd['norm.weight'], sd['norm.bias'],
                      1e-6)
     return F.linear(x, sd['head.weight'], sd['head.bias'])
+
+
+def official_outputs(sd, x, depths=SLAK_T_DEPTHS, kernel=None, small=None):
+    """The official classifier's logits and its stage maps (default: the
+    shapes of :data:`SLAK_T_SHRUNK`)."""
+    kernel = kernel or SLAK_T_SHRUNK['kernel_size']
+    small = small or SLAK_T_SHRUNK['small_kernel']
+    return (official_classifier_forward(sd, x, depths, kernel, small),
+            official_stages(sd, x, depths, kernel, small))

@@ -67,11 +67,11 @@ from slak_mm.datasets import (DatasetError, check_dataset_files,
                               install_data_checks)
 from slak_mm.ops import tuning_cache
 from tests import fuzzing
+from tests.checkpoint.test_numpy_forgery import _Reduce
 from tests.common import (DEMO_COCO_CONFIG, DEMO_CONFIG, DEMO_VOC_CONFIG,
                           tiny_slak)
+from tests.datasets.test_checks import yielded
 from tests.fuzzing import Outcome, refused, weighted
-from tests.test_dataset_checks import yielded
-from tests.test_numpy_forgery import _Reduce
 
 #: Mutants per target in the suite (about 6 s in all on 2 idle cores).
 SUITE_MUTANTS = dict(

@@ -1,5 +1,6 @@
 """The package's import structure, read from the source (ast): no import
-cycle inside slak_mm, imports go down the layers only; and what importing
+cycle inside slak_mm, imports go down the layers only, the torch + timm
+core (the network and what it needs) imports no OpenMMLab; and what importing
 it changes in mmengine: its config reader takes ``slak_mm::`` and the onedl
 forks' ``mmseg::`` bases (so the mm Python API reads our configs), mapping
 each scope when a base first names it, nothing else in its scope table.
@@ -25,13 +26,25 @@ LAYERS: List[Tuple[str, ...]] = [
     ('version', 'config_path', 'fileio', 'registry', 'ops', 'sparse', 'utils',
      'datasets'),
     ('checkpoint', ),  # reading, writing and mapping checkpoint files
-    ('models', 'engine'),  # the model and the runner's hooks / optimizers
+    ('network', ),  # SLaK in torch + timm, registered in timm
+    ('models', 'engine'),  # the mm backbone, classifier, runner hooks ...
     ('config', ),  # loading, adapting and checking configs
     ('deploy', ),  # re-parameterisation and ONNX export
     ('apis', 'analysis', 'benchmark', 'compat', 'mm_tool',
      'selfcheck'),  # actions behind tools
     ('cli', ),  # what the command lines share
 ]
+
+#: What imports without OpenMMLab (a bare GPU box, a timm project): the
+#: network and everything it needs, and the torch-only tools. Whole
+#: subpackages, then single modules (names below ``slak_mm``).
+TORCH_ONLY_PACKAGES = ('network', 'ops', 'sparse', 'utils', 'selfcheck')
+TORCH_ONLY_MODULES = ('', 'version', 'config_path', 'fileio', 'checkpoint',
+                      'checkpoint.reading', 'checkpoint.safe_numpy',
+                      'checkpoint.remote', 'checkpoint.official',
+                      'checkpoint.embedded_config', 'benchmark',
+                      'benchmark.op', 'benchmark.timing')
+OPENMMLAB = ('mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain')
 
 
 def _modules() -> Dict[str, str]:
@@ -192,20 +205,55 @@ def test_imports_go_down_the_layers():
     assert not wrong, 'imports from a higher layer:\n' + '\n'.join(wrong)
 
 
+def _torch_only(module: str) -> bool:
+    rel = module[len(PACKAGE) + 1:]
+    return rel in TORCH_ONLY_MODULES or rel.split('.')[0] in \
+        TORCH_ONLY_PACKAGES
+
+
+def test_torch_only_core_imports_no_openmmlab():
+    """The network (and what it imports) needs torch and timm only: the
+    statements a torch-only module always runs (its body's imports; those
+    under ``try`` / ``if`` add the mm parts where mmengine imports) name no
+    OpenMMLab package and no slak_mm module outside the torch-only set.
+    ``tests/test_torch_only_import.py`` imports it with OpenMMLab hidden."""
+    wrong = []
+    for module, path in sorted(MODULES.items()):
+        if not _torch_only(module):
+            continue
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), path)
+        for node in tree.body:
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            names = [a.name for a in node.names] if isinstance(
+                node, ast.Import) else [node.module or '']
+            mm = [n for n in names if n.split('.')[0] in OPENMMLAB]
+            ours = [t for t in _targets(module, node) if not _torch_only(t)]
+            if mm or ours:
+                wrong.append(f'{osp.relpath(path, ROOT)}:{node.lineno} '
+                             f'imports {mm + ours}')
+    assert not wrong, 'OpenMMLab in the torch-only core:\n' + '\n'.join(wrong)
+
+
 def _public_names(path: str):
-    """A module's ``__all__`` (None if it defines none)."""
+    """A module's ``__all__`` (None if it defines none): its assignment and
+    what ``__all__ +=`` adds (also under ``if`` / ``try``: the parts a
+    package exports where their framework is installed)."""
     with open(path, encoding='utf-8') as f:
         tree = ast.parse(f.read(), path)
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                getattr(t, 'id', None) == '__all__' for t in node.targets):
-            # a literal list, or lists joined with + (conditional exports)
-            return {
+    names = None
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(
+            node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AugAssign) else []
+        if any(getattr(t, 'id', None) == '__all__' for t in targets):
+            names = (names or set()) | {
                 n.value
                 for n in ast.walk(node.value)
                 if isinstance(n, ast.Constant) and isinstance(n.value, str)
             }
-    return None
+    return names
 
 
 def test_tools_and_tests_import_public_names():

@@ -153,7 +153,7 @@ model = dict(
     backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1],
                             dims=[8, 16, 24, 32]),
                   width_factor=1.0, kernel_size=(9, 9, 9, 7), sparse=False,
-                  norm_cfg=norm_cfg),
+                  branch_norm_cfg=norm_cfg),
     decode_head=dict(in_channels=[8, 16, 24, 32], channels=8, num_classes=3,
                      norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=24, channels=8, num_classes=3,

@@ -1,6 +1,6 @@
 # SLaK-T for any packaged mmdet / mmseg config: a base that sets only
 # `slak_*` variables, so it composes with every stock base (mmengine
-# refuses two bases that set one key; tests/test_drop_in_base.py checks
+# refuses two bases that set one key; tests/configs/test_drop_in_base.py checks
 # these names against every packaged config). The recipe:
 #   _base_ = ['mmdet::...', 'slak_mm::_base_/slak_t_drop_in.py']
 #   model = dict(backbone=dict(_delete_=True, **_base_.slak_t),
@@ -23,7 +23,7 @@ slak_t = dict(
     drop_path_rate=0.4,
     layer_scale_init_value=1.0,
     out_indices=(0, 1, 2, 3),
-    norm_cfg=dict(type='SyncBN', requires_grad=True),
+    branch_norm_cfg=dict(type='SyncBN', requires_grad=True),
     sparse=True,  # the pretrained zeros stay zero
     init_cfg=dict(type='Pretrained', checkpoint=slak_t_checkpoint))
 slak_t_channels = [124, 249, 499, 998]  # = SLaK(**slak_t).out_channels

@@ -21,7 +21,7 @@ model = dict(
         small_kernel=3,
         width_factor=1.0,
         drop_path_rate=0.0,
-        norm_cfg=norm_cfg),
+        branch_norm_cfg=norm_cfg),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
     rpn_head=dict(
         in_channels=32, feat_channels=32, anchor_generator=dict(scales=[4])),

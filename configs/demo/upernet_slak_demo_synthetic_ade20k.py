@@ -20,7 +20,7 @@ model = dict(
         small_kernel=3,
         width_factor=1.0,
         drop_path_rate=0.0,
-        norm_cfg=norm_cfg),
+        branch_norm_cfg=norm_cfg),
     decode_head=dict(
         in_channels=[24, 48, 96, 192], channels=64, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=96, channels=32, norm_cfg=norm_cfg))

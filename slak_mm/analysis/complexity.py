@@ -32,7 +32,7 @@ practice.
 
 Which weight an op uses is taken from the module that runs it: each
 ``nn.Conv2d`` / ``nn.Linear`` (and each branch conv of a
-:class:`~slak_mm.models.LargeKernelConv` on the torch path) is a leaf module
+:class:`~slak_mm.network.LargeKernelConv` on the torch path) is a leaf module
 owning its weight. Two cases run their convs in the parent module and are
 split by the weights' sizes, which is exact because a depthwise "same"
 conv's MACs are ``N * H * W * weight.numel()``: a deploy-form
@@ -57,7 +57,8 @@ from mmengine.runner import load_checkpoint
 from slak_mm.checkpoint import (extract_state_dict, load_checkpoint_file,
                                 load_pretrained_backbone)
 from slak_mm.config import replace_sync_bn
-from slak_mm.models import LargeKernelConv, SLaK, build_model
+from slak_mm.models import SLaK, build_model
+from slak_mm.network import LargeKernelConv
 from slak_mm.sparse import is_sparse_weight, masked_weights
 from .inputs import det_data_samples
 

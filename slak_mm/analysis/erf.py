@@ -12,7 +12,8 @@ each threshold ``t`` (20/30/50/99%), the smallest centred square holding
 ``t`` of the total: its side and its area ratio ``side**2 / SIZE**2``.
 A larger ratio means that contributions spread further from the centre.
 
-``tools/analysis/erf.py`` is the command line front end.
+:mod:`.erf_compare` measures several models and writes the results;
+``tools/analysis/erf.py`` is its command line.
 """
 import os.path as osp
 from collections import abc

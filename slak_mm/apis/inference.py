@@ -29,7 +29,8 @@ from slak_mm.checkpoint import (atomic_local_writes, fit_checkpoint,
                                 require_checkpoint)
 from slak_mm.config import adapt_to_device, load_config, partial_load_allowed
 from slak_mm.fileio import check_output_path
-from slak_mm.utils.images import IMG_EXTENSIONS, list_images
+from slak_mm.utils.image_formats import IMG_EXTENSIONS
+from slak_mm.utils.images import list_images
 
 __all__ = [
     'MIN_IMAGE_SIDE', 'build_inferencer', 'config_dataset_meta', 'infer_images'

@@ -5,87 +5,18 @@ One pair of functions serves segmentation and detection: the config's
 datasets and metrics.
 """
 import numbers
-import os.path as osp
-from typing import Dict, Optional, Sequence, Set
+from typing import Dict, Optional, Sequence
 
-import torch
-import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from slak_mm.checkpoint import (atomic_local_writes, find_resume_checkpoint,
-                                require_checkpoint, resolve_auto_resume)
-from slak_mm.config import (adapt_amp, adapt_to_device, add_load_check,
-                            check_backbone_neck, check_datasets,
-                            check_num_classes, check_train_cfg, checks_to_run,
-                            enable_tta, enable_visualization, save_predictions,
-                            work_dir_for_run)
-from slak_mm.datasets import install_data_checks
+from slak_mm.checkpoint import atomic_local_writes, find_resume_checkpoint
+from slak_mm.config import RunOptions, prepare_run_config
 from slak_mm.engine.stop_signals import as_stop, stop_on_signals
-from slak_mm.engine.work_dir_lock import lock_for_training
-from slak_mm.fileio import check_output_path, write_json_atomic
-from slak_mm.ops import check_impl_env
+from slak_mm.fileio import write_json_atomic
 
 __all__ = ['test', 'train']
-
-
-def _init_cpu_distributed(launcher: str) -> None:
-    """Start the gloo process group for a CPU-only ``pytorch`` launch.
-
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally,
-    which fails without a GPU; once a process group exists the Runner uses it
-    and skips its own initialisation.
-    """
-    if (launcher != 'pytorch' or torch.cuda.is_available()
-            or torch_dist.is_initialized()):
-        return
-    torch_dist.init_process_group(backend='gloo')
-
-
-def _prepare(cfg: Config, launcher: str, skip_checks: Sequence[str],
-             splits: Sequence[str]) -> Set[str]:
-    """Settle the device, run the pre-run checks (those not skipped) and
-    start a CPU process group; returns the checks that run. Called in
-    :func:`work_dir_for_run`: a refusal removes the work_dir it made."""
-    check_impl_env()  # $SLAK_MM_DWCONV_IMPL=triton without a GPU, ...
-    cfg.launcher = launcher
-    adapt_to_device(cfg)
-    add_load_check(cfg)
-    checks = checks_to_run(cfg, skip_checks)
-    if 'loading' in checks:
-        install_data_checks(cfg)  # loaders that name a damaged file
-    if 'model' in checks:
-        check_backbone_neck(cfg)  # before any process group or model
-        check_num_classes(cfg, splits)
-    if 'datasets' in checks:
-        check_datasets(cfg, splits)
-    _init_cpu_distributed(launcher)
-    return checks
-
-
-def _check_train_options(cfg: Config, checks: Set[str], resume: Optional[str],
-                         auto_scale_lr: bool) -> None:
-    """The schedule and the train flags (``--auto-scale-lr``, ``--resume``
-    with ``load_from``); sets ``cfg`` for them."""
-    if 'schedule' in checks:
-        check_train_cfg(cfg)
-    if auto_scale_lr:
-        if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
-            raise ValueError(
-                '--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) '
-                'in the config (the batch size its lr was set for).')
-        cfg.auto_scale_lr.enable = True
-    if resume is not None and cfg.get('load_from'):
-        raise ValueError(
-            f'--resume {resume} and load_from={cfg.load_from!r} are both '
-            f'set: a resume continues a run (weights, optimizer, iteration) '
-            f'and would ignore load_from. Drop one (e.g. --cfg-options '
-            f'load_from=None).')
-    if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif resume is not None:
-        cfg.resume, cfg.load_from = True, resume
 
 
 def _resume_hint(runner: Runner) -> str:
@@ -136,20 +67,18 @@ def train(
         TrainingStopped: SIGTERM or SIGINT (Ctrl-C) arrived (logged with
             the checkpoint ``--resume`` continues from).
     """
-    if amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    adapt_amp(cfg)
-    with work_dir_for_run(cfg, config_path, work_dir):
-        checks = _prepare(cfg, launcher, skip_checks,
-                          ('train', 'val') if cfg.get('val_cfg') else
-                          ('train', ))
-        _check_train_options(cfg, checks, resume, auto_scale_lr)
-    # rank 0 holds the work_dir for the run; auto resume checks the pointer
-    with lock_for_training(cfg.work_dir, launcher):
-        resume_notes = resolve_auto_resume(cfg)
+    options = RunOptions(
+        config_path,
+        work_dir=work_dir,
+        launcher=launcher,
+        skip_checks=skip_checks,
+        amp=amp,
+        auto_scale_lr=auto_scale_lr,
+        resume=resume)
+    # holds the work_dir (rank 0) until the run ends
+    with prepare_run_config(cfg, 'train', options) as run:
         runner = Runner.from_cfg(cfg)
-        for note in resume_notes:
+        for note in run.notes:  # why auto resume took its checkpoint
             runner.logger.warning(note)
         with stop_on_signals() as signals:
             try:
@@ -237,24 +166,24 @@ def test(
     Returns:
         dict: Metric name to value.
     """
-    require_checkpoint(checkpoint)
-    if out:  # refused before any work
-        save_predictions(cfg, out,
-                         dict(checkpoint=checkpoint, config=config_path))
-    with work_dir_for_run(cfg, config_path, work_dir):
-        _prepare(cfg, launcher, skip_checks, ('test', ))
-        metrics_file = osp.join(cfg.work_dir, 'test_metrics.json')
-        check_output_path(metrics_file, dict(checkpoint=checkpoint))
-        cfg.load_from = checkpoint
-        if show_dir or show:
-            enable_visualization(cfg, show_dir, show, wait_time)
-        if tta:
-            enable_tta(cfg)
-    runner = Runner.from_cfg(cfg)
-    # mmdet's --out pickle and --show-dir images are written through
-    # mmengine's fileio: atomically within the block
-    with atomic_local_writes():
-        metrics = runner.test()
+    options = RunOptions(
+        config_path,
+        work_dir=work_dir,
+        launcher=launcher,
+        skip_checks=skip_checks,
+        checkpoint=checkpoint,
+        out=out,
+        show_dir=show_dir,
+        show=show,
+        wait_time=wait_time,
+        tta=tta)
+    with prepare_run_config(cfg, 'test', options) as run:
+        runner = Runner.from_cfg(cfg)
+        # mmdet's --out pickle and --show-dir images are written through
+        # mmengine's fileio: atomically within the block
+        with atomic_local_writes():
+            metrics = runner.test()
+    metrics_file = run.metrics_file
     # numpy scalars (np.float32 from mmseg) are numbers.Real, not float
     metrics = {
         k: float(v)

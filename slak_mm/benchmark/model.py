@@ -27,7 +27,8 @@ from mmengine.config import Config
 from slak_mm import ops
 from slak_mm.analysis.inputs import det_data_samples
 from slak_mm.config import replace_sync_bn
-from slak_mm.models import LargeKernelConv, SLaK, build_model
+from slak_mm.models import SLaK, build_model
+from slak_mm.network import LargeKernelConv
 from .timing import time_medians
 
 __all__ = ['IMPL_VARIANTS', 'VARIANTS', 'benchmark_model', 'stage_impls']

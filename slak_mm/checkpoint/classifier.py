@@ -15,8 +15,8 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 
-from .official import (extract_state_dict, load_backbone_weights,
-                       load_checkpoint_file)
+from .loading import load_backbone_weights, load_checkpoint_file
+from .official import extract_state_dict
 
 __all__ = ['classifier_filter_fn', 'load_official_classifier']
 

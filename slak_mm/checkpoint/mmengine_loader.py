@@ -29,7 +29,7 @@ checkpoint calls, whatever the scheme) is wrapped too:
   (:mod:`.embedded_config`) is refused, since mmengine executes that text
   on resume and in inferencers.
 
-``tests/test_mmengine_loader.py`` runs a hostile file through every
+``tests/checkpoint/test_mmengine_loader.py`` runs a hostile file through every
 registered scheme, so a scheme nobody covered fails a test by itself.
 """
 import io
@@ -55,7 +55,7 @@ MMENGINE_LOADER = '_safe_torch_load'
 #: Every function of ``mmengine.runner.checkpoint`` that is replaced.
 MMENGINE_READERS = (MMENGINE_LOADER, 'load_url')
 #: mmengine's scheme loaders whose reads end in :data:`MMENGINE_READERS`
-#: (``tests/test_mmengine_loader.py`` proves it for every scheme).
+#: (``tests/checkpoint/test_mmengine_loader.py`` proves it for every scheme).
 VERIFIED_SCHEME_LOADERS = ('load_from_local', 'load_from_http',
                            'load_from_pavi', 'load_from_ceph',
                            'load_from_torchvision', 'load_from_openmmlab',

@@ -35,9 +35,15 @@ import zipfile
 from typing import Any, BinaryIO, List, Optional, Union
 
 import torch
-from mmengine.logging import HistoryBuffer, print_log
 
+from slak_mm.utils import has_package, log_message
 from . import safe_numpy
+
+# mmengine's training checkpoints hold it; a box without mmengine has none
+if has_package('mmengine'):
+    from mmengine.logging import HistoryBuffer
+else:
+    HistoryBuffer = None
 
 __all__ = [
     'UNSAFE_LOAD_ENV', 'CheckpointError', 'DamagedCheckpointError',
@@ -97,10 +103,12 @@ def safe_globals() -> List[Any]:
     Returns:
         list: Globals (and ``(object, name)`` pairs for renamed ones).
     """
-    return [
-        *safe_numpy.unpickle_bindings(), argparse.Namespace, HistoryBuffer,
-        (_history_buffer_getattr, 'builtins.getattr')
-    ]
+    allowed = [*safe_numpy.unpickle_bindings(), argparse.Namespace]
+    if HistoryBuffer is not None:
+        allowed += [
+            HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
+        ]
+    return allowed
 
 
 def unsafe_load_allowed() -> bool:
@@ -295,12 +303,10 @@ def load_checkpoint_safely(source: Union[str, os.PathLike, BinaryIO],
         name = f'{name} (from {origin})'
     _check_source(source, name)
     if unsafe_load_allowed():
-        print_log(
+        log_message(
             f'{UNSAFE_LOAD_ENV}=1: loading {name} with weights_only=False. '
             f'Any code pickled in this file runs now; use this only for '
-            f'files you trust.',
-            logger='current',
-            level=logging.WARNING)
+            f'files you trust.', logging.WARNING)
         return torch.load(
             source, map_location=map_location, weights_only=False)
     try:

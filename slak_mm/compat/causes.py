@@ -190,54 +190,58 @@ FIXED = (
      "('mmdet::gn+ws/...', 'mmdet::legacy_1.x/...': \"_get_package_and_cfg_"
      'path is used for get external package")',
      'import slak_mm reads them from the package\'s configs folder',
-     'tests/test_integrations.py::test_bases_in_folders_mmengine_cannot_name'),
+     'tests/configs/test_integrations.py::test_bases_in_folders_mmengine_cannot_name'
+     ),
     ('a base\'s ConvNeXt layer-decay constructor with SLaK (mmdet/mmseg '
      'convnext: a bare NotImplementedError while the optimizer is built)',
      "the model check refuses it first and names optim_wrapper.constructor="
      "'SLaKLearningRateDecayOptimizerConstructor'",
-     'tests/test_model_checks.py::test_convnext_layer_decay_constructor_'
+     'tests/config/test_model_checks.py::test_convnext_layer_decay_constructor_'
      'refused_with_ours'),
     ("the num_classes check refused Panoptic FPN's 80-class RoI heads on "
      "COCO panoptic's 133 classes",
      'instance heads are compared with the thing classes too',
-     'tests/test_model_checks.py::test_panoptic_data_counts_things_for_'
+     'tests/config/test_model_checks.py::test_panoptic_data_counts_things_for_'
      'instance_heads'),
     ('testing a DDQ-DETR checkpoint: "36 unexpected" keys (the head\'s '
      'branches, attached to the decoder too while it trains)',
      'keys that hold the very tensor of a key the model has fit',
-     'tests/test_safe_loading.py::test_alias_keys_of_a_trained_model_fit'),
+     'tests/checkpoint/test_safe_loading.py::test_alias_keys_of_a_trained_model_fit'
+     ),
     ("mmcv's MMSyncBN (Simple Copy-Paste, strong baselines) on one process: "
      '"Default process group has not been initialized"',
      'replace_sync_bn turns it into BN as it does SyncBN',
-     'tests/test_det_configs.py::test_mmcv_sync_bn_becomes_bn_on_one_'
+     'tests/configs/test_det_configs.py::test_mmcv_sync_bn_becomes_bn_on_one_'
      'process'),
     ("a head that reads the backbone with one width (CornerNet, "
      "CentripetalNet): refused with 'put a neck' and no setting",
      'the fix is the SLaK output at its stride (4), its width and '
      'num_feat_levels=1',
-     'tests/test_model_checks.py::test_stock_configs_with_slak_wrong_'
+     'tests/config/test_model_checks.py::test_stock_configs_with_slak_wrong_'
      'refused_fixed_pass'),
     ("KNet's kernel_generate_head and an FCNHead without convs (CGNet) were "
      'not checked: a shape error, an AssertionError while building',
      'both are checked, with the fix (their in_channels; channels = '
-     'in_channels)', 'tests/test_model_checks.py::test_stock_configs_with_'
+     'in_channels)',
+     'tests/config/test_model_checks.py::test_stock_configs_with_'
      'slak_wrong_refused_fixed_pass'),
     ('mmpretrain classifiers: no pooling neck (ViT, VGG heads), token '
      "pooling (GlobalAveragePooling(dim=1)), VGG's and Inception-v3's "
      'classifier in the backbone, the head\'s width: "mat1 and mat2 shapes '
      'cannot be multiplied", or 998 logits for 1000 classes',
      'the check names the pooling neck, dim=2, a LinearClsHead and the '
-     'width', 'tests/test_model_checks.py::test_stock_configs_with_slak_'
+     'width',
+     'tests/config/test_model_checks.py::test_stock_configs_with_slak_'
      'wrong_refused_fixed_pass'),
     ("mmpretrain's layer-decay fine-tuning (BEiT, MAE, EVA, ... benchmarks): "
      '"The backbone SLaK doesn\'t support `get_layer_depth`"',
      "SLaK.get_layer_depth gives mmpretrain's ConvNeXt rule",
-     'tests/test_layer_decay_optimizer_constructor.py::test_mmpretrain_'
+     'tests/engine/test_layer_decay_optimizer_constructor.py::test_mmpretrain_'
      'layer_decay_reads_slak_layer_depths'),
     ("synthetic ImageNet read by mmpretrain's ImageNet dataset (the packaged "
      'configs\' type): "The number of subfolders (6) doesn\'t match ... '
      '(1000)"', 'the generator writes meta/{train,val}.txt as ImageNet has',
-     'tests/test_synthetic_datasets.py::test_imagenet_read_by_mmpretrain'),
+     'tests/datasets/test_synthetic.py::test_imagenet_read_by_mmpretrain'),
 )
 
 

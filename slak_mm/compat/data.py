@@ -22,14 +22,15 @@ from typing import Dict, List, Optional
 import numpy as np
 from mmengine.config import Config, ConfigDict
 
-from slak_mm.config import dataset_classes, head_num_classes, rebind_value
-from slak_mm.datasets.checks import leaf_dataset_cfgs, pipeline_transforms
+from slak_mm.config import head_num_classes, rebind_value
+from slak_mm.datasets.checks import (dataset_classes, dataset_paths,
+                                     leaf_dataset_cfgs, pipeline_transforms)
+from slak_mm.registry import type_name
 from slak_mm.datasets.synthetic import (ADE20K_BACKGROUND, ADE20K_CLASSES,
                                         COCO_CATEGORIES, COCO_CLASSES,
                                         IMAGENET_CLASSES, generate_ade20k,
                                         generate_coco, generate_imagenet,
                                         generate_voc, synthetic_kind)
-from .families import dataset_paths
 
 __all__ = ['IMAGE_SIZES', 'generate_sweep_data', 'use_synthetic_data']
 
@@ -91,12 +92,6 @@ def _write_proposals(coco: str, split: str) -> None:
         pickle.dump(proposals, f)
 
 
-def _type_name(node: dict) -> str:
-    kind = node.get('type')
-    return kind.split('.')[-1] if isinstance(kind, str) else getattr(
-        kind, '__name__', str(kind))
-
-
 def _with_masks(pipeline) -> bool:
     return any(t.get('with_mask') for t in pipeline_transforms(pipeline or []))
 
@@ -143,7 +138,7 @@ def _stand_in(package: str, split: str, ds: dict, roots: Dict[str, str],
                 img_path=f'images/{part}', seg_map_path=f'annotations/{part}'),
             metainfo=dict(classes=names),
             pipeline=pipeline)
-    names = [_type_name(t) for t in pipeline_transforms(pipeline)]
+    names = [type_name(t) for t in pipeline_transforms(pipeline)]
     if 'LoadImageFromFile' not in names:  # CIFAR / MNIST hold arrays
         pipeline = [
             dict(type='LoadImageFromFile'),
@@ -200,7 +195,7 @@ def _swap_leaves(node, cfg: Config, package: str, split: str,
         node['dataset'] = _swap_leaves(node['dataset'], cfg, package, split,
                                        roots, swapped)
         return node
-    if synthetic_kind(_type_name(node), dataset_paths(node)):
+    if synthetic_kind(type_name(node), dataset_paths(node)):
         return node
     classes = dataset_classes(node, cfg.get('default_scope'))
     # unknown (a class file, read from the annotations): the heads say
@@ -212,7 +207,7 @@ def _swap_leaves(node, cfg: Config, package: str, split: str,
         _set_num_classes(cfg, len(stand_in['metainfo']['classes']))
     if node.get('proposal_file'):
         stand_in['proposal_file'] = node['proposal_file']  # set below
-    swapped.append(_type_name(node))
+    swapped.append(type_name(node) or '?')
     return ConfigDict(stand_in)
 
 
@@ -253,7 +248,7 @@ def use_synthetic_data(cfg: Config, package: str,
                 ds['proposal_file'] = osp.join(
                     roots['coco'], 'proposals',
                     'train2017.pkl' if split == 'train' else 'val2017.pkl')
-            kind = synthetic_kind(_type_name(ds), dataset_paths(ds))
+            kind = synthetic_kind(type_name(ds), dataset_paths(ds))
             old = ds.get('data_root')
             new = roots[kind] if kind else None
             if isinstance(old, str) and new and old.rstrip('/') != new:

@@ -23,13 +23,13 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from slak_mm.config import load_config, packaged_config_folder
-from slak_mm.datasets.checks import leaf_dataset_cfgs
+from slak_mm.datasets.checks import dataset_paths, leaf_dataset_cfgs
 from slak_mm.datasets.synthetic import synthetic_kind
-from slak_mm.registry import registered_class
+from slak_mm.registry import registered_class, type_name
 
 __all__ = [
-    'PACKAGES', 'Family', 'dataset_paths', 'packaged_families',
-    'representative', 'synthetic_kinds'
+    'PACKAGES', 'Family', 'packaged_families', 'representative',
+    'synthetic_kinds'
 ]
 
 #: The frameworks swept, in table order.
@@ -87,30 +87,6 @@ def packaged_families(packages: Sequence[str] = PACKAGES) -> List[Family]:
     return families
 
 
-def dataset_paths(ds: dict) -> List[str]:
-    """The ``ann_file`` and ``data_prefix`` paths a dataset config reads,
-    relative to its ``data_root``.
-
-    Args:
-        ds (dict): A leaf dataset config.
-
-    Returns:
-        list[str]: The paths.
-    """
-    paths = [ds['ann_file']] if isinstance(ds.get('ann_file'), str) else []
-    prefix = ds.get('data_prefix') or {}
-    if isinstance(prefix, str):
-        prefix = dict(img_path=prefix)
-    paths += [p for p in prefix.values() if isinstance(p, str)]
-    return paths
-
-
-def _type(node: dict) -> str:
-    kind = node.get('type')
-    return kind.split('.')[-1] if isinstance(kind, str) else getattr(
-        kind, '__name__', str(kind))
-
-
 def _leaves(cfg: Config) -> Iterator[dict]:
     for split in ('train', 'test'):
         loader = cfg.get(f'{split}_dataloader') or {}
@@ -133,11 +109,11 @@ def synthetic_kinds(cfg: Config) -> Optional[List[str]]:
     kinds = []
     leaves = list(_leaves(cfg))
     for ds in leaves:
-        kind = synthetic_kind(_type(ds), dataset_paths(ds))
+        kind = synthetic_kind(type_name(ds), dataset_paths(ds))
         # proposals of an RPN run are no generator's (the sweep writes
         # some); COCO panoptic is read with panopticapi, a git install
         if kind is None or ds.get('proposal_file') or (
-                _type(ds) == 'CocoPanopticDataset'
+                type_name(ds) == 'CocoPanopticDataset'
                 and find_spec('panopticapi') is None):
             return None
         kinds.append(kind)

@@ -5,10 +5,10 @@ What the mm tools do (work_dir, show-dir, ``--tta``, ``--out``), plus: on
 machines without CUDA, ``SyncBN`` becomes ``BN`` and distributed runs use
 the gloo backend with CPU DDP (:func:`adapt_to_device`), and
 ``AmpOptimWrapper`` becomes bfloat16 autocast (:func:`adapt_amp`). Each
-function changes the config in place and is called by name where it is
-wanted (the train / test actions, inference, deploy).
+function changes the config in place; the train / test / ImageNet actions
+call them as steps of :func:`slak_mm.config.prepare_run_config`, inference,
+deploy and the analysis tools by name.
 """
-import contextlib
 import os
 import os.path as osp
 import tempfile
@@ -27,7 +27,8 @@ from slak_mm.fileio import (UnwritableError, check_output_folder,
 __all__ = [
     'LOAD_CHECK_HOOK', 'adapt_amp', 'adapt_to_device', 'add_load_check',
     'enable_tta', 'enable_visualization', 'iter_dicts', 'partial_load_allowed',
-    'replace_sync_bn', 'save_predictions', 'set_work_dir', 'work_dir_for_run'
+    'remove_created_folders', 'replace_sync_bn', 'save_predictions',
+    'set_work_dir'
 ]
 
 
@@ -59,32 +60,21 @@ def set_work_dir(cfg: Config,
     return _check_writable(str(cfg.work_dir))
 
 
-@contextlib.contextmanager
-def work_dir_for_run(cfg: Config,
-                     config_path: str,
-                     work_dir: Optional[str] = None) -> Iterator[None]:
-    """Set and make ``cfg.work_dir`` (:func:`set_work_dir`) for the block
-    that prepares a run; if the block raises (a pre-run check refused the
-    run), remove the folders this call created, so a refused run leaves no
-    empty work_dir behind. A work_dir that existed before is left as it
-    was, and so is a created one that holds files by then (a run that got
-    as far as writing its log).
+def remove_created_folders(created: List[str]) -> None:
+    """Undo :func:`set_work_dir` for a run refused before it started:
+    remove the folders it created, innermost first, while they are empty
+    (a refused run leaves no empty work_dir behind; a work_dir that existed
+    before is not among them, and one that holds files by then, a run that
+    got as far as writing its log, stays).
 
     Args:
-        cfg (Config): The config; changed in place.
-        config_path (str): The config file (its name for the default).
-        work_dir (str, optional): ``--work-dir``.
+        created (list[str]): :func:`set_work_dir`'s result.
     """
-    created = set_work_dir(cfg, config_path, work_dir)
-    try:
-        yield
-    except BaseException:
-        for folder in reversed(created):  # innermost first
-            try:
-                os.rmdir(folder)  # only while empty
-            except OSError:
-                break
-        raise
+    for folder in reversed(created):  # innermost first
+        try:
+            os.rmdir(folder)  # only while empty
+        except OSError:
+            break
 
 
 def _check_writable(work_dir: str) -> List[str]:

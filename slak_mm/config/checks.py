@@ -3,8 +3,8 @@
 * a missing dataset folder stops with the path and the expected layout
   instead of an error deep inside a dataset class; an empty folder or a
   file that is no image (its first bytes) stops before training, and so do
-  damaged or inconsistent annotation files
-  (:func:`slak_mm.datasets.check_dataset_files`);
+  damaged or inconsistent annotation files (:func:`check_datasets` calls
+  the dataset-file checks of :mod:`slak_mm.datasets.checks`);
 * a head whose ``num_classes`` is not the number of classes of a dataset
   the run reads is refused (more logits than classes skew the metrics
   silently; fewer fail on the first label beyond them);
@@ -16,26 +16,17 @@ The fit of the neck and heads to the backbone is checked in
 ``tools/train.py`` / ``tools/test.py``.
 """
 import logging
-import os
-import os.path as osp
-from importlib.util import find_spec
-from typing import Any, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Iterable, Iterator, List, Set, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import DATASETS
 
-from slak_mm.datasets.checks import (check_dataset_files, leaf_dataset_cfgs,
-                                     pipeline_transforms)
-from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS, synthetic_kind
-from slak_mm.registry import registered_class
-from slak_mm.utils.images import IMG_EXTENSIONS
-from .model_checks import type_name
+from slak_mm.datasets.checks import (check_dataset_files, check_dataset_paths,
+                                     dataset_classes, leaf_dataset_cfgs)
 
 __all__ = [
-    'CHECKS', 'DATASET_LAYOUTS', 'checks_to_run', 'check_datasets',
-    'check_num_classes', 'check_train_cfg', 'dataset_classes',
-    'head_num_classes'
+    'CHECKS', 'checks_to_run', 'check_datasets', 'check_num_classes',
+    'check_train_cfg', 'head_num_classes'
 ]
 
 #: The pre-run checks, by the name ``skip_checks`` / ``--skip-checks`` use.
@@ -85,136 +76,11 @@ def checks_to_run(cfg: Config, skip: Iterable[str] = ()) -> Set[str]:
     return set(CHECKS) - set(skipped)
 
 
-#: Expected on-disk layouts, named in the error for a missing dataset.
-DATASET_LAYOUTS = {
-    'ADE20KDataset':
-    'ADEChallengeData2016/images/{training,validation}/*.jpg and '
-    'ADEChallengeData2016/annotations/{training,validation}/*.png',
-    'VOCDataset':
-    'VOCdevkit/VOC2007 and VOCdevkit/VOC2012, each with JPEGImages/, '
-    'Annotations/*.xml and ImageSets/Main/{trainval,test}.txt',
-    'CocoDataset':
-    'coco/annotations/instances_{train,val}2017.json and '
-    'coco/{train,val}2017/*.jpg (HTC also coco/stuffthingmaps/'
-    '{train,val}2017/*.png)',
-    'CocoPanopticDataset':
-    'coco/annotations/panoptic_{train,val}2017.json, '
-    'coco/annotations/panoptic_{train,val}2017/*.png and '
-    'coco/{train,val}2017/*.jpg',
-    'ImageNet':
-    'train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (one folder per class), '
-    'or the images with meta/{train,val}.txt',
-    'CustomDataset':
-    'one folder per class: train/<class>/*.JPEG and val/<class>/*.JPEG '
-    '(ImageNet style), or the images with an ann_file of "path label" '
-    'lines',
-}
-
-#: First bytes of the image formats the datasets read.
-_IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'BM', b'II*\x00', b'MM\x00*',
-                b'RIFF')
-
-
-def _unreadable_images(folder: str) -> list:
-    """Image files under ``folder`` that are empty or not images at all
-    (read their first bytes only; a fast scan before training)."""
-    bad = []
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            if not name.lower().endswith(IMG_EXTENSIONS):
-                continue
-            path = osp.join(parent, name)
-            with open(path, 'rb') as f:
-                head = f.read(8)
-            if not head.startswith(_IMAGE_MAGIC):
-                bad.append(path)
-    return bad
-
-
-def _check_folder_content(split: str, ds_type: str, key: str,
-                          path: str) -> None:
-    if not osp.isdir(path):
-        return
-    if not any(files for _, _, files in os.walk(path)):
-        raise FileNotFoundError(
-            f'{split} dataset ({ds_type}) folder {key}={path!r} is empty: '
-            f'put the data there or point data_root at the right folder.')
-    if 'img' in key:
-        bad = _unreadable_images(path)
-        if bad:
-            raise ValueError(
-                f'{split} dataset ({ds_type}): {len(bad)} file(s) under '
-                f'{path!r} are empty or not images, e.g. {bad[:3]}; remove or '
-                f'replace them (training would stop at the first one).')
-
-
-#: ``data_prefix`` keys of segmentation maps: only a loader of
-#: segmentation annotations opens them.
-_SEG_PREFIXES = ('seg', 'seg_map_path')
-
-
-def _reads_seg_maps(ds: dict, scope: Any) -> bool:
-    """Whether the dataset's pipeline loads segmentation maps: mmseg's
-    ``LoadAnnotations`` always does, mmdet's with ``with_seg=True``, its
-    ``LoadPanopticAnnotations`` unless ``with_seg=False``. Without a
-    pipeline in the config: assumed."""
-    if 'pipeline' not in ds:
-        return True
-    for transform in pipeline_transforms(ds['pipeline']):
-        kind = transform.get('type')
-        if not isinstance(kind, str):
-            continue
-        package = kind.split('.')[0] if '.' in kind else scope
-        name = type_name(transform)
-        if name == 'LoadAnnotations' and (package == 'mmseg'
-                                          or transform.get('with_seg')):
-            return True
-        if name == 'LoadPanopticAnnotations' and transform.get(
-                'with_seg', True):
-            return True
-    return False
-
-
-def _generator_hint(ds_type: str, root: str, paths: List[str]) -> str:
-    """The synthetic-data advice, only where the generator writes every
-    path the dataset reads (ADE20K, VOC, COCO instances / stuff maps /
-    panoptic, ImageNet class folders); empty otherwise."""
-    kind = synthetic_kind(ds_type,
-                          [osp.relpath(p, root or '.') for p in paths])
-    if kind is None:
-        return ''
-    folder = SYNTHETIC_LAYOUTS[kind][0]
-    hint = (f', or make synthetic data with python '
-            f'tools/generate_synthetic_data.py DIR --datasets {kind} and '
-            f'set data_root=DIR/{folder}')
-    if ds_type == 'CocoPanopticDataset' and find_spec('panopticapi') is None:
-        hint += (' (mmdet reads panoptic maps with panopticapi: pip install '
-                 'git+https://github.com/cocodataset/panopticapi.git)')
-    return hint
-
-
-def _missing_path_message(split: str, ds: dict, root: str, path: str,
-                          paths: List[str]) -> str:
-    ds_type = type_name(ds) or '?'
-    layout = DATASET_LAYOUTS.get(ds_type,
-                                 'the layout the dataset class documents')
-    # a root that already ends in the layout's top folder
-    # (.../ADEChallengeData2016) is named once, not twice
-    top = osp.basename(osp.normpath(root)) if root else ''
-    if top and layout.startswith(top + '/'):
-        layout = layout.replace(top + '/', '')
-    return (f'{split} dataset ({ds_type}) path not found: {path!r} '
-            f'(data_root={root!r}). Expected layout under the data root: '
-            f'{layout}. Point the config at it with --cfg-options '
-            f'data_root=PATH{_generator_hint(ds_type, root, paths)}.')
-
-
 def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
-    """Stop early, with the expected layout, if a dataset path is missing.
-
-    Only the paths the run opens are checked: a ``data_prefix`` of
-    segmentation maps only where the pipeline loads them (mmdet's instance
-    configs inherit ``seg`` from panoptic bases and never read it).
+    """The ``datasets`` pre-run check: the paths the datasets read (the
+    expected layout named for a missing one, empty folders, files that are
+    no images), then their annotation files (references, pairs, label maps),
+    by :mod:`slak_mm.datasets.checks`.
 
     Args:
         cfg (Config): The config.
@@ -223,33 +89,11 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
     Raises:
         FileNotFoundError: Naming the missing path, the dataset type and the
             layout it expects.
+        ValueError: Files of an image folder that are no images;
+            :class:`~slak_mm.datasets.DatasetError` for damaged or
+            inconsistent annotation files.
     """
-    for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        for ds in leaf_dataset_cfgs(loader.get('dataset')):
-            root = ds.get('data_root', '') or ''
-            reads = [osp.join(root, ds['ann_file'])
-                     ] if ds.get('ann_file') else []
-            reads_seg = _reads_seg_maps(ds, cfg.get('default_scope'))
-            # mmpretrain: data_prefix='train', or ImageNet's split='train'
-            prefixes = ds.get('data_prefix') or ds.get('split') or {}
-            if isinstance(prefixes, str):
-                prefixes = dict(img_path=prefixes)
-            folders = {
-                key: osp.join(root, prefix)
-                for key, prefix in prefixes.items()
-                if isinstance(prefix, str) and prefix and (
-                    reads_seg or key not in _SEG_PREFIXES)
-            }
-            reads += list(folders.values())
-            for path in ([root] if root else []) + reads:
-                if not osp.exists(path):
-                    raise FileNotFoundError(
-                        _missing_path_message(split, ds, root, path, reads))
-            for key, folder in folders.items():
-                _check_folder_content(split, ds.get('type', '?'), key, folder)
+    check_dataset_paths(cfg, splits)
     check_dataset_files(cfg, splits)  # annotations: references, pairs
 
 
@@ -282,32 +126,6 @@ def head_num_classes(node: Any,
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
             yield from head_num_classes(value, f'{where}.{i}')
-
-
-def dataset_classes(ds: dict,
-                    scope: Optional[str],
-                    key: str = 'classes') -> Optional[tuple]:
-    """The classes a dataset config yields: its ``metainfo['classes']``,
-    else its class's ``METAINFO`` (what mmengine's ``BaseDataset`` merges).
-
-    Args:
-        ds (dict): A leaf dataset config.
-        scope (str, optional): The config's ``default_scope``.
-        key (str): The ``metainfo`` entry (``'thing_classes'`` of panoptic
-            datasets).
-
-    Returns:
-        tuple | None: The class names; None where unknown (a class file, a
-        dataset that reads them from its annotations).
-    """
-    metainfo = ds.get('metainfo')
-    if isinstance(metainfo, dict) and key in metainfo:
-        classes = metainfo[key]
-    else:
-        cls = registered_class(DATASETS, ds.get('type'), scope)
-        classes = (getattr(cls, 'METAINFO', None) or {}).get(key)
-    return tuple(classes) if isinstance(classes, (list, tuple)) and \
-        classes else None
 
 
 def check_num_classes(cfg: Config, splits=('train', 'val', 'test')) -> None:

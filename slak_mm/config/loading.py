@@ -21,7 +21,7 @@ from typing import Any, List, Optional
 
 from mmengine.config import Config
 
-from slak_mm.utils.images import IMG_EXTENSIONS
+from slak_mm.utils.image_formats import IMG_EXTENSIONS
 from .bases import base_clash_line
 from .scopes import register_config_scopes
 

@@ -27,8 +27,10 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mmengine.config import Config
 
-from slak_mm.models.backbones.slak import SLaK
-from slak_mm.registry import init_default, is_subclass_named, registered_class
+from slak_mm.models import SLaK
+from slak_mm.network import resolve_arch
+from slak_mm.registry import (init_default, is_subclass_named,
+                              registered_class, type_name)
 
 __all__ = [
     'NECKS', 'Problem', 'backbone_neck_problems', 'check_backbone_neck',
@@ -73,22 +75,6 @@ class Problem(NamedTuple):
     fixes: Tuple[Dict[str, Any], ...] = ()
 
 
-def type_name(node: dict) -> Optional[str]:
-    """The class name of a config node's ``type``, without a scope
-    (``'mmdet.FPN'`` -> ``'FPN'``; a class gives its ``__name__``).
-
-    Args:
-        node (dict): A config dict with a ``type``.
-
-    Returns:
-        str | None: The name; None without a usable ``type``.
-    """
-    kind = node.get('type')
-    if isinstance(kind, str):
-        return kind.split('.')[-1]  # 'mmdet.FPN' -> 'FPN'
-    return getattr(kind, '__name__', None)
-
-
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -123,22 +109,23 @@ def slak_feature_maps(backbone: dict) -> Optional[List[dict]]:
         config cannot be read (SLaK's own argument checks then report it
         at build time).
     """
-    arch = backbone.get('arch', slak_default('arch'))
-    width = backbone.get('width_factor', slak_default('width_factor'))
     out_indices = _as_list(
         backbone.get('out_indices', slak_default('out_indices')))
     try:
-        dims = (SLaK.arch_settings[arch]
-                if isinstance(arch, str) else arch)['dims']
-        # as SLaK.__init__ widens them (SLaK(...).out_channels)
+        # as SLaK.__init__ reads them (SLaK(...).out_channels)
+        channels = resolve_arch(
+            backbone.get('arch', slak_default('arch')), **{
+                k: backbone.get(k)
+                for k in ('kernel_size', 'small_kernel', 'width_factor')
+            })['channels']
         return [
             dict(
-                channels=int(dims[i] * width),
+                channels=channels[i],
                 stride=SLAK_STRIDES[i],
                 name=f'SLaK stage {i}',
                 source='the SLaK outputs') for i in out_indices
         ]
-    except (KeyError, IndexError, TypeError):
+    except (ValueError, IndexError, TypeError):
         return None
 
 

@@ -25,8 +25,6 @@ call it); ``data_checks=dict(out_of_range='ignore')`` in the config, or
 ``--cfg-options data_checks.out_of_range=ignore``, is the switch.
 """
 import io
-import struct
-import zlib
 from typing import Any, Callable, Optional
 
 import mmcv
@@ -36,9 +34,10 @@ from mmengine import fileio
 from mmengine.logging import print_log
 
 from slak_mm.registry import FRAMEWORKS
-from .checks import (JPEG_MAGIC, PNG_MAGIC, DatasetError, dataset_classes,
-                     image_header, leaf_dataset_cfgs, lossy_label_map_error,
-                     pipeline_transforms)
+from slak_mm.utils.image_formats import (JPEG_MAGIC, PNG_MAGIC, image_header,
+                                         jpeg_cut_short, png_damage)
+from .checks import (DatasetError, dataset_classes, leaf_dataset_cfgs,
+                     lossy_label_map_error, pipeline_transforms)
 
 __all__ = [
     'CheckedLoadImageFromFile', 'OUT_OF_RANGE_MODES', 'install_data_checks',
@@ -47,152 +46,6 @@ __all__ = [
 
 #: Values of ``out_of_range`` (``data_checks.out_of_range``).
 OUT_OF_RANGE_MODES = ('error', 'ignore')
-
-
-def _cut_short(data: bytes) -> bool:
-    """Whether a JPEG ends before its end marker (a PNG's chunks are
-    walked by :func:`_png_damage`).
-
-    The end marker is searched from the back (no decoding); only a file
-    that lacks it after its last scan is decoded by Pillow to tell
-    trailing junk from a cut. Pillow set to load truncated images
-    (``ImageFile.LOAD_TRUNCATED_IMAGES``) accepts them.
-    """
-    if not data.startswith(b'\xff\xd8'):
-        return False
-    # entropy-coded data cannot hold FF D9 / FF DA (byte stuffing)
-    end = data.rfind(b'\xff\xd9')
-    if end >= 0 and end > data.rfind(b'\xff\xda'):
-        return False
-    from PIL import Image
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-    except Exception:  # noqa: BLE001 - any failure means: cut short
-        return True
-    return False
-
-
-#: The PNG chunks a decoder must know (an upper-case first letter makes a
-#: chunk critical).
-_PNG_CRITICAL = (b'IHDR', b'PLTE', b'IDAT', b'IEND')
-#: PNG colour types and the bit depths each allows.
-_PNG_DEPTHS = {
-    0: (1, 2, 4, 8, 16),
-    2: (8, 16),
-    3: (1, 2, 4, 8),
-    4: (8, 16),
-    6: (8, 16)
-}
-#: Samples per pixel of each PNG colour type.
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
-#: The passes of Adam7 interlacing: first column and row, their steps.
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
-          (1, 0, 2, 2), (0, 1, 1, 2))
-
-
-def _ihdr_problem(body: bytes) -> Optional[str]:
-    if len(body) != 13:
-        return f'its IHDR chunk holds {len(body)} bytes, not 13'
-    width, height, depth, colour, compression, filtering, interlace = \
-        struct.unpack('>IIBBBBB', body)
-    if not 0 < max(width, height) < 2**31 or not min(width, height) or \
-            depth not in _PNG_DEPTHS.get(colour, ()) or compression or \
-            filtering or interlace > 1:
-        return (f'its IHDR chunk is invalid ({width}x{height}, bit depth '
-                f'{depth}, colour type {colour}, compression {compression}, '
-                f'filter {filtering}, interlace {interlace})')
-    return None
-
-
-def _png_raw_size(ihdr: bytes) -> int:
-    """Bytes of the image data inflated: each row of each (Adam7) pass is
-    a filter byte and its packed samples."""
-    width, height, depth, colour, _, _, interlace = struct.unpack(
-        '>IIBBBBB', ihdr)
-    bits = _PNG_CHANNELS[colour] * depth
-    size = 0
-    for x0, y0, dx, dy in _ADAM7 if interlace else ((0, 0, 1, 1), ):
-        columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
-        if columns > 0 and rows > 0:
-            size += rows * (1 + (columns * bits + 7) // 8)
-    return size
-
-
-def _image_data_problem(ihdr: bytes, parts: list) -> Optional[str]:
-    """Whether the ``IDAT`` chunks inflate (in 1 MiB steps, nothing kept)
-    to a complete zlib stream of exactly the rows the header declares:
-    Pillow decoded a stream that ends rows early to a map with rows of
-    zeros (found by tests/test_fuzz.py)."""
-    expected, total = _png_raw_size(ihdr), 0
-    inflater = zlib.decompressobj()
-    try:
-        for part in parts:
-            while part and total <= expected:
-                total += len(inflater.decompress(part, 1 << 20))
-                part = inflater.unconsumed_tail
-    except zlib.error as err:
-        return f'its image data is damaged (zlib: {err})'
-    if total != expected or not inflater.eof:
-        return (
-            f'its image data inflates to {"more than " * (total > expected)}'
-            f'{total} bytes{"" if inflater.eof else " (cut short)"}, not '
-            f'the {expected} its header declares')
-    return None
-
-
-def _png_damage(data: bytes) -> Optional[str]:
-    """What is wrong with a PNG's chunks up to ``IEND`` (a CRC that does
-    not match, a length past the end of the file, an invalid ``IHDR``, an
-    unknown or misplaced critical chunk, a palette image without ``PLTE``,
-    image data that does not inflate to the rows the header declares), or
-    None. Pillow checks none of these and decoded such files to other
-    labels without an error (found by tests/test_fuzz.py); libpng refuses
-    them, as the PNG specification asks. A file that ends before ``IEND``
-    is truncated, also where its image data happens to be complete."""
-    at, seen, ihdr, parts = len(PNG_MAGIC), [], b'', []
-    while at + 12 <= len(data):
-        length, kind = struct.unpack_from('>I4s', data, at)
-        end = at + 12 + length
-        if end > len(data):
-            return (f'truncated: its PNG chunk {kind!r} at byte {at} runs '
-                    f'{end - len(data)} bytes past the end of the file')
-        body = memoryview(data)[at + 8:end - 4]
-        stored, = struct.unpack_from('>I', data, end - 4)
-        if zlib.crc32(body, zlib.crc32(kind)) != stored:
-            return f'its PNG chunk {kind!r} at byte {at} fails its CRC check'
-        if not seen:
-            ihdr = bytes(body)
-            problem = _ihdr_problem(ihdr) if kind == b'IHDR' else \
-                f'its first PNG chunk is {kind!r}, not IHDR'
-        elif kind[:1].isupper():
-            problem = _critical_chunk_problem(kind, seen, ihdr[9])
-        else:
-            problem = None
-        if problem:
-            return f'{problem} (byte {at})'
-        if kind == b'IEND':
-            return _image_data_problem(ihdr, parts)
-        if kind == b'IDAT':
-            parts.append(body)
-        seen.append(kind)
-        at = end
-    return 'truncated: the file ends before its IEND chunk'
-
-
-def _critical_chunk_problem(kind: bytes, seen: list,
-                            colour: int) -> Optional[str]:
-    """A critical chunk after the first one that the PNG specification
-    does not allow there (``seen``: the kinds before it)."""
-    if kind not in _PNG_CRITICAL:
-        return f'an unknown critical PNG chunk {kind!r}'
-    if kind == b'IHDR' or kind == b'PLTE' and (
-            b'PLTE' in seen or b'IDAT' in seen) or kind == b'IDAT' and (
-                b'IDAT' in seen and seen[-1] != b'IDAT'):
-        return f'a PNG chunk {kind!r} out of place'
-    if kind == b'IDAT' and colour == 3 and b'PLTE' not in seen:
-        return 'a palette PNG without its PLTE chunk'
-    return None
 
 
 def read_and_decode(
@@ -240,7 +93,7 @@ def read_and_decode(
         raise lossy_label_map_error(path)
     if check_header is not None:
         check_header(data)
-    damage = _png_damage(data) if data.startswith(PNG_MAGIC) else None
+    damage = png_damage(data) if data.startswith(PNG_MAGIC) else None
     if damage:
         raise DatasetError(f'{what} {path!r} is damaged ({damage}); {fix}.')
     try:
@@ -249,7 +102,7 @@ def read_and_decode(
     except Exception as err:  # noqa: BLE001 - every decoder's own errors
         array, reason = None, f'{type(err).__name__}: {err}'
     # also when decoding "worked": some decoders fill a cut image with grey
-    if _cut_short(data):
+    if jpeg_cut_short(data):
         raise DatasetError(
             f'{what} {path!r} is truncated or damaged ({len(data)} bytes, '
             f'the image data ends before its end marker); {fix}.')

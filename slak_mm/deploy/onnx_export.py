@@ -31,7 +31,8 @@ from mmengine.config import Config
 
 from slak_mm import ops
 from slak_mm.fileio import atomic_write_bytes, check_output_path
-from slak_mm.models import LargeKernelConv, SLaK
+from slak_mm.models import SLaK
+from slak_mm.network import LargeKernelConv
 from .reparam import load_deploy_model
 
 __all__ = [

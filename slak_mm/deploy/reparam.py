@@ -17,7 +17,8 @@ from slak_mm.checkpoint import (fit_checkpoint, require_checkpoint,
                                 torch_save_atomic)
 from slak_mm.config import adapt_to_device, partial_load_allowed
 from slak_mm.fileio import check_output_path
-from slak_mm.models import LargeKernelConv, SLaK, build_model
+from slak_mm.models import SLaK, build_model
+from slak_mm.network import LargeKernelConv
 from slak_mm.version import __version__
 
 __all__ = ['DEPLOY_CFG_OPTION', 'deploy_checkpoint', 'load_deploy_model']

@@ -24,7 +24,7 @@ import os.path as osp
 from contextlib import nullcontext
 from typing import ContextManager, Dict, Optional
 
-import torch.distributed as torch_dist
+from slak_mm.utils.dist import rank_and_world
 
 LOCK_NAME = '.slak_mm_train.lock'
 #: Environment variable that lets a run share a work_dir with a live one.
@@ -115,22 +115,6 @@ class WorkDirLock:
         self.release()
 
 
-#: Where each launcher puts the global rank before the process group exists.
-_RANK_ENV = dict(
-    pytorch=('RANK', ),
-    slurm=('SLURM_PROCID', ),
-    mpi=('OMPI_COMM_WORLD_RANK', 'PMI_RANK'))
-
-
-def _global_rank(launcher: str) -> int:
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        return torch_dist.get_rank()
-    for name in _RANK_ENV.get(launcher, ()):
-        if name in os.environ:
-            return int(os.environ[name])
-    return 0
-
-
 def lock_for_training(work_dir: str, launcher: str = 'none') -> ContextManager:
     """The lock a training run holds on ``work_dir``: a :class:`WorkDirLock`
     on global rank 0, nothing on other ranks or with
@@ -144,6 +128,6 @@ def lock_for_training(work_dir: str, launcher: str = 'none') -> ContextManager:
     Returns:
         ContextManager: Enter it before the runner is built.
     """
-    if shared_work_dir_allowed() or _global_rank(launcher) != 0:
+    if shared_work_dir_allowed() or rank_and_world(launcher)[0] != 0:
         return nullcontext()
     return WorkDirLock(work_dir)

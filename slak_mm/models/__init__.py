@@ -1,5 +1,7 @@
-from .backbones import SLaK, SLaKBlock
+"""SLaK in OpenMMLab: the backbone (a thin adapter over
+:mod:`slak_mm.network`), the mmpretrain classifier parts, and building
+the model a config describes."""
+from .backbones import SLaK
 from .builder import build_model
-from .layers import ConvBN, LargeKernelConv
 
-__all__ = ['SLaK', 'SLaKBlock', 'ConvBN', 'LargeKernelConv', 'build_model']
+__all__ = ['SLaK', 'build_model']

@@ -41,7 +41,8 @@ the default, as before.
 
 ``RANK`` and ``WORLD_SIZE`` are no settings but what the launcher (torchrun,
 mmengine's slurm launcher) says about this process: they are read by
-:func:`launcher_rank_world` until ``torch.distributed`` is initialised.
+:func:`slak_mm.utils.dist.rank_and_world` until ``torch.distributed`` is
+initialised.
 
 The settings are process-wide (like timm's), not per thread. Nothing here
 imports torch or mm packages.
@@ -296,22 +297,6 @@ class use:
     def __exit__(self, *exc_info) -> None:
         global _current
         _current = self._saved.pop()
-
-
-def launcher_rank_world() -> Tuple[int, int]:
-    """This process's rank and the number of processes as the launcher set
-    them (``$RANK``, ``$WORLD_SIZE``), before ``torch.distributed`` is
-    initialised.
-
-    Returns:
-        tuple[int, int]: ``(rank, world_size)``; ``(0, 1)`` when unset or
-        not integers.
-    """
-    try:
-        return (int(os.environ.get('RANK',
-                                   0)), int(os.environ.get('WORLD_SIZE', 1)))
-    except ValueError:
-        return 0, 1
 
 
 def cache_path() -> str:

@@ -22,20 +22,21 @@ it is ignored with one warning and the choices stay in memory. Files of the
 first format (a name per key, no times) are read as records without times.
 Writes merge with the file's current entries and are atomic
 (:func:`slak_mm.fileio.write_json_atomic`); when several processes train
-together (:func:`rank_and_world`) only rank 0 writes. Nothing here imports
-mm packages.
+together (:func:`slak_mm.utils.dist.rank_and_world`) only rank 0 writes.
+Nothing here imports mm packages.
 """
 import copy
 import json
 import warnings
 from importlib import metadata
-from typing import Dict, Optional, Set, Tuple, Union
+from typing import Dict, Optional, Set, Union
 
 import torch
 
 from slak_mm.fileio import file_kind, read_regular_file, write_json_atomic
+from slak_mm.utils.dist import rank_and_world
 from .keys import TuningKey
-from .settings import cache_path, launcher_rank_world
+from .settings import cache_path
 
 #: Version of the file's layout (1: a name per key; 2: a record per key).
 CACHE_FORMAT = 2
@@ -75,21 +76,6 @@ def fingerprint() -> Dict[str, Optional[str]]:
         triton=_version('triton'),
         cuda=torch.version.cuda,
         cudnn=None if cudnn is None else str(cudnn))
-
-
-def rank_and_world() -> Tuple[int, int]:
-    """This process's rank and the number of processes training together.
-
-    Returns:
-        tuple[int, int]: ``(rank, world_size)`` of ``torch.distributed``
-        when it is initialised, else the launcher's
-        (:func:`slak_mm.ops.settings.launcher_rank_world`; ``(0, 1)`` for
-        a single process).
-    """
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return launcher_rank_world()
 
 
 def _as_record(entry) -> Optional[dict]:

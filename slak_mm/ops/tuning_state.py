@@ -41,6 +41,7 @@ import atexit
 import warnings
 from typing import Dict, Optional
 
+from slak_mm.utils.dist import rank_and_world
 from . import settings, tuning_cache
 
 #: Multiply-adds (N C H W x kernel taps) below which nothing is timed.
@@ -61,7 +62,7 @@ def retuning() -> bool:
         and this process trains alone.
     """
     return ((_retune_all or settings.current().retune)
-            and tuning_cache.rank_and_world()[1] == 1)
+            and rank_and_world()[1] == 1)
 
 
 def why_not_measured(work: int) -> Optional[str]:
@@ -77,7 +78,7 @@ def why_not_measured(work: int) -> Optional[str]:
     if not current.tune:
         return (f'${settings.TUNE_ENV}=0'
                 if 'tune' in current.from_environment else 'tune=False')
-    world = tuning_cache.rank_and_world()[1]
+    world = rank_and_world()[1]
     if world > 1:
         return f'{world} processes train together; they measure nothing'
     if _tuned >= current.max_tuned:

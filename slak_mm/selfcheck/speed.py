@@ -1,6 +1,7 @@
 """How fast: every implementation and ``auto`` side by side per SLaK-T
 stage (:func:`slak_mm.benchmark.op.benchmark_stage`), and a SLaK-T
-training step against timm's ConvNeXt-T in the same run.
+training step (:class:`slak_mm.network.SLaK`, the network every SLaK of
+slak_mm is) against timm's ConvNeXt-T in the same run.
 """
 import contextlib
 from typing import List
@@ -10,8 +11,8 @@ import torch
 
 from slak_mm.benchmark.op import benchmark_stage, slak_stage_shapes
 from slak_mm.benchmark.timing import time_medians
+from slak_mm.network import SLaK
 from slak_mm.ops import clear_memory
-from .backbone import TorchSLaK
 
 __all__ = ['backbone_step', 'op_timings']
 
@@ -55,10 +56,10 @@ def op_timings(quick: bool, device: torch.device) -> List[dict]:
 
 
 def backbone_step(quick: bool, device: torch.device) -> dict:
-    """Time a training step (forward, backward of the outputs' means) of
-    SLaK (``auto`` convs, :class:`~slak_mm.selfcheck.backbone.TorchSLaK`)
-    and of timm's ConvNeXt (features), interleaved in one run; bf16
-    autocast on CUDA, fp32 on the CPU.
+    """Time a training step (forward, backward of the stage maps' means)
+    of SLaK (``auto`` convs, :class:`slak_mm.network.SLaK`) and of timm's
+    ConvNeXt (``features_only``), interleaved in one run; bf16 autocast on
+    CUDA, fp32 on the CPU.
 
     Full: SLaK-T against ConvNeXt-T, batch 8 at 512x512 on CUDA (batch 1
     on the CPU). Quick: both at ConvNeXt-atto's widths and depths (SLaK's
@@ -78,35 +79,35 @@ def backbone_step(quick: bool, device: torch.device) -> dict:
     cuda = device.type == 'cuda'
     if quick:
         names = ('SLaK at ConvNeXt-atto widths', 'convnext_atto')
-        slak = TorchSLaK(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
+        arch = dict(
+            depths=(2, 2, 6, 2), dims=(40, 80, 160, 320), width_factor=1.0)
         batch, size = 1, 64
     else:
         names = ('SLaK-T', 'convnext_tiny')
-        slak = TorchSLaK()
+        arch = 'tiny'
         batch, size = 8 if cuda else 1, 512
-    models = dict(
-        slak=slak,
-        convnext=timm.create_model(
-            names[1], pretrained=False, features_only=True))
+    slak = SLaK(arch, num_classes=0, global_pool='').to(device).train()
+    convnext = timm.create_model(
+        names[1], pretrained=False, features_only=True).to(device).train()
     amp = torch.bfloat16 if cuda else None
     x = torch.randn(batch, 3, size, size, device=device)
 
-    def step(model):
+    def step(stage_maps):
 
         def run():
             with (torch.autocast(device.type, dtype=amp)
                   if amp else contextlib.nullcontext()):
-                outs = model(x)
+                outs = stage_maps(x)
             sum(o.float().mean() for o in outs).backward()
 
         return run
 
     clear_memory()
     seconds = time_medians(
-        {
-            name: step(model.to(device).train())
-            for name, model in models.items()
-        },
+        dict(
+            slak=step(lambda x: slak.forward_intermediates(
+                x, intermediates_only=True)),
+            convnext=step(convnext)),
         rounds=1 if quick else 3,
         min_round_time=1e-3 if quick else 0.5)
     return dict(

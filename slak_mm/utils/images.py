@@ -3,11 +3,9 @@ import os
 import os.path as osp
 from typing import List, Sequence, Union
 
-__all__ = ['IMG_EXTENSIONS', 'list_images']
+from .image_formats import IMG_EXTENSIONS
 
-#: File endings read as images (from an input folder, or when a dataset
-#: folder is scanned before training).
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+__all__ = ['list_images']
 
 
 def list_images(inputs: Union[str, Sequence[str]]) -> List[str]:

@@ -19,7 +19,7 @@ model = dict(
         decompose=True,
         layer_scale_init_value=1e-6,
         out_indices=(3, ),
-        norm_cfg=dict(type='BN', requires_grad=True)),
+        branch_norm_cfg=dict(type='BN', requires_grad=True)),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='SLaKClsHead',

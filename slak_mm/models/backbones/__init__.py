@@ -1,3 +1,3 @@
-from .slak import SLaK, SLaKBlock
+from .slak import SLaK
 
-__all__ = ['SLaK', 'SLaKBlock']
+__all__ = ['SLaK']
