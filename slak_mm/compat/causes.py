@@ -190,14 +190,14 @@ FIXED = (
      "('mmdet::gn+ws/...', 'mmdet::legacy_1.x/...': \"_get_package_and_cfg_"
      'path is used for get external package")',
      'import slak_mm reads them from the package\'s configs folder',
-     'tests/configs/test_integrations.py::test_bases_in_folders_mmengine_cannot_name'
-     ),
+     'tests/configs/test_integrations.py::test_bases_in_folders_mmengine_'
+     'cannot_name'),
     ('a base\'s ConvNeXt layer-decay constructor with SLaK (mmdet/mmseg '
      'convnext: a bare NotImplementedError while the optimizer is built)',
      "the model check refuses it first and names optim_wrapper.constructor="
      "'SLaKLearningRateDecayOptimizerConstructor'",
-     'tests/config/test_model_checks.py::test_convnext_layer_decay_constructor_'
-     'refused_with_ours'),
+     'tests/config/test_model_checks.py::test_convnext_layer_decay_'
+     'constructor_refused_with_ours'),
     ("the num_classes check refused Panoptic FPN's 80-class RoI heads on "
      "COCO panoptic's 133 classes",
      'instance heads are compared with the thing classes too',
@@ -206,8 +206,8 @@ FIXED = (
     ('testing a DDQ-DETR checkpoint: "36 unexpected" keys (the head\'s '
      'branches, attached to the decoder too while it trains)',
      'keys that hold the very tensor of a key the model has fit',
-     'tests/checkpoint/test_safe_loading.py::test_alias_keys_of_a_trained_model_fit'
-     ),
+     'tests/checkpoint/test_safe_loading.py::test_alias_keys_of_a_trained_'
+     'model_fit'),
     ("mmcv's MMSyncBN (Simple Copy-Paste, strong baselines) on one process: "
      '"Default process group has not been initialized"',
      'replace_sync_bn turns it into BN as it does SyncBN',
