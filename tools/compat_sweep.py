@@ -72,6 +72,7 @@ def main(argv=None):
     args = parse_args(argv)
     from slak_mm.compat.report import render_report, summary
     from slak_mm.compat.sweep import run_sweep
+    from slak_mm.fileio import atomic_write_bytes
 
     def progress(result, done, total):
         line = f'[{done}/{total}] {result.family}: {result.outcome}'
@@ -92,8 +93,8 @@ def main(argv=None):
               f'(run without --families)')
         return
     full = not args.families
-    with open(args.out, 'w') as f:
-        f.write(render_report(results, seconds if full else None, args.jobs))
+    page = render_report(results, seconds if full else None, args.jobs)
+    atomic_write_bytes(page.encode(), args.out)
     print(f'written: {args.out} ({seconds / 60:.1f} min)')
 
 

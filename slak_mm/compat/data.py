@@ -25,12 +25,12 @@ from mmengine.config import Config, ConfigDict
 from slak_mm.config import head_num_classes, rebind_value
 from slak_mm.datasets.checks import (dataset_classes, dataset_paths,
                                      leaf_dataset_cfgs, pipeline_transforms)
-from slak_mm.registry import type_name
 from slak_mm.datasets.synthetic import (ADE20K_BACKGROUND, ADE20K_CLASSES,
                                         COCO_CATEGORIES, COCO_CLASSES,
                                         IMAGENET_CLASSES, generate_ade20k,
                                         generate_coco, generate_imagenet,
                                         generate_voc, synthetic_kind)
+from slak_mm.registry import type_name
 
 __all__ = ['IMAGE_SIZES', 'generate_sweep_data', 'use_synthetic_data']
 

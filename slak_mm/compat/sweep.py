@@ -23,6 +23,7 @@ import time
 from fnmatch import fnmatch
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from slak_mm.fileio import write_json_atomic
 from slak_mm.ops import configure
 from .data import generate_sweep_data
 from .families import PACKAGES, Family, packaged_families, representative
@@ -75,11 +76,7 @@ def _child(family: Family, roots: Dict[str, str], work_dir: str,
     configure(tune=False)
     result = run_trial(family.package, family.config, roots, work_dir,
                        family.label)
-    with open(osp.join(work_dir, 'result.json.tmp'), 'w') as f:
-        json.dump(result.to_dict(), f)
-    os.replace(
-        osp.join(work_dir, 'result.json.tmp'),
-        osp.join(work_dir, 'result.json'))
+    write_json_atomic(result.to_dict(), osp.join(work_dir, 'result.json'))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # no atexit handlers of the parent's state
@@ -237,7 +234,5 @@ def run_sweep(
     rows.update((r.family, r) for r in fresh)
     order = [f.label for f in packaged_families(packages)]
     results = [rows[label] for label in order if label in rows]
-    with open(path + '.tmp', 'w') as f:
-        json.dump([r.to_dict() for r in results], f, indent=1)
-    os.replace(path + '.tmp', path)
+    write_json_atomic([r.to_dict() for r in results], path, indent=1)
     return results, len(results) == len(order)

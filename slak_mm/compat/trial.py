@@ -15,14 +15,13 @@ user would, then one training step and one test step on a CPU.
 
 The run happens in this process; :mod:`.sweep` gives each family its own.
 """
-import contextlib
 import glob
 import os
 import os.path as osp
 import sys
 import time
 import traceback
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Optional
 
 from mmengine.config import Config
 
@@ -32,6 +31,7 @@ from slak_mm.config import (backbone_neck_problems, load_config,
                             packaged_config_folder, scale_down)
 from slak_mm.config.model_checks import format_value
 from slak_mm.datasets.checks import leaf_dataset_cfgs
+from slak_mm.fileio import atomic_write_bytes
 from .applicability import not_applicable
 from .causes import classify
 from .data import IMAGE_SIZES, use_synthetic_data
@@ -156,6 +156,11 @@ def run_trial(package: str,
 
     Returns:
         Result: The row; errors are caught and described.
+
+    Note:
+        Runs in a process of its own (:mod:`.sweep` forks one per family):
+        a config that reads a proposal file sets ``SLAK_MM_UNSAFE_LOAD`` in
+        that process, as ``--unsafe-load`` does for a tool's.
     """
     start = time.monotonic()
     result = Result(
@@ -171,21 +176,20 @@ def run_trial(package: str,
         text, result.user_sets = user_config(base, stock.model)
         os.makedirs(work_dir, exist_ok=True)
         path = osp.join(work_dir, 'user_config.py')
-        with open(path, 'w') as f:
-            f.write(text)
+        atomic_write_bytes(text.encode(), path)
         stage = 'check'
         options = _apply_check_fixes(path, result)
         stage = 'train'
         cfg, result.data = _for_the_cpu(path, options, package, roots)
         result.data = result.data or ''
         run_dir = osp.join(work_dir, 'run')  # the runner dumps its config
-        with _proposals_unpickled(cfg, result):
-            train(cfg, path, work_dir=run_dir)
-            with open(osp.join(run_dir, 'last_checkpoint')) as f:
-                checkpoint = f.read().strip()
-            stage = 'test'
-            cfg, _ = _for_the_cpu(path, options, package, roots)
-            result.metrics = test(cfg, path, checkpoint, work_dir=run_dir)
+        _allow_proposal_pickles(cfg, result)
+        train(cfg, path, work_dir=run_dir)
+        with open(osp.join(run_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        stage = 'test'
+        cfg, _ = _for_the_cpu(path, options, package, roots)
+        result.metrics = test(cfg, path, checkpoint, work_dir=run_dir)
         result.outcome, result.stage = 'pass', ''
     except Exception as err:
         result.outcome, result.stage = 'fail', stage
@@ -203,27 +207,17 @@ def run_trial(package: str,
     return result
 
 
-@contextlib.contextmanager
-def _proposals_unpickled(cfg: Config, result: Result) -> Iterator[None]:
+def _allow_proposal_pickles(cfg: Config, result: Result) -> None:
     """mmdet's proposal files are pickles (of numpy arrays), which
     slak_mm reads only with the opt-in: the user sets it (the sweep's own
-    file), and the row says so."""
-    wanted = any(
-        ds.get('proposal_file') for split in ('train', 'test')
-        for ds in leaf_dataset_cfgs((
-            cfg.get(f'{split}_dataloader') or {}).get('dataset')))
-    before = os.environ.get(UNSAFE_LOAD_ENV)
-    if wanted:
+    file), and the row says so. The trial's process is its own."""
+    if any(
+            ds.get('proposal_file') for split in ('train', 'test')
+            for ds in leaf_dataset_cfgs((
+                cfg.get(f'{split}_dataloader') or {}).get('dataset'))):
         os.environ[UNSAFE_LOAD_ENV] = '1'
         result.user_sets.append(f'{UNSAFE_LOAD_ENV}=1 (the proposal file '
                                 f'is a pickle)')
-    try:
-        yield
-    finally:
-        if wanted and before is None:
-            os.environ.pop(UNSAFE_LOAD_ENV, None)
-        elif wanted:
-            os.environ[UNSAFE_LOAD_ENV] = before
 
 
 class _Refused(Exception):
