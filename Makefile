@@ -2,6 +2,8 @@
 #   make demo   venv + install, synthetic ADE20K, train UperNet+SLaK on CPU,
 #               evaluate (mIoU) and write prediction images
 #   make test   venv + install, run the test suite
+#   make compat every packaged mmdet / mmseg / mmpretrain family with SLaK
+#               (docs/compatibility.md)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/synthetic
@@ -23,7 +25,7 @@ export OMP_NUM_THREADS
 FUZZ_MUTANTS ?= 2000
 FUZZ_OUT ?= work_dirs/fuzz
 
-.PHONY: install demo test fuzz clean-demo
+.PHONY: install demo test fuzz compat clean-demo
 
 install:
 	bash tools/setup_env.sh $(VENV)
@@ -38,6 +40,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# the compatibility sweep: SLaK in one config of every model family mmdet,
+# mmseg and mmpretrain package, one training and one test step each on the
+# CPU, 2 families at a time; rewrites docs/compatibility.md (its header
+# says how long it took)
+compat: install
+	$(PY) tools/compat_sweep.py --jobs 2
 
 fuzz: install
 	SLAK_MM_FUZZ_MUTANTS=$(FUZZ_MUTANTS) SLAK_MM_FUZZ_OUT=$(FUZZ_OUT) \

@@ -30,7 +30,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ('models', 'engine'),  # the mm backbone, classifier, runner hooks ...
     ('config', ),  # loading, adapting and checking configs
     ('deploy', ),  # re-parameterisation and ONNX export
-    ('apis', 'analysis', 'benchmark', 'mm_tool',
+    ('apis', 'analysis', 'benchmark', 'compat', 'mm_tool',
      'selfcheck'),  # actions behind tools
     ('cli', ),  # what the command lines share
 ]

@@ -77,6 +77,23 @@ def _hint(file_keys: List[str], model_keys: List[str]) -> str:
     return ' Check that it was written for this config (arch, kernel_size).'
 
 
+def _alias(state_dict: dict, names: Dict[str, str], key: str,
+           model_state: dict) -> bool:
+    """Whether the file's ``key`` holds the very tensor of a key the model
+    has: a module a model also attaches under a second name while it
+    trains (DDQ-DETR's ``decoder.aux_reg_branches`` is its head's), which
+    ``torch.save`` writes once, shared. A fresh model has only the first
+    name; nothing is lost."""
+    tensor = state_dict[names[key]]
+    if not isinstance(tensor, torch.Tensor) or tensor.numel() == 0:
+        return False
+    return any(other in names and other != key
+               and isinstance(state_dict[names[other]], torch.Tensor)
+               and state_dict[names[other]].data_ptr() == tensor.data_ptr()
+               and state_dict[names[other]].shape == tensor.shape
+               for other in model_state)
+
+
 def fit_checkpoint(model: nn.Module,
                    checkpoint: dict,
                    source: str,
@@ -115,7 +132,10 @@ def fit_checkpoint(model: nn.Module,
                 names[key] = key
                 derived += 1
     missing = [k for k in model_state if k not in names]
-    unexpected = [k for k in names if k not in model_state]
+    unexpected = [
+        k for k in names if k not in model_state
+        and not _alias(state_dict, names, k, model_state)
+    ]
     shapes = [(k, tuple(state_dict[names[k]].shape), tuple(v.shape))
               for k, v in model_state.items()
               if k in names and hasattr(state_dict[names[k]], 'shape')

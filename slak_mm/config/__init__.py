@@ -28,20 +28,26 @@ from .adapt import (LOAD_CHECK_HOOK, adapt_amp, adapt_to_device,
                     replace_sync_bn, save_predictions, set_work_dir)
 from .bases import base_clash_line, base_files, config_keys
 from .checks import (CHECKS, check_datasets, check_num_classes,
-                     check_train_cfg, checks_to_run)
-from .loading import dict_option_problem, load_config, not_a_config
-from .model_checks import check_backbone_neck, slak_feature_maps
+                     check_train_cfg, checks_to_run, head_num_classes)
+from .loading import (dict_option_problem, load_config, not_a_config,
+                      rebind_value)
+from .model_checks import (Problem, backbone_neck_problems,
+                           check_backbone_neck, slak_feature_maps)
 from .run_config import RUN_STEPS, PreparedRun, RunOptions, prepare_run_config
-from .scopes import OWN_SCOPES, read_scoped_bases, register_config_scopes
+from .scale_down import scale_down, shrink_sizes
+from .scopes import (OWN_SCOPES, packaged_config_folder, read_scoped_bases,
+                     register_config_scopes)
 
 __all__ = [
-    'CHECKS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'RUN_STEPS', 'PreparedRun',
-    'RunOptions', 'adapt_amp', 'adapt_to_device', 'add_load_check',
-    'base_clash_line', 'base_files', 'check_backbone_neck', 'check_datasets',
-    'check_num_classes', 'check_train_cfg', 'checks_to_run', 'config_keys',
-    'dict_option_problem', 'enable_tta', 'enable_visualization', 'iter_dicts',
-    'load_config', 'not_a_config', 'partial_load_allowed',
-    'prepare_run_config', 'read_scoped_bases', 'register_config_scopes',
-    'remove_created_folders', 'replace_sync_bn', 'save_predictions',
-    'set_work_dir', 'slak_feature_maps'
+    'CHECKS', 'LOAD_CHECK_HOOK', 'OWN_SCOPES', 'Problem', 'RUN_STEPS',
+    'PreparedRun', 'RunOptions', 'adapt_amp', 'adapt_to_device',
+    'add_load_check', 'backbone_neck_problems', 'base_clash_line',
+    'base_files', 'check_backbone_neck', 'check_datasets', 'check_num_classes',
+    'check_train_cfg', 'checks_to_run', 'config_keys', 'dict_option_problem',
+    'enable_tta', 'enable_visualization', 'head_num_classes', 'iter_dicts',
+    'load_config', 'not_a_config', 'packaged_config_folder',
+    'partial_load_allowed', 'prepare_run_config', 'read_scoped_bases',
+    'rebind_value', 'register_config_scopes', 'remove_created_folders',
+    'replace_sync_bn', 'save_predictions', 'scale_down', 'set_work_dir',
+    'shrink_sizes', 'slak_feature_maps'
 ]

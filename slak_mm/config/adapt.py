@@ -123,24 +123,30 @@ def iter_dicts(node: Any) -> Iterator[dict]:
             yield from iter_dicts(value)
 
 
+#: Synchronised batch norms (torch's and mmcv's, which mmdet's Simple
+#: Copy-Paste heads use): they need a process group.
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN')
+
+
 def replace_sync_bn(cfg: Config) -> None:
-    """Turn every ``SyncBN`` of ``cfg`` into ``BN`` (single-process runs:
-    SyncBN needs a process group and CUDA).
+    """Turn every ``SyncBN`` / ``MMSyncBN`` of ``cfg`` into ``BN``
+    (single-process runs: they need a process group, SyncBN also CUDA).
 
     Args:
         cfg (Config): The config; changed in place.
     """
     for node in iter_dicts(cfg._cfg_dict):
-        if node.get('type') == 'SyncBN':
+        if node.get('type') in SYNC_BN_TYPES:
             node['type'] = 'BN'
 
 
 def adapt_to_device(cfg: Config) -> None:
     """Make GPU configs run where CUDA is missing.
 
-    ``SyncBN`` (CUDA only) becomes ``BN``; distributed runs use gloo and DDP
-    without ``device_ids``. Nothing changes when CUDA is available. Call
-    it before building the model of a GPU config on a CPU-only machine.
+    ``SyncBN`` (CUDA only) and mmcv's ``MMSyncBN`` become ``BN``;
+    distributed runs use gloo and DDP without ``device_ids``. Nothing
+    changes when CUDA is available. Call it before building the model of a
+    GPU config on a CPU-only machine.
 
     Args:
         cfg (Config): The config; changed in place.

@@ -26,7 +26,7 @@ from slak_mm.datasets.checks import (check_dataset_files, check_dataset_paths,
 
 __all__ = [
     'CHECKS', 'checks_to_run', 'check_datasets', 'check_num_classes',
-    'check_train_cfg'
+    'check_train_cfg', 'head_num_classes'
 ]
 
 #: The pre-run checks, by the name ``skip_checks`` / ``--skip-checks`` use.
@@ -103,18 +103,29 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
 _NOT_CLASS_COUNTS = ('backbone', 'neck', 'rpn_head', 'semantic_head')
 
 
-def _num_classes(node: Any, where: str) -> Iterator[Tuple[str, int]]:
-    """``(key, num_classes)`` of every part of a model config that sets
-    it (cascade stages and inner heads included)."""
+def head_num_classes(node: Any,
+                     where: str = 'model') -> Iterator[Tuple[str, int]]:
+    """``(key, num_classes)`` of every part of a model config whose
+    ``num_classes`` is the datasets' class count (cascade stages and inner
+    heads included; not those of :data:`_NOT_CLASS_COUNTS`).
+
+    Args:
+        node (Any): The model config (or a part of it).
+        where (str): Its key, the prefix of the keys yielded.
+
+    Yields:
+        tuple[str, int]: Dotted key (``'model.roi_head.bbox_head.0
+        .num_classes'``) and value.
+    """
     if isinstance(node, dict):
         if isinstance(node.get('num_classes'), int):
             yield f'{where}.num_classes', node['num_classes']
         for key, value in node.items():
             if key not in _NOT_CLASS_COUNTS:
-                yield from _num_classes(value, f'{where}.{key}')
+                yield from head_num_classes(value, f'{where}.{key}')
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
-            yield from _num_classes(value, f'{where}.{i}')
+            yield from head_num_classes(value, f'{where}.{i}')
 
 
 def check_num_classes(cfg: Config, splits=('train', 'val', 'test')) -> None:
@@ -137,7 +148,7 @@ def check_num_classes(cfg: Config, splits=('train', 'val', 'test')) -> None:
         ValueError: Naming the keys, their values, the dataset and its
             class count.
     """
-    heads = list(_num_classes(cfg.get('model'), 'model'))
+    heads = list(head_num_classes(cfg.get('model')))
     errors: List[str] = []
     seen = set()  # (keys, count): val and test often read the same data
     for split in splits:
@@ -146,7 +157,12 @@ def check_num_classes(cfg: Config, splits=('train', 'val', 'test')) -> None:
             classes = dataset_classes(ds, cfg.get('default_scope'))
             if classes is None:
                 continue
-            wrong = [(key, n) for key, n in heads if n != len(classes)]
+            # panoptic data (COCO: 80 things + 53 stuff): the instance
+            # heads of Panoptic FPN count the things only
+            things = dataset_classes(ds, cfg.get('default_scope'),
+                                     'thing_classes') or classes
+            wrong = [(key, n) for key, n in heads
+                     if n not in (len(classes), len(things))]
             if not wrong:
                 continue
             named = ', '.join(f'{key}={n}' for key, n in wrong)

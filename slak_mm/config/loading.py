@@ -25,7 +25,9 @@ from slak_mm.utils.image_formats import IMG_EXTENSIONS
 from .bases import base_clash_line
 from .scopes import register_config_scopes
 
-__all__ = ['dict_option_problem', 'load_config', 'not_a_config']
+__all__ = [
+    'dict_option_problem', 'load_config', 'not_a_config', 'rebind_value'
+]
 
 #: The file types mmengine reads as configs.
 CONFIG_EXTENSIONS = ('.py', '.json', '.yaml', '.yml')
@@ -226,13 +228,24 @@ def dict_option_problem(key: str, value: str) -> Optional[str]:
             f'that inherits this one (_base_) and sets the dict')
 
 
-def _replace_values(node: Any, old: Any, new: Any) -> Any:
+def rebind_value(node: Any, old: str, new: str) -> Any:
+    """Replace the string ``old`` by ``new`` under ``node``, also as the
+    leading path of longer strings (``data_root + 'annotations/...'``).
+
+    Args:
+        node (Any): A config node; dicts are changed in place.
+        old (str): The value to replace.
+        new (str): Its replacement.
+
+    Returns:
+        Any: The node with the values replaced (a new list / tuple).
+    """
     if isinstance(node, dict):
         for key, value in node.items():
-            node[key] = _replace_values(value, old, new)
+            node[key] = rebind_value(value, old, new)
         return node
     if isinstance(node, (list, tuple)):
-        return type(node)(_replace_values(v, old, new) for v in node)
+        return type(node)(rebind_value(v, old, new) for v in node)
     if isinstance(node, str):
         if node == old:
             return new
@@ -285,7 +298,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         if isinstance(old, str) and isinstance(cfg_options[key], str):
             new = cfg_options.pop(key)
             for top_key in list(cfg.keys()):
-                cfg[top_key] = _replace_values(cfg[top_key], old, new)
+                cfg[top_key] = rebind_value(cfg[top_key], old, new)
             cfg[key] = new
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

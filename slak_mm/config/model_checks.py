@@ -23,7 +23,7 @@ new is offered.
 """
 import copy
 import inspect
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -33,8 +33,8 @@ from slak_mm.registry import (init_default, is_subclass_named,
                               registered_class, type_name)
 
 __all__ = [
-    'NECKS', 'check_backbone_neck', 'slak_default', 'slak_feature_maps',
-    'type_name'
+    'NECKS', 'Problem', 'backbone_neck_problems', 'check_backbone_neck',
+    'format_value', 'slak_default', 'slak_feature_maps', 'type_name'
 ]
 
 #: How a neck class (or a subclass of it) maps its inputs to outputs:
@@ -51,6 +51,28 @@ NECKS = {
 }
 #: Strides of the four SLaK stages.
 SLAK_STRIDES = (4, 8, 16, 32)
+#: mmpretrain heads that read the backbone's maps themselves (CSRA's
+#: class-specific attention), not one pooled vector.
+MAP_HEADS = ('CSRAClsHead', )
+#: Heads that read one backbone map at a stride of their own (CornerNet's
+#: and CentripetalNet's read HourglassNet's stride-4 maps).
+SINGLE_MAP_STRIDES = {'CornerHead': 4}
+
+
+class Problem(NamedTuple):
+    """One way a neck or head does not fit the SLaK backbone.
+
+    Attributes:
+        key (str): The config key at fault (``'model.neck.in_channels'``).
+        message (str): The line the check prints: both sides and the fix.
+        fixes (tuple[dict]): The settings the message offers, each a
+            ``{'model.a.b': value}`` dict that removes this problem (tried
+            on a copy of the config where the message says so), first the
+            one the message names first; empty where it offers none.
+    """
+    key: str
+    message: str
+    fixes: Tuple[Dict[str, Any], ...] = ()
 
 
 def _as_list(value: Any) -> list:
@@ -112,7 +134,18 @@ def _describe(maps: List[dict]) -> str:
             f'{[m["stride"] for m in maps]}')
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A setting's value as a config writes it (``dict(a=1)``, ``(1, 2)``).
+
+    Args:
+        value (Any): The value.
+
+    Returns:
+        str: Its text.
+    """
+    if isinstance(value, dict):
+        return 'dict(' + ', '.join(f'{k}={v!r}'
+                                   for k, v in value.items()) + ')'
     return str(tuple(value)) if isinstance(value, tuple) else str(value)
 
 
@@ -123,6 +156,13 @@ def _set(model: dict, key: str, value: Any) -> None:
     for part in path:
         node = node[int(part)] if isinstance(node, list) else node[part]
     node[last] = value
+
+
+def _fix_text(fixes: List[Dict[str, Any]]) -> str:
+    """Settings as words: ``'set A=1 and B=2, or set C=3'``."""
+    return ', or '.join('set ' + ' and '.join(f'{k}={format_value(v)}'
+                                              for k, v in updates.items())
+                        for updates in fixes)
 
 
 def _stages(strides: List[int]) -> Optional[Tuple[int, ...]]:
@@ -143,12 +183,16 @@ class _Fit:
 
     def __init__(self, model: dict, scope: Optional[str], advise: bool):
         self.model, self.scope, self.advise = model, scope, advise
+        # the classes of the data (mmpretrain's preprocessor says; its
+        # configs set it at the top level, see _fit)
+        self.classes = (model.get('data_preprocessor')
+                        or {}).get('num_classes')
         self.backbone_maps = slak_feature_maps(model['backbone'])
         every = dict(model['backbone'], out_indices=(0, 1, 2, 3))
         self.stage_channels = [
             m['channels'] for m in slak_feature_maps(every) or []
         ]
-        self.problems: List[Tuple[str, str]] = []
+        self.problems: List[Problem] = []
         self._baseline = None
 
     # -- what the parts are --------------------------------------------
@@ -235,8 +279,8 @@ class _Fit:
         """Whether ``updates`` remove the problem at ``key`` and add none."""
         if self._baseline is None:
             self._baseline = {
-                k
-                for k, _ in _Fit(self.model, self.scope, False).run()
+                p.key
+                for p in _Fit(self.model, self.scope, False).run()
             }
         model = copy.deepcopy(self.model)
         try:
@@ -244,22 +288,20 @@ class _Fit:
                 _set(model, name, value)
         except (KeyError, IndexError, TypeError):
             return False
-        after = {k for k, _ in _Fit(model, self.scope, False).run()}
+        after = {p.key for p in _Fit(model, self.scope, False).run()}
         return key not in after and after <= self._baseline
 
-    def fixes(self, key: str, candidates: List[Dict[str, Any]]) -> str:
-        """The candidates that work, as ``'set A=1 and B=2, or set C=3'``
-        (empty without ``advise`` or when none works)."""
+    def fixes(self, key: str,
+              candidates: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """The candidates that remove the problem at ``key`` and add none
+        (none without ``advise``), without repeats."""
         if not self.advise:
-            return ''
-        texts = []
+            return []
+        found: List[Dict[str, Any]] = []
         for updates in candidates:
-            if updates and self._fixed(key, updates):
-                text = ' and '.join(f'{k}={_format(v)}'
-                                    for k, v in updates.items())
-                if text not in texts:
-                    texts.append(text)
-        return ', or '.join(f'set {t}' for t in texts)
+            if updates and updates not in found and self._fixed(key, updates):
+                found.append(updates)
+        return found
 
     def _inputs_for(self, outputs: List[int]) -> Optional[List[int]]:
         """The backbone strides the neck (or the head reading the backbone)
@@ -295,8 +337,18 @@ class _Fit:
         return updates
 
     # -- the checks ---------------------------------------------------------
-    def add(self, key: str, text: str, fix: str = '') -> None:
-        self.problems.append((key, f'{text}: {fix}.' if fix else f'{text}.'))
+    def add(self,
+            key: str,
+            text: str,
+            fix: str = '',
+            fixes: List[Dict[str, Any]] = ()) -> None:
+        """Record a problem: ``fix`` is the advice in words, ``fixes`` the
+        settings it offers (the advice is written from them where ``fix``
+        is empty)."""
+        fix = fix or _fix_text(fixes)
+        self.problems.append(
+            Problem(key, f'{text}: {fix}.' if fix else f'{text}.',
+                    tuple(fixes)))
 
     def check_inputs(self, where: str, part: dict) -> bool:
         """The reader's ``in_channels`` list against the SLaK outputs; True
@@ -312,7 +364,10 @@ class _Fit:
                 key, f'{key}={in_channels} does not match the SLaK backbone '
                 f'outputs ({_describe(maps)})',
                 f'set {key}={wanted} (one entry per '
-                f'model.backbone.out_indices, SLaK(...).out_channels)')
+                f'model.backbone.out_indices, SLaK(...).out_channels)',
+                [{
+                    key: wanted
+                }])
             return False
         outputs = self.wanted_strides()
         strides = self._inputs_for(outputs) if outputs else None
@@ -325,11 +380,12 @@ class _Fit:
             found = [m['stride'] for m in maps]
             if outputs[0] in found:
                 every['model.neck.start_level'] = found.index(outputs[0])
-        fix = self.fixes(key, [self.backbone_fix(strides), every])
+        fixes = self.fixes(key, [self.backbone_fix(strides), every])
         self.add(
             key, f'{key} has {len(in_channels)} entries ({in_channels}) but '
             f'the SLaK backbone gives {len(maps)} maps ({_describe(maps)})',
-            fix or f'give {key} one entry per model.backbone.out_indices')
+            '' if fixes else
+            f'give {key} one entry per model.backbone.out_indices', fixes)
         return False
 
     def neck_maps(self, neck: dict) -> Optional[List[dict]]:
@@ -387,14 +443,20 @@ class _Fit:
                     {'model.neck.start_level': found.index(strides[0])})
         candidates.append(self.backbone_fix(self._inputs_for(strides)))
         candidates.append({where: actual})
-        fix = self.fixes(where, candidates)
+        fixes = self.fixes(where, candidates)
         self.add(
             where, f'{where}={strides} but {maps[0]["source"]} are at '
-            f'strides {[m["stride"] for m in maps]}', fix
-            or 'change model.backbone.out_indices')
+            f'strides {[m["stride"] for m in maps]}',
+            '' if fixes else 'change model.backbone.out_indices', fixes)
 
-    def check_channels(self, where: str, value: Any, maps: List[dict]) -> None:
-        """Every map of ``maps`` must have ``value`` channels."""
+    def check_channels(
+        self,
+        where: str,
+        value: Any,
+        maps: List[dict],
+        candidates: List[Dict[str, Any]] = ()) -> None:
+        """Every map of ``maps`` must have ``value`` channels;
+        ``candidates``: fixes to try where the maps differ in width."""
         widths = sorted({m['channels'] for m in maps})
         if widths == [value]:
             return
@@ -402,12 +464,33 @@ class _Fit:
             self.add(
                 where, f'{where}={value} but the maps it reads '
                 f'({_describe(maps)}) have {widths[0]}',
-                f'set {where}={widths[0]}')
+                fixes=[{
+                    where: widths[0]
+                }])
         else:
+            fixes = self.fixes(where, list(candidates))
             self.add(
                 where, f'{where}={value} but the maps it reads differ in '
                 f'width ({_describe(maps)})',
-                'put a neck (e.g. FPN) before the head')
+                '' if fixes else 'put a neck (e.g. FPN) before the head',
+                fixes)
+
+    def single_map(self, key: str, head: dict) -> Dict[str, Any]:
+        """One SLaK output for a head that reads the backbone with one
+        width: at the stride its class assumes (:data:`SINGLE_MAP_STRIDES`),
+        else the last; one feature level where it counts them."""
+        stride = next((SINGLE_MAP_STRIDES[k.__name__]
+                       for k in getattr(self._class(head), '__mro__', ())
+                       if k.__name__ in SINGLE_MAP_STRIDES), SLAK_STRIDES[-1])
+        stage = SLAK_STRIDES.index(stride)
+        fix = {
+            'model.backbone.out_indices': (stage, ),
+            f'model.{key}.in_channels': self.stage_channels[stage]
+        }
+        levels = self._default(head, 'num_feat_levels', None)
+        if isinstance(levels, int) and levels != 1:
+            fix[f'model.{key}.num_feat_levels'] = 1
+        return fix
 
     def check_det_heads(self, maps: List[dict]) -> None:
         for key in ('rpn_head', 'bbox_head'):
@@ -416,7 +499,9 @@ class _Fit:
                 continue
             if isinstance(head.get('in_channels'), int):
                 self.check_channels(f'model.{key}.in_channels',
-                                    head['in_channels'], maps)
+                                    head['in_channels'], maps,
+                                    [] if maps[0].get('neck') else
+                                    [self.single_map(key, head)])
             found = self._head_strides(head)
             if found:
                 self.check_strides(f'model.{key}.{found[0]}', found[1], maps,
@@ -466,7 +551,8 @@ class _Fit:
         named = ', '.join(f'{k}={v}' for k, v in wrong.items())
         self.add(
             key, f'{named} but {maps[0]["source"]} are {len(maps)} maps '
-            f'({_describe(maps)})', self.fixes(key, candidates))
+            f'({_describe(maps)})',
+            fixes=self.fixes(key, candidates))
 
     def check_mask_former(self, key: str, head: dict,
                           maps: List[dict]) -> None:
@@ -487,6 +573,9 @@ class _Fit:
         cls = self._class(head)
         if not is_subclass_named(cls, 'mmseg', 'BaseDecodeHead'):
             return  # a head we do not model: nothing to say
+        inner = head.get('kernel_generate_head')  # KNet's: reads the maps
+        if isinstance(inner, dict):
+            self.check_seg_head(f'{where}.kernel_generate_head', inner, maps)
         in_index = head.get('in_index', init_default(cls, 'in_index', -1))
         indices = _as_list(in_index)
         # unset: a wrapper head (KNet's IterativeDecodeHead) whose inner
@@ -501,13 +590,13 @@ class _Fit:
                     every[f'{where}.in_channels'] = [
                         self.stage_channels[i] for i in indices if -4 <= i < 4
                     ]
-                fix = self.fixes(
+                fixes = self.fixes(
                     key, [every] if self.model.get('neck') is None else [])
                 self.add(
                     key, f'{key}={in_index} but there are only {len(maps)} '
                     f'feature maps ({_describe(maps)})',
                     f'pick indices in 0..{len(maps) - 1}' +
-                    (f', or {fix}' if fix else ''))
+                    (f', or {_fix_text(fixes)}' if fixes else ''), fixes)
                 return
             want = maps[index]['channels']
             if k < len(channels) and channels[k] != want:
@@ -519,8 +608,22 @@ class _Fit:
                     f'in_index={in_index}, but feature map {index} '
                     f'({maps[index]["name"]}, stride '
                     f'{maps[index]["stride"]}) has {want} channels',
-                    f'set {where}.in_channels={fix}')
+                    fixes=[{
+                        f'{where}.in_channels': fix
+                    }])
                 break
+        if (is_subclass_named(cls, 'mmseg', 'FCNHead')
+                and self._default(head, 'num_convs', 2) == 0
+                and isinstance(head.get('in_channels'), int)
+                and head.get('channels') != head['in_channels']):
+            self.add(
+                f'{where}.channels', f'{where}.channels='
+                f'{head.get("channels")} but an FCNHead without convs '
+                f'(num_convs=0) passes its input on: it must be its '
+                f'in_channels ({head["in_channels"]})',
+                fixes=[{
+                    f'{where}.channels': head['in_channels']
+                }])
         c1 = head.get('c1_in_channels')
         if isinstance(c1, int) and c1 > 0 and c1 != maps[0]['channels']:
             self.add(
@@ -528,15 +631,81 @@ class _Fit:
                 f'{where}.c1_in_channels={c1}, but DeepLabV3+ takes its '
                 f'low-level branch from feature map 0 ({maps[0]["name"]}, '
                 f'stride {maps[0]["stride"]}) with {maps[0]["channels"]} '
-                f'channels', f'set {where}.c1_in_channels='
-                f'{maps[0]["channels"]}')
+                f'channels',
+                fixes=[{
+                    f'{where}.c1_in_channels': maps[0]['channels']
+                }])
         if head.get('feature_strides') is not None:
             self.check_strides(f'{where}.feature_strides',
                                head['feature_strides'],
                                [maps[i] for i in indices], False)
 
-    def run(self) -> List[Tuple[str, str]]:
-        """All problems, as ``(key, message)``."""
+    def check_classifier(self) -> None:
+        """mmpretrain's ``ImageClassifier``: its head takes one vector per
+        image (ResNet's pooled features, a ViT's class token); SLaK gives
+        ``(N, C, H, W)`` maps, which a pooling neck turns into vectors."""
+        head = self.model.get('head')
+        if not isinstance(head, dict) or not is_subclass_named(
+                self._class(self.model), 'mmpretrain', 'ImageClassifier'):
+            return
+        neck = self.model.get('neck')
+        last = self.backbone_maps[-1]['channels']
+        if type_name(head) == 'ClsHead':  # the stock backbone classified
+            classes = self.classes
+            linear = dict(
+                _delete_=True,
+                type='LinearClsHead',
+                num_classes=classes,
+                in_channels=last,
+                **{k: head[k]
+                   for k in ('loss', 'topk') if k in head})
+            self.add(
+                'model.head', 'model.head is a ClsHead, which has no '
+                'classifier layer (VGG, Inception-v3 and LeNet classify in '
+                'the backbone); SLaK gives features',
+                '' if classes else 'use a LinearClsHead with num_classes',
+                [{
+                    'model.head': linear
+                }] if classes else [])
+        if neck is None and not any(
+                k.__name__ in MAP_HEADS
+                for k in getattr(self._class(head), '__mro__', ())):
+            self.add(
+                'model.neck',
+                f'model.neck is None: the {type_name(head)} '
+                f'would get the SLaK maps (N, {last}, H, W) where it takes '
+                f'one vector per image',
+                fixes=[{
+                    'model.neck':
+                    dict(_delete_=True, type='GlobalAveragePooling')
+                    if 'neck' in self.model else  # neck=None in the base
+                    dict(type='GlobalAveragePooling')
+                }])
+        elif isinstance(neck, dict) and type_name(
+                neck) == 'GlobalAveragePooling' and self._default(
+                    neck, 'dim', 2) != 2:
+            self.add(
+                'model.neck.dim', f'model.neck.dim={neck["dim"]} pools token '
+                f'sequences (a ViT / MLP-Mixer); the SLaK maps are '
+                f'(N, C, H, W)',
+                fixes=[{
+                    'model.neck.dim': 2
+                }])
+        if neck is None or type_name(neck) == 'GlobalAveragePooling':
+            if isinstance(head.get('in_channels'),
+                          int) and head['in_channels'] != last:
+                self.add(
+                    'model.head.in_channels', f'model.head.in_channels='
+                    f'{head["in_channels"]} but it reads the last SLaK '
+                    f'output ({self.backbone_maps[-1]["name"]}), {last} '
+                    f'channels',
+                    fixes=[{
+                        'model.head.in_channels': last
+                    }])
+
+    def run(self) -> List[Problem]:
+        """All problems."""
+        self.check_classifier()
         maps = self.backbone_maps
         neck = self.model.get('neck')
         if neck is not None:
@@ -565,6 +734,63 @@ class _Fit:
         return self.problems
 
 
+def _fit(cfg: Config) -> Optional[_Fit]:
+    """The check's work on a config with a readable SLaK backbone."""
+    model = cfg.get('model') or {}
+    backbone = model.get('backbone') or {}
+    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
+        return None
+    fit = _Fit(model, cfg.get('default_scope'), advise=True)
+    fit.classes = fit.classes or (cfg.get('data_preprocessor')
+                                  or {}).get('num_classes')
+    return None if fit.backbone_maps is None else fit
+
+
+#: Layer-decay constructors of mmdet / mmseg that find the layers by the
+#: backbone's class name (ConvNeXt, BEiT, MAE) and raise a bare
+#: NotImplementedError for any other.
+_CLASS_NAME_CONSTRUCTORS = ('LearningRateDecayOptimizerConstructor',
+                            'LayerDecayOptimizerConstructor')
+
+
+def _optimizer_problems(cfg: Config) -> List[Problem]:
+    """A base's ConvNeXt / BEiT layer-decay constructor with SLaK."""
+    wrapper = cfg.get('optim_wrapper')
+    name = wrapper.get('constructor') if isinstance(wrapper, dict) else None
+    if not isinstance(
+            name, str) or name.split('.')[-1] not in _CLASS_NAME_CONSTRUCTORS:
+        return []
+    key = 'optim_wrapper.constructor'
+    ours = 'SLaKLearningRateDecayOptimizerConstructor'
+    return [
+        Problem(
+            key, f"{key}='{name}' finds the layers by the backbone's class "
+            f'name (ConvNeXt, BEiT) and stops with NotImplementedError for '
+            f"SLaK: set {key}='{ours}' (the ConvNeXt rules, which SLaK's "
+            f'parameter names follow), or optim_wrapper = '
+            f'_base_.slak_det_optim_wrapper / slak_seg_optim_wrapper.',
+            ({
+                key: ours
+            }, ))
+    ]
+
+
+def backbone_neck_problems(cfg: Config) -> List[Problem]:
+    """What :func:`check_backbone_neck` would refuse, with the fixes as
+    settings (for a program that applies them, as the compatibility sweep
+    does).
+
+    Args:
+        cfg (Config): The config (``--cfg-options`` applied).
+
+    Returns:
+        list[Problem]: Empty when the config fits, has no SLaK backbone or
+        one the check cannot read.
+    """
+    fit = _fit(cfg)
+    return (fit.run() + _optimizer_problems(cfg)) if fit else []
+
+
 def check_backbone_neck(cfg: Config) -> None:
     """Refuse a config whose neck or heads do not fit its SLaK backbone.
 
@@ -583,8 +809,10 @@ def check_backbone_neck(cfg: Config) -> None:
     segmentors' ``decode_head`` / ``auxiliary_head`` ``in_channels`` /
     ``in_index`` (heads of mmseg's ``BaseDecodeHead`` family, with the head
     class's own ``in_index`` default), DeepLabV3+'s ``c1_in_channels`` and
-    FPNHead's ``feature_strides``. Necks and heads it does not model are
-    not checked: the check refuses only what it knows would go wrong.
+    FPNHead's ``feature_strides``; and a base's ConvNeXt / BEiT layer-decay
+    optimizer constructor (it finds layers by the backbone's class name).
+    Necks and heads it does not model are not checked: the check refuses
+    only what it knows would go wrong.
 
     Args:
         cfg (Config): The config (``--cfg-options`` applied).
@@ -593,14 +821,8 @@ def check_backbone_neck(cfg: Config) -> None:
         ValueError: Listing each mismatch with both sides and the settings
             that fix it (each tried on a copy of the config first).
     """
-    model = cfg.get('model') or {}
-    backbone = model.get('backbone') or {}
-    if not isinstance(backbone, dict) or type_name(backbone) != 'SLaK':
-        return
-    fit = _Fit(model, cfg.get('default_scope'), advise=True)
-    if fit.backbone_maps is None:
-        return
-    errors = [text for _, text in fit.run()]
+    fit = _fit(cfg)
+    errors = [p.message for p in backbone_neck_problems(cfg)] if fit else []
     if errors:
         maps = fit.backbone_maps
         raise ValueError(

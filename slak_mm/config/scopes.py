@@ -45,7 +45,10 @@ from mmengine.config import Config
 from mmengine.config import utils as config_utils
 from mmengine.utils import get_installed_path
 
-__all__ = ['OWN_SCOPES', 'read_scoped_bases', 'register_config_scopes']
+__all__ = [
+    'OWN_SCOPES', 'packaged_config_folder', 'read_scoped_bases',
+    'register_config_scopes'
+]
 
 #: Scopes added to mmengine's table even though it does not know them.
 OWN_SCOPES = ('slak_mm', )
@@ -77,6 +80,28 @@ def _provider(module: str, module_dir: str, providers: Dict[str, list]) -> str:
     return module
 
 
+def packaged_config_folder(package: str) -> Optional[str]:
+    """The configs a package ships (``<package>/.mim/configs``, where
+    ``SCOPE::path`` bases are read), without importing it.
+
+    Args:
+        package (str): A top-level module name (``'mmdet'``).
+
+    Returns:
+        str | None: The folder; None where the package or folder is
+        missing.
+    """
+    try:
+        spec = find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = osp.join(
+        list(spec.submodule_search_locations)[0], '.mim', 'configs')
+    return folder if osp.isdir(folder) else None
+
+
 def read_scoped_bases() -> None:
     """Make mmengine's ``Config`` read ``SCOPE::path`` bases on the onedl
     forks and ``slak_mm::`` bases (those without a ``_scope_``, see the
@@ -91,7 +116,16 @@ def read_scoped_bases() -> None:
     def get_cfg_path(cfg_path: str, filename: str):
         if '::' in cfg_path:
             register_config_scopes([cfg_path.partition('::')[0]])
-        path, scope = original(cfg_path, filename)
+        try:
+            path, scope = original(cfg_path, filename)
+        except ValueError:
+            # mmengine matches SCOPE::path with r'\w*::\w*/\w*' and cuts
+            # the path at its first '.': folders such as mmdet's 'gn+ws'
+            # and 'legacy_1.x' cannot be bases there
+            scope, _, rel = cfg_path.partition('::')
+            path = osp.join(packaged_config_folder(scope) or '', rel)
+            if '::' not in cfg_path or not osp.isfile(path):
+                raise
         return path, None if scope in OWN_SCOPES else scope
 
     get_cfg_path.slak_mm_unscoped = True

@@ -4,9 +4,9 @@ layouts.
 The generated folders are read unchanged by mmseg's ``ADE20KDataset``,
 mmdet's ``VOCDataset`` / ``CocoDataset`` (instances, and HTC's stuff maps) /
 ``CocoPanopticDataset`` and mmpretrain's ``CustomDataset`` (ImageNet's
-class folders), so configs written for the real datasets run on them by
-only changing ``data_root``. Every image is a
-textured background (smooth colour noise, stripes and pixel noise) with a
+class folders) / ``ImageNet`` (its ``meta`` lists), so configs written for
+the real datasets run on them by only changing ``data_root``. Every image
+is a textured background (smooth colour noise, stripes and pixel noise) with a
 few non-overlapping coloured shapes; each class has its own shape and
 colour, so a small model can learn them within minutes on a CPU.
 
@@ -33,6 +33,7 @@ Layouts written (``ROOT`` is the ``root`` argument)::
     ROOT/coco/annotations/panoptic_{train,val}2017.json
     ROOT/coco/annotations/panoptic_{train,val}2017/*.png
     ROOT/imagenet/{train,val}/<wnid>/*.JPEG
+    ROOT/imagenet/meta/{train,val}.txt
 
 Each dataset folder also holds a small marker file
 (``.slak_mm_synthetic.json``, with the generation arguments). A dataset
@@ -861,7 +862,9 @@ def generate_imagenet(root: str,
     ``val/<wnid>/ILSVRC2012_val_<n>.JPEG``, one folder per class of
     :data:`IMAGENET_CLASSES` (image ``i`` of a split shows 1..max_objects
     shapes of class ``i % 6``), as mmpretrain's ``CustomDataset`` reads
-    them (labels in sorted folder order: the classes' ImageNet-1K labels).
+    them (labels in sorted folder order: the classes' ImageNet-1K labels),
+    and ``meta/{train,val}.txt`` (``<wnid>/<file> <label>`` lines) as its
+    ``ImageNet`` dataset reads them (1000 classes).
 
     Args:
         root (str): Output root; the dataset goes to ``root/imagenet``.
@@ -879,15 +882,24 @@ def generate_imagenet(root: str,
     out, num_train, num_val, img_size, max_objects, seed = _start_dataset(
         root, 'imagenet', 'imagenet', num_train, num_val, img_size,
         max_objects, seed)
+    os.makedirs(osp.join(out, 'meta'))
     for split, num in (('train', num_train), ('val', num_val)):
         for cls in IMAGENET_CLASSES:
             os.makedirs(osp.join(out, split, cls.name))
+        lines = []
         for i, scene in _scenes('imagenet', split, num, img_size, max_objects,
                                 seed):
-            wnid = scene.objects[0].cls.name
-            name = (f'{wnid}_{i + 1}'
+            cls = scene.objects[0].cls
+            name = (f'{cls.name}_{i + 1}'
                     if split == 'train' else f'ILSVRC2012_val_{i + 1:08d}')
-            _write_jpg(osp.join(out, split, wnid, name + '.JPEG'), scene.image)
+            _write_jpg(
+                osp.join(out, split, cls.name, name + '.JPEG'), scene.image)
+            lines.append(f'{cls.name}/{name}.JPEG {cls.dataset_id}\n')
+        # ImageNet's own list ("path label", ImageNet-1K labels): what
+        # mmpretrain's ImageNet dataset reads (its folder scan wants all
+        # 1000 class folders)
+        _write_bytes(
+            osp.join(out, 'meta', f'{split}.txt'), ''.join(lines).encode())
     return out
 
 
@@ -917,7 +929,8 @@ SYNTHETIC_LAYOUTS = dict(
            'annotations/panoptic_train2017.json',
            'annotations/panoptic_val2017.json',
            'annotations/panoptic_train2017', 'annotations/panoptic_val2017')),
-    imagenet=('imagenet', ('CustomDataset', 'ImageNet'), ('train', 'val')))
+    imagenet=('imagenet', ('CustomDataset', 'ImageNet'),
+              ('train', 'val', 'meta/train.txt', 'meta/val.txt')))
 
 
 def synthetic_kind(ds_type: str, paths: Sequence[str]) -> Optional[str]:

@@ -480,6 +480,25 @@ def test_partial_load_is_an_opt_in(env, tmp_path, mm_log):
     assert any('Partial load' in r.getMessage() for r in mm_log)
 
 
+def test_alias_keys_of_a_trained_model_fit(tmp_path):
+    """DDQ-DETR attaches its head's branches to its decoder too while it
+    trains: the file holds them under both names (one tensor, shared), a
+    fresh model only under the first. They fit; a real extra key does not."""
+    from slak_mm.checkpoint import CheckpointMismatchError, fit_checkpoint
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    trained = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    trained.alias = trained[0]  # what training adds
+    torch.save({'state_dict': trained.state_dict()}, tmp_path / 'a.pth')
+    file = torch.load(tmp_path / 'a.pth', weights_only=True)
+    assert set(file['state_dict']) == {
+        '0.weight', '0.bias', 'alias.weight', 'alias.bias'
+    }
+    assert fit_checkpoint(model, file, 'a.pth') == (2, 0)
+    file['state_dict']['alias.bias'] = file['state_dict']['0.bias'].clone()
+    with pytest.raises(CheckpointMismatchError, match='1 unexpected'):
+        fit_checkpoint(model, file, 'a.pth')
+
+
 def test_test_metrics_json_only_after_a_fitting_load(env, tmp_path):
     proc = run_tool(
         'tools/test.py',

@@ -201,16 +201,12 @@ def test_plain_runner_keeps_the_zeros_without_a_hook(user_models,
     weights stay 0 and AdamW keeps no moment there."""
     from mmengine.runner import Runner
 
-    from tests.configs.test_integrations import small_sizes
+    from slak_mm.config import scale_down
     config, _, _ = user_models['seg']
     cfg = Config.fromfile(config)
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'  # the recipe's
-    small_sizes(cfg.train_dataloader.dataset, 64)
-    small_sizes(cfg.model.data_preprocessor, 64)
-    cfg.train_dataloader.update(
-        batch_size=2, num_workers=0, persistent_workers=False)
+    scale_down(cfg, 64)  # 2 iterations of 2 images at 64 px
     cfg.train_dataloader.dataset.data_root = small_ade_root
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2)
     cfg.update(
         val_cfg=None,
         val_dataloader=None,

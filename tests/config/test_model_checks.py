@@ -6,7 +6,8 @@ import os.path as osp
 
 import pytest
 
-from slak_mm.config import (CHECKS, check_backbone_neck, check_num_classes,
+from slak_mm.config import (CHECKS, backbone_neck_problems,
+                            check_backbone_neck, check_num_classes,
                             checks_to_run, load_config, slak_feature_maps)
 from slak_mm.models.backbones.slak import SLaK
 from tests.common import DEMO_CONFIG
@@ -224,6 +225,40 @@ def test_num_classes_that_do_not_fit_the_data_are_refused(
     assert str(err.value).startswith(expected), str(err.value)
 
 
+def test_convnext_layer_decay_constructor_refused_with_ours():
+    """mmdet's ConvNeXt configs train with a layer-decay constructor that
+    raises a bare NotImplementedError for any backbone not named ConvNeXt:
+    refused before the run, the fix is ours (the same rules)."""
+    cfg = load_config(
+        'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
+    )
+    cfg.model.backbone = dict(type='SLaK', arch='tiny')
+    cfg.model.neck.in_channels = [124, 249, 499, 998]
+    problems = backbone_neck_problems(cfg)
+    assert [p.key for p in problems] == ['optim_wrapper.constructor']
+    assert problems[0].fixes == ({
+        'optim_wrapper.constructor':
+        'SLaKLearningRateDecayOptimizerConstructor'
+    }, )
+    with pytest.raises(ValueError, match="constructor='SLaKLearning"):
+        check_backbone_neck(cfg)
+    cfg.merge_from_dict(problems[0].fixes[0])
+    assert check_backbone_neck(cfg) is None
+
+
+def test_panoptic_data_counts_things_for_instance_heads():
+    """Panoptic FPN's RoI heads have the 80 thing classes of COCO
+    panoptic's 133 (was refused: 'has 133 classes'); 81 is refused."""
+    cfg = load_config('mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py')
+    assert check_num_classes(cfg) is None
+    cfg.model.roi_head.bbox_head.num_classes = 81
+    with pytest.raises(
+            ValueError,
+            match='bbox_head.num_classes=81 but the '
+            'train dataset .CocoPanopticDataset. has 133'):
+        check_num_classes(cfg)
+
+
 def test_num_classes_refused_by_train_before_the_run(tmp_path):
     """Was: more logits than classes trained on and skewed the metrics
     silently; fewer failed on the first label beyond them."""
@@ -329,6 +364,73 @@ STOCK = {
     ], {
         'model.decode_head.in_channels': [124, 249, 499, 998],
         'model.auxiliary_head.in_channels': 499
+    }),
+    # an FCNHead without convs hands its input on: channels = in_channels
+    # (CGNet's; was an AssertionError while building)
+    'fcn_no_convs': ('mmseg::cgnet/cgnet_fcn_4xb4-60k_cityscapes-680x680.py', {
+        'model.decode_head.in_channels': 499
+    }, [
+        'model.decode_head.channels=256 but an FCNHead without convs',
+        'set model.decode_head.channels=499'
+    ], {
+        'model.decode_head.in_channels': 499,
+        'model.decode_head.channels': 499
+    }),
+    # KNet's kernel_generate_head reads the maps inside the decode head
+    # (was unchecked: a shape error in the first step)
+    'knet_inner_head':
+    ('mmseg::knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py', {
+        'model.auxiliary_head.in_channels': 499
+    }, [
+        'model.decode_head.kernel_generate_head.in_channels=2048 for '
+        'in_index=3', 'set model.decode_head.kernel_generate_head.'
+        'in_channels=998'
+    ], {
+        'model.auxiliary_head.in_channels': 499,
+        'model.decode_head.kernel_generate_head.in_channels': 998
+    }),
+    # mmpretrain classifiers: VGG classifies in its backbone (ClsHead has
+    # no layer, no neck); ResNet's head width; MLP-Mixer pools tokens
+    # (was: 'mat1 and mat2 shapes cannot be multiplied' in the first step,
+    # or 998 logits for 1000 classes)
+    'vgg_classifier': ('mmpretrain::vgg/vgg11_8xb32_in1k.py', {}, [
+        'model.head is a ClsHead, which has no classifier layer',
+        "set model.head=dict(_delete_=True, type='LinearClsHead', "
+        "num_classes=1000, in_channels=998",
+        "set model.neck=dict(_delete_=True, type='GlobalAveragePooling')"
+    ], {
+        'model.head':
+        dict(
+            _delete_=True,
+            type='LinearClsHead',
+            num_classes=1000,
+            in_channels=998),
+        'model.neck':
+        dict(_delete_=True, type='GlobalAveragePooling')
+    }),
+    'mixer_token_pooling':
+    ('mmpretrain::mlp_mixer/mlp-mixer-base-p16_64xb64_in1k.py', {}, [
+        'model.neck.dim=1 pools token sequences', 'set model.neck.dim=2',
+        'model.head.in_channels=768 but it reads the last SLaK output',
+        'set model.head.in_channels=998'
+    ], {
+        'model.neck.dim': 2,
+        'model.head.in_channels': 998
+    }),
+    # CornerNet's head reads HourglassNet's stride-4 maps, one width (was:
+    # 'put a neck', no setting named)
+    'cornernet_single_map':
+    ('mmdet::cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py', {
+        'model.bbox_head.in_channels': 998
+    }, [
+        'model.bbox_head.in_channels=998 but the maps it reads differ in '
+        'width', 'set model.backbone.out_indices=(0,) and '
+        'model.bbox_head.in_channels=124 and '
+        'model.bbox_head.num_feat_levels=1'
+    ], {
+        'model.backbone.out_indices': (0, ),
+        'model.bbox_head.in_channels': 124,
+        'model.bbox_head.num_feat_levels': 1
     }),
 }
 

@@ -42,8 +42,20 @@ def _norm_types(node):
     return {
         d['type']
         for d in iter_dicts(node)
-        if isinstance(d.get('type'), str) and d['type'] in ('BN', 'SyncBN')
+        if isinstance(d.get('type'), str) and d['type'] in ('BN', 'SyncBN',
+                                                            'MMSyncBN')
     }
+
+
+def test_mmcv_sync_bn_becomes_bn_on_one_process():
+    """Simple Copy-Paste's heads use mmcv's MMSyncBN: one process has no
+    group for it (was: 'Default process group has not been initialized');
+    replace_sync_bn turns it into BN as it does SyncBN."""
+    cfg = load_config('mmdet::simple_copy_paste/mask-rcnn_r50_fpn_'
+                      'rpn-2conv_4conv1fc_syncbn-all_32xb2-ssj-270k_coco.py')
+    assert _norm_types(cfg.model) == {'SyncBN', 'MMSyncBN'}
+    replace_sync_bn(cfg)
+    assert _norm_types(cfg.model) == {'BN'}
 
 
 def _first_variable(rel):

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from slak_mm.checkpoint import load_checkpoint_safely
-from slak_mm.config import load_config
+from slak_mm.config import load_config, scale_down
 from slak_mm.datasets import generate_coco
 from tests.tool_runner import ROOT, run_tool
 
@@ -117,42 +117,13 @@ CASES = {
 }
 
 
-def small_sizes(node, size):
-    """Every image size in a pipeline or data preprocessor made ``size``
-    (the stock 512-1333 px would take minutes per step on a CPU)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ('scale', 'crop_size', 'size', 'img_scale'):
-                node[key] = (size, size)
-            elif key == 'scales':
-                node[key] = [
-                    size if isinstance(v, int) else (size, size)
-                    for v in value[:1]
-                ]
-            else:
-                small_sizes(value, size)
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            small_sizes(item, size)
-
-
 def small_copy(name, size, tmp_path):
     """The integration config as a user trying it on a laptop would shrink
-    it: its pipelines and data preprocessor at ``size`` px, two images per
-    batch, no workers, 2 iterations or 1 epoch (written next to the test;
-    tools read the copy)."""
+    it (slak_mm.config.scale_down: its pipelines and data preprocessor at
+    ``size`` px, two images per batch, no workers, 2 iterations or 1
+    epoch), written next to the test; tools read the copy."""
     cfg = load_config(osp.join(ROOT, CONFIGS, f'{name}.py'))
-    if cfg.train_cfg.type == 'IterBasedTrainLoop':
-        cfg.train_cfg.max_iters = 2
-    else:
-        cfg.train_cfg.max_epochs = 1
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        if loader:
-            small_sizes(loader.dataset, size)
-            loader.update(
-                batch_size=2, num_workers=0, persistent_workers=False)
-    small_sizes(cfg.model.data_preprocessor, size)
+    scale_down(cfg, size)
     path = str(tmp_path / f'{name}.py')
     cfg.dump(path)
     return path
@@ -272,3 +243,26 @@ def test_packaged_config_by_its_scoped_name():
     assert cfg.train_dataloader.dataset.data_root == '/data/ade/'
     with pytest.raises(FileNotFoundError, match='no_such_config.py'):
         load_config('mmseg::sem_fpn/no_such_config.py')
+
+
+def test_bases_in_folders_mmengine_cannot_name(tmp_path):
+    """mmengine matches ``SCOPE::path`` with ``\\w*::\\w*/\\w*``: mmdet's
+    'gn+ws' and 'legacy_1.x' folders failed as bases ("... please specify
+    the package name and relative config path"); after ``import slak_mm``
+    they are read from the package's configs folder, in its scope."""
+    from mmengine.config import Config
+    user = tmp_path / 'user.py'
+    user.write_text(
+        "_base_ = ['mmdet::gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py',\n"
+        "          'slak_mm::_base_/slak_t_drop_in.py']\n"
+        'model = dict(backbone=dict(_delete_=True, **_base_.slak_t))\n')
+    cfg = Config.fromfile(str(user))
+    assert cfg.model.backbone.type == 'SLaK'
+    assert cfg.model.neck.norm_cfg.type == 'GN'  # the base's
+    assert cfg.default_scope == 'mmdet'
+    user.write_text(
+        "_base_ = 'mmdet::legacy_1.x/retinanet_r50_fpn_1x_coco_v1.py'\n")
+    assert Config.fromfile(str(user)).model.type == 'RetinaNet'
+    user.write_text("_base_ = 'mmdet::gn+ws/no_such_config.py'\n")
+    with pytest.raises(ValueError, match='specify the package name'):
+        Config.fromfile(str(user))

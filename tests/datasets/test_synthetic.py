@@ -340,6 +340,18 @@ def test_imagenet_read_by_mmpretrain(tmp_path):
             assert {o.cls.name
                     for o in scene.objects} == {wnids[info['gt_label']]
                                                 } == {wnids[(index - 1) % 6]}
+    # mmpretrain's ImageNet (the packaged configs' type) reads meta/*.txt:
+    # the same images and labels, among ImageNet-1K's 1000 classes
+    for split, num in (('train', 7), ('val', 2)):
+        imagenet = mmpretrain_datasets.ImageNet(
+            data_root=out, split=split, lazy_init=False)
+        folders = mmpretrain_datasets.CustomDataset(
+            data_root=out, data_prefix=split, lazy_init=False)
+        assert len(imagenet.CLASSES) == 1000 and len(imagenet) == num
+        assert sorted((info['img_path'], info['gt_label'])
+                      for info in imagenet.load_data_list()) == sorted(
+                          (info['img_path'], info['gt_label'])
+                          for info in folders.load_data_list())
 
 
 @pytest.mark.filterwarnings('ignore:__array__ implementation')

@@ -16,7 +16,7 @@ from mmengine.registry import DefaultScope
 
 import slak_mm  # noqa: F401
 from slak_mm.config import adapt_amp, load_config
-from tests.common import ROOT, tiny_slak
+from tests.common import ROOT, tiny_slak, tiny_slak_args
 
 NAME = 'SLaKLearningRateDecayOptimizerConstructor'
 SCOPES = ('mmseg', 'mmdet')
@@ -294,3 +294,35 @@ def test_drop_in_recipe_composes_with_the_stock_wrapper(
         assert summary.levelno == logging.WARNING
         assert 'paramwise_cfg.bias_lr_mult=2.0' in line
         assert found['decode_head.cls.bias'][0] == pytest.approx(1e-4)
+
+
+def test_mmpretrain_layer_decay_reads_slak_layer_depths():
+    """mmpretrain's LearningRateDecayOptimWrapperConstructor (its ViT /
+    ConvNeXt fine-tuning configs) asks the backbone for get_layer_depth:
+    SLaK answers with ConvNeXt's rule (was: "The backbone SLaK doesn't
+    support `get_layer_depth` by now")."""
+    registry = pytest.importorskip('mmpretrain.registry')
+    import slak_mm.models.classifiers  # noqa: F401 (SLaK in mmpretrain)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = registry.MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='SLaK', **tiny_slak_args()),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=5,
+                          in_channels=32)))
+        constructor = registry.OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(
+                type='LearningRateDecayOptimWrapperConstructor',
+                optim_wrapper_cfg=dict(
+                    type='OptimWrapper',
+                    optimizer=dict(
+                        type='AdamW', lr=BASE_LR, weight_decay=BASE_WD)),
+                paramwise_cfg=dict(layer_decay_rate=DECAY)))
+        groups = constructor(model).optimizer.param_groups
+    lr = {g['param_name']: g['lr'] for g in groups}
+    # ConvNeXt's rule, 6 layers + 2: downsample 0 is layer 0, the head last
+    assert lr[DOWNSAMPLE0] == pytest.approx(BASE_LR * DECAY**7)
+    assert lr['backbone.stages.3.0.pwconv1.weight'] == pytest.approx(BASE_LR *
+                                                                     DECAY)
+    assert lr['head.fc.weight'] == pytest.approx(BASE_LR)

@@ -171,6 +171,8 @@ def environ_writes(source):
 ALLOWED = {
     ('slak_mm/cli.py', 'os.environ[UNSAFE_LOAD_ENV] = '),  # --unsafe-load
     ('slak_mm/cli.py', "os.environ.setdefault('LOCAL_RANK'"),  # --local_rank
+    # a compat trial's forked process of its own, as --unsafe-load
+    ('slak_mm/compat/trial.py', 'os.environ[UNSAFE_LOAD_ENV] = '),
 }
 
 

@@ -2,13 +2,13 @@
 the transforms of a pipeline, the classes a dataset yields and the paths
 it reads (mmengine's rules, without building anything)."""
 import os.path as osp
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, List, Optional
 
 from slak_mm.registry import registered_class
 
 __all__ = [
-    'dataset_class', 'dataset_classes', 'join_root', 'leaf_dataset_cfgs',
-    'pipeline_transforms'
+    'dataset_class', 'dataset_classes', 'dataset_paths', 'join_root',
+    'leaf_dataset_cfgs', 'pipeline_transforms'
 ]
 
 
@@ -89,6 +89,24 @@ def dataset_classes(ds: dict,
         classes = (getattr(cls, 'METAINFO', None) or {}).get(key)
     return tuple(classes) if isinstance(classes, (list, tuple)) and \
         classes else None
+
+
+def dataset_paths(ds: dict) -> List[str]:
+    """The ``ann_file`` and ``data_prefix`` paths a dataset config reads,
+    relative to its ``data_root``.
+
+    Args:
+        ds (dict): A leaf dataset config.
+
+    Returns:
+        list[str]: The paths.
+    """
+    paths = [ds['ann_file']] if isinstance(ds.get('ann_file'), str) else []
+    prefix = ds.get('data_prefix') or {}
+    if isinstance(prefix, str):
+        prefix = dict(img_path=prefix)
+    paths += [p for p in prefix.values() if isinstance(p, str)]
+    return paths
 
 
 def join_root(root: str, path: Optional[str]) -> Optional[str]:

@@ -244,6 +244,22 @@ class SLaK(network.SLaK, BaseModule):
                     m.eval()
         return self
 
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> tuple:
+        """The layer depth of a parameter, for mmpretrain's layer-decay
+        constructor (``LearningRateDecayOptimWrapperConstructor``): the rule
+        of mmpretrain's ConvNeXt, whose parameter names and ``depths`` SLaK
+        keeps (imported here: mmpretrain is optional).
+
+        Args:
+            param_name (str): The parameter's name.
+            prefix (str): The backbone's prefix in it (``'backbone.'``).
+
+        Returns:
+            tuple[int, int]: The layer depth and the number of layers.
+        """
+        from mmpretrain.models.backbones import ConvNeXt
+        return ConvNeXt.get_layer_depth(self, param_name, prefix)
+
     def switch_to_deploy(self) -> None:
         """Merge every large kernel's branches for inference, in place (see
         :meth:`slak_mm.network.SLaK.switch_to_deploy`); frozen stages stay
