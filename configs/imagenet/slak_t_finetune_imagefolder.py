@@ -2,8 +2,7 @@
 # ImageNet-1K checkpoint on an ImageNet-style folder of your own classes
 # (data_root/{train,val}/<class>/*.JPEG):
 #   python tools/train.py configs/imagenet/slak_t_finetune_imagefolder.py \
-#       --cfg-options data_root=DIR model.head.num_classes=N \
-#       model.data_preprocessor.num_classes=N
+#       --cfg-options data_root=DIR num_classes=N
 #   python tools/test.py configs/imagenet/slak_t_finetune_imagefolder.py \
 #       work_dirs/slak_t_finetune_imagefolder/epoch_30.pth   # accuracy/top1
 # The backbone loads the official weights (sparse: its zeros stay zero, the

@@ -30,7 +30,7 @@ from .bases import base_clash_line, base_files, config_keys
 from .checks import (CHECKS, check_datasets, check_num_classes,
                      check_train_cfg, checks_to_run, head_num_classes)
 from .loading import (dict_option_problem, load_config, not_a_config,
-                      rebind_value)
+                      rebind_key, rebind_value)
 from .model_checks import (Problem, backbone_neck_problems,
                            check_backbone_neck, slak_feature_maps)
 from .run_config import RUN_STEPS, PreparedRun, RunOptions, prepare_run_config
@@ -47,7 +47,7 @@ __all__ = [
     'enable_tta', 'enable_visualization', 'head_num_classes', 'iter_dicts',
     'load_config', 'not_a_config', 'packaged_config_folder',
     'partial_load_allowed', 'prepare_run_config', 'read_scoped_bases',
-    'rebind_value', 'register_config_scopes', 'remove_created_folders',
+    'rebind_key', 'rebind_value', 'register_config_scopes', 'remove_created_folders',
     'replace_sync_bn', 'save_predictions', 'scale_down', 'set_work_dir',
     'shrink_sizes', 'slak_feature_maps'
 ]

@@ -254,13 +254,41 @@ def rebind_value(node: Any, old: str, new: str) -> Any:
     return node
 
 
+def rebind_key(node: Any, key: str, old: Any, new: Any) -> None:
+    """Set ``new`` in place of ``old`` wherever a dict under ``node`` holds
+    ``old`` at ``key`` (a number variable such as ``num_classes``, whose
+    value alone could be any other count).
+
+    Args:
+        node (Any): A config node; dicts are changed in place.
+        key (str): The key, the variable's name.
+        old (Any): The value to replace.
+        new (Any): Its replacement.
+    """
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key and value == old and _is_number(value):
+                node[name] = new
+            else:
+                rebind_key(value, key, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            rebind_key(value, key, old, new)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config and apply ``--cfg-options``.
 
     A top-level string variable named in ``cfg_options`` (for example
     ``checkpoint`` or ``data_root``) is replaced everywhere its old value was
     used, also as the leading path of longer strings
-    (``data_root + '/annotations/...'``), not only at the top level.
+    (``data_root + '/annotations/...'``), not only at the top level. A
+    top-level number variable (``num_classes``) is replaced where a key of
+    its name held its value (``model.head.num_classes``).
     ``--cfg-options`` reads ``data_root=2016`` as the number 2016; a number
     given for a ``data_root`` key (also a nested one) is taken as the path
     it spells (``'2016'``).
@@ -299,6 +327,11 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
             new = cfg_options.pop(key)
             for top_key in list(cfg.keys()):
                 cfg[top_key] = rebind_value(cfg[top_key], old, new)
+            cfg[key] = new
+        elif _is_number(old) and _is_number(cfg_options[key]):
+            new = cfg_options.pop(key)
+            for top_key in list(cfg.keys()):
+                rebind_key(cfg[top_key], key, old, new)
             cfg[key] = new
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

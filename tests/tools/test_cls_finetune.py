@@ -63,15 +63,13 @@ def test_finetune_then_test_reports_accuracy(imagenet, tmp_path):
 
 
 def test_finetune_config_reads_an_imagenet_folder(imagenet):
-    """The SLaK-T fine-tuning config, pointed at a folder of 6 classes,
-    passes the pre-run checks (nothing built)."""
-    cfg = load_config(
-        FINETUNE, {
-            'data_root': imagenet,
-            'model.head.num_classes': 6,
-            'model.data_preprocessor.num_classes': 6
-        })
+    """The SLaK-T fine-tuning config, pointed at a folder of 6 classes by
+    its two variables, passes the pre-run checks (nothing built)."""
+    cfg = load_config(FINETUNE, {'data_root': imagenet, 'num_classes': 6})
     assert cfg.train_dataloader.dataset.data_root == imagenet
+    # the variable re-binds the keys of its name that held its value
+    assert cfg.model.head.num_classes == 6
+    assert cfg.model.data_preprocessor.num_classes == 6
     assert cfg.model.backbone.init_cfg.checkpoint == cfg.checkpoint
     check_datasets(cfg)
     check_num_classes(cfg)
