@@ -47,7 +47,7 @@ __all__ = [
     'enable_tta', 'enable_visualization', 'head_num_classes', 'iter_dicts',
     'load_config', 'not_a_config', 'packaged_config_folder',
     'partial_load_allowed', 'prepare_run_config', 'read_scoped_bases',
-    'rebind_key', 'rebind_value', 'register_config_scopes', 'remove_created_folders',
-    'replace_sync_bn', 'save_predictions', 'scale_down', 'set_work_dir',
-    'shrink_sizes', 'slak_feature_maps'
+    'rebind_key', 'rebind_value', 'register_config_scopes',
+    'remove_created_folders', 'replace_sync_bn', 'save_predictions',
+    'scale_down', 'set_work_dir', 'shrink_sizes', 'slak_feature_maps'
 ]
