@@ -112,10 +112,11 @@ def _stand_in(package: str, split: str, ds: dict, roots: Dict[str, str],
     train = split == 'train'
     pipeline = ds.get('pipeline', [])
     if package == 'mmdet':
-        names = _names([c.name for c in COCO_CLASSES],
-                       [c['name'] for c in COCO_CATEGORIES], count or 80)
+        drawn = [c.name for c in COCO_CLASSES]
+        names = _names(drawn, [c['name'] for c in COCO_CATEGORIES], count
+                       or 80)
         part = 'train2017' if train else 'val2017'
-        return None if len(names) < (count or 80) else dict(
+        return None if len(names) < max(count or 80, len(drawn)) else dict(
             type='CocoDataset',
             data_root=roots['coco'],
             ann_file=f'annotations/instances_{part}.json',
@@ -128,16 +129,18 @@ def _stand_in(package: str, split: str, ds: dict, roots: Dict[str, str],
         from mmseg.datasets import ADE20KDataset
         ade = list(ADE20KDataset.METAINFO['classes'])
         drawn = [ade[c.dataset_id - 1] for c in ADE20K_CLASSES]
-        names = _names([ade[ADE20K_BACKGROUND.dataset_id - 1]] + drawn, ade,
-                       count or len(ade))
+        drawn = [ade[ADE20K_BACKGROUND.dataset_id - 1]] + drawn
+        names = _names(drawn, ade, count or len(ade))
         part = 'training' if train else 'validation'
-        return None if len(names) < (count or len(ade)) else dict(
-            type='ADE20KDataset',
-            data_root=roots['ade20k'],
-            data_prefix=dict(
-                img_path=f'images/{part}', seg_map_path=f'annotations/{part}'),
-            metainfo=dict(classes=names),
-            pipeline=pipeline)
+        return None if len(names) < max(
+            count or len(ade), len(drawn)) else dict(
+                type='ADE20KDataset',
+                data_root=roots['ade20k'],
+                data_prefix=dict(
+                    img_path=f'images/{part}',
+                    seg_map_path=f'annotations/{part}'),
+                metainfo=dict(classes=names),
+                pipeline=pipeline)
     names = [type_name(t) for t in pipeline_transforms(pipeline)]
     if 'LoadImageFromFile' not in names:  # CIFAR / MNIST hold arrays
         pipeline = [

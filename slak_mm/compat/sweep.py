@@ -222,6 +222,8 @@ def run_sweep(
     if not families:
         raise ValueError(f'no packaged family of {list(packages)} matches '
                          f'{list(patterns)}')
+    # absolute: the trials join paths under the data roots (proposal files)
+    work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     roots = generate_sweep_data(osp.join(work_dir, 'data'))
     fresh = run_families(families, roots, work_dir, jobs, timeout, memory_gb,

@@ -23,6 +23,7 @@ from mmengine.logging import print_log
 
 from slak_mm.datasets.checks import (check_dataset_files, check_dataset_paths,
                                      dataset_classes, leaf_dataset_cfgs)
+from slak_mm.registry import type_name
 
 __all__ = [
     'CHECKS', 'checks_to_run', 'check_datasets', 'check_num_classes',
@@ -101,13 +102,17 @@ def check_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
 #: mmdet's ``NumClassCheckHook`` skips the RPN head, a VGG backbone and
 #: HTC's ``FusedSemanticHead``).
 _NOT_CLASS_COUNTS = ('backbone', 'neck', 'rpn_head', 'semantic_head')
+#: Heads whose ``num_classes`` is their own task's, whatever the data:
+#: STDC's detail head tells boundary from not (``num_classes=2``).
+_OWN_CLASS_COUNT_HEADS = ('STDCHead', )
 
 
 def head_num_classes(node: Any,
                      where: str = 'model') -> Iterator[Tuple[str, int]]:
     """``(key, num_classes)`` of every part of a model config whose
     ``num_classes`` is the datasets' class count (cascade stages and inner
-    heads included; not those of :data:`_NOT_CLASS_COUNTS`).
+    heads included; not those of :data:`_NOT_CLASS_COUNTS` and
+    :data:`_OWN_CLASS_COUNT_HEADS`).
 
     Args:
         node (Any): The model config (or a part of it).
@@ -118,7 +123,8 @@ def head_num_classes(node: Any,
         .num_classes'``) and value.
     """
     if isinstance(node, dict):
-        if isinstance(node.get('num_classes'), int):
+        if isinstance(node.get('num_classes'),
+                      int) and type_name(node) not in _OWN_CLASS_COUNT_HEADS:
             yield f'{where}.num_classes', node['num_classes']
         for key, value in node.items():
             if key not in _NOT_CLASS_COUNTS:

@@ -667,6 +667,8 @@ class _Fit:
                 [{
                     'model.head': linear
                 }] if classes else [])
+        if isinstance(neck, (list, tuple)):
+            return  # a chain (HRNet's HRFuseScales, then pooling): not modelled
         if neck is None and not any(
                 k.__name__ in MAP_HEADS
                 for k in getattr(self._class(head), '__mro__', ())):

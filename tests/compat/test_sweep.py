@@ -10,9 +10,11 @@ import os.path as osp
 import time
 
 import pytest
+from mmengine.config import Config
 
 from slak_mm.compat import Family, Result
 from slak_mm.compat import sweep as sweep_module
+from slak_mm.compat.data import use_synthetic_data
 from slak_mm.compat.report import render_report, summary
 from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS
 from tests.tool_runner import run_tool
@@ -136,3 +138,29 @@ def test_fixed_causes_name_tests_that_exist():
             node.name
             for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
         }, test
+
+
+def test_fewer_classes_than_drawn_take_every_drawn_class(tmp_path):
+    """A one-class detector on data the generator does not write (the MOT
+    and WIDER FACE configs): the stand-in keeps every class its images
+    show and the heads follow (was: the first class only, which the small
+    test split may not show: "none of its 3 annotations is usable")."""
+    cfg = Config(
+        dict(
+            default_scope='mmdet',
+            model=dict(
+                type='RetinaNet',
+                bbox_head=dict(type='RetinaHead', num_classes=1)),
+            train_dataloader=dict(
+                dataset=dict(
+                    type='CocoDataset',
+                    data_root='data/MOT17',
+                    ann_file='annotations/half-train_cocoformat.json',
+                    metainfo=dict(classes=('pedestrian', )),
+                    pipeline=[]))))
+    roots = {'coco': str(tmp_path)}
+    assert use_synthetic_data(cfg, 'mmdet', roots)
+    dataset = cfg.train_dataloader.dataset
+    assert (dataset.type, dataset.data_root) == ('CocoDataset', str(tmp_path))
+    assert len(dataset.metainfo['classes']) == 80
+    assert cfg.model.bbox_head.num_classes == 80

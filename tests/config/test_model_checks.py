@@ -8,7 +8,8 @@ import pytest
 
 from slak_mm.config import (CHECKS, backbone_neck_problems,
                             check_backbone_neck, check_num_classes,
-                            checks_to_run, load_config, slak_feature_maps)
+                            checks_to_run, head_num_classes, load_config,
+                            slak_feature_maps)
 from slak_mm.models.backbones.slak import SLaK
 from tests.common import DEMO_CONFIG
 from tests.tool_runner import ROOT, run_tool
@@ -452,3 +453,33 @@ def test_stock_configs_with_slak_wrong_refused_fixed_pass(case, tmp_path):
     for text in expected:
         assert text in message, message
     check_backbone_neck(load_config(str(top), fixed))  # passes
+
+
+def test_a_neck_chain_is_not_judged_as_one_neck(tmp_path):
+    """mmpretrain's HRNet classifier pools through a list of necks
+    (HRFuseScales, then GlobalAveragePooling): the classifier check leaves
+    the chain alone (was: "'list' object has no attribute 'get'")."""
+    top = tmp_path / 'slak_top.py'
+    top.write_text("_base_ = ['mmpretrain::hrnet/hrnet-w18_4xb32_in1k.py']\n"
+                   "model = dict(backbone=dict(_delete_=True, type='SLaK', "
+                   "arch='tiny'))\n")
+    cfg = load_config(str(top))
+    assert [n['type'] for n in cfg.model.neck
+            ] == ['HRFuseScales', 'GlobalAveragePooling']
+    assert backbone_neck_problems(cfg) == []
+
+
+def test_stdc_detail_head_is_no_class_count():
+    """STDC's detail head tells boundary from not (num_classes=2) whatever
+    the data: not compared with the datasets' classes (was: refused on
+    every dataset but a binary one)."""
+    model = dict(
+        decode_head=dict(type='FCNHead', num_classes=19),
+        auxiliary_head=[
+            dict(type='FCNHead', num_classes=19),
+            dict(type='mmseg.STDCHead', num_classes=2)
+        ])
+    assert list(head_num_classes(model)) == [
+        ('model.decode_head.num_classes', 19),
+        ('model.auxiliary_head.0.num_classes', 19)
+    ]
