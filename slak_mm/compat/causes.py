@@ -82,6 +82,15 @@ CAUSES = (
         'two ground-truth boxes (the synthetic images have 0-4 people; '
         'CrowdHuman has crowds) stops it'),
     Cause(
+        'upstream', "CrowdDet's predictions carry float labels",
+        r'list indices must be integers or slices, not numpy\.float32 @ '
+        r'mmdet/evaluation/metrics/coco_metric', 'mmdet',
+        'MultiInstanceBBoxHead returns its labels as float32, with which '
+        "CocoMetric indexes its category ids (the sweep tests every "
+        "detector with CocoMetric on synthetic COCO; CrowdDet's own configs "
+        'evaluate with CrowdHumanMetric, which reads boxes and scores '
+        'only): it trains with SLaK; its test needs CrowdHuman data'),
+    Cause(
         'upstream', "C4 shared head: ResNet's input width is fixed",
         r'expected input\[\d+, \d+, \d+, \d+\] to have 1024 channels', 'mmdet',
         "Faster R-CNN C4's RoI head runs ResNet's stage 4 (ResLayer), whose "

@@ -102,6 +102,24 @@ def _names(drawn: List[str], others: List[str], count: int) -> tuple:
     return tuple((drawn + rest)[:count])
 
 
+def _coco_classes_shown(coco: str) -> List[str]:
+    """The classes the synthetic COCO images show, those in both splits
+    first: a stand-in with fewer classes (a one-class detector) keeps ones
+    its one test image shows."""
+    shown = []
+    for split in ('train2017', 'val2017'):
+        with open(osp.join(coco, 'annotations',
+                           f'instances_{split}.json')) as f:
+            shown.append(
+                {a['category_id']
+                 for a in json.load(f)['annotations']})
+    in_both = shown[0] & shown[1]
+    return [
+        c.name for c in sorted(
+            COCO_CLASSES, key=lambda c: c.dataset_id not in in_both)
+    ]
+
+
 def _stand_in(package: str, split: str, ds: dict, roots: Dict[str, str],
               count: Optional[int]) -> Optional[dict]:
     """The synthetic dataset of the task in place of ``ds`` (its pipeline
@@ -112,11 +130,11 @@ def _stand_in(package: str, split: str, ds: dict, roots: Dict[str, str],
     train = split == 'train'
     pipeline = ds.get('pipeline', [])
     if package == 'mmdet':
-        drawn = [c.name for c in COCO_CLASSES]
-        names = _names(drawn, [c['name'] for c in COCO_CATEGORIES], count
-                       or 80)
+        names = _names(
+            _coco_classes_shown(roots['coco']),
+            [c['name'] for c in COCO_CATEGORIES], count or 80)
         part = 'train2017' if train else 'val2017'
-        return None if len(names) < max(count or 80, len(drawn)) else dict(
+        return None if len(names) < (count or 80) else dict(
             type='CocoDataset',
             data_root=roots['coco'],
             ann_file=f'annotations/instances_{part}.json',
@@ -129,18 +147,16 @@ def _stand_in(package: str, split: str, ds: dict, roots: Dict[str, str],
         from mmseg.datasets import ADE20KDataset
         ade = list(ADE20KDataset.METAINFO['classes'])
         drawn = [ade[c.dataset_id - 1] for c in ADE20K_CLASSES]
-        drawn = [ade[ADE20K_BACKGROUND.dataset_id - 1]] + drawn
-        names = _names(drawn, ade, count or len(ade))
+        names = _names([ade[ADE20K_BACKGROUND.dataset_id - 1]] + drawn, ade,
+                       count or len(ade))
         part = 'training' if train else 'validation'
-        return None if len(names) < max(
-            count or len(ade), len(drawn)) else dict(
-                type='ADE20KDataset',
-                data_root=roots['ade20k'],
-                data_prefix=dict(
-                    img_path=f'images/{part}',
-                    seg_map_path=f'annotations/{part}'),
-                metainfo=dict(classes=names),
-                pipeline=pipeline)
+        return None if len(names) < (count or len(ade)) else dict(
+            type='ADE20KDataset',
+            data_root=roots['ade20k'],
+            data_prefix=dict(
+                img_path=f'images/{part}', seg_map_path=f'annotations/{part}'),
+            metainfo=dict(classes=names),
+            pipeline=pipeline)
     names = [type_name(t) for t in pipeline_transforms(pipeline)]
     if 'LoadImageFromFile' not in names:  # CIFAR / MNIST hold arrays
         pipeline = [

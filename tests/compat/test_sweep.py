@@ -16,7 +16,7 @@ from slak_mm.compat import Family, Result
 from slak_mm.compat import sweep as sweep_module
 from slak_mm.compat.data import use_synthetic_data
 from slak_mm.compat.report import render_report, summary
-from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS
+from slak_mm.datasets.synthetic import SYNTHETIC_LAYOUTS, generate_coco
 from tests.tool_runner import run_tool
 
 #: Cheap families of each framework that train and test with SLaK.
@@ -140,27 +140,35 @@ def test_fixed_causes_name_tests_that_exist():
         }, test
 
 
-def test_fewer_classes_than_drawn_take_every_drawn_class(tmp_path):
-    """A one-class detector on data the generator does not write (the MOT
-    and WIDER FACE configs): the stand-in keeps every class its images
-    show and the heads follow (was: the first class only, which the small
-    test split may not show: "none of its 3 annotations is usable")."""
+def test_a_one_class_detector_keeps_one_class_its_test_image_shows(tmp_path):
+    """A one-class detector on data the generator does not write (the MOT,
+    WIDER FACE, CrowdHuman configs): the stand-in has one class, one that
+    both synthetic splits show (was: the first drawn class, which the one
+    test image did not show: "none of its 3 annotations is usable")."""
+    roots = {'coco': generate_coco(str(tmp_path), num_train=2, num_val=1)}
     cfg = Config(
         dict(
             default_scope='mmdet',
             model=dict(
                 type='RetinaNet',
                 bbox_head=dict(type='RetinaHead', num_classes=1)),
-            train_dataloader=dict(
-                dataset=dict(
-                    type='CocoDataset',
-                    data_root='data/MOT17',
-                    ann_file='annotations/half-train_cocoformat.json',
-                    metainfo=dict(classes=('pedestrian', )),
-                    pipeline=[]))))
-    roots = {'coco': str(tmp_path)}
+            **{
+                f'{split}_dataloader':
+                dict(
+                    dataset=dict(
+                        type='CocoDataset',
+                        data_root='data/MOT17',
+                        ann_file=f'annotations/half-{split}_cocoformat.json',
+                        metainfo=dict(classes=('pedestrian', )),
+                        pipeline=[]))
+                for split in ('train', 'test')
+            }))
     assert use_synthetic_data(cfg, 'mmdet', roots)
-    dataset = cfg.train_dataloader.dataset
-    assert (dataset.type, dataset.data_root) == ('CocoDataset', str(tmp_path))
-    assert len(dataset.metainfo['classes']) == 80
-    assert cfg.model.bbox_head.num_classes == 80
+    dataset = cfg.test_dataloader.dataset
+    assert (dataset.type, dataset.data_root) == ('CocoDataset', roots['coco'])
+    [name] = dataset.metainfo['classes']
+    assert cfg.model.bbox_head.num_classes == 1
+    with open(osp.join(roots['coco'], dataset.ann_file)) as f:
+        coco = json.load(f)
+    ids = {c['name']: c['id'] for c in coco['categories']}
+    assert ids[name] in {a['category_id'] for a in coco['annotations']}
