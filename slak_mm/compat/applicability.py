@@ -28,7 +28,7 @@ TOKEN_READERS = {
     "rescales a plain ViT's single-resolution token maps "
     'into a pyramid (rescales 4, 2, 1, 0.5); SLaK gives a pyramid already',
     'MLANeck':
-    "sums four layers of a plain ViT, all at one resolution "
+    'sums four layers of a plain ViT, all at one resolution '
     '(SETR-MLA); the SLaK maps differ in resolution',
     'DPTHead':
     "reads a ViT's (patch tokens, class token) pairs",

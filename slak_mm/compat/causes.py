@@ -55,7 +55,7 @@ CAUSES = (
         'panopticapi: a git install): install it as the message says; '
         'nothing to do with the backbone'),
     Cause(
-        'upstream', "mmcv op without a CPU kernel",
+        'upstream', 'mmcv op without a CPU kernel',
         r'implementation for device cpu not found', 'mmcv',
         'the head or neck uses a CUDA-only mmcv op (CARAFE, ...): it runs on '
         'a GPU; the sweep runs on the CPU'),
@@ -67,7 +67,7 @@ CAUSES = (
         'level of a 128 px image it stops; at 384 px and more (COCO sizes) '
         'the levels are large enough'),
     Cause(
-        'upstream', "FCNMaskHead pastes no mask for boxes outside the image",
+        'upstream', 'FCNMaskHead pastes no mask for boxes outside the image',
         r'upper bound and lower bound inconsistent with step sign', 'mmdet',
         'after one training step the model predicts boxes beyond the image '
         "edge; mmdet's _do_paste_mask then builds an empty coordinate range "
@@ -77,7 +77,7 @@ CAUSES = (
         'upstream', "CrowdDet's assigner needs two boxes per image",
         r"shape '\[-1, 2\]' is invalid .*@ mmdet/models/task_modules/"
         r'assigners/multi_instance_assigner', 'mmdet',
-        "MultiInstanceAssigner keeps the two best boxes per proposal "
+        'MultiInstanceAssigner keeps the two best boxes per proposal '
         '(num_instance=2) and reshapes to pairs: an image with fewer than '
         'two ground-truth boxes (the synthetic images have 0-4 people; '
         'CrowdHuman has crowds) stops it'),
@@ -86,7 +86,7 @@ CAUSES = (
         r'list indices must be integers or slices, not numpy\.float32 @ '
         r'mmdet/evaluation/metrics/coco_metric', 'mmdet',
         'MultiInstanceBBoxHead returns its labels as float32, with which '
-        "CocoMetric indexes its category ids (the sweep tests every "
+        'CocoMetric indexes its category ids (the sweep tests every '
         "detector with CocoMetric on synthetic COCO; CrowdDet's own configs "
         'evaluate with CrowdHumanMetric, which reads boxes and scores '
         'only): it trains with SLaK; its test needs CrowdHuman data'),
@@ -111,7 +111,7 @@ CAUSES += (
         'upstream', 'the packaged config is a distilled model mmpretrain '
         'does not train', r"doesn't support (to train the distilled|"
         r'training in distillation mode)', 'mmpretrain',
-        "the head classifies with a distillation token (EfficientFormer, "
+        'the head classifies with a distillation token (EfficientFormer, '
         "LeViT, TinyViT '-distill'): mmpretrain only runs it for inference, "
         'with any backbone'),
     Cause(
@@ -127,7 +127,7 @@ CAUSES += (
         'out_indices=(1, 2, 3), neck in_channels=(249, 499, 998) and '
         'auxiliary_head.in_channels=499; the check does not offer it'),
     Cause(
-        'upstream', "LRASPPHead pools with a fixed 49 x 49 window",
+        'upstream', 'LRASPPHead pools with a fixed 49 x 49 window',
         r'Output size is too small', 'mmseg',
         'LRASPPHead (MobileNetV3) average-pools with kernel 49 and stride '
         '(16, 20), made for 512 x 1024 crops: the 64 px images of the sweep '
@@ -143,7 +143,7 @@ CAUSES += (
         'ours', "the check does not model SSD's neck yet", r'ssd_neck.py:\d+',
         '',
         "SSDNeck passes its inputs on with VGG's widths (in_channels must be "
-        "out_channels[:2]) and its extra layers need 300 px images: the fix "
+        'out_channels[:2]) and its extra layers need 300 px images: the fix '
         'is out_indices=(1, 2) with the neck\'s and head\'s channels, which '
         'the check does not offer'),
     Cause(
@@ -159,8 +159,8 @@ CAUSES += (
     Cause(
         'n/a', "TridentNet's detector is its backbone's branches",
         r"object has no attribute 'num_branch'", 'mmdet',
-        "TridentFasterRCNN takes num_branch and test_branch_idx from its "
-        "TridentResNet backbone (three branches sharing weights, one per "
+        'TridentFasterRCNN takes num_branch and test_branch_idx from its '
+        'TridentResNet backbone (three branches sharing weights, one per '
         "scale): the detector is that backbone's design"),
     Cause(
         'n/a', "the head reads its backbone's own branches",
@@ -171,13 +171,13 @@ CAUSES += (
     Cause(
         'n/a', "DetectoRS's RFP neck feeds its backbone back",
         r'@ mmdet/models/necks/rfp\.py', 'mmdet',
-        "the recursive feature pyramid runs DetectoRS_ResNet a second time "
+        'the recursive feature pyramid runs DetectoRS_ResNet a second time '
         'with the pyramid as feedback (its rfp_forward, the image as an '
         'extra input): the neck needs that backbone'),
     Cause(
         'n/a', "ICNet's neck fuses ICNet's resolution branches",
         r'Length of input channels\s+must be 3', 'mmseg',
-        "ICNeck fuses the three image resolutions the ICNet backbone "
+        'ICNeck fuses the three image resolutions the ICNet backbone '
         'runs its own layers on: the backbone is the cascade'),
     Cause(
         'n/a', "UNet's head reads UNet's decoder",
@@ -203,7 +203,7 @@ FIXED = (
      'cannot_name'),
     ('a base\'s ConvNeXt layer-decay constructor with SLaK (mmdet/mmseg '
      'convnext: a bare NotImplementedError while the optimizer is built)',
-     "the model check refuses it first and names optim_wrapper.constructor="
+     'the model check refuses it first and names optim_wrapper.constructor='
      "'SLaKLearningRateDecayOptimizerConstructor'",
      'tests/config/test_model_checks.py::test_convnext_layer_decay_'
      'constructor_refused_with_ours'),
@@ -222,7 +222,7 @@ FIXED = (
      'replace_sync_bn turns it into BN as it does SyncBN',
      'tests/configs/test_det_configs.py::test_mmcv_sync_bn_becomes_bn_on_one_'
      'process'),
-    ("a head that reads the backbone with one width (CornerNet, "
+    ('a head that reads the backbone with one width (CornerNet, '
      "CentripetalNet): refused with 'put a neck' and no setting",
      'the fix is the SLaK output at its stride (4), its width and '
      'num_feat_levels=1',

@@ -668,7 +668,7 @@ class _Fit:
                     'model.head': linear
                 }] if classes else [])
         if isinstance(neck, (list, tuple)):
-            return  # a chain (HRNet's HRFuseScales, then pooling): not modelled
+            return  # a chain (HRNet's HRFuseScales, then pooling): unmodelled
         if neck is None and not any(
                 k.__name__ in MAP_HEADS
                 for k in getattr(self._class(head), '__mro__', ())):

@@ -397,7 +397,7 @@ STOCK = {
     'vgg_classifier': ('mmpretrain::vgg/vgg11_8xb32_in1k.py', {}, [
         'model.head is a ClsHead, which has no classifier layer',
         "set model.head=dict(_delete_=True, type='LinearClsHead', "
-        "num_classes=1000, in_channels=998",
+        'num_classes=1000, in_channels=998',
         "set model.neck=dict(_delete_=True, type='GlobalAveragePooling')"
     ], {
         'model.head':

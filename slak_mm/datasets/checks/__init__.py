@@ -16,8 +16,8 @@ Nothing here decodes an image: checks that need the pixels run where the
 pipeline decodes anyway, in :mod:`slak_mm.datasets.transforms`; what is
 known about image formats is in :mod:`slak_mm.utils.image_formats`.
 """
-from .configs import (dataset_class, dataset_classes, dataset_paths,
-                      join_root, leaf_dataset_cfgs, pipeline_transforms)
+from .configs import (dataset_class, dataset_classes, dataset_paths, join_root,
+                      leaf_dataset_cfgs, pipeline_transforms)
 from .errors import DatasetError
 from .files import check_dataset_files
 from .paths import DATASET_LAYOUTS, IMAGENET_LAYOUT, check_dataset_paths
