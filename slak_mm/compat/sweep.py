@@ -198,7 +198,9 @@ def run_sweep(
 
     The rows are kept in ``work_dir/results.json``: a run of some families
     replaces their rows there and keeps the others, so one family can be
-    rerun after a fix.
+    rerun after a fix. The trials are forked from this process: call it
+    from one that has not run a backward pass (``tools/compat_sweep.py``),
+    since torch refuses autograd in a fork of such a process.
 
     Args:
         work_dir (str): Data, one folder per family, ``results.json``.

@@ -27,8 +27,19 @@ SAMPLE = ('mmdet/retinanet', 'mmseg/sem_fpn', 'mmpretrain/resnet')
 def sample(tmp_path_factory):
     """The tool on the sample: its output and the rows it kept."""
     work = tmp_path_factory.mktemp('compat')
-    proc = run_tool('tools/compat_sweep.py', '--families', *SAMPLE,
-                    '--work-dir', work, '--timeout', '120')
+    # a process of its own, as `make compat` runs it: the sweep forks its
+    # trials, and a fork of a process that has run backward (this test
+    # process, after other tests) cannot run autograd ("Unable to handle
+    # autograd's threading in combination with fork-based multiprocessing")
+    proc = run_tool(
+        'tools/compat_sweep.py',
+        '--families',
+        *SAMPLE,
+        '--work-dir',
+        work,
+        '--timeout',
+        '120',
+        fresh_process=True)
     with open(work / 'results.json') as f:
         rows = {r['family']: Result(**r) for r in json.load(f)}
     return proc, rows, work
