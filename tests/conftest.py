@@ -171,6 +171,7 @@ def _demo_training(request, tmp_path_factory):
     except FileExistsError:  # another worker of this run trains it
         yield dict(folder=folder)
         return
+    from slak_mm.fileio import write_json_atomic
     from tests.tool_runner import start_tool
     ade_root = request.getfixturevalue('ade_root')
     run = dict(
@@ -186,10 +187,10 @@ def _demo_training(request, tmp_path_factory):
             '--cfg-options',
             f'data_root={ade_root}',
             log=log)
-    _write_json(folder / 'run.json', run)
+    write_json_atomic(run, folder / 'run.json')
 
     def report_exit():  # for every worker: the exit status, once known
-        _write_json(folder / 'returncode.json', proc.wait())
+        write_json_atomic(proc.wait(), folder / 'returncode.json')
 
     threading.Thread(target=report_exit, daemon=True).start()
     try:
@@ -200,12 +201,6 @@ def _demo_training(request, tmp_path_factory):
         elif proc.poll() is None:  # the session ended before it did
             proc.kill()
             proc.wait()
-
-
-def _write_json(path, data):
-    with open(f'{path}.tmp', 'w') as f:
-        json.dump(data, f)
-    os.replace(f'{path}.tmp', path)
 
 
 def _wait_for_json(path, timeout=3600):

@@ -30,6 +30,7 @@ from slak_mm.datasets.synthetic import (ADE20K_BACKGROUND, ADE20K_CLASSES,
                                         IMAGENET_CLASSES, generate_ade20k,
                                         generate_coco, generate_imagenet,
                                         generate_voc, synthetic_kind)
+from slak_mm.fileio import atomic_write_bytes
 from slak_mm.registry import type_name
 
 __all__ = ['IMAGE_SIZES', 'generate_sweep_data', 'use_synthetic_data']
@@ -88,8 +89,8 @@ def _write_proposals(coco: str, split: str) -> None:
             bboxes=bboxes,
             scores=np.linspace(1, 0.5, len(bboxes), dtype=np.float32))
     os.makedirs(osp.join(coco, 'proposals'), exist_ok=True)
-    with open(osp.join(coco, 'proposals', f'{split}.pkl'), 'wb') as f:
-        pickle.dump(proposals, f)
+    atomic_write_bytes(
+        pickle.dumps(proposals), osp.join(coco, 'proposals', f'{split}.pkl'))
 
 
 def _with_masks(pipeline) -> bool:

@@ -320,8 +320,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     for key in list(cfg_options):
         old = cfg.get(key) if '.' not in key else None
         value = cfg_options[key]
-        if key.split('.')[-1] == 'data_root' and isinstance(
-                value, (int, float)) and not isinstance(value, bool):
+        if key.split('.')[-1] == 'data_root' and _is_number(value):
             cfg_options[key] = str(value)  # a folder named 2016
         if isinstance(old, str) and isinstance(cfg_options[key], str):
             new = cfg_options.pop(key)
